@@ -1,0 +1,33 @@
+# One-command set-up: `make test` and `make demo` create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU wheel on the LSST laptop/CI platform. On a CUDA machine use e.g.
+#   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: all install test demo docs clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+demo: $(STAMP)
+	$(PY) -m lsst.meas.extensions.madness.demo
+
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html doc doc/_build/html
+
+clean:
+	rm -rf $(VENV) doc/_build build *.egg-info python/*.egg-info
