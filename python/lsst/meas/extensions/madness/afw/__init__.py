@@ -1,0 +1,7 @@
+"""afw-like data model: the class and method names of ``lsst.afw`` and ``lsst.geom``."""
+
+from .geom import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
+from .psf import *  # noqa: F401,F403
+from .exposure import *  # noqa: F401,F403
+from .detection import *  # noqa: F401,F403

@@ -1,0 +1,549 @@
+"""Exposures, single- and multi-band, named as in ``lsst.afw.image`` and ``lsst.afw.multiband``.
+
+A :class:`MultibandExposure` stores its planes as cubes ``(band, y, x)``; indexing one band
+(``mExp["r"]``) or a box (``mExp[:, bbox]``) returns views sharing those cubes, so a
+deblender can cut stamps without copying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .geom import Box2I, Extent2I, Point2D, Point2I
+from .image import DEFAULT_MASK_PLANES, Image, Mask, MaskedImage
+from .psf import ImagePsf
+
+__all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
+
+
+@dataclass(frozen=True)
+class FilterLabel:
+    """The band of an exposure (``exposure.getFilter().bandLabel``)."""
+
+    band: str | None = None
+    physical: str | None = None
+
+    @property
+    def bandLabel(self) -> str | None:
+        return self.band
+
+    @property
+    def physicalLabel(self) -> str | None:
+        return self.physical
+
+    def hasBandLabel(self) -> bool:
+        return self.band is not None
+
+
+class Exposure:
+    """A masked image with its PSF and band.
+
+    Parameters
+    ----------
+    maskedImage
+        The pixels, or a :class:`Box2I` for an empty exposure.
+    psf
+        The PSF model (may be ``None``).
+    band
+        The band label (``"r"``).
+    """
+
+    def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None):
+        if isinstance(maskedImage, Box2I):
+            maskedImage = MaskedImage(maskedImage)
+        self._maskedImage = maskedImage
+        self._psf = psf
+        self._filter = FilterLabel(band=band)
+
+    def getMaskedImage(self) -> MaskedImage:
+        return self._maskedImage
+
+    def setMaskedImage(self, maskedImage: MaskedImage) -> None:
+        self._maskedImage = maskedImage
+
+    def getImage(self) -> Image:
+        return self._maskedImage.image
+
+    def getMask(self) -> Mask:
+        return self._maskedImage.mask
+
+    def getVariance(self) -> Image:
+        return self._maskedImage.variance
+
+    image = property(getImage)
+    mask = property(getMask)
+    variance = property(getVariance)
+    maskedImage = property(getMaskedImage)
+
+    def getPsf(self) -> ImagePsf | None:
+        return self._psf
+
+    def setPsf(self, psf: ImagePsf | None) -> None:
+        self._psf = psf
+
+    def hasPsf(self) -> bool:
+        return self._psf is not None
+
+    def getFilter(self) -> FilterLabel:
+        return self._filter
+
+    def setFilter(self, filterLabel: FilterLabel) -> None:
+        self._filter = filterLabel
+
+    def getBBox(self) -> Box2I:
+        return self._maskedImage.getBBox()
+
+    def getXY0(self) -> Point2I:
+        return self._maskedImage.getXY0()
+
+    def getWidth(self) -> int:
+        return self._maskedImage.getWidth()
+
+    def getHeight(self) -> int:
+        return self._maskedImage.getHeight()
+
+    def getDimensions(self):
+        return self._maskedImage.getDimensions()
+
+    def subset(self, bbox: Box2I) -> "Exposure":
+        return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band)
+
+    def __getitem__(self, bbox: Box2I) -> "Exposure":
+        return self.subset(bbox)
+
+    def clone(self) -> "Exposure":
+        psf = None if self._psf is None else self._psf.clone()
+        return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band)
+
+    @classmethod
+    def readFits(cls, path: str | PathLike, band: str | None = None) -> "Exposure":
+        """Read a single-band LSST-style exposure file (``IMAGE``/``MASK``/``VARIANCE`` HDUs)."""
+        from ..io.exposureFits import readExposureFits
+
+        return readExposureFits(path, band=band)
+
+    def writeFits(self, path: str | PathLike) -> None:
+        """Write a single-band LSST-style exposure file."""
+        from ..io.exposureFits import writeExposureFits
+
+        writeExposureFits(self, path)
+
+    def __repr__(self) -> str:
+        return f"Exposure(band={self._filter.band!r}, bbox={self.getBBox()})"
+
+
+def _bandIndices(bands: tuple[str, ...], key) -> tuple[list[int], bool]:
+    """Band indices addressed by ``key`` and whether a single band (not a list) was asked for."""
+    if isinstance(key, str):
+        if key not in bands:
+            raise KeyError(f"band {key!r} is not one of {bands}")
+        return [bands.index(key)], True
+    if isinstance(key, slice):
+        start = bands.index(key.start) if isinstance(key.start, str) else key.start
+        # Band-name slices include their end, as afw's do.
+        stop = bands.index(key.stop) + 1 if isinstance(key.stop, str) else key.stop
+        return list(range(len(bands)))[slice(start, stop, key.step)], False
+    if isinstance(key, (int, np.integer)):
+        return [int(key)], True
+    indices = []
+    for band in key:
+        indices.extend(_bandIndices(bands, band)[0])
+    return indices, False
+
+
+def _splitKey(key) -> tuple[object, Box2I | None]:
+    if isinstance(key, tuple):
+        if len(key) != 2:
+            raise IndexError(f"index with (bands, bbox), got {len(key)} items")
+        return key[0], key[1]
+    if isinstance(key, Box2I):
+        return slice(None), key
+    return key, None
+
+
+class MultibandImage:
+    """A cube of images, one per band, on a common pixel grid.
+
+    Parameters
+    ----------
+    bands
+        Band labels, one per plane of ``array``.
+    array
+        ``(band, y, x)`` array (wrapped, not copied).
+    xy0
+        Parent position of pixel ``[:, 0, 0]``.
+
+    Examples
+    --------
+    >>> cube = MultibandImage(["g", "r"], np.zeros((2, 5, 6), np.float32), xy0=Point2I(3, 4))
+    >>> cube["r"].getBBox().getMin(), cube[:, Box2I(Point2I(4, 5), Point2I(6, 6))].array.shape
+    (Point2I(x=3, y=4), (2, 2, 3))
+    """
+
+    _single = Image
+
+    def __init__(self, bands: Sequence[str], array: np.ndarray, xy0: Point2I | None = None):
+        bands = tuple(bands)
+        array = np.asarray(array)
+        if array.ndim != 3:
+            raise ValueError(f"{type(self).__name__} needs a (band, y, x) array, got shape {array.shape}")
+        if array.shape[0] != len(bands):
+            raise ValueError(f"{len(bands)} bands {bands} but the array has {array.shape[0]} planes")
+        if len(set(bands)) != len(bands):
+            raise ValueError(f"duplicate band labels in {bands}")
+        self._bands = bands
+        self._array = array
+        self._xy0 = Point2I(0, 0) if xy0 is None else Point2I(*xy0)
+
+    @classmethod
+    def fromImages(cls, bands: Sequence[str], images: Sequence[Image]) -> "MultibandImage":
+        boxes = {image.getBBox() for image in images}
+        if len(boxes) != 1:
+            raise ValueError(f"single-band images have different bounding boxes: {sorted(map(repr, boxes))}")
+        return cls(bands, np.stack([image.array for image in images]), xy0=images[0].getXY0())
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self._bands
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        """Older afw name of :attr:`bands`."""
+        return self._bands
+
+    @property
+    def array(self) -> np.ndarray:
+        return self._array
+
+    @array.setter
+    def array(self, value) -> None:
+        self._array[...] = value
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    def getXY0(self) -> Point2I:
+        return self._xy0
+
+    def getBBox(self) -> Box2I:
+        return Box2I(self._xy0, Extent2I(self._array.shape[2], self._array.shape[1]))
+
+    @property
+    def singles(self) -> list[Image]:
+        return [self[band] for band in self._bands]
+
+    def _makeView(self, bands: tuple[str, ...], array: np.ndarray, xy0: Point2I) -> "MultibandImage":
+        return type(self)(bands, array, xy0=xy0)
+
+    def __getitem__(self, key):
+        bandKey, bbox = _splitKey(key)
+        indices, single = _bandIndices(self._bands, bandKey)
+        array, xy0 = self._array, self._xy0
+        if bbox is not None:
+            if not self.getBBox().contains(bbox):
+                raise IndexError(f"{bbox} is not contained in the bounding box {self.getBBox()}")
+            ys, xs = bbox.getSlices(self._xy0)
+            array, xy0 = array[:, ys, xs], bbox.getMin()
+        if single:
+            return self._makeSingleFrom(array[indices[0]], xy0)
+        if indices == list(range(len(self._bands))):
+            return self._makeView(self._bands, array, xy0)
+        return self._makeView(tuple(self._bands[i] for i in indices), array[indices], xy0)
+
+    def _makeSingleFrom(self, array: np.ndarray, xy0: Point2I) -> Image:
+        return self._single(array, xy0=xy0)
+
+    def clone(self) -> "MultibandImage":
+        return self._makeView(self._bands, self._array.copy(), self._xy0)
+
+    def __len__(self) -> int:
+        return len(self._bands)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MultibandImage):
+            return NotImplemented
+        return (
+            self._bands == other._bands
+            and self.getBBox() == other.getBBox()
+            and np.array_equal(self._array, other._array)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bands={self._bands}, bbox={self.getBBox()})"
+
+
+class MultibandMask(MultibandImage):
+    """A cube of masks sharing one plane dictionary."""
+
+    def __init__(
+        self,
+        bands: Sequence[str],
+        array: np.ndarray,
+        xy0: Point2I | None = None,
+        planes: Mapping[str, int] | None = None,
+    ):
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"MultibandMask needs an integer array, got dtype {array.dtype}")
+        if array.dtype != np.int32:
+            array = array.astype(np.int32)
+        super().__init__(bands, array, xy0=xy0)
+        self._planes: dict[str, int] = dict(DEFAULT_MASK_PLANES if planes is None else planes)
+
+    def _makeSingleFrom(self, array: np.ndarray, xy0: Point2I) -> Mask:
+        mask = Mask(array, xy0=xy0)
+        mask._planes = self._planes
+        return mask
+
+    def _makeView(self, bands, array, xy0) -> "MultibandMask":
+        view = MultibandMask(bands, array, xy0=xy0)
+        view._planes = self._planes
+        return view
+
+    def clone(self) -> "MultibandMask":
+        return MultibandMask(self._bands, self._array.copy(), xy0=self._xy0, planes=self._planes)
+
+    def getMaskPlaneDict(self) -> dict[str, int]:
+        return dict(self._planes)
+
+    def getMaskPlane(self, name: str) -> int:
+        return self._makeSingleFrom(self._array[0], self._xy0).getMaskPlane(name)
+
+    def getPlaneBitMask(self, names: str | Iterable[str]) -> int:
+        return self._makeSingleFrom(self._array[0], self._xy0).getPlaneBitMask(names)
+
+    def addMaskPlane(self, name: str) -> int:
+        return self._makeSingleFrom(self._array[0], self._xy0).addMaskPlane(name)
+
+
+class MultibandExposure:
+    """Exposures of one patch of sky in several bands, on a common pixel grid.
+
+    Parameters
+    ----------
+    bands
+        Band labels in the order of the cubes' first axis.
+    image, mask, variance
+        Cubes of the planes.
+    psfs
+        One PSF per band, or ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bands = ["g", "r"]
+    >>> image = np.ones((2, 20, 30), np.float32)
+    >>> mExp = MultibandExposure.fromArrays(bands, image, np.zeros((2, 20, 30), np.int32), image.copy())
+    >>> mExp["r"].getBBox().getDimensions(), mExp[:, Box2I(Point2I(5, 5), Point2I(9, 9))].image.array.shape
+    (Extent2I(x=30, y=20), (2, 5, 5))
+    """
+
+    def __init__(
+        self,
+        bands: Sequence[str],
+        image: MultibandImage,
+        mask: MultibandMask,
+        variance: MultibandImage,
+        psfs: Sequence[ImagePsf | None] | None = None,
+    ):
+        bands = tuple(bands)
+        for name, plane in (("image", image), ("mask", mask), ("variance", variance)):
+            if plane.bands != bands:
+                raise ValueError(f"{name} bands {plane.bands} differ from {bands}")
+        if not (image.getBBox() == mask.getBBox() == variance.getBBox()):
+            raise ValueError(
+                f"image, mask and variance boxes differ: {image.getBBox()}, {mask.getBBox()}, {variance.getBBox()}"
+            )
+        if psfs is not None and len(psfs) != len(bands):
+            raise ValueError(f"{len(psfs)} PSFs for {len(bands)} bands")
+        self._bands = bands
+        self._image, self._mask, self._variance = image, mask, variance
+        self._psfs: list[ImagePsf | None] = list(psfs) if psfs is not None else [None] * len(bands)
+
+    @classmethod
+    def fromArrays(
+        cls,
+        bands: Sequence[str],
+        image: np.ndarray,
+        mask: np.ndarray | None = None,
+        variance: np.ndarray | None = None,
+        bbox: Box2I | None = None,
+        psfs: Sequence[ImagePsf | np.ndarray] | np.ndarray | None = None,
+        maskPlanes: Mapping[str, int] | None = None,
+    ) -> "MultibandExposure":
+        """Make a multiband exposure from ``(band, y, x)`` arrays.
+
+        ``bbox`` gives the parent position (only its minimum is used; its size must match);
+        missing masks are zero and missing variances are zero. ``psfs`` may be a
+        ``(band, py, px)`` cube of kernels.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3:
+            raise ValueError(f"image must be a (band, y, x) array, got shape {image.shape}")
+        mask = np.zeros(image.shape, np.int32) if mask is None else np.asarray(mask)
+        variance = np.zeros_like(image) if variance is None else np.asarray(variance)
+        for name, plane in (("mask", mask), ("variance", variance)):
+            if plane.shape != image.shape:
+                raise ValueError(f"{name} shape {plane.shape} differs from image shape {image.shape}")
+        xy0 = Point2I(0, 0)
+        if bbox is not None:
+            if (bbox.getHeight(), bbox.getWidth()) != image.shape[1:]:
+                raise ValueError(f"bbox {bbox} does not match the image shape {image.shape[1:]}")
+            xy0 = bbox.getMin()
+        if psfs is not None:
+            psfs = [p if isinstance(p, ImagePsf) else ImagePsf(p) for p in psfs]
+        return cls(
+            bands,
+            MultibandImage(bands, image, xy0),
+            MultibandMask(bands, mask, xy0, planes=maskPlanes),
+            MultibandImage(bands, variance, xy0),
+            psfs,
+        )
+
+    @classmethod
+    def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> "MultibandExposure":
+        """Stack single-band exposures that share a bounding box and mask layout."""
+        bands = tuple(bands)
+        if len(bands) != len(exposures):
+            raise ValueError(f"{len(bands)} bands but {len(exposures)} exposures")
+        boxes = [exposure.getBBox() for exposure in exposures]
+        for band, box in zip(bands, boxes):
+            if box != boxes[0]:
+                raise ValueError(f"exposure for band {band!r} has bbox {box}, band {bands[0]!r} has {boxes[0]}")
+        planes = exposures[0].getMask().getMaskPlaneDict()
+        for band, exposure in zip(bands, exposures):
+            if exposure.getMask().getMaskPlaneDict() != planes:
+                raise ValueError(f"exposure for band {band!r} has a different mask plane layout")
+        xy0 = boxes[0].getMin()
+        return cls(
+            bands,
+            MultibandImage(bands, np.stack([e.getImage().array for e in exposures]), xy0),
+            MultibandMask(bands, np.stack([e.getMask().array for e in exposures]), xy0, planes=planes),
+            MultibandImage(bands, np.stack([e.getVariance().array for e in exposures]), xy0),
+            [e.getPsf() for e in exposures],
+        )
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self._bands
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        return self._bands
+
+    @property
+    def image(self) -> MultibandImage:
+        return self._image
+
+    @property
+    def mask(self) -> MultibandMask:
+        return self._mask
+
+    @property
+    def variance(self) -> MultibandImage:
+        return self._variance
+
+    @property
+    def singles(self) -> list[Exposure]:
+        return [self[band] for band in self._bands]
+
+    def getBBox(self) -> Box2I:
+        return self._image.getBBox()
+
+    def getXY0(self) -> Point2I:
+        return self._image.getXY0()
+
+    def getPsfs(self) -> list[ImagePsf | None]:
+        return list(self._psfs)
+
+    def setAllPsfs(self, psfs: Sequence[ImagePsf]) -> None:
+        if len(psfs) != len(self._bands):
+            raise ValueError(f"{len(psfs)} PSFs for {len(self._bands)} bands")
+        self._psfs = list(psfs)
+
+    def _requirePsfs(self) -> list[ImagePsf]:
+        missing = [band for band, psf in zip(self._bands, self._psfs) if psf is None]
+        if missing:
+            raise ValueError(f"no PSF for band(s) {missing}")
+        return self._psfs  # type: ignore[return-value]
+
+    def computePsfKernelImage(self, position: Point2D | None = None) -> MultibandImage:
+        """Per-band PSF kernels centred on pixel ``(0, 0)``, as a cube."""
+        psfs = self._requirePsfs()
+        images = [psf.computeKernelImage(position) for psf in psfs]
+        return self._psfCube(images)
+
+    def computePsfImage(self, position: Point2D | None = None) -> MultibandImage:
+        """Per-band PSF images centred on ``position`` in parent coordinates, as a cube."""
+        psfs = self._requirePsfs()
+        return self._psfCube([psf.computeImage(position) for psf in psfs])
+
+    def _psfCube(self, images: list[Image]) -> MultibandImage:
+        shapes = {image.array.shape for image in images}
+        if len(shapes) != 1:
+            raise ValueError(f"PSF images have different sizes across bands: {sorted(shapes)}")
+        return MultibandImage(self._bands, np.stack([image.array for image in images]), images[0].getXY0())
+
+    def __getitem__(self, key):
+        bandKey, bbox = _splitKey(key)
+        indices, single = _bandIndices(self._bands, bandKey)
+        if single:
+            index = indices[0]
+            band = self._bands[index]
+            maskedImage = MaskedImage(
+                self._image[band], self._mask[band], self._variance[band]
+            )
+            exposure = Exposure(maskedImage, psf=self._psfs[index], band=band)
+            return exposure if bbox is None else exposure.subset(bbox)
+        bands = tuple(self._bands[i] for i in indices)
+        selector = (list(bands), bbox) if bbox is not None else list(bands)
+        return MultibandExposure(
+            bands,
+            self._image[selector],
+            self._mask[selector],
+            self._variance[selector],
+            [self._psfs[i] for i in indices],
+        )
+
+    def clone(self) -> "MultibandExposure":
+        return MultibandExposure(
+            self._bands,
+            self._image.clone(),
+            self._mask.clone(),
+            self._variance.clone(),
+            [None if psf is None else psf.clone() for psf in self._psfs],
+        )
+
+    def __len__(self) -> int:
+        return len(self._bands)
+
+    @classmethod
+    def readFits(
+        cls, path: str | PathLike | Sequence[str | PathLike], bands: Sequence[str] | None = None
+    ) -> "MultibandExposure":
+        """Read the package's multiband exposure FITS format (see ``doc/file-formats``).
+
+        ``path`` may also be a list of single-band LSST-style exposure files, one per band
+        (bands from ``bands`` or from each file's ``BAND`` header keyword).
+        """
+        from ..io.exposureFits import readExposureFiles, readMultibandExposureFits
+
+        if isinstance(path, (list, tuple)):
+            return readExposureFiles(path, bands=bands)
+        return readMultibandExposureFits(path)
+
+    def writeFits(self, path: str | PathLike) -> None:
+        """Write the package's multiband exposure FITS format."""
+        from ..io.exposureFits import writeMultibandExposureFits
+
+        writeMultibandExposureFits(self, path)
+
+    def __repr__(self) -> str:
+        return f"MultibandExposure(bands={self._bands}, bbox={self.getBBox()})"

@@ -1,0 +1,5 @@
+"""FITS readers and writers for multiband exposures and source catalogues with footprints."""
+
+from .errors import *  # noqa: F401,F403
+from .exposureFits import *  # noqa: F401,F403
+from .catalogFits import *  # noqa: F401,F403
