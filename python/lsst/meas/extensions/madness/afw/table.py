@@ -453,11 +453,14 @@ class SourceCatalog:
                 table[field.name].unit = field.units
         return table
 
-    def writeFits(self, path: str | PathLike) -> None:
-        """Write the catalogue with its footprints (see ``doc/file-formats``)."""
+    def writeFits(self, path: str | PathLike, bbox=None) -> None:
+        """Write the catalogue with its footprints (see ``doc/file-formats``).
+
+        ``bbox`` records the image the footprints belong to (default: a footprint's region).
+        """
         from ..io.catalogFits import writeSourceCatalogFits
 
-        writeSourceCatalogFits(self, path)
+        writeSourceCatalogFits(self, path, bbox=bbox)
 
     @classmethod
     def readFits(cls, path: str | PathLike, bbox=None) -> "SourceCatalog":

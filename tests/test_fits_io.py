@@ -1,0 +1,272 @@
+"""FITS formats: bit-exact round trips, and readers that reject malformed files clearly."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from lsst.meas.extensions.madness import (
+    Box2I,
+    Exposure,
+    Extent2I,
+    FitsFormatError,
+    Footprint,
+    HeavyFootprint,
+    MultibandExposure,
+    MultibandFootprint,
+    Point2I,
+    SourceCatalog,
+    SourceTable,
+    SpanSet,
+    makeHeavyFootprint,
+)
+
+BANDS = ("u", "g", "r", "i", "z", "y")
+
+
+def kernel(sigma, size=13):
+    y, x = np.mgrid[:size, :size] - size // 2
+    k = np.exp(-(x**2 + y**2) / (2 * sigma**2))
+    return (k / k.sum()).astype(np.float32)
+
+
+@pytest.fixture
+def mExposure():
+    rng = np.random.default_rng(42)
+    shape = (len(BANDS), 32, 41)
+    image = rng.normal(size=shape).astype(np.float32)
+    image[2, 10:15, 10:20] += 20.0
+    variance = rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
+    bbox = Box2I(Point2I(1000, -20), Extent2I(41, 32))
+    mExp = MultibandExposure.fromArrays(
+        BANDS, image, None, variance, bbox=bbox, psfs=[kernel(1.0 + 0.1 * i) for i in range(len(BANDS))]
+    )
+    bit = mExp.mask.addMaskPlane("BRIGHT_OBJECT")
+    mExp.mask.array[:, 3, 4] = 1 << bit
+    mExp.mask.array[1, 0, :] |= mExp.mask.getPlaneBitMask("EDGE")
+    return mExp
+
+
+@pytest.fixture
+def catalog(mExposure):
+    schema = SourceTable.makeMinimalSchema()
+    schema.addField("deblend_nChild", type="I", doc="Number of children")
+    schema.addField("flux", type="D", doc="Flux", units="nJy")
+    schema.addField("deblend_skipped", type="Flag", doc="Skipped")
+    schema.addField("deblend_error", type="String", doc="Error class")
+    catalog = SourceCatalog(schema)
+    parent = catalog.addNew()
+    spans = SpanSet.fromMask(mExposure.image.array[2] > 5, xy0=mExposure.getXY0())
+    footprint = Footprint(spans, region=mExposure.getBBox())
+    footprint.addPeak(1012.3, -8.2, 25.0).extra["merge_peak_sky"] = True
+    footprint.addPeak(1016.0, -7.0, 22.0).extra["merge_peak_sky"] = False
+    parent.setFootprint(footprint)
+    parent.set("deblend_nChild", 2)
+    parent.set("flux", np.pi)
+    parent.set("deblend_error", "RuntimeError")
+    for peak in footprint.getPeaks():
+        child = catalog.addNew()
+        child.setParent(parent.getId())
+        childFoot = Footprint(spans, [peak], region=mExposure.getBBox())
+        child.setFootprint(MultibandFootprint.fromImages(mExposure.bands, mExposure, footprint=childFoot))
+    catalog.addNew().set("deblend_skipped", True)  # a record with no footprint
+    return catalog
+
+
+class TestRoundTrips:
+    def test_multiband_exposure_bit_exact(self, mExposure, tmp_path):
+        path = tmp_path / "exposure.fits"
+        mExposure.writeFits(path)
+        back = MultibandExposure.readFits(path)
+        assert back.bands == BANDS and back.getBBox() == mExposure.getBBox()
+        for plane in ("image", "mask", "variance"):
+            original, read = getattr(mExposure, plane).array, getattr(back, plane).array
+            assert read.dtype == original.dtype
+            np.testing.assert_array_equal(read, original)
+        assert back.mask.getMaskPlaneDict() == mExposure.mask.getMaskPlaneDict()
+        assert back.getPsfs() == mExposure.getPsfs()
+        with fits.open(path) as hdus:
+            assert hdus[0].header["BANDS"] == "u,g,r,i,z,y"
+            assert (hdus["IMAGE"].header["LTV1"], hdus["IMAGE"].header["LTV2"]) == (-1000, 20)
+            assert hdus["MASK"].header["MP_EDGE"] == 4
+
+    def test_single_band_files(self, mExposure, tmp_path):
+        paths = []
+        for band in BANDS:
+            path = tmp_path / f"calexp_{band}.fits"
+            mExposure[band].writeFits(path)
+            paths.append(path)
+        single = Exposure.readFits(paths[2])
+        assert single.getFilter().bandLabel == "r"
+        back = MultibandExposure.readFits(paths)
+        assert back.bands == BANDS
+        np.testing.assert_array_equal(back.image.array, mExposure.image.array)
+        np.testing.assert_array_equal(back.mask.array, mExposure.mask.array)
+        assert back.getPsfs() == mExposure.getPsfs()
+
+    def test_catalog_with_heavy_footprints(self, catalog, tmp_path):
+        path = tmp_path / "catalog.fits"
+        catalog.writeFits(path)
+        back = SourceCatalog.readFits(path)
+        assert back.schema == catalog.schema
+        for name in catalog.schema.getNames():
+            np.testing.assert_array_equal(back[name], catalog[name])
+        for original, read in zip(catalog, back):
+            assert type(read.getFootprint()) is type(original.getFootprint())
+            assert read.getFootprint() == original.getFootprint()
+        assert back[0].getFootprint().getPeaks()[1].extra == {"merge_peak_sky": False}
+        assert back[3].getFootprint() is None
+        assert back.schema.find("flux").field.units == "nJy"
+        assert back.getChildren(1)["id"].tolist() == [2, 3]
+
+    def test_single_band_heavy_footprints(self, mExposure, tmp_path):
+        catalog = SourceCatalog(SourceTable.makeMinimalSchema())
+        spans = SpanSet(Box2I(Point2I(1005, -15), Extent2I(6, 3)))
+        heavy = makeHeavyFootprint(Footprint(spans), mExposure["g"].getMaskedImage())
+        catalog.addNew().setFootprint(heavy)
+        path = tmp_path / "heavy.fits"
+        catalog.writeFits(path, bbox=mExposure.getBBox())
+        read = SourceCatalog.readFits(path)[0].getFootprint()
+        assert isinstance(read, HeavyFootprint) and read == heavy
+        target = mExposure.clone()
+        target.image.array[:] = 0
+        read.insert(target["g"].getMaskedImage())
+        inside = spans.asArray(mExposure.getBBox())
+        np.testing.assert_array_equal(target["g"].image.array[inside], mExposure["g"].image.array[inside])
+
+    def test_parent_catalog_without_heavy(self, catalog, tmp_path):
+        parents = SourceCatalog(catalog.schema)
+        parents.append(catalog[0])
+        path = tmp_path / "parents.fits"
+        parents.writeFits(path)
+        with fits.open(path) as hdus:
+            assert "HEAVY" not in hdus
+        assert SourceCatalog.readFits(path)[0].getFootprint() == catalog[0].getFootprint()
+
+
+def rewrite(path, out, edit):
+    """Copy a FITS file through ``edit(hdus)``."""
+    with fits.open(path) as hdus:
+        hdus = fits.HDUList([hdu.copy() for hdu in hdus])
+    edit(hdus)
+    hdus.writeto(out, overwrite=True)
+    return out
+
+
+def setTableColumn(hdus, extension, column, row, value):
+    hdus[extension].data[column][row] = value
+
+
+def dropColumn(hdus, extension, column):
+    table = hdus[extension]
+    columns = [c for c in table.columns if c.name != column]
+    hdus[extension] = fits.BinTableHDU.from_columns(columns, header=None, name=extension)
+
+
+def appendSpan(hdus, sourceId, y, x0, x1):
+    old = hdus["SPANS"].data
+    new = fits.BinTableHDU.from_columns(old.columns, nrows=len(old) + 1, name="SPANS")
+    for name, value in (("source_id", sourceId), ("y", y), ("x0", x0), ("x1", x1)):
+        new.data[name][-1] = value
+    hdus["SPANS"] = new
+
+
+EXPOSURE_DEFECTS = {
+    "missing VARIANCE": (lambda h: h.pop(h.index_of("VARIANCE")), "[VARIANCE]: missing extension"),
+    "missing BANDS": (lambda h: h[0].header.remove("BANDS"), "[PRIMARY]: primary header has no BANDS"),
+    "repeated band": (lambda h: h[0].header.set("BANDS", "u,g,r,r,z,y"), "repeats a band"),
+    "band count": (lambda h: h[0].header.set("BANDS", "g,r,i"), "[IMAGE]: 6 planes but BANDS lists 3"),
+    "shape mismatch": (lambda h: setattr(h["MASK"], "data", h["MASK"].data[:, :-1]), "[MASK]: shape (6, 31, 41) differs"),
+    "integer image": (lambda h: setattr(h["IMAGE"], "data", h["IMAGE"].data.astype(np.int16)), "[IMAGE]: expected floating-point"),
+    "float mask": (lambda h: setattr(h["MASK"], "data", h["MASK"].data.astype(np.float32)), "[MASK]: expected integer"),
+    "2-d image": (lambda h: setattr(h["IMAGE"], "data", h["IMAGE"].data[0]), "[IMAGE]: expected a 3-d array"),
+    "xy0 disagrees": (lambda h: h["VARIANCE"].header.set("LTV1", 0), "[VARIANCE]: LTV1/LTV2 give xy0"),
+    "fractional LTV": (lambda h: h["IMAGE"].header.set("LTV2", 2.5), "LTV2 = 2.5 is not an integer"),
+    "clashing mask bits": (lambda h: h["MASK"].header.set("MP_SAT", 0), "both use bit 0"),
+    "unnamed mask bit": (lambda h: h["MASK"].header.remove("MP_EDGE"), "mask bit 4, which no MP_ keyword names"),
+    "negative variance": (lambda h: h["VARIANCE"].data.__setitem__((3, 5, 7), -1.0), "negative variance at band 'i' pixel (x=7, y=5)"),
+    "non-finite PSF": (lambda h: h["PSF"].data.__setitem__((1, 0, 0), np.nan), "band 'g' kernel has non-finite"),
+    "even PSF": (lambda h: setattr(h["PSF"], "data", h["PSF"].data[:, :-1, :-1]), "sides must be odd"),
+    "PSF not unit sum": (lambda h: setattr(h["PSF"], "data", h["PSF"].data * 2), "sums to 2"),
+    "PSF off centre": (lambda h: setattr(h["PSF"], "data", np.roll(h["PSF"].data, 3, axis=2)), "centroid is offset"),
+    "table instead of image": (
+        lambda h: h.__setitem__(h.index_of("IMAGE"), fits.BinTableHDU.from_columns([fits.Column("a", "J", array=[1])], name="IMAGE")),
+        "expected an image extension",
+    ),
+}
+
+CATALOG_DEFECTS = {
+    "missing SOURCES": (lambda h: h.pop(h.index_of("SOURCES")), "[SOURCES]: missing extension"),
+    "missing id column": (lambda h: dropColumn(h, "SOURCES", "id"), "[SOURCES] column 'id': missing column"),
+    "duplicate id": (lambda h: setTableColumn(h, "SOURCES", "id", 2, 2), "[SOURCES] column 'id' row 2: id 2 appears more than once"),
+    "unknown parent": (lambda h: setTableColumn(h, "SOURCES", "parent", 1, 77), "[SOURCES] column 'parent' row 1: parent 77"),
+    "span of unknown source": (lambda h: setTableColumn(h, "SPANS", "source_id", 0, 55), "[SPANS] column 'source_id' row 0: source_id 55"),
+    "backwards span": (lambda h: setTableColumn(h, "SPANS", "x1", 1, 900), "[SPANS] column 'x1' row 1: x1 = 900 is less than x0"),
+    "span outside image": (lambda h: setTableColumn(h, "SPANS", "y", 0, 500), "[SPANS] column 'y' row 0: y = 500 is outside the image"),
+    "overlapping spans": (lambda h: appendSpan(h, 1, -10, 1010, 1012), "spans of source 1 overlap"),
+    "peak outside footprint": (lambda h: setTableColumn(h, "PEAKS", "i_x", 0, 1039), "[PEAKS] column 'i_x' row 0: peak at (1039, -8)"),
+    "non-finite peak": (lambda h: setTableColumn(h, "PEAKS", "f_y", 1, np.nan), "[PEAKS] column 'f_y' row 1: non-finite"),
+    "float peak index": (
+        lambda h: h.__setitem__(
+            "PEAKS",
+            fits.BinTableHDU.from_columns(
+                [fits.Column(c.name, "D" if c.name == "i_x" else c.format, array=h["PEAKS"].data[c.name]) for c in h["PEAKS"].columns],
+                name="PEAKS",
+            ),
+        ),
+        "[PEAKS] column 'i_x': expected an integer column",
+    ),
+    "heavy pixel count": (
+        lambda h: h.__setitem__("HEAVY", fits.BinTableHDU(h["HEAVY"].data[:-1], header=h["HEAVY"].header, name="HEAVY")),
+        "heavy pixels but its spans cover",
+    ),
+    "heavy band count": (lambda h: h["HEAVY"].header.set("BANDS", "g,r"), "[HEAVY] column 'IMAGE': 6 values per pixel for 2 band(s)"),
+    "heavy kind": (lambda h: h["HEAVY"].header.set("HEAVYTYP", "WHATEVER"), "HEAVYTYP = 'WHATEVER'"),
+}
+
+
+class TestMalformedFiles:
+    @pytest.mark.parametrize("defect", sorted(EXPOSURE_DEFECTS))
+    def test_exposure_reader_rejects(self, defect, mExposure, tmp_path):
+        good = tmp_path / "good.fits"
+        mExposure.writeFits(good)
+        edit, message = EXPOSURE_DEFECTS[defect]
+        bad = rewrite(good, tmp_path / "bad.fits", edit)
+        with pytest.raises(FitsFormatError) as info:
+            MultibandExposure.readFits(bad)
+        assert str(bad) in str(info.value)
+        assert message in str(info.value), str(info.value)
+
+    @pytest.mark.parametrize("defect", sorted(CATALOG_DEFECTS))
+    def test_catalog_reader_rejects(self, defect, catalog, tmp_path):
+        good = tmp_path / "good.fits"
+        catalog.writeFits(good)
+        edit, message = CATALOG_DEFECTS[defect]
+        bad = rewrite(good, tmp_path / "bad.fits", edit)
+        with pytest.raises(FitsFormatError) as info:
+            SourceCatalog.readFits(bad)
+        assert str(bad) in str(info.value)
+        assert message in str(info.value), str(info.value)
+
+    def test_not_a_fits_file(self, tmp_path):
+        path = tmp_path / "notes.fits"
+        path.write_text("this is not FITS")
+        with pytest.raises(FitsFormatError, match="not a readable FITS file"):
+            MultibandExposure.readFits(path)
+        with pytest.raises(FitsFormatError, match="no such file"):
+            SourceCatalog.readFits(tmp_path / "absent.fits")
+
+    def test_single_band_file_without_band(self, mExposure, tmp_path):
+        path = tmp_path / "noband.fits"
+        Exposure(mExposure["g"].getMaskedImage(), psf=mExposure["g"].getPsf()).writeFits(path)
+        with pytest.raises(FitsFormatError, match=r"\[PRIMARY\]: no BAND or FILTER keyword"):
+            MultibandExposure.readFits([path])
+        assert MultibandExposure.readFits([path], bands=["g"]).bands == ("g",)
+
+    def test_error_carries_location(self, catalog, tmp_path):
+        good = tmp_path / "good.fits"
+        catalog.writeFits(good)
+        bad = rewrite(good, tmp_path / "bad.fits", CATALOG_DEFECTS["backwards span"][0])
+        with pytest.raises(FitsFormatError) as info:
+            SourceCatalog.readFits(bad)
+        assert (info.value.extension, info.value.column, info.value.row) == ("SPANS", "x1", 1)
+        assert isinstance(info.value, ValueError)
