@@ -334,7 +334,7 @@ class SourceCatalog:
     >>> catalog = SourceCatalog(SourceTable.makeMinimalSchema())
     >>> parent = catalog.addNew()
     >>> child = catalog.addNew(); child.setParent(parent.getId())
-    >>> [r.getId() for r in catalog.getChildren(parent.getId())], list(catalog["parent"])
+    >>> [r.getId() for r in catalog.getChildren(parent.getId())], catalog["parent"].tolist()
     ([2], [0, 1])
     """
 

@@ -1,0 +1,62 @@
+"""Package-level checks: the lsst namespace, top-level re-exports, the docs build, the demo."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import lsst.pex.config, lsst.meas.extensions.madness",
+        "import lsst.meas.extensions.madness, lsst.pex.config",
+    ],
+)
+def test_lsst_namespace_coexists_with_pypi_lsst_packages(imports):
+    pytest.importorskip("lsst.pex.config")
+    code = f"{imports}; import lsst; print(len(lsst.__path__))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= 2  # our lsst/ and site-packages' lsst/ are both on the path
+
+
+def test_top_level_reexports():
+    import lsst.meas.extensions.madness as madness
+
+    for name in (
+        "MultibandExposure", "Exposure", "SourceCatalog", "SourceRecord", "Schema", "HeavyFootprint",
+        "makeHeavyFootprint", "MultibandFootprint", "SpanSet", "Footprint", "Box2I", "Point2I",
+        "FitsFormatError", "Task", "Config", "Struct", "ConfigurableField", "timeMethod",
+    ):
+        assert hasattr(madness, name), name
+
+
+def test_ups_table_and_layout():
+    table = (ROOT / "ups" / "meas_extensions_madness.table").read_text()
+    assert "envPrepend(PYTHONPATH, ${PRODUCT_DIR}/python)" in table
+    assert "setupRequired(" in table
+    for path in ("python/lsst/__init__.py", "python/lsst/meas/__init__.py", "python/lsst/meas/extensions/__init__.py"):
+        assert "extend_path" in (ROOT / path).read_text()
+
+
+def test_docs_build_without_warnings(tmp_path):
+    pytest.importorskip("sphinx")
+    pytest.importorskip("myst_parser")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(ROOT / "doc"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "file-formats.html").exists() and (tmp_path / "api.html").exists()
+
+
+def test_demo_runs(tmp_path):
+    from lsst.meas.extensions.madness.demo import main
+
+    assert main(["--output", str(tmp_path)]) == 0
+    assert (tmp_path / "exposure.fits").exists() and (tmp_path / "parents.fits").exists()
