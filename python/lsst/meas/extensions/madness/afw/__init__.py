@@ -5,3 +5,4 @@ from .image import *  # noqa: F401,F403
 from .psf import *  # noqa: F401,F403
 from .exposure import *  # noqa: F401,F403
 from .detection import *  # noqa: F401,F403
+from .table import *  # noqa: F401,F403

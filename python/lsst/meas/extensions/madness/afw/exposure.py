@@ -313,14 +313,18 @@ class MultibandMask(MultibandImage):
     def getMaskPlaneDict(self) -> dict[str, int]:
         return dict(self._planes)
 
+    def _planeView(self) -> Mask:
+        """A one-pixel mask sharing this cube's plane dictionary (works with zero bands too)."""
+        return self._makeSingleFrom(np.zeros((1, 1), np.int32), self._xy0)
+
     def getMaskPlane(self, name: str) -> int:
-        return self._makeSingleFrom(self._array[0], self._xy0).getMaskPlane(name)
+        return self._planeView().getMaskPlane(name)
 
     def getPlaneBitMask(self, names: str | Iterable[str]) -> int:
-        return self._makeSingleFrom(self._array[0], self._xy0).getPlaneBitMask(names)
+        return self._planeView().getPlaneBitMask(names)
 
     def addMaskPlane(self, name: str) -> int:
-        return self._makeSingleFrom(self._array[0], self._xy0).addMaskPlane(name)
+        return self._planeView().addMaskPlane(name)
 
 
 class MultibandExposure:
