@@ -7,4 +7,5 @@ the Task/Config framework (``Task``, ``Config``, ``Struct``, ...) and the file r
 
 from .version import __version__  # noqa: F401
 from .afw import *  # noqa: F401,F403
+from .framework import *  # noqa: F401,F403
 from .io import *  # noqa: F401,F403

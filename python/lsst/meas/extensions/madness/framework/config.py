@@ -1,0 +1,1601 @@
+"""Pydantic task configuration that behaves like ``lsst.pex.config``.
+
+A `Config` is a `pydantic.BaseModel` with pex_config semantics on top:
+``setDefaults``/``validate``/``freeze`` hooks, subtasks declared with
+`ConfigurableField` and retargeted with ``config.<sub>.retarget(...)``,
+override files in pex_config syntax (``config.maxIter = 300``) executed in a
+restricted namespace, YAML files, and conversion from ``lsst.pex.config``
+objects (see `~lsst.meas.extensions.madness.framework.pexConfigBridge`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "OVERRIDE_IMPORT_MODULES",
+    "OVERRIDE_IMPORT_PREFIXES",
+    "SAFE_BUILTINS",
+    "Config",
+    "ConfigLoadError",
+    "ConfigurableField",
+    "ConfigurableInstance",
+    "Field",
+    "FieldValidationError",
+    "UnknownFieldError",
+]
+
+import builtins
+import copy
+import importlib
+import io
+import math
+import numbers
+import sys
+import types
+import weakref
+from collections.abc import Callable, Mapping
+from typing import IO, Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import ConfigDict, PrivateAttr, TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined, core_schema
+
+_ConfigT = TypeVar("_ConfigT", bound="Config")
+
+_NOVALUE: Any = object()
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+class FieldValidationError(ValueError):
+    """Raised when a config field is given a bad value or modified while frozen.
+
+    Parameters
+    ----------
+    message : `str`
+        Complete message.
+    configName : `str`, optional
+        Name of the (top-level) config class.
+    fieldPath : `str`, optional
+        Dotted path of the field below that class, e.g. ``deblend.maxIter``.
+    value : `~typing.Any`, optional
+        The offending value, when there is one.
+
+    Notes
+    -----
+    Messages read ``MyConfig.deblend.maxIter = -3 is invalid: Input should
+    be greater than or equal to 1``.
+    """
+
+    def __init__(self, message: str, *, configName: str = "", fieldPath: str = "", value: Any = _NOVALUE):
+        super().__init__(message)
+        self.configName = configName
+        self.fieldPath = fieldPath
+        self.value = None if value is _NOVALUE else value
+
+
+class UnknownFieldError(FieldValidationError, AttributeError):
+    """Raised when assigning to a field that the config does not have.
+
+    It is both a `FieldValidationError` (so a `ValueError`) and an
+    `AttributeError`, so either ``except`` clause catches it.
+    """
+
+
+class ConfigLoadError(ValueError):
+    """Raised when an override or YAML file cannot be applied.
+
+    Parameters
+    ----------
+    message : `str`
+        Complete message; it starts with ``"<file>, line <n>:"``.
+    filename : `str`
+        The file (``"<string>"`` for code without a file).
+    lineno : `int` or `None`
+        Line in the file, when known.
+
+    Notes
+    -----
+    The original exception (for instance a `FieldValidationError` or the
+    `ImportError` of a forbidden import) is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, filename: str = "<string>", lineno: int | None = None):
+        super().__init__(message)
+        self.filename = filename
+        self.lineno = lineno
+
+
+# ---------------------------------------------------------------------------
+# Field declaration
+
+
+def Field(
+    default: Any = PydanticUndefined,
+    *,
+    doc: str | None = None,
+    description: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Declare a config field: `pydantic.Field` plus the pex-style ``doc=``.
+
+    Parameters
+    ----------
+    default : `~typing.Any`, optional
+        Default value. Every config field needs a default (or a
+        ``default_factory``), as every pex_config field has one.
+    doc : `str`, optional
+        Description, pex_config spelling.
+    description : `str`, optional
+        Description, pydantic spelling. One of ``doc`` and ``description``
+        is required (enforced when the config class is defined).
+    **kwargs : `~typing.Any`
+        Anything `pydantic.Field` accepts: ``ge``, ``le``, ``gt``,
+        ``min_length``, ``default_factory``...
+
+    Returns
+    -------
+    field : `pydantic.fields.FieldInfo`
+        The field declaration.
+
+    Raises
+    ------
+    TypeError
+        Raised if ``doc`` and ``description`` are both given and differ.
+    """
+    if doc is not None and description is not None and doc != description:
+        raise TypeError("give either doc= or description=, not both")
+    return pydantic.Field(default, description=description if description is not None else doc, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Imports allowed in override files
+
+
+OVERRIDE_IMPORT_PREFIXES: tuple[str, ...] = ("lsst.",)
+"""Modules whose name starts with one of these may be imported by override files."""
+
+OVERRIDE_IMPORT_MODULES: frozenset[str] = frozenset({"math", "numpy"})
+"""Modules (exact names) that may also be imported by override files."""
+
+
+def _importAllowed(name: str) -> bool:
+    return name in OVERRIDE_IMPORT_MODULES or name.startswith(OVERRIDE_IMPORT_PREFIXES)
+
+
+def _restrictedImport(
+    name: str,
+    globals: Mapping[str, Any] | None = None,
+    locals: Mapping[str, Any] | None = None,
+    fromlist: tuple[str, ...] | None = (),
+    level: int = 0,
+) -> types.ModuleType:
+    if level != 0:
+        raise ImportError("relative imports are not allowed in config override files")
+    if not _importAllowed(name):
+        allowed = ", ".join([f"{p}*" for p in OVERRIDE_IMPORT_PREFIXES] + sorted(OVERRIDE_IMPORT_MODULES))
+        raise ImportError(f"importing {name!r} is not allowed in config override files (allowed: {allowed})")
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+SAFE_BUILTINS: Mapping[str, Any] = types.MappingProxyType(
+    {
+        "True": True,
+        "False": False,
+        "None": None,
+        **{
+            name: getattr(builtins, name)
+            for name in (
+                "int float str bool list dict tuple set len range min max abs round sorted enumerate zip"
+            ).split()
+        },
+        "__import__": _restrictedImport,
+    }
+)
+"""Builtins visible to override files; ``__import__`` is the restricted one."""
+
+
+def _resolveDotted(path: str) -> Any:
+    """Resolve ``"package.module.Class"`` for a YAML ``target``.
+
+    Modules already imported are always usable (importing them again has no
+    side effects); others must satisfy the override-file import policy.
+    """
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        moduleName = ".".join(parts[:i])
+        if moduleName not in sys.modules and not _importAllowed(moduleName):
+            continue
+        try:
+            obj: Any = importlib.import_module(moduleName)
+        except ModuleNotFoundError as err:
+            if err.name is not None and moduleName.startswith(err.name):
+                continue
+            raise
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            continue
+        return obj
+    raise ImportError(
+        f"cannot resolve {path!r}: no importable module provides it (modules must be imported "
+        f"already or be allowed in override files)"
+    )
+
+
+def _dottedName(obj: Any, where: str) -> str:
+    qualname = obj.__qualname__
+    if "<locals>" in qualname:
+        raise ValueError(f"cannot write {where}: {qualname} is defined inside a function, so it cannot be imported")
+    return f"{obj.__module__}.{qualname}"
+
+
+# ---------------------------------------------------------------------------
+# Frozen containers
+
+
+def _frozenError(where: str) -> FieldValidationError:
+    return FieldValidationError(f"Cannot modify {where}: the config is frozen", fieldPath=where)
+
+
+class _FrozenList(list):
+    """List that refuses modification once its config is frozen."""
+
+    def __init__(self, items: Any = (), where: str = "a frozen config list") -> None:
+        super().__init__(items)
+        self._where = where
+
+    def _blocked(self, *args: Any, **kwargs: Any) -> Any:
+        raise _frozenError(self._where)
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _blocked
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _blocked
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # The default list protocol rebuilds by appending, which is blocked.
+        return (type(self), (list(self), self._where))
+
+
+class _FrozenDict(dict):
+    """Dict that refuses modification once its config is frozen."""
+
+    def __init__(self, items: Any = (), where: str = "a frozen config dict") -> None:
+        super().__init__(items)
+        self._where = where
+
+    def _blocked(self, *args: Any, **kwargs: Any) -> Any:
+        raise _frozenError(self._where)
+
+    clear = pop = popitem = setdefault = update = _blocked
+    __setitem__ = __delitem__ = __ior__ = _blocked
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (type(self), (dict(self), self._where))
+
+
+def _freezeValue(value: Any, where: str) -> Any:
+    if isinstance(value, list):
+        return _FrozenList((_freezeValue(v, f"{where}[{i}]") for i, v in enumerate(value)), where)
+    if isinstance(value, dict):
+        return _FrozenDict(((k, _freezeValue(v, f"{where}[{k!r}]")) for k, v in value.items()), where)
+    if isinstance(value, set):
+        return frozenset(value)
+    return value
+
+
+def _plainValue(value: Any) -> Any:
+    """Deep copy of a field value as plain containers and dicts of sub-configs."""
+    if isinstance(value, Config):
+        return value.toDict()
+    if isinstance(value, ConfigurableInstance):
+        return value.value.toDict()
+    if isinstance(value, list):
+        return [_plainValue(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plainValue(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plainValue(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return set(value)
+    return copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------------------
+# Subtask fields
+
+
+def _validateTarget(target: Any, ConfigClass: Any, where: str) -> type[Config]:
+    """Return the config class for ``target``, checking that it is usable."""
+    if isinstance(target, str) or not callable(target):
+        raise FieldValidationError(
+            f"Cannot target {where} at {target!r}: the target must be a class (a Task)",
+            fieldPath=where,
+            value=target,
+        )
+    if ConfigClass is None:
+        ConfigClass = getattr(target, "ConfigClass", None)
+        if ConfigClass is None:
+            raise FieldValidationError(
+                f"Cannot target {where} at {target!r}: it has no ConfigClass attribute", fieldPath=where
+            )
+    if not (isinstance(ConfigClass, type) and issubclass(ConfigClass, Config)):
+        raise FieldValidationError(
+            f"Cannot target {where} at {target!r}: its ConfigClass {ConfigClass!r} is not a "
+            f"{Config.__module__}.Config (an lsst.pex.config task cannot be a subtask of a pydantic config)",
+            fieldPath=where,
+        )
+    return ConfigClass
+
+
+class _ConfigurableSpec:
+    """Pydantic annotation carrying the default target of a `ConfigurableField`.
+
+    Lives in the ``FieldInfo.metadata`` of the field, where pydantic keeps it
+    when fields are inherited or merged.
+    """
+
+    def __init__(self, target: Any, ConfigClass: Any) -> None:
+        self._target = target
+        self._ConfigClass = ConfigClass
+        self._resolved = False
+        if not isinstance(target, str) and not isinstance(ConfigClass, str):
+            # Fail at class definition rather than at first use.
+            self._resolve()
+
+    def _resolve(self) -> None:
+        if isinstance(self._target, str):
+            self._target = _importString(self._target)
+        if isinstance(self._ConfigClass, str):
+            self._ConfigClass = _importString(self._ConfigClass)
+        self._ConfigClass = _validateTarget(self._target, self._ConfigClass, "ConfigurableField")
+        self._resolved = True
+
+    @property
+    def target(self) -> Any:
+        """The default target, imported on first use when given as a string."""
+        if not self._resolved:
+            self._resolve()
+        return self._target
+
+    @property
+    def ConfigClass(self) -> type[Config]:
+        """The default config class (``target.ConfigClass`` unless overridden)."""
+        if not self._resolved:
+            self._resolve()
+        return self._ConfigClass
+
+    def makeInstance(self) -> ConfigurableInstance:
+        return ConfigurableInstance(self)
+
+    def _coerce(self, value: Any) -> ConfigurableInstance:
+        if isinstance(value, ConfigurableInstance):
+            # A fresh default (never attached to a config) is used as is.
+            return value if value._root is None else copy.deepcopy(value)
+        instance = self.makeInstance()
+        instance._assign(value)
+        return instance
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            self._coerce,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.value.toDict()),
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "object"}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ConfigurableSpec:
+        # Declarations are immutable; copies would break identity checks.
+        return self
+
+
+def _importString(path: str) -> Any:
+    moduleName, _, attr = path.rpartition(".")
+    if not moduleName:
+        raise ImportError(f"{path!r} is not a dotted path to a class")
+    return getattr(importlib.import_module(moduleName), attr)
+
+
+class ConfigurableField:
+    """Declare a subtask field of a `Config` (as ``lsst.pex.config.ConfigurableField``).
+
+    Parameters
+    ----------
+    doc : `str`
+        Description of the field (or use ``description=``).
+    target : `type` or `str`
+        Default subtask class (a `Task` subclass with a ``ConfigClass``), or
+        its dotted import path when the module cannot be imported yet
+        (resolved on first use).
+    ConfigClass : `type` [`Config`] or `str`, optional
+        Config class of the subtask; ``target.ConfigClass`` if omitted.
+    description : `str`, optional
+        Alternative spelling of ``doc``.
+
+    Returns
+    -------
+    field : `pydantic.fields.FieldInfo`
+        Calling the class returns a pydantic field declaration whose value,
+        in each config instance, is its own `ConfigurableInstance`.
+
+    Notes
+    -----
+    Declare the field with ``ConfigurableField`` as both annotation and
+    default::
+
+        deblend: ConfigurableField = ConfigurableField(doc="...", target=DeblendTask)
+
+    (``ConfigurableInstance`` is accepted as the annotation too).
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.framework import Config, Field, Task
+    >>> class FitConfig(Config):
+    ...     maxIter: int = Field(300, description="Maximum number of iterations.", ge=1)
+    >>> class FitTask(Task):
+    ...     ConfigClass = FitConfig
+    ...     _DefaultName = "fit"
+    >>> class TopConfig(Config):
+    ...     fit: ConfigurableField = ConfigurableField(doc="Fitter to use.", target=FitTask)
+    >>> config = TopConfig()
+    >>> config.fit.maxIter = 20
+    >>> config.fit.target is FitTask, config.fit.value.maxIter
+    (True, 20)
+    """
+
+    def __new__(  # type: ignore[misc]
+        cls,
+        doc: str | None = None,
+        target: Any = None,
+        ConfigClass: Any = None,
+        *,
+        description: str | None = None,
+    ) -> Any:
+        if target is None:
+            raise TypeError("ConfigurableField needs a target (the default subtask class)")
+        if doc is not None and description is not None and doc != description:
+            raise TypeError("give either doc= or description=, not both")
+        spec = _ConfigurableSpec(target, ConfigClass)
+        info = pydantic.Field(default_factory=spec.makeInstance, description=description or doc)
+        info.metadata.append(spec)
+        return info
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        raise TypeError(
+            "a field annotated with ConfigurableField needs a ConfigurableField(doc=..., target=...) default"
+        )
+
+
+class ConfigurableInstance:
+    """Value of a `ConfigurableField` in a config: a retargetable subtask config.
+
+    Parameters
+    ----------
+    spec : `_ConfigurableSpec`
+        The field declaration (default target and config class).
+
+    Notes
+    -----
+    Attribute reads and writes that are not ``target``, ``ConfigClass``,
+    ``value``, ``apply`` or ``retarget`` are forwarded to the sub-config,
+    so ``config.deblend.maxIter = 3`` sets a field of the deblender's
+    config. `retarget` keeps the sub-config values when the new config class
+    is the current one and resets them to the new class's defaults otherwise,
+    exactly as pex_config does.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.framework import Config, Field, Task
+    >>> class FitConfig(Config):
+    ...     maxIter: int = Field(300, description="Maximum number of iterations.", ge=1)
+    >>> class FitTask(Task):
+    ...     ConfigClass = FitConfig
+    ...     _DefaultName = "fit"
+    >>> class QuickFitTask(FitTask):
+    ...     pass
+    >>> class SampleConfig(Config):
+    ...     nSamples: int = Field(100, description="Number of samples.")
+    >>> class SampleTask(Task):
+    ...     ConfigClass = SampleConfig
+    ...     _DefaultName = "sample"
+    >>> class TopConfig(Config):
+    ...     fit: ConfigurableField = ConfigurableField(doc="Fitter.", target=FitTask)
+    >>> config = TopConfig()
+    >>> config.fit.maxIter = 20
+    >>> config.fit.retarget(QuickFitTask)
+    >>> config.fit.maxIter
+    20
+    >>> config.fit.retarget(SampleTask)
+    >>> config.fit.value
+    SampleConfig(nSamples=100)
+    >>> type(config.fit.apply(name="fit")).__name__
+    'SampleTask'
+    """
+
+    _spec: _ConfigurableSpec
+    _target: Any
+    _ConfigClass: type[Config]
+    _value: Config
+    _frozen: bool
+    _root: str | None
+    _path: tuple[str, ...]
+
+    def __init__(self, spec: _ConfigurableSpec) -> None:
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_target", spec.target)
+        object.__setattr__(self, "_ConfigClass", spec.ConfigClass)
+        object.__setattr__(self, "_frozen", False)
+        object.__setattr__(self, "_root", None)
+        object.__setattr__(self, "_path", ())
+        object.__setattr__(self, "_value", spec.ConfigClass())
+
+    @property
+    def target(self) -> Any:
+        """The subtask class that `apply` builds (read-only; use `retarget`)."""
+        return self._target
+
+    @property
+    def ConfigClass(self) -> type[Config]:
+        """The config class of the subtask (read-only; use `retarget`)."""
+        return self._ConfigClass
+
+    @property
+    def value(self) -> Config:
+        """The sub-config, an instance of `ConfigClass`."""
+        return self._value
+
+    @property
+    def _where(self) -> str:
+        return ".".join((self._root or "config", *self._path))
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:
+        """Build the target with this sub-config.
+
+        Parameters
+        ----------
+        *args : `~typing.Any`
+            Positional arguments for the target.
+        **kwargs : `~typing.Any`
+            Keyword arguments for the target (``name``, ``parentTask``...).
+
+        Returns
+        -------
+        task : `~typing.Any`
+            ``target(*args, config=self.value, **kwargs)``.
+        """
+        return self._target(*args, config=self._value, **kwargs)
+
+    def retarget(self, target: Any, ConfigClass: type[Config] | None = None) -> None:
+        """Replace the subtask class.
+
+        Parameters
+        ----------
+        target : `type`
+            New subtask class.
+        ConfigClass : `type` [`Config`], optional
+            Its config class; ``target.ConfigClass`` if omitted.
+
+        Raises
+        ------
+        FieldValidationError
+            Raised if the config is frozen or the target has no usable
+            config class.
+
+        Notes
+        -----
+        The sub-config keeps its values when ``ConfigClass`` is the current
+        config class, and is reset to the defaults of ``ConfigClass``
+        otherwise.
+        """
+        if self._frozen:
+            raise _frozenError(self._where)
+        ConfigClass = _validateTarget(target, ConfigClass, self._where)
+        object.__setattr__(self, "_target", target)
+        if ConfigClass is not self._ConfigClass:
+            object.__setattr__(self, "_ConfigClass", ConfigClass)
+            self._setValue(ConfigClass())
+
+    def _setValue(self, value: Config) -> None:
+        object.__setattr__(self, "_value", value)
+        if self._root is not None:
+            value._attach(self._root, self._path)
+
+    def _attach(self, root: str, path: tuple[str, ...]) -> None:
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_path", path)
+        self._value._attach(root, path)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+        self._value.freeze()
+
+    def _thaw(self) -> None:
+        object.__setattr__(self, "_frozen", False)
+        self._value._thaw()
+
+    def _assign(self, value: Any) -> None:
+        """Apply ``config.<field> = value`` with pex_config semantics."""
+        if self._frozen:
+            raise _frozenError(self._where)
+        if isinstance(value, ConfigurableInstance):
+            self.retarget(value.target, value.ConfigClass)
+            self._setValue(value.value.copy())
+        elif isinstance(value, type) and value is self._ConfigClass:
+            self._setValue(value())
+        elif type(value) is self._ConfigClass:
+            self._setValue(value.copy())
+        elif isinstance(value, Mapping):
+            if _isTargetMapping(value, self._ConfigClass):
+                target = value["target"]
+                ConfigClass = value.get("ConfigClass")
+                self.retarget(
+                    _resolveDotted(target) if isinstance(target, str) else target,
+                    _resolveDotted(ConfigClass) if isinstance(ConfigClass, str) else ConfigClass,
+                )
+                self._value._applyMapping(value.get("config") or {})
+            else:
+                self._value._applyMapping(value)
+        else:
+            raise FieldValidationError(
+                f"{self._where} = {value!r} is invalid: expected a {self._ConfigClass.__name__}, a mapping "
+                "of its fields, or a mapping {'target': ..., 'config': {...}}",
+                configName=self._root or "",
+                fieldPath=".".join(self._path),
+                value=value,
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        # Private names are never forwarded: copy and pickle probe them
+        # before _value exists.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._value, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise _frozenError(f"{self._where}.{name}")
+        setattr(self._value, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(object.__dir__(self)) | set(type(self._value).model_fields))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConfigurableInstance:
+        result = object.__new__(type(self))
+        memo[id(self)] = result
+        for key, item in self.__dict__.items():
+            object.__setattr__(result, key, item if key != "_value" else copy.deepcopy(item, memo))
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConfigurableInstance):
+            return NotImplemented
+        return _valuesEqual(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        target = getattr(self._target, "__qualname__", repr(self._target))
+        return f"ConfigurableInstance(target={target}, value={self._value!r})"
+
+
+def _isTargetMapping(value: Mapping, ConfigClass: type[Config]) -> bool:
+    keys = set(value)
+    return "target" in keys and keys <= {"target", "ConfigClass", "config"} and "target" not in ConfigClass.model_fields
+
+
+_SPECS: weakref.WeakKeyDictionary[type, dict[str, _ConfigurableSpec]] = weakref.WeakKeyDictionary()
+_ADAPTERS: dict[tuple[type, str], TypeAdapter] = {}
+
+
+def _configurableSpecs(cls: type[Config]) -> dict[str, _ConfigurableSpec]:
+    specs = _SPECS.get(cls)
+    if specs is None:
+        specs = {
+            name: item
+            for name, info in cls.model_fields.items()
+            for item in info.metadata
+            if isinstance(item, _ConfigurableSpec)
+        }
+        _SPECS[cls] = specs
+    return specs
+
+
+def _fieldAdapter(cls: type[Config], name: str) -> TypeAdapter:
+    key = (cls, name)
+    adapter = _ADAPTERS.get(key)
+    if adapter is None:
+        info = cls.model_fields[name]
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        adapter = TypeAdapter(annotation)
+        _ADAPTERS[key] = adapter
+    return adapter
+
+
+def _isConfigType(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Config)
+
+
+# ---------------------------------------------------------------------------
+# Comparison
+
+
+def _valuesEqual(a: Any, b: Any) -> bool:
+    return _compareValues("", a, b, rtol=0.0, atol=0.0, output=None, shortcut=True)
+
+
+def _compareValues(
+    name: str,
+    a: Any,
+    b: Any,
+    *,
+    rtol: float,
+    atol: float,
+    output: Callable[[str], Any] | None,
+    shortcut: bool,
+) -> bool:
+    def report(message: str) -> bool:
+        if output is not None:
+            output(message)
+        return False
+
+    if isinstance(a, Config) and isinstance(b, Config):
+        if type(a) is not type(b):
+            return report(f"Config types differ for {name or 'config'}: {type(a).__name__} != {type(b).__name__}")
+        equal = True
+        for field in type(a).model_fields:
+            sub = f"{name}.{field}" if name else field
+            if not _compareValues(
+                sub, a.__dict__[field], b.__dict__[field], rtol=rtol, atol=atol, output=output, shortcut=shortcut
+            ):
+                equal = False
+                if shortcut:
+                    return False
+        return equal
+    if isinstance(a, ConfigurableInstance) and isinstance(b, ConfigurableInstance):
+        if a.target is not b.target:
+            return report(f"Inequality in target for {name}: {a.target!r} != {b.target!r}")
+        if a.ConfigClass is not b.ConfigClass:
+            return report(f"Inequality in ConfigClass for {name}: {a.ConfigClass!r} != {b.ConfigClass!r}")
+        return _compareValues(name, a.value, b.value, rtol=rtol, atol=atol, output=output, shortcut=shortcut)
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) and math.isnan(b):
+            return True
+        if a == b or math.isclose(a, b, rel_tol=rtol, abs_tol=atol):
+            return True
+        return report(f"Inequality in {name}: {a!r} != {b!r}")
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if isinstance(a, tuple) != isinstance(b, tuple) or len(a) != len(b):
+            return report(f"Inequality in {name}: {a!r} != {b!r}")
+        return all(
+            _compareValues(f"{name}[{i}]", x, y, rtol=rtol, atol=atol, output=output, shortcut=shortcut)
+            for i, (x, y) in enumerate(zip(a, b))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return report(f"Inequality in {name}: keys {sorted(map(str, a))} != {sorted(map(str, b))}")
+        return all(
+            _compareValues(f"{name}[{k!r}]", a[k], b[k], rtol=rtol, atol=atol, output=output, shortcut=shortcut)
+            for k in a
+        )
+    if a == b and type(a) is type(b) or (isinstance(a, (set, frozenset)) and a == b):
+        return True
+    if isinstance(a, numbers.Number) and isinstance(b, numbers.Number) and not isinstance(a, bool) and a == b:
+        return True
+    return report(f"Inequality in {name}: {a!r} != {b!r}")
+
+
+# ---------------------------------------------------------------------------
+# Override-file writing
+
+
+def _literal(value: Any, where: str) -> str:
+    """Python source that evaluates, with `SAFE_BUILTINS`, to ``value``."""
+    if value is None or isinstance(value, (bool, str)):
+        return repr(value)
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            return "float('nan')"
+        if math.isinf(value):
+            return "float('inf')" if value > 0 else "float('-inf')"
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v, where) for v in value) + "]"
+    if isinstance(value, tuple):
+        items = [_literal(v, where) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k, where)}: {_literal(v, where)}" for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):
+        if not value:
+            return "set()"
+        return "{" + ", ".join(sorted(_literal(v, where) for v in value)) + "}"
+    raise TypeError(f"cannot write {where} = {value!r} to an override file: unsupported type {type(value).__name__}")
+
+
+class _ImportNamer:
+    """Chooses the names under which saved override files import classes."""
+
+    def __init__(self) -> None:
+        self._aliases: dict[tuple[str, str], str] = {}
+
+    def ref(self, obj: Any, where: str) -> str:
+        _dottedName(obj, where)
+        module, qualname = obj.__module__, obj.__qualname__
+        top, _, rest = qualname.partition(".")
+        key = (module, top)
+        alias = self._aliases.get(key)
+        if alias is None:
+            taken = set(self._aliases.values())
+            alias, n = top, 2
+            while alias in taken or alias == "config":
+                alias, n = f"{top}_{n}", n + 1
+            self._aliases[key] = alias
+        return f"{alias}.{rest}" if rest else alias
+
+    def importLines(self) -> list[str]:
+        lines = []
+        for (module, top), alias in self._aliases.items():
+            lines.append(f"from {module} import {top}" + (f" as {alias}" if alias != top else ""))
+        return lines
+
+
+# ---------------------------------------------------------------------------
+# Config
+
+
+class Config(pydantic.BaseModel):
+    """Base class for task configurations.
+
+    Notes
+    -----
+    Subclasses declare fields with `Field` (every field needs a description
+    and a default, checked when the class is defined) and subtasks with
+    `ConfigurableField`. Behaviour follows ``lsst.pex.config.Config``:
+
+    - construction runs `setDefaults` (override it to change defaults of a
+      subclass or of sub-configs) and then applies the keyword arguments;
+    - assignments are validated immediately; a bad value raises
+      `FieldValidationError`, an unknown name `UnknownFieldError`;
+    - `validate` re-checks everything (including lists changed in place) and
+      is the hook for cross-field checks;
+    - `freeze` makes the config and every sub-config read-only;
+    - `save`/`load` write and read override files in pex_config syntax,
+      `saveYaml`/`loadYaml` YAML files.
+
+    Examples
+    --------
+    >>> class FitConfig(Config):
+    ...     maxIter: int = Field(300, description="Maximum number of iterations.", ge=1)
+    ...     prior: str = Field("flow", description="Latent-space prior.")
+    ...     def setDefaults(self):
+    ...         super().setDefaults()
+    ...         self.maxIter = 200
+    >>> config = FitConfig(prior="none")
+    >>> config.maxIter, config.prior
+    (200, 'none')
+    >>> try:
+    ...     config.maxIter = -3
+    ... except FieldValidationError as err:
+    ...     print(err)
+    FitConfig.maxIter = -3 is invalid: Input should be greater than or equal to 1
+    >>> print(config.saveToString().splitlines()[-2:])
+    ['config.maxIter = 200', "config.prior = 'none'"]
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
+    _frozen: bool = PrivateAttr(default=False)
+    _root: str | None = PrivateAttr(default=None)
+    _path: tuple[str, ...] = PrivateAttr(default=())
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            if not (isinstance(info.description, str) and info.description.strip()):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} has no description: every config field must be documented, "
+                    "e.g. Field(..., description='...')"
+                )
+            if info.is_required():
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} has no default: every config field needs one, so that "
+                    f"{cls.__qualname__}() can be built"
+                )
+
+    # -- construction -------------------------------------------------------
+
+    def __init__(self, **data: Any) -> None:
+        cls = type(self)
+        unknown = [name for name in data if name not in cls.model_fields]
+        if unknown:
+            raise UnknownFieldError(
+                f"{cls.__name__} has no field {unknown[0]!r}", configName=cls.__name__, fieldPath=unknown[0]
+            )
+        specs = _configurableSpecs(cls)
+        # Subtask values and dicts for sub-configs are applied on top of the
+        # defaults (after setDefaults), as pex_config does.
+        deferred = {
+            name: data.pop(name)
+            for name in list(data)
+            if name in specs or (isinstance(data[name], Mapping) and _isConfigType(cls.model_fields[name].annotation))
+        }
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise _convertValidationError(err, cls.__name__, ()) from None
+        if deferred:
+            self._applyMapping(deferred)
+
+    def model_post_init(self, context: Any) -> None:
+        """Run `setDefaults`, keeping values given to the constructor.
+
+        Parameters
+        ----------
+        context : `~typing.Any`
+            Pydantic validation context (unused).
+        """
+        self._attach(type(self).__name__, ())
+        if type(self).setDefaults is not Config.setDefaults:
+            explicit = {name: copy.deepcopy(self.__dict__[name]) for name in self.model_fields_set}
+            self.setDefaults()
+            self.__dict__.update(explicit)
+            self._attach(type(self).__name__, ())
+
+    def setDefaults(self) -> None:
+        """Subclass hook to change default values; called on construction.
+
+        Override it (calling ``super().setDefaults()``) to set defaults that
+        differ from the field declarations, e.g. sub-config values or a
+        retargeted subtask.
+        """
+
+    @classmethod
+    def fromDict(cls: type[_ConfigT], mapping: Mapping[str, Any]) -> _ConfigT:
+        """Build a config from a nested mapping (as written by `toYaml`).
+
+        Parameters
+        ----------
+        mapping : `~collections.abc.Mapping`
+            Field values; sub-configs as nested mappings, subtasks either as
+            their sub-config mapping or as ``{"target": ..., "config": {...}}``
+            (target a class or a dotted path).
+
+        Returns
+        -------
+        config : `Config`
+            Defaults, with ``mapping`` applied on top.
+
+        Raises
+        ------
+        FieldValidationError
+            Raised for invalid values; `UnknownFieldError` for unknown names.
+        """
+        config = cls()
+        config._applyMapping(mapping)
+        return config
+
+    @classmethod
+    def fromPexConfig(cls: type[_ConfigT], pexConfig: Any) -> _ConfigT:
+        """Convert an ``lsst.pex.config.Config`` with the same fields.
+
+        Parameters
+        ----------
+        pexConfig : `lsst.pex.config.Config`
+            Typically an instance of ``to_pex_config(cls)``. Values come
+            from ``pexConfig.toDict()``; subtask targets from its
+            ``ConfigurableField`` proxies.
+
+        Returns
+        -------
+        config : `Config`
+            The equivalent pydantic config.
+
+        Raises
+        ------
+        TypeError
+            Raised if a subtask's pex config class was not made by
+            ``to_pex_config``.
+        FieldValidationError
+            Raised if a value is invalid for this config.
+        """
+        return cls.fromDict(_mappingFromPex(cls, pexConfig))
+
+    def update(self, **kwargs: Any) -> None:
+        """Set several fields; nested mappings update sub-configs in place.
+
+        Parameters
+        ----------
+        **kwargs : `~typing.Any`
+            Field names and values.
+        """
+        self._applyMapping(kwargs)
+
+    def _applyMapping(self, mapping: Mapping[str, Any]) -> None:
+        cls = type(self)
+        specs = _configurableSpecs(cls)
+        for name, value in mapping.items():
+            if name not in cls.model_fields:
+                raise self._unknownField(name)
+            current = self.__dict__.get(name)
+            if name in specs:
+                if self._frozen:
+                    raise _frozenError(self._where(name))
+                current._assign(value)
+            elif isinstance(value, Mapping) and isinstance(current, Config):
+                current._applyMapping(value)
+            else:
+                setattr(self, name, value)
+
+    # -- attribute access ---------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+            return
+        cls = type(self)
+        if name not in cls.model_fields:
+            raise self._unknownField(name)
+        if self._frozen:
+            raise _frozenError(self._where(name))
+        if name in _configurableSpecs(cls):
+            self.__dict__[name]._assign(value)
+            return
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as err:
+            raise _convertValidationError(err, self._rootName, self._path) from None
+        new = self.__dict__[name]
+        if isinstance(new, Config):
+            new._attach(self._rootName, (*self._path, name))
+
+    @property
+    def _rootName(self) -> str:
+        return self._root or type(self).__name__
+
+    def _where(self, name: str | None = None) -> str:
+        return ".".join((self._rootName, *self._path, *((name,) if name else ())))
+
+    def _unknownField(self, name: str) -> UnknownFieldError:
+        where = self._where()
+        return UnknownFieldError(
+            f"{where} has no field {name!r} ({type(self).__name__} fields: {', '.join(type(self).model_fields)})",
+            configName=self._rootName,
+            fieldPath=".".join((*self._path, name)),
+        )
+
+    def _attach(self, root: str, path: tuple[str, ...]) -> None:
+        """Record where this config sits, so errors name the full field path."""
+        self._root = root
+        self._path = path
+        for name, value in self.__dict__.items():
+            if isinstance(value, (Config, ConfigurableInstance)):
+                value._attach(root, (*path, name))
+
+    def keys(self) -> list[str]:
+        """Return the field names.
+
+        Returns
+        -------
+        names : `list` [`str`]
+            Field names in declaration order.
+        """
+        return list(type(self).model_fields)
+
+    def values(self) -> list[Any]:
+        """Return the field values (subtasks as `ConfigurableInstance`).
+
+        Returns
+        -------
+        values : `list`
+            Field values in declaration order.
+        """
+        return [self.__dict__[name] for name in type(self).model_fields]
+
+    def items(self) -> list[tuple[str, Any]]:
+        """Return ``(name, value)`` pairs.
+
+        Returns
+        -------
+        items : `list` [`tuple` [`str`, `~typing.Any`]]
+            Field names and values in declaration order.
+        """
+        return [(name, self.__dict__[name]) for name in type(self).model_fields]
+
+    def names(self) -> set[str]:
+        """Return the dotted names of all fields, sub-config fields included.
+
+        Returns
+        -------
+        names : `set` [`str`]
+            E.g. ``{"maxIter", "deblend", "deblend.minIter"}``.
+        """
+        names = set()
+        for name, value in self.items():
+            names.add(name)
+            sub = value.value if isinstance(value, ConfigurableInstance) else value
+            if isinstance(sub, Config):
+                names.update(f"{name}.{item}" for item in sub.names())
+        return names
+
+    # -- validation, freezing, copying ---------------------------------------
+
+    def validate(self) -> None:
+        """Check every field again, then the sub-configs.
+
+        Raises
+        ------
+        FieldValidationError
+            Raised for the first invalid field.
+
+        Notes
+        -----
+        Assignments are validated when made, but containers can be changed
+        in place (``config.bands.append(...)``), which this catches.
+        Override it for cross-field checks (call ``super().validate()``).
+        """
+        cls = type(self)
+        specs = _configurableSpecs(cls)
+        for name in cls.model_fields:
+            value = self.__dict__[name]
+            if name in specs:
+                value.value.validate()
+            elif isinstance(value, Config):
+                value.validate()
+            else:
+                try:
+                    _fieldAdapter(cls, name).validate_python(value)
+                except ValidationError as err:
+                    raise _convertValidationError(err, self._rootName, (*self._path, name)) from None
+
+    def freeze(self) -> None:
+        """Make this config and all its sub-configs read-only.
+
+        Afterwards assignments, retargets and in-place changes of list or
+        dict values raise `FieldValidationError` (message says "frozen").
+        """
+        self._frozen = True
+        for name, value in list(self.__dict__.items()):
+            if isinstance(value, Config):
+                value.freeze()
+            elif isinstance(value, ConfigurableInstance):
+                value._freeze()
+            else:
+                self.__dict__[name] = _freezeValue(value, self._where(name))
+
+    def _thaw(self) -> None:
+        self._frozen = False
+        for name, value in list(self.__dict__.items()):
+            if isinstance(value, Config):
+                value._thaw()
+            elif isinstance(value, ConfigurableInstance):
+                value._thaw()
+            elif isinstance(value, (_FrozenList, _FrozenDict)):
+                self.__dict__[name] = _plainValue(value)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether `freeze` has been called (`bool`)."""
+        return self._frozen
+
+    def copy(self: _ConfigT) -> _ConfigT:  # type: ignore[override]
+        """Return a deep copy that is not frozen.
+
+        Returns
+        -------
+        config : `Config`
+            The copy, a new top-level config.
+        """
+        result = copy.deepcopy(self)
+        result._thaw()
+        result._attach(type(result).__name__, ())
+        return result
+
+    def toDict(self) -> dict[str, Any]:
+        """Return the values as plain nested dictionaries.
+
+        Returns
+        -------
+        values : `dict` [`str`, `~typing.Any`]
+            Field values; sub-configs and subtasks as nested dicts of their
+            fields (the subtask target is not included; see `toYaml`).
+        """
+        return {name: _plainValue(value) for name, value in self.items()}
+
+    def compare(
+        self,
+        other: Config,
+        shortcut: bool = True,
+        rtol: float = 1e-8,
+        atol: float = 1e-8,
+        output: Callable[[str], Any] | None = None,
+    ) -> bool:
+        """Compare two configs field by field.
+
+        Parameters
+        ----------
+        other : `Config`
+            Config to compare with.
+        shortcut : `bool`, optional
+            Stop at the first difference.
+        rtol, atol : `float`, optional
+            Relative and absolute tolerance for float fields.
+        output : `~collections.abc.Callable`, optional
+            Called with a message for each difference.
+
+        Returns
+        -------
+        equal : `bool`
+            `True` if types, targets and values agree.
+        """
+        return _compareValues("", self, other, rtol=rtol, atol=atol, output=output, shortcut=shortcut)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return _valuesEqual(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- override files -----------------------------------------------------
+
+    def saveToStream(self, outfile: IO[str], root: str = "config") -> None:
+        """Write an override file that `load` turns back into this config.
+
+        Parameters
+        ----------
+        outfile : `typing.IO` [`str`]
+            Text stream.
+        root : `str`, optional
+            Name of the config variable in the file.
+
+        Raises
+        ------
+        TypeError
+            Raised if a value has no literal form (only `None`, `bool`,
+            numbers, `str`, and lists, tuples, sets and dicts of them do).
+        ValueError
+            Raised if a retargeted subtask class is defined inside a
+            function (it could not be imported).
+        """
+        namer = _ImportNamer()
+        body: list[str] = []
+        # Retargets are written relative to what load() starts from: the
+        # class defaults, which setDefaults may already have retargeted.
+        self._saveLines(root, body, namer, type(self)())
+        cls = type(self)
+        outfile.write(f"# Overrides for {cls.__module__}.{cls.__qualname__}, written by Config.save().\n")
+        for line in namer.importLines():
+            outfile.write(line + "\n")
+        for line in body:
+            outfile.write(line + "\n")
+
+    def _saveLines(self, prefix: str, lines: list[str], namer: _ImportNamer, defaults: Config) -> None:
+        for name, value in self.items():
+            where = f"{prefix}.{name}"
+            default = defaults.__dict__[name]
+            if isinstance(value, ConfigurableInstance):
+                subDefaults = default.value
+                if value.target is not default.target or value.ConfigClass is not default.ConfigClass:
+                    args = namer.ref(value.target, where)
+                    if value.ConfigClass is not getattr(value.target, "ConfigClass", None):
+                        args += f", ConfigClass={namer.ref(value.ConfigClass, where)}"
+                    lines.append(f"{where}.retarget({args})")
+                    if value.ConfigClass is not default.ConfigClass:
+                        subDefaults = value.ConfigClass()
+                value.value._saveLines(where, lines, namer, subDefaults)
+            elif isinstance(value, Config):
+                subDefaults = default if type(default) is type(value) else type(value)()
+                value._saveLines(where, lines, namer, subDefaults)
+            else:
+                lines.append(f"{where} = {_literal(_plainValue(value), where)}")
+
+    def saveToString(self, root: str = "config") -> str:
+        """Return the override file that `save` would write.
+
+        Parameters
+        ----------
+        root : `str`, optional
+            Name of the config variable in the file.
+
+        Returns
+        -------
+        text : `str`
+            Python source in pex_config syntax.
+        """
+        stream = io.StringIO()
+        self.saveToStream(stream, root=root)
+        return stream.getvalue()
+
+    def save(self, filename: str, root: str = "config") -> None:
+        """Write an override file that `load` turns back into this config.
+
+        Parameters
+        ----------
+        filename : `str`
+            Destination.
+        root : `str`, optional
+            Name of the config variable in the file.
+        """
+        text = self.saveToString(root=root)
+        with open(filename, "w") as outfile:
+            outfile.write(text)
+
+    def load(self, filename: str, root: str = "config") -> None:
+        """Apply an override file.
+
+        Parameters
+        ----------
+        filename : `str`
+            Python file in pex_config syntax (``config.maxIter = 300``).
+        root : `str`, optional
+            Name of the config variable in the file.
+
+        Raises
+        ------
+        ConfigLoadError
+            Raised, naming the file and line, if the file fails: bad field
+            name or value, forbidden import or builtin, syntax error.
+
+        Notes
+        -----
+        The file runs with only ``config`` (``root``), ``__file__`` and
+        `SAFE_BUILTINS` in scope; ``import`` works for modules under
+        ``lsst.`` and for ``math`` and ``numpy``. This guards against
+        mistakes and casual misuse; it is not a security sandbox, so load
+        only files you trust.
+        """
+        with open(filename) as infile:
+            code = infile.read()
+        self.loadFromString(code, root=root, filename=filename)
+
+    def loadFromStream(
+        self,
+        stream: IO[str],
+        root: str = "config",
+        filename: str | None = None,
+        extraLocals: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Apply an override file read from a stream (see `loadFromString`).
+
+        Parameters
+        ----------
+        stream : `typing.IO` [`str`]
+            Text stream.
+        root : `str`, optional
+            Name of the config variable in the code.
+        filename : `str`, optional
+            Name used in error messages.
+        extraLocals : `~collections.abc.Mapping`, optional
+            Additional names visible to the code.
+        """
+        self.loadFromString(stream.read(), root=root, filename=filename, extraLocals=extraLocals)
+
+    def loadFromString(
+        self,
+        code: str,
+        root: str = "config",
+        filename: str | None = None,
+        extraLocals: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Apply override code in pex_config syntax.
+
+        Parameters
+        ----------
+        code : `str`
+            Python source, e.g. ``"config.maxIter = 300"``.
+        root : `str`, optional
+            Name of the config variable in the code.
+        filename : `str`, optional
+            Name used in error messages (``"<string>"`` if omitted).
+        extraLocals : `~collections.abc.Mapping`, optional
+            Additional names visible to the code.
+
+        Raises
+        ------
+        ConfigLoadError
+            Raised, naming the file and line, if the code fails.
+        """
+        label = filename or "<string>"
+        try:
+            compiled = compile(code, label, "exec")
+        except SyntaxError as err:
+            raise ConfigLoadError(
+                f"{label}, line {err.lineno}: invalid syntax: {err.msg}", filename=label, lineno=err.lineno
+            ) from err
+        namespace: dict[str, Any] = {"__builtins__": dict(SAFE_BUILTINS), "__file__": filename}
+        if extraLocals:
+            if root in extraLocals:
+                raise ValueError(f"extraLocals must not contain the root name {root!r}")
+            namespace.update(extraLocals)
+        namespace[root] = self
+        try:
+            exec(compiled, namespace)
+        except Exception as err:
+            raise _loadError(err, label, code) from err
+
+    # -- YAML ---------------------------------------------------------------
+
+    def _yamlData(self, where: str) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name, value in self.items():
+            sub = f"{where}.{name}"
+            if isinstance(value, ConfigurableInstance):
+                entry: dict[str, Any] = {"target": _dottedName(value.target, sub)}
+                if value.ConfigClass is not getattr(value.target, "ConfigClass", None):
+                    entry["ConfigClass"] = _dottedName(value.ConfigClass, sub)
+                entry["config"] = value.value._yamlData(sub)
+                data[name] = entry
+            elif isinstance(value, Config):
+                data[name] = value._yamlData(sub)
+            else:
+                data[name] = _yamlValue(_plainValue(value), sub)
+        return data
+
+    def toYaml(self) -> str:
+        """Return the config as YAML.
+
+        Returns
+        -------
+        text : `str`
+            Nested mappings; subtasks as ``{target: "module.Class",
+            config: {...}}``.
+        """
+        import yaml
+
+        return yaml.safe_dump(self._yamlData(type(self).__name__), sort_keys=False)
+
+    @classmethod
+    def fromYaml(cls: type[_ConfigT], text: str) -> _ConfigT:
+        """Build a config from YAML text written by `toYaml`.
+
+        Parameters
+        ----------
+        text : `str`
+            YAML mapping; fields left out keep their defaults.
+
+        Returns
+        -------
+        config : `Config`
+            The new config.
+
+        Raises
+        ------
+        FieldValidationError
+            Raised for invalid values or unknown fields.
+        ImportError
+            Raised if a ``target`` cannot be resolved (its module must be
+            imported already or allowed for override files).
+        """
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"YAML config for {cls.__name__} must be a mapping, not {type(data).__name__}")
+        return cls.fromDict(data)
+
+    def saveYaml(self, filename: str) -> None:
+        """Write the config as YAML (see `toYaml`).
+
+        Parameters
+        ----------
+        filename : `str`
+            Destination.
+        """
+        text = self.toYaml()
+        with open(filename, "w") as outfile:
+            outfile.write(text)
+
+    def loadYaml(self, filename: str) -> None:
+        """Apply a YAML file written by `saveYaml` to this config.
+
+        Parameters
+        ----------
+        filename : `str`
+            YAML file; fields left out are unchanged.
+
+        Raises
+        ------
+        ConfigLoadError
+            Raised, naming the file, for YAML errors, unknown fields, bad
+            values and unresolvable targets.
+        """
+        import yaml
+
+        with open(filename) as infile:
+            try:
+                data = yaml.safe_load(infile) or {}
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                lineno = mark.line + 1 if mark is not None else None
+                where = f"{filename}, line {lineno}" if lineno else filename
+                raise ConfigLoadError(f"{where}: invalid YAML: {err}", filename=filename, lineno=lineno) from err
+        try:
+            if not isinstance(data, Mapping):
+                raise ValueError(f"the YAML document must be a mapping, not {type(data).__name__}")
+            self._applyMapping(data)
+        except Exception as err:
+            raise ConfigLoadError(f"{filename}: {err}", filename=filename) from err
+
+
+def _yamlValue(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return [_yamlValue(v, where) for v in items]
+    if isinstance(value, dict):
+        return {k: _yamlValue(v, where) for k, v in value.items()}
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"cannot write {where} = {value!r} to YAML: unsupported type {type(value).__name__}")
+
+
+def _loadError(err: Exception, label: str, code: str) -> ConfigLoadError:
+    lineno = None
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == label:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lines = code.splitlines()
+    source = lines[lineno - 1].strip() if lineno is not None and 0 < lineno <= len(lines) else ""
+    message = f"{label}, line {lineno}: {type(err).__name__}: {err}"
+    if isinstance(err, NameError) and getattr(err, "name", None) and hasattr(builtins, err.name):
+        message += f" (override files may only use these builtins: {', '.join(sorted(SAFE_BUILTINS))})"
+    if source:
+        message += f"\n    {source}"
+    return ConfigLoadError(message, filename=label, lineno=lineno)
+
+
+def _convertValidationError(err: ValidationError, root: str, path: tuple[str, ...]) -> FieldValidationError:
+    """Turn a pydantic error into a message naming the field path and value."""
+    messages = []
+    first: tuple[str, Any] | None = None
+    for item in err.errors(include_url=False):
+        fieldPath = ".".join(path)
+        for part in item["loc"]:
+            if isinstance(part, int):
+                fieldPath += f"[{part}]"
+            else:
+                fieldPath = f"{fieldPath}.{part}" if fieldPath else str(part)
+        value = item.get("input")
+        if fieldPath:
+            messages.append(f"{root}.{fieldPath} = {value!r} is invalid: {item['msg']}")
+        else:
+            messages.append(f"{root} is invalid: {item['msg']}")
+        if first is None:
+            first = (fieldPath, value)
+    fieldPath, value = first if first is not None else ("", _NOVALUE)
+    return FieldValidationError("\n".join(messages), configName=root, fieldPath=fieldPath, value=value)
+
+
+def _mappingFromPex(cls: type[Config], pexConfig: Any) -> dict[str, Any]:
+    data = dict(pexConfig.toDict())
+    specs = _configurableSpecs(cls)
+    for name in list(data):
+        if name not in cls.model_fields:
+            continue
+        if name in specs:
+            proxy = getattr(pexConfig, name)
+            # Adapters made by to_pex_target remember the task they build.
+            target = getattr(proxy.target, "_madnessTask", proxy.target)
+            model = getattr(proxy.ConfigClass, "_madnessModel", None)
+            if model is None:
+                raise TypeError(
+                    f"{cls.__name__}.{name}: the pex_config class {proxy.ConfigClass.__name__} was not made by "
+                    "to_pex_config, so it cannot be converted"
+                )
+            data[name] = {"target": target, "ConfigClass": model, "config": _mappingFromPex(model, proxy.value)}
+        elif _isConfigType(cls.model_fields[name].annotation):
+            data[name] = _mappingFromPex(cls.model_fields[name].annotation, getattr(pexConfig, name))
+    return data
+
