@@ -164,6 +164,37 @@ def _checkPsf(reader: FitsReader, extension: str, kernel: np.ndarray, label: str
         )
 
 
+def _readPlanes(
+    reader: FitsReader, ndim: int, bands: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Point2I, dict[str, int]]:
+    """Read and cross-check IMAGE, MASK and VARIANCE (cubes when ``ndim`` is 3).
+
+    Returns the image, the int32 mask, the variance, xy0 and the mask plane dictionary.
+    """
+    image = reader.imageData("IMAGE", "f", ndim)
+    mask = reader.imageData("MASK", "i", ndim)
+    variance = reader.imageData("VARIANCE", "f", ndim)
+    if bands is not None:
+        for extension, cube in (("IMAGE", image), ("MASK", mask), ("VARIANCE", variance)):
+            if cube.shape[0] != len(bands):
+                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", extension)
+    for extension, plane in (("MASK", mask), ("VARIANCE", variance)):
+        if plane.shape != image.shape:
+            raise reader.error(f"shape {plane.shape} differs from the IMAGE shape {image.shape}", extension)
+    xy0 = _readXY0(reader, "IMAGE")
+    for extension in ("MASK", "VARIANCE"):
+        other = _readXY0(reader, extension)
+        if other != xy0:
+            raise reader.error(f"LTV1/LTV2 give xy0 {tuple(other)}, IMAGE gives {tuple(xy0)}", extension)
+    if mask.dtype != np.int32:
+        if mask.size and (mask.min() < np.iinfo(np.int32).min or mask.max() > np.iinfo(np.int32).max):
+            raise reader.error(f"mask values do not fit in int32 (dtype {mask.dtype})", "MASK")
+        mask = mask.astype(np.int32)
+    planes = _readMaskPlanes(reader, "MASK", mask)
+    _checkVariance(reader, "VARIANCE", variance, bands)
+    return image.astype(np.float32, copy=False), mask, variance.astype(np.float32, copy=False), xy0, planes
+
+
 def readMultibandExposureFits(path: str | PathLike) -> MultibandExposure:
     """Read a multiband exposure file, checking everything it reads.
 
@@ -177,35 +208,18 @@ def readMultibandExposureFits(path: str | PathLike) -> MultibandExposure:
     """
     with FitsReader(path) as reader:
         bands = _readBands(reader)
-        image = reader.imageData("IMAGE", "f", 3)
-        mask = reader.imageData("MASK", "i", 3)
-        variance = reader.imageData("VARIANCE", "f", 3)
+        image, mask, variance, xy0, planes = _readPlanes(reader, 3, bands)
         psf = reader.imageData("PSF", "f", 3)
-        for extension, cube in (("IMAGE", image), ("MASK", mask), ("VARIANCE", variance), ("PSF", psf)):
-            if cube.shape[0] != len(bands):
-                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {bands}", extension)
-        for extension, cube in (("MASK", mask), ("VARIANCE", variance)):
-            if cube.shape != image.shape:
-                raise reader.error(f"shape {cube.shape} differs from the IMAGE shape {image.shape}", extension)
-        xy0 = _readXY0(reader, "IMAGE")
-        for extension in ("MASK", "VARIANCE"):
-            other = _readXY0(reader, extension)
-            if other != xy0:
-                raise reader.error(f"LTV1/LTV2 give xy0 {tuple(other)}, IMAGE gives {tuple(xy0)}", extension)
-        if mask.dtype != np.int32:
-            if mask.size and (mask.min() < np.iinfo(np.int32).min or mask.max() > np.iinfo(np.int32).max):
-                raise reader.error(f"mask values do not fit in int32 (dtype {mask.dtype})", "MASK")
-            mask = mask.astype(np.int32)
-        planes = _readMaskPlanes(reader, "MASK", mask)
-        _checkVariance(reader, "VARIANCE", variance, bands)
+        if psf.shape[0] != len(bands):
+            raise reader.error(f"{psf.shape[0]} planes but BANDS lists {len(bands)} bands {bands}", "PSF")
         for band, kernel in zip(bands, psf):
             _checkPsf(reader, "PSF", kernel, f"band {band!r}")
         bbox = Box2I(xy0, Extent2I(image.shape[2], image.shape[1]))
         return MultibandExposure.fromArrays(
             bands,
-            image.astype(np.float32, copy=False),
+            image,
             mask,
-            variance.astype(np.float32, copy=False),
+            variance,
             bbox=bbox,
             psfs=[ImagePsf(k) for k in psf],
             maskPlanes=planes,
@@ -237,20 +251,7 @@ def readExposureFits(path: str | PathLike, band: str | None = None) -> Exposure:
     persistence is not readable outside the stack: pass PSFs to :func:`readExposureFiles`).
     """
     with FitsReader(path) as reader:
-        image = reader.imageData("IMAGE", "f", 2)
-        mask = reader.imageData("MASK", "i", 2)
-        variance = reader.imageData("VARIANCE", "f", 2)
-        for extension, plane in (("MASK", mask), ("VARIANCE", variance)):
-            if plane.shape != image.shape:
-                raise reader.error(f"shape {plane.shape} differs from the IMAGE shape {image.shape}", extension)
-        xy0 = _readXY0(reader, "IMAGE")
-        for extension in ("MASK", "VARIANCE"):
-            other = _readXY0(reader, extension)
-            if other != xy0:
-                raise reader.error(f"LTV1/LTV2 give xy0 {tuple(other)}, IMAGE gives {tuple(xy0)}", extension)
-        mask = mask.astype(np.int32)
-        planes = _readMaskPlanes(reader, "MASK", mask)
-        _checkVariance(reader, "VARIANCE", variance, None)
+        image, mask, variance, xy0, planes = _readPlanes(reader, 2, None)
         psf = None
         if reader.has("PSF"):
             kernel = reader.imageData("PSF", "f", 2)
@@ -261,9 +262,9 @@ def readExposureFits(path: str | PathLike, band: str | None = None) -> Exposure:
             band = header.get("BAND", header.get("FILTER"))
             band = None if band is None else str(band).strip()
         maskedImage = MaskedImage(
-            ImageF(image.astype(np.float32, copy=False), xy0=xy0),
+            ImageF(image, xy0=xy0),
             Mask(mask, xy0=xy0, planes=planes),
-            ImageF(variance.astype(np.float32, copy=False), xy0=xy0),
+            ImageF(variance, xy0=xy0),
         )
         return Exposure(maskedImage, psf=psf, band=band)
 
