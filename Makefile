@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU wheel on the LSST laptop/CI platform. On a CUDA machine use e.g.
-#   make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+# CPU wheel on the laptop/CI platform. On a CUDA machine pass another build, e.g.
+#   make test TORCH_SPEC="torch==<version>"   (or pre-install torch into .venv from PyTorch's CUDA index)
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
