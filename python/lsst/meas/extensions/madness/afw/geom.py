@@ -10,15 +10,39 @@ box minimum (``xy0``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 import numpy as np
 
 __all__ = ["Point2I", "Point2D", "Extent2I", "Box2I"]
 
 
+class _XYPair:
+    """What every ``(x, y)`` pair of lsst.geom has: typed coordinates, getters, unpacking."""
+
+    _cast: Callable[[object], float]
+
+    def __post_init__(self) -> None:
+        # Frozen dataclasses: coerce numpy scalars and the like to the pair's own type.
+        object.__setattr__(self, "x", self._cast(self.x))
+        object.__setattr__(self, "y", self._cast(self.y))
+
+    def getX(self):
+        return self.x
+
+    def getY(self):
+        return self.y
+
+    def __iter__(self) -> Iterator:
+        yield self.x
+        yield self.y
+
+    def __getitem__(self, i: int):
+        return (self.x, self.y)[i]
+
+
 @dataclass(frozen=True)
-class Point2I:
+class Point2I(_XYPair):
     """An integer pixel position.
 
     Examples
@@ -30,22 +54,7 @@ class Point2I:
     x: int
     y: int
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "x", int(self.x))
-        object.__setattr__(self, "y", int(self.y))
-
-    def getX(self) -> int:
-        return self.x
-
-    def getY(self) -> int:
-        return self.y
-
-    def __iter__(self) -> Iterator[int]:
-        yield self.x
-        yield self.y
-
-    def __getitem__(self, i: int) -> int:
-        return (self.x, self.y)[i]
+    _cast = staticmethod(int)
 
     def __add__(self, other: "Extent2I") -> "Point2I":
         return Point2I(self.x + other.x, self.y + other.y)
@@ -61,28 +70,13 @@ class Point2I:
 
 
 @dataclass(frozen=True)
-class Point2D:
+class Point2D(_XYPair):
     """A floating-point position in pixel coordinates."""
 
     x: float
     y: float
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "x", float(self.x))
-        object.__setattr__(self, "y", float(self.y))
-
-    def getX(self) -> float:
-        return self.x
-
-    def getY(self) -> float:
-        return self.y
-
-    def __iter__(self) -> Iterator[float]:
-        yield self.x
-        yield self.y
-
-    def __getitem__(self, i: int) -> float:
-        return (self.x, self.y)[i]
+    _cast = staticmethod(float)
 
     def toPoint2I(self) -> Point2I:
         """The pixel that contains this position (round half up, as pixel centres are integers)."""
@@ -90,25 +84,13 @@ class Point2D:
 
 
 @dataclass(frozen=True)
-class Extent2I:
+class Extent2I(_XYPair):
     """An integer size or offset ``(x, y)``; as a size, ``x`` is the width."""
 
     x: int
     y: int
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "x", int(self.x))
-        object.__setattr__(self, "y", int(self.y))
-
-    def getX(self) -> int:
-        return self.x
-
-    def getY(self) -> int:
-        return self.y
-
-    def __iter__(self) -> Iterator[int]:
-        yield self.x
-        yield self.y
+    _cast = staticmethod(int)
 
     def __neg__(self) -> "Extent2I":
         return Extent2I(-self.x, -self.y)
