@@ -27,7 +27,7 @@ from astropy.table import Table
 
 from ..io.errors import FitsFormatError
 
-__all__ = ["CATSIM_COLUMNS", "readCatsimCatalog"]
+__all__ = ["CATSIM_COLUMNS", "checkCatsimTable", "deriveCatsimColumns", "readCatsimCatalog"]
 
 CATSIM_COLUMNS: tuple[str, ...] = (
     "galtileid", "ra", "dec", "redshift",
@@ -39,7 +39,7 @@ _NON_NEGATIVE = ("redshift", "fluxnorm_bulge", "fluxnorm_disk", "fluxnorm_agn", 
 
 
 def _fail(path, reason: str, column: str | None = None, row: int | None = None) -> FitsFormatError:
-    return FitsFormatError(reason, path=path, extension="catalog", column=column, row=row)
+    return FitsFormatError(reason, path="<in-memory table>" if path is None else path, extension="catalog", column=column, row=row)
 
 
 def readCatsimCatalog(path: str | PathLike) -> Table:
@@ -79,6 +79,21 @@ def readCatsimCatalog(path: str | PathLike) -> Table:
         raise _fail(path, "no such file") from None
     except Exception as error:  # astropy raises many types for unreadable input
         raise _fail(path, f"not a readable table ({error})") from None
+    return deriveCatsimColumns(checkCatsimTable(table, path))
+
+
+def checkCatsimTable(table: Table, path: str | PathLike | None = None) -> Table:
+    """Check that ``table`` is a valid CatSim catalogue; return its CatSim columns.
+
+    ``path`` names the source in error messages (``None`` for an in-memory table).
+
+    Raises
+    ------
+    FitsFormatError
+        Naming the column and the (0-based) row: missing column, repeated ``galtileid``,
+        non-finite values, negative sizes or flux normalisations, ``b > a``, or a galaxy
+        with no component.
+    """
     missing = [c for c in CATSIM_COLUMNS if c not in table.colnames]
     if missing:
         raise _fail(path, f"missing CatSim column(s) {missing}", column=missing[0])
@@ -106,6 +121,14 @@ def readCatsimCatalog(path: str | PathLike) -> Table:
     empty = np.flatnonzero(total <= 0)
     if empty.size:
         raise _fail(path, "the galaxy has no bulge, disk or AGN flux", "fluxnorm_disk", int(empty[0]))
+    return table
+
+
+def deriveCatsimColumns(table: Table) -> Table:
+    """Add ``bulge_fraction``, ``agn_fraction``, ``hlr_bulge``, ``q_bulge``, ``hlr_disk``
+    and ``q_disk`` to a checked CatSim table (in place; also returned)."""
+    bulge, disk, agn = (np.asarray(table[f"fluxnorm_{c}"], dtype=float) for c in ("bulge", "disk", "agn"))
+    total = bulge + disk + agn
     table["bulge_fraction"] = np.where(bulge + disk > 0, bulge / np.maximum(bulge + disk, 1e-300), 0.0)
     table["agn_fraction"] = agn / total
     for component, (a, b) in (("bulge", ("a_b", "b_b")), ("disk", ("a_d", "b_d"))):
