@@ -191,7 +191,13 @@ class _SimulatedSet:
             index += self.length
         if not 0 <= index < self.length:
             raise IndexError(f"{self.kind} index {index} out of range for length {self.length}")
-        return self._make(index, self.rng(index))
+        return self.make(index)
+
+    def make(self, index: int) -> Scene:
+        """Scene ``index`` (any non-negative integer: streams may run past :attr:`length`)."""
+        if index < 0:
+            raise IndexError(f"{self.kind} scene index must be non-negative, got {index}")
+        return self._make(int(index), self.rng(index))
 
     def __iter__(self):
         return (self[k] for k in range(self.length))

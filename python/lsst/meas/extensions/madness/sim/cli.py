@@ -1,0 +1,184 @@
+"""``madness-sim``: simulate LSST-like galaxies for training, validation and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .datasets import DATASETS, SimulationConfig
+from .splits import SPLITS
+
+_DESCRIPTION = """\
+Simulate LSST-like galaxy images as in the MADNESS paper (Biswas et al. 2025, Sec. 2):
+galaxies of a CatSim-format catalogue (or of the built-in CatSim-like population) drawn
+with GalSim under LSST 10-year coadd conditions, with Poisson noise of galaxies plus sky.
+
+commands:
+  isolated    IsolatedSims: one galaxy per 45x45 stamp (noisy input, noiseless target), as HDF5 shards
+  blended     BlendedSims: 1-3 galaxies in a 20x20 px box, a 45x45 stamp per galaxy, as HDF5 shards
+  fields      TestFields: 205x205 fields of 12-20 galaxies, with per-galaxy truth, as HDF5 shards
+  inputs      TestFields as deblender inputs: exposure FITS + parent catalogue FITS + truth FITS
+  population  write the built-in population as a CatSim-format FITS catalogue (and compare plots)
+  examples    draw example images like the paper's Fig. 2 into a PNG
+
+Train, validation and test use disjoint galaxies (--split); the same --seed gives the same data.
+Run `madness-sim <command> --help` for the options of one command.
+
+examples:
+  madness-sim isolated --scenes 20000 --out sims/isolated
+  madness-sim blended --split validation --scenes 5000 --float16 --out sims/blended-val
+  madness-sim inputs --scenes 10 --peaks detected --out fields/
+  madness-sim isolated --catalog OneDegSq.fits --scenes 150000 --out sims/isolated
+"""
+
+
+def _addCatalogOptions(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("galaxies")
+    group.add_argument("--catalog", type=Path, help="CatSim-format catalogue FITS (default: the built-in population)")
+    group.add_argument("--population-size", type=int, default=20_000, metavar="N",
+                       help="galaxies of the built-in population, before splitting (default: %(default)s)")
+    group.add_argument("--population-seed", type=int, default=0, metavar="SEED",
+                       help="seed of the built-in population (default: %(default)s)")
+    group.add_argument("--snr-cut", type=float, default=10.0, metavar="S",
+                       help="keep galaxies with r-band S/N >= S (paper App. A; default: %(default)s; 0 keeps all)")
+
+
+def _addSimulationOptions(parser: argparse.ArgumentParser, defaultSplit: str) -> None:
+    _addCatalogOptions(parser)
+    group = parser.add_argument_group("simulation")
+    group.add_argument("--split", choices=SPLITS, default=defaultSplit, help="galaxy split (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=0, help="seed of positions and noise (default: %(default)s)")
+    group.add_argument("--scenes", type=int, metavar="N",
+                       help="number of scenes (default: one pass over the split's galaxies)")
+    group.add_argument("--start", type=int, default=0, metavar="K", help="index of the first scene (default: 0)")
+    group.add_argument("--bands", default="ugrizy", help="bands to draw, e.g. 'gri' (default: %(default)s)")
+    group.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="madness-sim", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for kind, cls in DATASETS.items():
+        sub = commands.add_parser(kind, help=cls.__doc__.splitlines()[0], description=cls.__doc__.splitlines()[0])
+        _addSimulationOptions(sub, cls.defaultSplit)
+        sub.add_argument("--out", type=Path, required=True, help="folder for the HDF5 shards")
+        sub.add_argument("--shard-size", type=int, default=1000, metavar="N", help="scenes per file (default: %(default)s)")
+        sub.add_argument("--float16", action="store_true", help="store arrays as float16 (half the size)")
+    sub = commands.add_parser("inputs", help="TestFields as run_task inputs (exposure, parents, truth FITS)",
+                              description="Write TestFields as run_task inputs: field_<k>_exposure.fits, "
+                                          "field_<k>_parents.fits and field_<k>_truth.fits.")
+    _addSimulationOptions(sub, "test")
+    sub.add_argument("--out", type=Path, required=True, help="folder for the FITS files")
+    sub.add_argument("--peaks", choices=("truth", "detected"), default="truth",
+                     help="peaks at the true centres (the paper's setting) or from the peak finder (default: %(default)s)")
+    sub = commands.add_parser("population", help="write the built-in population as a CatSim FITS catalogue",
+                              description="Write the built-in CatSim-like population (after the S/N cut) as a "
+                                          "CatSim-format FITS catalogue; optionally plot it against a reference catalogue.")
+    sub.add_argument("--size", type=int, default=20_000, help="galaxies after the cut (default: %(default)s)")
+    sub.add_argument("--seed", type=int, default=0, help="population seed (default: %(default)s)")
+    sub.add_argument("--snr-cut", type=float, default=10.0, help="r-band S/N cut, 0 for none (default: %(default)s)")
+    sub.add_argument("--out", type=Path, required=True, help="FITS file to write")
+    sub.add_argument("--compare", type=Path, metavar="CATALOG", help="CatSim catalogue to compare with in plots")
+    sub.add_argument("--plots", type=Path, metavar="DIR", help="folder for comparison plots")
+    sub = commands.add_parser("examples", help="example images like the paper's Fig. 2 (PNG)",
+                              description="Draw IsolatedSims and BlendedSims examples (noisy stamp, isolated "
+                                          "noiseless target, residual) and a TestField into PNG files.")
+    _addCatalogOptions(sub)
+    sub.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    sub.add_argument("--band", default="r", help="band shown (default: %(default)s)")
+    sub.add_argument("--rows", type=int, default=3, help="scenes per panel (default: %(default)s)")
+    sub.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    return parser
+
+
+def _galaxies(args):
+    from .galaxies import loadGalaxies
+
+    snrCut = args.snr_cut if args.snr_cut > 0 else None
+    return loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed, snrCut=snrCut)
+
+
+def _dataset(args, kind: str):
+    bands = list(args.bands)
+    return DATASETS[kind](_galaxies(args), args.split, seed=args.seed, bands=bands, config=SimulationConfig())
+
+
+def _simulate(args) -> int:
+    from .shards import writeShards
+
+    dataset = _dataset(args, args.command)
+    summary = writeShards(
+        dataset, args.out, args.scenes, start=args.start, shardSize=args.shard_size,
+        float16=args.float16, workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
+    print(
+        f"{dataset.kind}/{dataset.split}: {summary.nScenes} scenes, {summary.nGalaxies} galaxies in "
+        f"{len(summary.paths)} shard(s) under {args.out} ({summary.seconds:.1f} s, "
+        f"{summary.galaxiesPerSecond:.1f} galaxies/s with {summary.workers} worker(s))"
+    )
+    return 0
+
+
+def _inputs(args) -> int:
+    from .inputs import writeTestFieldInputs
+
+    dataset = _dataset(args, "fields")
+    nFields = args.scenes if args.scenes is not None else len(dataset)
+    began = time.perf_counter()
+    files = writeTestFieldInputs(dataset, args.out, nFields, start=args.start, peaks=args.peaks,
+                                 workers=args.workers, progress=not args.quiet)
+    seconds = time.perf_counter() - began
+    galaxies = sum(f.nGalaxies for f in files)
+    print(
+        f"{len(files)} fields ({galaxies} galaxies; {sum(f.nParents for f in files)} parents, "
+        f"{sum(f.nPeaks for f in files)} {args.peaks} peaks) written to {args.out} in {seconds:.1f} s"
+    )
+    return 0
+
+
+def _population(args) -> int:
+    from .population import generatePopulation
+
+    snrCut = args.snr_cut if args.snr_cut > 0 else None
+    galaxies = generatePopulation(args.size, args.seed, snrCut=snrCut)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    galaxies.write(args.out, overwrite=True)
+    print(f"{len(galaxies)} galaxies written to {args.out}")
+    if args.plots is not None:
+        from .catsim import readCatsimCatalog
+        from .populationPlots import plotPopulationComparison
+
+        reference = readCatsimCatalog(args.compare) if args.compare is not None else None
+        uncut = generatePopulation(args.size, args.seed, snrCut=None)
+        for path in plotPopulationComparison(uncut, reference, args.plots):
+            print(f"plot: {path}")
+    return 0
+
+
+def _examples(args) -> int:
+    from .plots import plotExamples
+
+    galaxies = _galaxies(args)
+    for path in plotExamples(galaxies, args.out, seed=args.seed, band=args.band, rows=args.rows):
+        print(f"plot: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in DATASETS:
+            return _simulate(args)
+        return {"inputs": _inputs, "population": _population, "examples": _examples}[args.command](args)
+    except (ValueError, OSError) as error:
+        print(f"madness-sim {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
