@@ -205,13 +205,14 @@ def test_footprints_are_grown_segments():
     mock = makeMockMultibandExposure(seed=6, **COMPACT)
     exposure = mock.mExposure
     detection, _ = makeDetectionImage(exposure)
-    tight = detectParents(exposure, grow=0, nSigma=5.0)
+    # Without the matched filter the footprints are the raw above-threshold segments.
+    tight = detectParents(exposure, grow=0, nSigma=5.0, thresholdSmoothing=0)
     pixels = _footprintPixels(tight, exposure.getBBox())
     # grow=0: the footprints are the above-threshold segments, down to single pixels.
     labels, n = ndimage.label(detection.array > 5.0, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:]
     np.testing.assert_array_equal(pixels, np.isin(labels, 1 + np.flatnonzero(sizes >= 5)))
-    grown = detectParents(exposure, grow=3)
+    grown = detectParents(exposure, grow=3, thresholdSmoothing=0)
     grownPixels = _footprintPixels(grown, exposure.getBBox())
     disc = np.hypot(*np.mgrid[-3:4, -3:4]) <= 3
     np.testing.assert_array_equal(grownPixels, ndimage.binary_dilation(pixels, structure=disc))
@@ -333,3 +334,26 @@ def test_fully_masked_exposure_raises():
     exposure.mask.array[:] = exposure.mask.getPlaneBitMask("BAD")
     with pytest.raises(ValueError, match="masked"):
         detectParents(exposure)
+
+
+def test_matched_filter_finds_faint_extended_galaxies():
+    """Galaxies of integrated S/N ~ 15 whose pixels are all below 5 sigma: found only
+    with the PSF-matched filter (LSST's smoothing before thresholding)."""
+    mock = makeMockMultibandExposure(seed=2, hlrRange=(0.8, 1.0), snrRange=(15.0, 18.0), shape=(80, 80), nGalaxies=3)
+    detection, _ = makeDetectionImage(mock.mExposure)
+    assert detection.array.max() < 5.0
+    assert len(detectParents(mock.mExposure, thresholdSmoothing=0)) == 0
+    catalog = detectParents(mock.mExposure)
+    peaks = np.concatenate([_peaksOf(record) for record in catalog])
+    truth = np.column_stack([np.asarray(mock.truth["x"]), np.asarray(mock.truth["y"])])
+    distance = np.hypot(*(truth[:, None, :] - peaks[None, :, :]).transpose(2, 0, 1))
+    assert np.all(distance.min(axis=1) < 3.0)
+    assert np.all(catalog["detect_significance"] > 5.0)
+
+
+def test_matched_filter_keeps_unit_noise():
+    from lsst.meas.extensions.madness.detect import matchedFilter
+
+    noise = np.random.default_rng(1).normal(size=(300, 300))
+    for sigma in (0.0, 1.0, 2.5):
+        assert abs(matchedFilter(noise, sigma)[20:-20, 20:-20].std() - 1.0) < 0.05

@@ -25,7 +25,7 @@ from scipy import ndimage
 from .afw import Footprint, ImageD, MultibandExposure, Point2I, SpanSet
 from .afw.table import IdFactory, Schema, SourceCatalog, SourceTable
 
-__all__ = ["DetectionParams", "makeDetectionImage", "detectParents"]
+__all__ = ["DetectionParams", "makeDetectionImage", "matchedFilter", "detectParents"]
 
 #: Mask planes whose pixels are left out of the detection image when the mask has them.
 DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT")
@@ -40,7 +40,7 @@ _MAX_SUBPIXEL_OFFSET = 0.499
 
 @dataclass(frozen=True)
 class DetectionParams:
-    """Parameters of :func:`detectParents`, with their defaults.
+    r"""Parameters of :func:`detectParents`, with their defaults.
 
     Pass them on with ``detectParents(mExposure, **dataclasses.asdict(params))``.
 
@@ -61,8 +61,20 @@ class DetectionParams:
     peakSmoothing
         Standard deviation in pixels of the Gaussian that smooths the detection image
         before peaks are searched for, so that single noisy pixels in a source's wings
-        do not become peaks; 0 disables it. Thresholding uses the unsmoothed image.
-        Default 1.
+        do not become peaks; 0 disables it. Kept narrower than the PSF so that close
+        pairs keep two peaks. Default 1.
+    peakProminence
+        A peak other than its segment's brightest must rise at least this many noise
+        standard deviations (of the smoothed peak image) above the lowest point on the
+        straight line to each brighter peak of its segment, so noise bumps in the wings
+        of bright galaxies do not become peaks. 0 disables it. Default 3.
+    thresholdSmoothing
+        Standard deviation in pixels of the Gaussian matched filter applied to the
+        detection image before thresholding, as LSST's ``SourceDetectionTask`` convolves
+        with the PSF: a faint extended galaxy whose pixels are each below ``nSigma`` is
+        still found. ``"psf"`` (default) takes the mean Gaussian-equivalent width of the
+        exposure's PSFs (:math:`\sigma = \sqrt{(I_{xx} + I_{yy})/2}` of each kernel), or
+        no smoothing when the exposure has no PSF; 0 disables it.
     badMaskPlanes
         Mask planes whose pixels are left out of the detection image (those the mask
         does not have are skipped). Default ``("BAD", "NO_DATA", "SAT")``.
@@ -74,6 +86,8 @@ class DetectionParams:
     minPeakSeparation: int = 2
     peakSmoothing: float = 1.0
     badMaskPlanes: tuple[str, ...] = DEFAULT_BAD_MASK_PLANES
+    thresholdSmoothing: float | str = "psf"
+    peakProminence: float = 3.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.nSigma) and self.nSigma > 0):
@@ -86,6 +100,14 @@ class DetectionParams:
             raise ValueError(f"grow must be a non-negative integer, got {self.grow!r}")
         if not (np.isfinite(self.peakSmoothing) and self.peakSmoothing >= 0):
             raise ValueError(f"peakSmoothing must be a non-negative finite number, got {self.peakSmoothing!r}")
+        if not (np.isfinite(self.peakProminence) and self.peakProminence >= 0):
+            raise ValueError(f"peakProminence must be a non-negative finite number, got {self.peakProminence!r}")
+        smoothing = self.thresholdSmoothing
+        if isinstance(smoothing, str):
+            if smoothing != "psf":
+                raise ValueError(f'thresholdSmoothing must be "psf" or a non-negative number, got {smoothing!r}')
+        elif not (np.isfinite(smoothing) and smoothing >= 0):
+            raise ValueError(f'thresholdSmoothing must be "psf" or a non-negative number, got {smoothing!r}')
         for name in ("minArea", "grow", "minPeakSeparation"):
             object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "badMaskPlanes", tuple(self.badMaskPlanes))
@@ -195,6 +217,52 @@ def makeDetectionImage(
     return ImageD(detection, xy0=mExposure.getXY0()), covered
 
 
+def _psfSigma(mExposure: MultibandExposure, bandIndices: list[int]) -> float:
+    """Mean Gaussian-equivalent sigma (pixels) of the PSFs of the bands; 0 without PSFs."""
+    sigmas = []
+    for b in bandIndices:
+        psf = mExposure.getPsfs()[b] if hasattr(mExposure, "getPsfs") else None
+        if psf is None:
+            continue
+        kernel = psf.kernel.astype(np.float64)
+        yy, xx = np.indices(kernel.shape, dtype=np.float64)
+        yy -= kernel.shape[0] // 2
+        xx -= kernel.shape[1] // 2
+        # Second moments of a noiseless kernel: unweighted ones are fine and exact for a Gaussian.
+        total = kernel.sum()
+        sigmas.append(np.sqrt(0.5 * ((kernel * (xx**2 + yy**2)).sum() / total)))
+    return float(np.mean(sigmas)) if sigmas else 0.0
+
+
+def matchedFilter(detection: np.ndarray, sigma: float) -> np.ndarray:
+    r"""Smooth a unit-noise image with a Gaussian and rescale it to unit noise again.
+
+    .. math:: D_\sigma = \frac{G_\sigma * D}{\sqrt{\sum G_\sigma^2}}
+
+    For a source shaped like :math:`G_\sigma` this is the maximum-likelihood detection
+    statistic, so thresholding :math:`D_\sigma` at :math:`n_\sigma` finds sources down to
+    an integrated S/N of about :math:`n_\sigma` rather than a per-pixel one.
+
+    Examples
+    --------
+    >>> noise = np.random.default_rng(0).normal(size=(400, 400))
+    >>> round(float(matchedFilter(noise, 2.0).std()), 1)
+    1.0
+    """
+    if sigma <= 0:
+        return detection
+    return ndimage.gaussian_filter(detection, sigma, mode="constant") / _smoothedNoise(sigma)
+
+
+def _smoothedNoise(sigma: float) -> float:
+    """Standard deviation of unit white noise after ``ndimage.gaussian_filter(·, sigma)``."""
+    if sigma <= 0:
+        return 1.0
+    impulse = np.zeros((int(8 * sigma) * 2 + 1,) * 2)
+    impulse[impulse.shape[0] // 2, impulse.shape[1] // 2] = 1.0
+    return float(np.sqrt(np.sum(ndimage.gaussian_filter(impulse, sigma, mode="constant") ** 2)))
+
+
 def _segment(detection: np.ndarray, covered: np.ndarray, nSigma: float, minArea: int) -> np.ndarray:
     """Label image of 8-connected segments of ≥ ``minArea`` pixels above ``nSigma`` (0 = none)."""
     from photutils.segmentation import detect_sources
@@ -240,8 +308,25 @@ def _separated(iy: np.ndarray, ix: np.ndarray, minSeparation: float) -> np.ndarr
     return np.asarray(kept, dtype=np.int64)
 
 
+def _prominent(values: np.ndarray, iy: np.ndarray, ix: np.ndarray, minProminence: float) -> np.ndarray:
+    """Indices of the peaks (brightest first) that rise ``minProminence`` above the lowest
+    point of the straight line to every brighter kept peak; the first is always kept."""
+    kept = [0] if iy.size else []
+    for i in range(1, iy.size):
+        col = -np.inf
+        for j in kept:
+            n = int(np.ceil(np.hypot(iy[i] - iy[j], ix[i] - ix[j]))) + 1
+            t = np.linspace(0.0, 1.0, n)
+            ly = np.rint(iy[i] + t * (iy[j] - iy[i])).astype(int)
+            lx = np.rint(ix[i] + t * (ix[j] - ix[i])).astype(int)
+            col = max(col, values[ly, lx].min())
+        if values[iy[i], ix[i]] - col >= minProminence:
+            kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
+
+
 def _localMaxima(
-    smoothed: np.ndarray, segments: np.ndarray, minSeparation: int
+    smoothed: np.ndarray, segments: np.ndarray, minSeparation: int, minProminence: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(iy, ix)`` of the local maxima of ``smoothed`` in each segment, per segment brightest first.
 
@@ -264,6 +349,8 @@ def _localMaxima(
         iy, ix = iy[order], ix[order]
         # Plateaus give several equal maxima in one box; keep the first of each group.
         keep = _separated(iy, ix, minSeparation)
+        if minProminence > 0:
+            keep = keep[_prominent(values, iy[keep], ix[keep], minProminence)]
         allY.append(iy[keep] + slices[0].start)
         allX.append(ix[keep] + slices[1].start)
     if not allY:
@@ -376,8 +463,9 @@ def _detectedPeaks(
     labels: np.ndarray,
     minSeparation: int,
     xy0: Point2I,
+    minProminence: float = 0.0,
 ) -> _Peaks:
-    iy, ix = _localMaxima(smoothed, segments, minSeparation)
+    iy, ix = _localMaxima(smoothed, segments, minSeparation, minProminence)
     fy, fx = _refinePeaks(smoothed, iy, ix)
     return _Peaks(iy, ix, fy + xy0.y, fx + xy0.x, detection[iy, ix], labels[iy, ix], None)
 
@@ -431,6 +519,8 @@ def detectParents(
     peaks: Literal["detected"] | np.ndarray = "detected",
     minPeakSeparation: int = DetectionParams.minPeakSeparation,
     peakSmoothing: float = DetectionParams.peakSmoothing,
+    thresholdSmoothing: float | str = DetectionParams.thresholdSmoothing,
+    peakProminence: float = DetectionParams.peakProminence,
     badMaskPlanes: Sequence[str] = DEFAULT_BAD_MASK_PLANES,
     bands: Sequence[str] | None = None,
     idFactory: IdFactory | None = None,
@@ -439,8 +529,10 @@ def detectParents(
     r"""Detect parents (blends) and their peaks on a multiband exposure.
 
     1. The detection image :math:`D = \sum_b w_b I_b / \sqrt{\sum_b w_b}` with
-       :math:`w_b = 1/V_b` (see :func:`makeDetectionImage`) has unit noise, so the
-       threshold is simply :math:`D > n_\sigma`.
+       :math:`w_b = 1/V_b` (see :func:`makeDetectionImage`) has unit noise. Like LSST's
+       ``SourceDetectionTask``, it is smoothed by a Gaussian matched filter of the
+       PSF's width, rescaled to unit noise (:func:`matchedFilter`,
+       ``thresholdSmoothing``), and the threshold is simply :math:`D_\sigma > n_\sigma`.
     2. Segments are the 8-connected groups of at least ``minArea`` pixels above it
        (``photutils.segmentation.detect_sources``).
     3. The segments are dilated by a disc of radius ``grow`` (clipped to the exposure),
@@ -450,11 +542,12 @@ def detectParents(
     4. Peaks:
 
        - ``peaks="detected"``: the local maxima of :math:`D` smoothed by a Gaussian of
-         ``peakSmoothing`` pixels, each the maximum of its segment within
+         ``peakSmoothing`` pixels that stand ``peakProminence`` noise sigmas above the
+         dip towards every brighter peak, each the maximum of its segment within
          ``minPeakSeparation`` pixels (box half-size) and at least ``minPeakSeparation``
          from a brighter kept one. Every segment has at least one (its brightest pixel).
          Sub-pixel positions are the vertices of parabolas through the 3×3
-         neighbourhood's row and column sums of the smoothed :math:`D`.
+         neighbourhood's row and column sums of that smoothed image.
        - ``peaks`` an ``(N, 2)`` array of true ``(x, y)`` parent positions: each becomes
          a peak at exactly that position in the parent containing its pixel. A position
          in no parent gets a new parent of its own, a disc of radius ``grow + 2`` around
@@ -472,7 +565,7 @@ def detectParents(
     ----------
     mExposure
         The exposure; its ``xy0`` is honoured, so positions are in parent coordinates.
-    nSigma, minArea, grow, minPeakSeparation, peakSmoothing, badMaskPlanes
+    nSigma, minArea, grow, minPeakSeparation, peakSmoothing, thresholdSmoothing, peakProminence, badMaskPlanes
         See :class:`DetectionParams`.
     peaks
         ``"detected"`` or an ``(N, 2)`` array of truth ``(x, y)`` positions.
@@ -491,7 +584,7 @@ def detectParents(
     catalog : `SourceCatalog`
         One record per parent, in raster order of their first pixel: ``parent = 0``,
         ``deblend_nPeaks`` the number of peaks, ``detect_significance`` the maximum of
-        :math:`D` on the footprint, and the :class:`Footprint` (region: the exposure's
+        :math:`D_\sigma` on the footprint, and the :class:`Footprint` (region: the exposure's
         bounding box).
 
     Raises
@@ -531,6 +624,8 @@ def detectParents(
         minPeakSeparation=minPeakSeparation,
         peakSmoothing=peakSmoothing,
         badMaskPlanes=tuple(badMaskPlanes),
+        thresholdSmoothing=thresholdSmoothing,
+        peakProminence=peakProminence,
     )
     truth: np.ndarray | None = None
     if isinstance(peaks, str):
@@ -543,19 +638,24 @@ def detectParents(
     detectionImage, covered = makeDetectionImage(mExposure, bands, params.badMaskPlanes)
     detection = detectionImage.array
     xy0 = mExposure.getXY0()
-    segments = _segment(detection, covered, params.nSigma, params.minArea)
+    sigma = params.thresholdSmoothing
+    if sigma == "psf":
+        sigma = _psfSigma(mExposure, _bandIndices(mExposure, bands))
+    filtered = matchedFilter(detection, float(sigma))
+    segments = _segment(filtered, covered, params.nSigma, params.minArea)
     labels, nParents = _growSegments(segments, params.grow)
     smoothed = ndimage.gaussian_filter(detection, params.peakSmoothing) if params.peakSmoothing > 0 else detection
 
     if truth is None:
-        found = _detectedPeaks(detection, smoothed, segments, labels, params.minPeakSeparation, xy0)
+        minProminence = params.peakProminence * _smoothedNoise(params.peakSmoothing)
+        found = _detectedPeaks(detection, smoothed, segments, labels, params.minPeakSeparation, xy0, minProminence)
     else:
         ix, iy = _truthPixels(truth, xy0)
         nParents = _addTruthFootprints(labels, nParents, iy, ix, params.grow + 2)
         found = _truthPeaks(detection, smoothed, labels, nParents, truth, xy0)
 
     _setDetectedMask(mExposure, labels > 0)
-    return _makeCatalog(mExposure, detection, labels, nParents, found, schema, idFactory)
+    return _makeCatalog(mExposure, filtered, labels, nParents, found, schema, idFactory)
 
 
 def _makeCatalog(

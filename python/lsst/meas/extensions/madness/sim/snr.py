@@ -72,10 +72,10 @@ def catalogSnr(table: Table, conditions: SurveyConditions = LSST_CONDITIONS, ban
 
     >>> t = Table(dict(r_ab=[26.0], a_b=[0.0], b_b=[0.0], a_d=[0.0], b_d=[0.0]))
     >>> round(float(catalogSnr(t)[0]), 2)
-    8.25
+    17.5
     >>> t["a_d"], t["b_d"] = [0.4], [0.1]   # FWHM_gal = 2 sqrt(0.04) = 0.4"
     >>> round(float(catalogSnr(t)[0]), 2)
-    7.42
+    15.71
     """
     bandConditions = conditions.band(band)
     magnitude = np.asarray(table[f"{band}_ab"], dtype=float)
