@@ -276,6 +276,10 @@ def test_written_inputs_read_back_and_validate(catalog, tmp_path, peaks):
     assert len(truth.truth) == len(scene) and truth.bands == ("g", "r", "i")
     np.testing.assert_array_equal(truth.isolated, scene.isolated)
     assert truth.header["PEAKS"] == peaks
+    if peaks == "truth":
+        assert files.nMatched == len(scene) and files.nUnmatchedPeaks == files.nPeaks - len(scene)
+    else:
+        assert files.nMatched >= 0.75 * len(scene)
 
 
 def test_truth_reader_errors(tmp_path):
@@ -315,8 +319,18 @@ def test_command_line_help(capsys):
         simMain(["--help"])
     assert exit.value.code == 0
     text = capsys.readouterr().out
-    for command in ("isolated", "blended", "fields", "inputs", "population", "examples"):
+    for command in ("isolated", "blended", "fields", "inputs", "population", "examples", "throughput"):
         assert command in text
     with pytest.raises(SystemExit):
         simMain(["inputs", "--help"])
     assert "--peaks" in capsys.readouterr().out
+
+
+def test_throughput_table(catalog, tmp_path):
+    from lsst.meas.extensions.madness.sim.throughput import measureThroughput, throughputMarkdown
+
+    results = measureThroughput(catalog, {"isolated": 3, "fields": 1}, workers=(1,), bands=["r"])
+    assert [(r.kind, r.written) for r in results] == [("isolated", False), ("isolated", True), ("fields", False), ("fields", True)]
+    assert results[0].nGalaxies == 3 and all(r.galaxiesPerSecond > 0 for r in results)
+    text = throughputMarkdown(results, "madness-sim throughput")
+    assert "| isolated | 1 | in memory | 3 | 3 |" in text and "madness-sim throughput" in text

@@ -22,6 +22,7 @@ commands:
   inputs      TestFields as deblender inputs: exposure FITS + parent catalogue FITS + truth FITS
   population  write the built-in population as a CatSim-format FITS catalogue (and compare plots)
   examples    draw example images like the paper's Fig. 2 into a PNG
+  throughput  time the simulator (galaxies/s, 1 and all cores) into a Markdown table
 
 Train, validation and test use disjoint galaxies (--split); the same --seed gives the same data.
 Run `madness-sim <command> --help` for the options of one command.
@@ -93,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--band", default="r", help="band shown (default: %(default)s)")
     sub.add_argument("--rows", type=int, default=3, help="scenes per panel (default: %(default)s)")
     sub.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    sub = commands.add_parser("throughput", help="time the simulator into a Markdown table",
+                              description="Time IsolatedSims, BlendedSims and TestFields, in memory and written "
+                                          "to HDF5, with one worker and with all cores; write a Markdown table.")
+    _addCatalogOptions(sub)
+    sub.add_argument("--isolated", type=int, default=1000, metavar="N", help="IsolatedSims scenes (default: %(default)s)")
+    sub.add_argument("--blended", type=int, default=500, metavar="N", help="BlendedSims scenes (default: %(default)s)")
+    sub.add_argument("--fields", type=int, default=30, metavar="N", help="TestFields scenes (default: %(default)s)")
+    sub.add_argument("--out", type=Path, required=True, help="Markdown file to write (e.g. doc/sim-throughput.md)")
     return parser
 
 
@@ -138,6 +147,10 @@ def _inputs(args) -> int:
         f"{len(files)} fields ({galaxies} galaxies; {sum(f.nParents for f in files)} parents, "
         f"{sum(f.nPeaks for f in files)} {args.peaks} peaks) written to {args.out} in {seconds:.1f} s"
     )
+    print(
+        f"galaxies with a peak within 3 px: {sum(f.nMatched for f in files)} of {galaxies}; "
+        f"peaks with no galaxy within 3 px: {sum(f.nUnmatchedPeaks for f in files)}"
+    )
     return 0
 
 
@@ -169,12 +182,25 @@ def _examples(args) -> int:
     return 0
 
 
+def _throughput(args) -> int:
+    from .throughput import measureThroughput, writeThroughput
+
+    galaxies = _galaxies(args)
+    results = measureThroughput(galaxies, {"isolated": args.isolated, "blended": args.blended, "fields": args.fields})
+    command = "madness-sim " + " ".join(sys.argv[1:]) if args.argv is None else "madness-sim " + " ".join(args.argv)
+    path = writeThroughput(results, command, args.out)
+    print(path.read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = argv
     try:
         if args.command in DATASETS:
             return _simulate(args)
-        return {"inputs": _inputs, "population": _population, "examples": _examples}[args.command](args)
+        commands = {"inputs": _inputs, "population": _population, "examples": _examples, "throughput": _throughput}
+        return commands[args.command](args)
     except (ValueError, OSError) as error:
         print(f"madness-sim {args.command}: error: {error}", file=sys.stderr)
         return 2

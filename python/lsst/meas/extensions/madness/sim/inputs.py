@@ -41,6 +41,9 @@ __all__ = ["FieldFiles", "FieldTruth", "fieldExposure", "writeFieldInputs", "wri
 
 PeakSource = Literal["truth", "detected"]
 
+#: Pixels within which a peak counts as finding a galaxy, in the summaries of written fields.
+MATCH_RADIUS = 3.0
+
 
 @dataclass(frozen=True)
 class FieldFiles:
@@ -52,6 +55,10 @@ class FieldFiles:
     nGalaxies: int
     nParents: int
     nPeaks: int
+    #: Galaxies with a peak within ``MATCH_RADIUS`` pixels of their true centre.
+    nMatched: int
+    #: Peaks with no galaxy within ``MATCH_RADIUS`` pixels.
+    nUnmatchedPeaks: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,13 +96,17 @@ def writeFieldInputs(
     directory.mkdir(parents=True, exist_ok=True)
     mExposure = fieldExposure(scene, dataset)
     catalog = detectParents(mExposure, peaks=scene.positions if peaks == "truth" else "detected")
+    found = np.array([[p.getFx(), p.getFy()] for record in catalog for p in record.getFootprint().getPeaks()])
+    distance = np.hypot(*(scene.positions[:, None, :] - found.reshape(1, -1, 2)).transpose(2, 0, 1))
     files = FieldFiles(
         exposure=directory / f"{name}_exposure.fits",
         parents=directory / f"{name}_parents.fits",
         truth=directory / f"{name}_truth.fits",
         nGalaxies=len(scene),
         nParents=len(catalog),
-        nPeaks=sum(len(record.getFootprint().getPeaks()) for record in catalog),
+        nPeaks=len(found),
+        nMatched=int(np.sum(distance.min(axis=1, initial=np.inf) <= MATCH_RADIUS)),
+        nUnmatchedPeaks=int(np.sum(distance.min(axis=0, initial=np.inf) > MATCH_RADIUS)),
     )
     mExposure.writeFits(files.exposure)
     catalog.writeFits(files.parents, bbox=mExposure.getBBox())
