@@ -5,18 +5,19 @@ the catalogue, the split, the seed and ``k`` (its random stream is
 ``SeedSequence([seed, kind, split, k])``), so the same item can be made again in any worker
 process, in any order, and different kinds and splits never share noise.
 
-=================  ==========================================================================
-data set           a scene (paper Sec. 2.1-2.2)
-=================  ==========================================================================
-:class:`IsolatedSims`  one galaxy in a 45×45 stamp, its centre uniform within the central pixel;
-                   noisy input and noiseless target.
-:class:`BlendedSims`   1-3 galaxies (uniform) whose centres are uniform in a 20×20 pixel box;
-                   a 45×45 stamp around each galaxy in turn, with that galaxy's noiseless
-                   isolated image as target.
-:class:`TestFields`    a 205×205 field of 12-20 galaxies (uniform) centred uniformly in the inner
-                   150×150 pixels, no two centres in one pixel; per galaxy its noiseless
-                   isolated image and its isolated image with the field's own noise.
-=================  ==========================================================================
+=========================  ==================================================================
+data set                   a scene (paper Sec. 2.1-2.2)
+=========================  ==================================================================
+:class:`IsolatedSims`      one galaxy in a 45×45 stamp, its centre uniform within the central
+                           pixel; noisy input and noiseless target.
+:class:`BlendedSims`       1-3 galaxies (uniform) whose centres are uniform in a 20×20 pixel
+                           box; a 45×45 stamp around each galaxy in turn, with that galaxy's
+                           noiseless isolated image as target.
+:class:`TestFields`        a 205×205 field of 12-20 galaxies (uniform) centred uniformly in
+                           the inner 150×150 pixels, no two centres in one pixel; per galaxy
+                           its noiseless isolated image and its isolated image with the
+                           field's own noise.
+=========================  ==================================================================
 
 Galaxies come from one split of a CatSim-format catalogue (:mod:`.splits`), so training and
 validation scenes never show a test galaxy. Rendering and noise are those of

@@ -54,10 +54,11 @@ def _fieldPanel(scene: Scene, bandIndex: int, band: str, innerSize: int, path: P
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
     for ax, image, name in zip(axes, (scene.image[bandIndex], scene.noiseless[bandIndex]), ("noisy field", "noiseless")):
-        scale = max(float(np.std(scene.image[bandIndex])), 1e-12)
-        ax.imshow(np.arcsinh(image / scale), origin="lower", cmap="gray_r")
+        # In units of the sky noise, saturating at 30 sigma, so faint galaxies show.
+        scale = max(float(np.sqrt(np.median(scene.variance[bandIndex]))), 1e-12)
+        ax.imshow(np.arcsinh(image / scale), origin="lower", cmap="gray_r", vmin=np.arcsinh(-3), vmax=np.arcsinh(30))
         ax.plot(scene.positions[:, 0], scene.positions[:, 1], "x", color="red", ms=5)
-        ax.set_title(f"{name} ({band}, asinh stretch)", fontsize=9)
+        ax.set_title(f"{name} ({band}, asinh of S/N per pixel)", fontsize=9)
     n = scene.image.shape[-1]
     inner = (n - innerSize) / 2 - 0.5
     axes[0].add_patch(plt.Rectangle((inner, inner), innerSize, innerSize, fill=False, ls="--", color="tab:blue"))

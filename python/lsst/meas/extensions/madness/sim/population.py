@@ -64,7 +64,7 @@ class PopulationConfig(BaseModel):
     z0Intercept: float = Field(-0.744, description="z0 at i = 0 of the Science Book relation.")
     z0Pivot: float = Field(25.0, description="Faintward of this i, z0 grows with z0FaintSlope instead (CatSim is deeper in z).")
     z0FaintSlope: float = Field(0.3, ge=0, description="dz0/di faintward of z0Pivot.")
-    z0Minimum: float = Field(0.03, gt=0, description="Floor of z0 (the linear relation turns negative brightward of i≈18.5).")
+    z0Minimum: float = Field(0.03, gt=0, description="Floor of z0 (the linear relation reaches 0 at i≈17.8).")
     z0Maximum: float = Field(0.56, gt=0, description="Ceiling of z0 (CatSim's median z stops growing near i≈26.5).")
     redshiftMaximum: float = Field(6.0, gt=0, description="Redshifts are drawn in (0, redshiftMaximum), as in CatSim.")
     # -- morphology (CatSim sample: 70% pure disks, 27% small bulges, 3% bulge-dominated)
@@ -86,7 +86,7 @@ class PopulationConfig(BaseModel):
     bulgeToDiskSize: float = Field(0.6, gt=0, description="Median bulge/disk half-light radius ratio of two-component galaxies.")
     bulgeToDiskSizeScatter: float = Field(0.7, ge=0, description="ln scatter of that ratio.")
     ellipticalSizeRatio: float = Field(
-        0.7, gt=0, description="Bulge-dominated galaxies are this much smaller than disks of the same magnitude."
+        0.7, gt=0, description="Half-light radius of bulge-dominated galaxies relative to disks of the same magnitude."
     )
     # -- axis ratios: projected oblate spheroids with random orientation (shared by bulge and disk)
     diskThickness: float = Field(0.4, gt=0, lt=1, description="Mean intrinsic thickness C/A of disks.")
@@ -206,7 +206,7 @@ _LYMAN_ALPHA = 121.567  # nm
 
 def _madauTransmission(redshift: float):
     """Madau (1995) mean IGM transmission exp(-tau) as a function of observed wavelength (nm)."""
-    lines = ((_LYMAN_ALPHA, 0.0036), (102.573, 0.0017), (97.254, 0.0011800), (94.974, 0.00093))
+    lines = ((_LYMAN_ALPHA, 0.0036), (102.573, 0.0017), (97.254, 0.0012), (94.974, 0.00093))
     xEmit = 1.0 + redshift
 
     def transmission(wavelength):
@@ -261,7 +261,7 @@ def _magnitudeGrid(templates: tuple[str, ...], zMax: float, zStep: float, igm: b
         for j, z in enumerate(redshifts):
             shifted = sed.atRedshift(float(z))
             # The IGM only absorbs blueward of Lyman alpha; multiplying by a Python function
-            # makes galsim's integral ~5x slower, so it is done only for the bands it reaches.
+            # makes galsim's integral ~10x slower, so it is done only for the bands it reaches.
             absorbed = shifted * _madauTransmission(float(z)) if igm and z > 0 else shifted
             lymanAlpha = _LYMAN_ALPHA * (1.0 + z)
             grid[k, j] = [

@@ -2,16 +2,16 @@
 
 A shard ``<kind>-<split>-<nnnnn>.h5`` holds consecutive scenes of one data set:
 
-========================  ======================================================================
-HDF5 path                 content
-========================  ======================================================================
-attribute ``description``  JSON: kind, split, seed, bands, geometry and survey conditions
-attribute ``firstScene``   index of the shard's first scene; ``nScenes`` their number
-``galaxies/<array>``       ``(galaxy, band, y, x)`` stamps, e.g. ``blended``, ``isolated``
-``galaxies/scene``         index of each galaxy's scene
-``galaxies/truth/<col>``   truth table columns (catalogue parameters, ``x``, ``y``, fluxes)
-``scenes/<array>``         ``(scene, band, y, x)`` whole scenes (TestFields: ``image`` ...)
-========================  ======================================================================
+============================  ======================================================================
+HDF5 path                     content
+============================  ======================================================================
+attribute ``description``     JSON: kind, split, seed, bands, geometry and survey conditions
+attribute ``firstScene``      index of the shard's first scene; ``nScenes`` their number
+``galaxies/<array>``          ``(galaxy, band, y, x)`` stamps, e.g. ``blended``, ``isolated``
+``galaxies/scene``            index of each galaxy's scene
+``galaxies/truth/<col>``      truth table columns (catalogue parameters, ``x``, ``y``, fluxes)
+``scenes/<array>``            ``(scene, band, y, x)`` whole scenes (TestFields: ``image`` ...)
+============================  ======================================================================
 
 Arrays are float32, or float16 when asked (half the size). LSST coadd pixels exceed
 float16's largest value (65504), so float16 arrays are stored divided by ``FLOAT16_SCALE``
