@@ -314,6 +314,27 @@ def test_command_line(catalog, tmp_path, capsys):
     assert code == 2 and "bad.fits[catalog]" in err and "missing CatSim column" in err
 
 
+def test_command_line_conditions_file(catalog, tmp_path, capsys):
+    """Another survey is a conditions file, not new code; a bad one is named."""
+    import yaml
+
+    deeper = LSST_CONDITIONS.model_dump(mode="json")
+    deeper["name"] = "deeper"
+    deeper["bands"]["r"]["exposureTime"] *= 4
+    (tmp_path / "deep.yaml").write_text(yaml.safe_dump(deeper))
+    catalog.write(tmp_path / "catalog.fits")
+    common = ["--catalog", str(tmp_path / "catalog.fits"), "--snr-cut", "0", "--scenes", "1", "--bands", "r",
+              "--workers", "1", "--quiet"]
+    assert simMain(["isolated", *common, "--conditions", str(tmp_path / "deep.yaml"), "--out", str(tmp_path / "d")]) == 0
+    assert simMain(["isolated", *common, "--out", str(tmp_path / "l")]) == 0
+    deep, lsst = SimulationShards(tmp_path / "d"), SimulationShards(tmp_path / "l")
+    assert deep.description["conditions"]["name"] == "deeper"
+    assert deep[0]["isolated"].sum() == pytest.approx(4 * lsst[0]["isolated"].sum(), rel=1e-3)
+    (tmp_path / "bad.yaml").write_text("name: x\npixelScale: -1\n")
+    assert simMain(["isolated", *common, "--conditions", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "b")]) == 2
+    assert "bad.yaml: not valid survey conditions" in capsys.readouterr().err
+
+
 def test_command_line_help(capsys):
     with pytest.raises(SystemExit) as exit:
         simMain(["--help"])

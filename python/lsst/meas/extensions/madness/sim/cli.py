@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .datasets import DATASETS, SimulationConfig
 from .splits import SPLITS
+from .survey import LSST_CONDITIONS, SurveyConditions
 
 _DESCRIPTION = """\
 Simulate LSST-like galaxy images as in the MADNESS paper (Biswas et al. 2025, Sec. 2):
@@ -44,6 +45,9 @@ def _addCatalogOptions(parser: argparse.ArgumentParser) -> None:
                        help="seed of the built-in population (default: %(default)s)")
     group.add_argument("--snr-cut", type=float, default=10.0, metavar="S",
                        help="keep galaxies with r-band S/N >= S (paper App. A; default: %(default)s; 0 keeps all)")
+    group.add_argument("--conditions", type=Path, metavar="FILE",
+                       help="survey conditions as YAML or JSON (fields of SurveyConditions; default: LSST 10-year, "
+                            "the paper's Table 1)")
 
 
 def _addSimulationOptions(parser: argparse.ArgumentParser, defaultSplit: str) -> None:
@@ -105,16 +109,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _conditions(args) -> SurveyConditions:
+    if args.conditions is None:
+        return LSST_CONDITIONS
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        return SurveyConditions.model_validate(yaml.safe_load(args.conditions.read_text()))
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ValueError(f"{args.conditions}: not valid survey conditions: {error}") from None
+
+
 def _galaxies(args):
     from .galaxies import loadGalaxies
 
     snrCut = args.snr_cut if args.snr_cut > 0 else None
-    return loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed, snrCut=snrCut)
+    return loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed, snrCut=snrCut,
+                        conditions=_conditions(args))
 
 
 def _dataset(args, kind: str):
     bands = list(args.bands)
-    return DATASETS[kind](_galaxies(args), args.split, seed=args.seed, bands=bands, config=SimulationConfig())
+    return DATASETS[kind](_galaxies(args), args.split, seed=args.seed, bands=bands, conditions=_conditions(args),
+                          config=SimulationConfig())
 
 
 def _simulate(args) -> int:
