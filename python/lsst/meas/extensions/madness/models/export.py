@@ -1,0 +1,228 @@
+"""TorchScript artefacts of trained networks, their model card, and checked loading.
+
+A model directory holds
+
+================================  ==============================================================
+file                              content
+================================  ==============================================================
+``encoder.pt``                    VAE encoder, ``torch.jit.script``: stamps → (mean, scaleTril)
+``decoder.pt``                    decoder, ``torch.jit.script``: latents → stamps
+``deblender_encoder.pt``          VAE-deblender encoder, same interface as the encoder
+``flow_log_prob.pt``              ``torch.jit.trace`` of the flow's ``log_prob``: latents → log p
+``model_card.json``               bands, stamp size, normalisation, survey conditions, model
+                                  config, training provenance, validation metrics, torch
+                                  version, and the sha256 and size of each file
+================================  ==============================================================
+
+The flow is traced, not scripted: zuko's flows build their transforms in Python at call
+time, which ``torch.jit.script`` cannot compile, while a trace records the operations of
+``log_prob`` for the fixed latent dimension. Loading needs only ``torch``: no training code
+and no zuko.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+__all__ = ["MODEL_FILES", "ModelCardError", "MadnessModels", "exportModels", "loadModels", "sha256"]
+
+MODEL_FILES: dict[str, str] = {
+    "encoder": "encoder.pt",
+    "decoder": "decoder.pt",
+    "deblenderEncoder": "deblender_encoder.pt",
+    "flowLogProb": "flow_log_prob.pt",
+}
+CARD_NAME = "model_card.json"
+CARD_FORMAT = 1
+
+
+class ModelCardError(ValueError):
+    """A model directory whose card or files do not match what is asked for; says which."""
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def exportModels(
+    outDir: str | os.PathLike,
+    config,
+    encoder: torch.nn.Module,
+    decoder: torch.nn.Module,
+    flow: torch.nn.Module,
+    deblenderEncoder: torch.nn.Module,
+    *,
+    conditions: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    validation: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the four TorchScript files and the model card; return the card's path.
+
+    ``config`` is the :class:`~.config.ModelConfig`; ``flow`` the zuko flow (or a module whose
+    ``forward`` is ``log_prob``); ``conditions`` the survey conditions (e.g.
+    ``LSST_CONDITIONS.model_dump()``); ``training`` and ``validation`` free-form provenance
+    and metrics recorded as given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (ModelConfig, Encoder, Decoder, makeFlow,
+    ...     EncoderConfig, DecoderConfig, FlowConfig)
+    >>> config = ModelConfig(encoder=EncoderConfig(channels=(4, 4, 4, 4), denseUnits=8),
+    ...     decoder=DecoderConfig(denseUnits=8, seedChannels=4, channels=(4, 4, 4)),
+    ...     flow=FlowConfig(transforms=2, hiddenFeatures=(8,)))
+    >>> card = exportModels(tempfile.mkdtemp(), config, Encoder(config), Decoder(config),
+    ...     makeFlow(config), Encoder(config))
+    >>> models = loadModels(card.parent, bands=config.bands, stampSize=45)
+    >>> tuple(models.decode(torch.zeros(1, 16)).shape)
+    (1, 6, 45, 45)
+    """
+    from .flow import FlowLogProb
+
+    outDir = Path(outDir)
+    outDir.mkdir(parents=True, exist_ok=True)
+    modules: dict[str, torch.jit.ScriptModule] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still the format asked for
+        for name, module in (("encoder", encoder), ("decoder", decoder), ("deblenderEncoder", deblenderEncoder)):
+            modules[name] = torch.jit.script(module.cpu().eval())
+    flowModule = flow if not hasattr(flow, "transform") else FlowLogProb(flow)
+    flowModule = flowModule.cpu().eval()
+    example = torch.zeros(2, config.latentDim)
+    with torch.no_grad(), warnings.catch_warnings():
+        # zuko turns its base distribution's parameters into constants: exactly what a
+        # fixed prior should be in the trace.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        modules["flowLogProb"] = torch.jit.trace(flowModule, example, check_trace=False)
+    files = {}
+    for name, module in modules.items():
+        path = outDir / MODEL_FILES[name]
+        module.save(str(path))
+        files[name] = {"path": path.name, "sha256": sha256(path), "bytes": path.stat().st_size}
+    card = {
+        "format": CARD_FORMAT,
+        "bands": list(config.bands),
+        "stampSize": config.stampSize,
+        "latentDim": config.latentDim,
+        "normalisation": config.normalisation,
+        "profile": config.profile,
+        "modelConfig": config.model_dump(mode="json"),
+        "surveyConditions": dict(conditions) if conditions is not None else None,
+        "training": dict(training or {}),
+        "validation": dict(validation or {}),
+        "torchVersion": torch.__version__,
+        "files": files,
+    }
+    cardPath = outDir / CARD_NAME
+    cardPath.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return cardPath
+
+
+@dataclass(frozen=True, eq=False)
+class MadnessModels:
+    """The loaded TorchScript networks and their model card."""
+
+    encoder: torch.jit.ScriptModule
+    decoder: torch.jit.ScriptModule
+    deblenderEncoder: torch.jit.ScriptModule
+    flowLogProb: torch.jit.ScriptModule
+    card: dict
+    directory: Path
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.card["bands"])
+
+    @property
+    def stampSize(self) -> int:
+        return int(self.card["stampSize"])
+
+    @property
+    def normalisation(self) -> float:
+        return float(self.card["normalisation"])
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised stamps of ``latent`` (multiply by :attr:`normalisation` for electrons)."""
+        return self.decoder(latent)
+
+    def logPrior(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.flowLogProb(latent)
+
+
+def _readCard(directory: Path) -> dict:
+    path = directory / CARD_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model card; a model directory is written by exportModels / madness-train")
+    try:
+        card = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelCardError(f"{path}: not valid JSON ({error})") from None
+    for key in ("format", "bands", "stampSize", "latentDim", "normalisation", "files"):
+        if key not in card:
+            raise ModelCardError(f"{path}: model card lacks {key!r}")
+    if card["format"] != CARD_FORMAT:
+        raise ModelCardError(f"{path}: model card format {card['format']} is not the supported {CARD_FORMAT}")
+    return card
+
+
+def loadModels(
+    directory: str | os.PathLike,
+    *,
+    bands: Sequence[str] | None = None,
+    stampSize: int | None = None,
+    device: str | torch.device = "cpu",
+) -> MadnessModels:
+    """Load a model directory with ``torch.jit.load`` after checking its card.
+
+    Raises
+    ------
+    FileNotFoundError
+        No model card, or a file it lists is missing (named).
+    ModelCardError
+        The card is not valid JSON or lacks a key; its bands or stamp size differ from
+        ``bands`` / ``stampSize`` (both values are given); a file's SHA-256 differs from the
+        card's (the file, both digests).
+    """
+    directory = Path(directory)
+    card = _readCard(directory)
+    cardPath = directory / CARD_NAME
+    if bands is not None and list(bands) != list(card["bands"]):
+        raise ModelCardError(f"{cardPath}: the models take bands {card['bands']}, but the data have {list(bands)}")
+    if stampSize is not None and int(stampSize) != int(card["stampSize"]):
+        raise ModelCardError(f"{cardPath}: the models take {card['stampSize']}-pixel stamps, not {stampSize}")
+    modules = {}
+    for name, fileName in MODEL_FILES.items():
+        entry = card["files"].get(name)
+        if entry is None:
+            raise ModelCardError(f"{cardPath}: model card lists no {name!r} file")
+        path = directory / entry["path"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing model file (listed in {cardPath})")
+        digest = sha256(path)
+        if digest != entry["sha256"]:
+            raise ModelCardError(
+                f"{path}: sha256 {digest} differs from the model card's {entry['sha256']}: "
+                "the file is corrupted or does not belong to this card"
+            )
+        try:
+            with warnings.catch_warnings():
+                # torch 2.9+ deprecates TorchScript in favour of torch.export; the format still loads.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                modules[name] = torch.jit.load(str(path), map_location=device).eval()
+        except RuntimeError as error:
+            raise ModelCardError(f"{path}: not a loadable TorchScript file ({error})") from None
+    return MadnessModels(card=card, directory=directory, **modules)
