@@ -221,7 +221,7 @@ def _psfSigma(mExposure: MultibandExposure, bandIndices: list[int]) -> float:
     """Mean Gaussian-equivalent sigma (pixels) of the PSFs of the bands; 0 without PSFs."""
     sigmas = []
     for b in bandIndices:
-        psf = mExposure.getPsfs()[b] if hasattr(mExposure, "getPsfs") else None
+        psf = mExposure.getPsfs()[b]
         if psf is None:
             continue
         kernel = psf.kernel.astype(np.float64)

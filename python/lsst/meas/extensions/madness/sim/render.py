@@ -43,7 +43,7 @@ import numpy as np
 from ..afw import ImagePsf
 from .survey import LSST_CONDITIONS, SurveyConditions
 
-__all__ = ["GalaxyStamp", "SceneRenderer", "galaxyElectrons", "addPoissonNoise"]
+__all__ = ["GalaxyStamp", "SceneRenderer", "galaxyElectrons", "addPoissonNoise", "pixelatedPsfs"]
 
 # DeVaucouleurs wings reach far; rendering stops at this radius (pixels) around the centre.
 DEFAULT_MAX_RADIUS = 48
@@ -59,6 +59,13 @@ def galaxyElectrons(galaxy: Mapping, conditions: SurveyConditions, bands: Sequen
     5520.0
     """
     return np.array([conditions.electrons(band, float(galaxy[f"{band}_ab"])) for band in bands])
+
+
+def pixelatedPsfs(profiles: Sequence[galsim.GSObject], size: int, pixelScale: float) -> list[ImagePsf]:
+    """Unit-sum ``size``-square kernels of GalSim PSF ``profiles``, pixel response included
+    (``method="auto"``, as galaxies are drawn), so they are the PSF a pixel-level model is
+    convolved with."""
+    return [ImagePsf(p.drawImage(nx=size, ny=size, scale=pixelScale, method="auto").array) for p in profiles]
 
 
 def addPoissonNoise(
@@ -180,10 +187,7 @@ class SceneRenderer:
     def psfs(self) -> list[ImagePsf]:
         """The pixelated PSF of each band (pixel response included), ``psfSize`` square."""
         if self._psfs is None:
-            self._psfs = [
-                ImagePsf(p.drawImage(nx=self.psfSize, ny=self.psfSize, scale=self.pixelScale, method="auto").array)
-                for p in self.psfProfiles
-            ]
+            self._psfs = pixelatedPsfs(self.psfProfiles, self.psfSize, self.pixelScale)
         return self._psfs
 
     def profile(self, galaxy: Mapping) -> tuple[galsim.GSObject | None, galsim.GSObject | None, float, float]:

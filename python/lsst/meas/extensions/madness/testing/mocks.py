@@ -22,6 +22,7 @@ from astropy.table import Table
 from ..afw import Box2I, Extent2I, ImagePsf, MultibandExposure, Point2I
 from ..afw.table import SourceCatalog
 from ..detect import detectParents
+from ..sim.render import pixelatedPsfs
 
 __all__ = [
     "DEFAULT_BANDS",
@@ -169,13 +170,7 @@ def _makePsfs(
 ) -> tuple[list[galsim.GSObject], list[ImagePsf]]:
     """Kolmogorov profiles and their pixelated, unit-sum kernels (``psfSize`` square)."""
     profiles = [galsim.Kolmogorov(fwhm=float(f)) for f in fwhm]
-    # method="auto" includes the pixel response, as the galaxies' rendering does, so the
-    # kernel is the PSF a pixel-level model must be convolved with.
-    kernels = [
-        ImagePsf(profile.drawImage(nx=psfSize, ny=psfSize, scale=pixelScale, method="auto").array)
-        for profile in profiles
-    ]
-    return profiles, kernels
+    return profiles, pixelatedPsfs(profiles, psfSize, pixelScale)
 
 
 def _renderUnitModels(
