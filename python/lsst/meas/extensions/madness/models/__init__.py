@@ -8,6 +8,7 @@ from .config import *  # noqa: F401,F403
 from .networks import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .export import *  # noqa: F401,F403
+from .validation import *  # noqa: F401,F403
 
 _FLOW_NAMES = ("makeFlow", "FlowLogProb")
 

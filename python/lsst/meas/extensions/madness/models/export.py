@@ -32,7 +32,18 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-__all__ = ["MODEL_FILES", "ModelCardError", "MadnessModels", "exportModels", "loadModels", "sha256"]
+__all__ = [
+    "MODEL_FILES",
+    "SHIPPED_MODELS",
+    "ModelCardError",
+    "MadnessModels",
+    "exportModels",
+    "loadModels",
+    "loadShippedModels",
+    "shippedModelsPath",
+    "updateModelCard",
+    "sha256",
+]
 
 MODEL_FILES: dict[str, str] = {
     "encoder": "encoder.pt",
@@ -42,6 +53,9 @@ MODEL_FILES: dict[str, str] = {
 }
 CARD_NAME = "model_card.json"
 CARD_FORMAT = 1
+#: Trained model directories that ship inside the package, by name.
+SHIPPED_MODELS: dict[str, str] = {"lsst": "LSST 10-year depth, ugrizy, 45×45 stamps, light profile"}
+_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
 
 class ModelCardError(ValueError):
@@ -226,3 +240,38 @@ def loadModels(
         except RuntimeError as error:
             raise ModelCardError(f"{path}: not a loadable TorchScript file ({error})") from None
     return MadnessModels(card=card, directory=directory, **modules)
+
+
+def shippedModelsPath(name: str = "lsst") -> Path:
+    """Directory of the shipped model set ``name`` (see :data:`SHIPPED_MODELS`)."""
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"no shipped models named {name!r}; the package ships {sorted(SHIPPED_MODELS)}")
+    return _WEIGHTS / name
+
+
+def loadShippedModels(name: str = "lsst", **kwargs) -> MadnessModels:
+    """:func:`loadModels` on the trained weights that ship with the package (no download).
+
+    Examples
+    --------
+    >>> models = loadShippedModels(bands="ugrizy", stampSize=45)
+    >>> models.bands, models.card["latentDim"]
+    (('u', 'g', 'r', 'i', 'z', 'y'), 16)
+    """
+    return loadModels(shippedModelsPath(name), **kwargs)
+
+
+def updateModelCard(directory: str | os.PathLike, **entries: Any) -> Path:
+    """Replace top-level entries of a model card (e.g. ``validation``) without touching the networks.
+
+    The card's checksums cover the network files only, so the card stays valid.
+    """
+    directory = Path(directory)
+    card = _readCard(directory)
+    unknown = {"format", "bands", "stampSize", "latentDim", "normalisation", "files", "modelConfig"} & set(entries)
+    if unknown:
+        raise ValueError(f"{sorted(unknown)} describe the networks themselves; re-export instead of editing them")
+    card.update(entries)
+    path = directory / CARD_NAME
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return path

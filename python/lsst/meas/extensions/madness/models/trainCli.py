@@ -244,6 +244,7 @@ class _Data:
 
 
 def _run(args) -> int:
+    from .provenance import writeDataRecord
     from .training import STAGES, requireVaeCheckpoint, stagePath, trainDeblender, trainFlow, trainVae
 
     stages = list(STAGES) if args.stage == "all" else [args.stage]
@@ -255,6 +256,7 @@ def _run(args) -> int:
     progress = not args.quiet
     for stage in stages:
         trainData, validationData, stageConfig = data.forStage(stage, config, single=len(stages) == 1)
+        writeDataRecord(Path(args.out) / stage, trainData, validationData)
         common = dict(trainData=trainData, validationData=validationData, outDir=args.out, resume=args.resume,
                       progress=progress)
         if stage == "vae":

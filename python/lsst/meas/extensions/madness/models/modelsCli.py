@@ -1,0 +1,154 @@
+"""``madness-models``: export a training run, measure its validation metrics, draw its figures.
+
+Run ``madness-models --help`` for the commands and examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+_DESCRIPTION = """\
+Turn a madness-train run into the TorchScript model directory the deblender loads, and check it:
+
+  export     RUN/{vae,flow,deblender}/best.pt -> encoder.pt, decoder.pt, deblender_encoder.pt,
+             flow_log_prob.pt and model_card.json (provenance of every stage's data and training)
+  evaluate   validation metrics of a model directory on held-out IsolatedSims and BlendedSims
+             shards (VAE reconstruction, flow NLL, single-pass VAE-deblender); --write-card stores
+             them in the model card
+  plots      training curves, reconstructions, flow samples vs N(0, I), latent pairs and
+             VAE-deblender examples (paper Figs. 3, 4, 6) as PNG files
+  info       print a model directory's card (default: the shipped LSST models)
+
+examples:
+  madness-models export runs/lsst --to runs/lsst/export --recipe runs/lsst/recipe.sh
+  madness-models evaluate runs/lsst/export --isolated sims/iso-val --blended sims/blend-val \\
+      --stamps 5000 --write-card --markdown doc/_generated/model-metrics.md
+  madness-models plots runs/lsst/export --run runs/lsst --isolated sims/iso-val \\
+      --blended sims/blend-val --out doc/_static
+  madness-models info
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="madness-models", description=_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser("export", help="export a training run's best weights as TorchScript + model card")
+    export.add_argument("run", type=Path, help="madness-train output folder (with vae/, flow/, deblender/)")
+    export.add_argument("--to", type=Path, required=True, help="model directory to write")
+    export.add_argument("--recipe", type=Path, help="shell script (or notes) that made the data and the run; "
+                                                    "its lines go into the model card")
+
+    evaluate = commands.add_parser("evaluate", help="validation metrics on held-out shards")
+    evaluate.add_argument("models", type=Path, help="model directory")
+    evaluate.add_argument("--isolated", type=Path, required=True, help="IsolatedSims validation shards (folder)")
+    evaluate.add_argument("--blended", type=Path, required=True, help="BlendedSims validation shards (folder)")
+    evaluate.add_argument("--stamps", type=int, default=5000, help="galaxies of each data set (default: 5000)")
+    evaluate.add_argument("--band", default="r", help="band of the image metrics (default: r)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the latent samples of the flow NLL")
+    evaluate.add_argument("--write-card", action="store_true", help="store the metrics in the model card")
+    evaluate.add_argument("--markdown", type=Path, help="also write the metrics table to this Markdown file")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    plots = commands.add_parser("plots", help="figures of a model directory and its training run")
+    plots.add_argument("models", type=Path, help="model directory")
+    plots.add_argument("--run", type=Path, required=True, help="the madness-train folder (curves, flow sampling)")
+    plots.add_argument("--isolated", type=Path, required=True, help="IsolatedSims validation shards (folder)")
+    plots.add_argument("--blended", type=Path, required=True, help="BlendedSims validation shards (folder)")
+    plots.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    plots.add_argument("--prefix", default="models_", help="file name prefix (default: models_)")
+    plots.add_argument("--seed", type=int, default=0, help="seed of the examples and samples")
+
+    info = commands.add_parser("info", help="print a model card")
+    info.add_argument("models", type=Path, nargs="?", help="model directory (default: the shipped LSST models)")
+    return parser
+
+
+def _export(args) -> int:
+    from .runExport import exportRun
+
+    recipe = args.recipe.read_text().splitlines() if args.recipe is not None else None
+    card = exportRun(args.run, args.to, recipe=recipe)
+    data = json.loads(card.read_text())
+    total = sum(entry["bytes"] for entry in data["files"].values())
+    print(f"wrote {card.parent}: {', '.join(e['path'] for e in data['files'].values())} "
+          f"({total / 2**20:.1f} MiB) and {card.name}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..sim.shards import SimulationShards
+    from .export import loadModels, updateModelCard
+    from .validation import evaluateModels, metricsMarkdown
+
+    models = loadModels(args.models)
+    if args.band not in models.bands:
+        raise ValueError(f"band {args.band!r} is not one of the models' bands {list(models.bands)}")
+    arrays = ["blended", "isolated"]
+    isolated = SimulationShards(args.isolated, arrays=arrays)
+    blended = SimulationShards(args.blended, arrays=arrays)
+    for name, shards, kind in (("--isolated", isolated, "isolated"), ("--blended", blended, "blended")):
+        if shards.description["kind"] != kind:
+            raise ValueError(f"{name} {getattr(args, name[2:])}: holds {shards.description['kind']} shards, "
+                             f"not {kind}")
+        if shards.description["split"] == "train":
+            print(f"madness-models: warning: {name} holds the train split; validation metrics belong on held-out "
+                  "galaxies", file=sys.stderr)
+    metrics = evaluateModels(models, isolated, blended, args.stamps, args.band, args.seed, progress=not args.quiet)
+    record = metrics.toDict()
+    command = "madness-models " + " ".join(shlex.quote(str(a)) for a in args.argv)
+    record["command"] = command
+    table = metricsMarkdown(record, command)
+    print(table, end="")
+    if args.write_card:
+        path = updateModelCard(args.models, validation=record)
+        print(f"metrics written to {path}")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table)
+        print(f"table written to {args.markdown}")
+    return 0
+
+
+def _plots(args) -> int:
+    from .figures import drawModelFigures
+
+    paths = drawModelFigures(args.models, args.run, args.isolated, args.blended, args.out, args.prefix, args.seed)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _info(args) -> int:
+    from .export import CARD_NAME, shippedModelsPath
+
+    directory = args.models if args.models is not None else shippedModelsPath()
+    path = directory / CARD_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model card")
+    card: dict[str, Any] = json.loads(path.read_text())
+    print(json.dumps(card, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``madness-models``; returns the exit status (2 with a one-line message on errors)."""
+    args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "info": _info}
+    try:
+        return commands[args.command](args)
+    except (ValueError, OSError) as error:
+        message = " ".join(str(error).split())
+        print(f"madness-models {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""From a training run to the shipped model directory: export, validation metrics, figures, shipped weights.
+
+A tiny run (all three stages, a few stamps from shards) is exported with ``madness-models
+export``, measured with ``madness-models evaluate`` and drawn with ``madness-models plots``;
+the metrics are checked against an eager computation. The weights shipped in the package are
+loaded as a fresh clone would, with no network and no zuko.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.models import (
+    SHIPPED_MODELS,
+    ModelCardError,
+    loadModels,
+    loadShippedModels,
+    shippedModelsPath,
+)
+from lsst.meas.extensions.madness.models.config import DecoderConfig, EncoderConfig, FlowConfig, ModelConfig
+from lsst.meas.extensions.madness.models.modelsCli import main as modelsMain
+from lsst.meas.extensions.madness.models.trainCli import main as trainMain
+from lsst.meas.extensions.madness.models.validation import (
+    cosineSimilarity,
+    evaluateModels,
+    predictStamps,
+    relativeFluxError,
+)
+from lsst.meas.extensions.madness.sim import BlendedSims, IsolatedSims, loadGalaxies, writeShards
+from lsst.meas.extensions.madness.sim.shards import SimulationShards
+
+TINY = ModelConfig(
+    profile="custom",
+    encoder=EncoderConfig(channels=(4, 8, 8, 8), denseUnits=16),
+    decoder=DecoderConfig(denseUnits=16, seedChannels=8, channels=(8, 8, 8)),
+    flow=FlowConfig(transforms=2, hiddenFeatures=(8, 8)),
+)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """Shards, a trained tiny run, and its exported model directory."""
+    root = tmp_path_factory.mktemp("release")
+    galaxies = loadGalaxies(nGalaxies=300, seed=0)
+    shards = {}
+    for name, kind, split, scenes in (("iso-train", IsolatedSims, "train", 8), ("iso-val", IsolatedSims, "validation", 6),
+                                      ("blend-train", BlendedSims, "train", 4),
+                                      ("blend-val", BlendedSims, "validation", 4)):
+        shards[name] = root / name
+        writeShards(kind(galaxies, split, seed=1), shards[name], scenes, workers=1, progress=False)
+    modelFile = root / "tiny.json"
+    modelFile.write_text(TINY.model_dump_json())
+    run = root / "run"
+    argv = ["all", "--out", str(run), "--model-config", str(modelFile), "--epochs", "2", "--steps-per-epoch", "2",
+            "--batch-size", "4", "--validation-stamps", "4", "--workers", "0", "--lr", "1e-3", "--warmup-epochs", "1",
+            "--quiet"]
+    for role, names in (("--train-shards", ("iso-train", "blend-train")), ("--val-shards", ("iso-val", "blend-val"))):
+        for name in names:
+            argv += [role, str(shards[name])]
+    assert trainMain(argv) == 0
+    recipe = root / "recipe.sh"
+    recipe.write_text("madness-sim isolated --scenes 8\nmadness-train all --epochs 2\n")
+    export = root / "export"
+    assert modelsMain(["export", str(run), "--to", str(export), "--recipe", str(recipe)]) == 0
+    return shards, run, export
+
+
+def test_export_records_provenance(release):
+    shards, run, export = release
+    card = json.loads((export / "model_card.json").read_text())
+    stages = card["training"]["stages"]
+    assert set(stages) == {"vae", "flow", "deblender"}
+    vaeData = stages["vae"]["data"]
+    assert vaeData["train"]["source"] == "shards" and vaeData["train"]["kind"] == "isolated"
+    assert vaeData["train"]["split"] == "train" and vaeData["train"]["galaxies"] == 8
+    assert vaeData["validation"]["split"] == "validation" and vaeData["validation"]["galaxies"] == 6
+    assert stages["deblender"]["data"]["train"]["kind"] == "blended"
+    assert stages["vae"]["epochsRun"] == 2 and stages["vae"]["stageConfig"]["batchSize"] == 4
+    assert stages["vae"]["beta"] == 0.01
+    assert card["training"]["recipe"] == ["madness-sim isolated --scenes 8", "madness-train all --epochs 2"]
+    # Survey conditions come from the shards that trained the VAE.
+    assert card["surveyConditions"]["bands"]["r"]["zeroPoint"] > 0
+    assert card["modelConfig"] == json.loads(TINY.model_dump_json())
+
+
+def test_export_of_incomplete_run_names_the_stage(tmp_path, release, capsys):
+    _, run, _ = release
+    partial = tmp_path / "partial"
+    (partial / "vae").mkdir(parents=True)
+    (partial / "vae" / "best.pt").write_bytes((run / "vae" / "best.pt").read_bytes())
+    assert modelsMain(["export", str(partial), "--to", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "flow/best.pt" in error and "madness-train flow" in error and error.count("\n") == 1
+
+
+def test_evaluate_matches_eager_metrics_and_writes_card(release, tmp_path, capsys):
+    shards, _, export = release
+    markdown = tmp_path / "metrics.md"
+    argv = ["evaluate", str(export), "--isolated", str(shards["iso-val"]), "--blended", str(shards["blend-val"]),
+            "--stamps", "6", "--write-card", "--markdown", str(markdown), "--quiet"]
+    assert modelsMain(argv) == 0
+    card = json.loads((export / "model_card.json").read_text())
+    metrics = card["validation"]
+    assert metrics["vae"]["stamps"] == 6 and metrics["deblender"]["stamps"] == 6
+    assert "--stamps 6" in metrics["command"] and "| VAE reconstruction" in markdown.read_text()
+    # Independent recomputation from the stamps and the loaded TorchScript networks.
+    models = loadModels(export)  # the card edit keeps the checksums valid
+    iso = SimulationShards(shards["iso-val"], arrays=["blended", "isolated"])
+    stamps = np.stack([iso[i]["blended"] for i in range(6)])
+    truth = np.stack([iso[i]["isolated"] for i in range(6)])[:, 2]
+    with torch.no_grad():
+        mean, _ = models.encoder(torch.as_tensor(stamps) / 1e4)
+        decoded = models.decoder(mean).numpy()[:, 2] * 1e4
+    flat = decoded.reshape(6, -1).astype(float), truth.reshape(6, -1).astype(float)
+    cos = (flat[0] * flat[1]).sum(1) / np.linalg.norm(flat[0], axis=1) / np.linalg.norm(flat[1], axis=1)
+    assert metrics["vae"]["meanCosine"] == pytest.approx(cos.mean(), rel=1e-5)
+    flux = (flat[0].sum(1) - flat[1].sum(1)) / flat[1].sum(1)
+    assert metrics["vae"]["meanAbsFluxError"] == pytest.approx(np.abs(flux).mean(), rel=1e-5)
+    # The flow must give a finite NLL, and N(0, I) a different one.
+    assert np.isfinite(metrics["flowNll"]) and metrics["flowNll"] != metrics["standardNormalNll"]
+
+
+def test_evaluate_refuses_too_few_stamps_and_wrong_kind(release, capsys):
+    shards, _, export = release
+    base = ["evaluate", str(export), "--quiet"]
+    assert modelsMain(base + ["--isolated", str(shards["iso-val"]), "--blended", str(shards["blend-val"]),
+                              "--stamps", "5000"]) == 2
+    assert "hold 6 galaxies; 5000 were asked for" in capsys.readouterr().err
+    assert modelsMain(base + ["--isolated", str(shards["blend-val"]), "--blended", str(shards["blend-val"])]) == 2
+    assert "not isolated" in capsys.readouterr().err
+
+
+def test_plots_are_written(release, tmp_path):
+    shards, run, export = release
+    out = tmp_path / "figures"
+    argv = ["plots", str(export), "--run", str(run), "--isolated", str(shards["iso-val"]), "--blended",
+            str(shards["blend-val"]), "--out", str(out)]
+    assert modelsMain(argv) == 0
+    for name in ("training", "reconstructions", "deblender_examples", "flow_samples", "latent_pairs"):
+        assert (out / f"models_{name}.png").stat().st_size > 5000, name
+
+
+def test_metric_functions():
+    truth = np.zeros((3, 4, 4))
+    truth[:, 1, 1] = [1.0, 2.0, 4.0]
+    model = truth.copy()
+    model[1] *= 1.5
+    model[2, 0, 0] = 4.0  # same flux budget moved: cosine 1/√2, flux +100 %
+    np.testing.assert_allclose(cosineSimilarity(model, truth), [1.0, 1.0, 1 / np.sqrt(2)])
+    np.testing.assert_allclose(relativeFluxError(model, truth), [0.0, 0.5, 1.0])
+
+
+# --------------------------------------------------------------------------------------------
+# The weights that ship with the package.
+
+
+def test_shipped_models_load_and_agree_with_their_card():
+    directory = shippedModelsPath("lsst")
+    models = loadShippedModels(bands="ugrizy", stampSize=45)
+    card = models.card
+    total = sum(entry["bytes"] for entry in card["files"].values())
+    assert total <= 30 * 2**20, f"shipped artefacts take {total / 2**20:.1f} MiB"
+    assert sum(p.stat().st_size for p in directory.glob("*.pt")) == total
+    # The card carries the acceptance numbers, measured on >= 5000 held-out galaxies each.
+    validation = card["validation"]
+    assert validation["vae"]["stamps"] >= 5000 and validation["deblender"]["stamps"] >= 5000
+    assert validation["vae"]["band"] == "r" and validation["flowNll"] < validation["standardNormalNll"]
+    assert card["training"]["stages"]["vae"]["data"]["train"]["split"] == "train"
+    assert card["training"]["stages"]["vae"]["data"]["validation"]["split"] == "validation"
+    with pytest.raises(ModelCardError, match="bands"):
+        loadShippedModels(bands="gri")
+    with pytest.raises(ValueError, match="no shipped models named 'hsc'"):
+        shippedModelsPath("hsc")
+    assert set(SHIPPED_MODELS) == {"lsst"}
+
+
+def test_shipped_models_make_galaxies():
+    """Decoded flow-typical latents are non-negative, finite galaxies centred in the stamp."""
+    models = loadShippedModels()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        latents = 0.5 * torch.randn(16, 16)
+        stamps = models.decode(latents).numpy()
+        logPrior = models.logPrior(latents).numpy()
+    assert stamps.shape == (16, 6, 45, 45) and np.isfinite(stamps).all() and (stamps >= 0).all()
+    assert np.isfinite(logPrior).all()
+    r = stamps[:, 2].sum(axis=0)
+    y, x = np.unravel_index(np.argmax(r), r.shape)
+    assert abs(y - 22) <= 2 and abs(x - 22) <= 2
+
+
+def test_shipped_models_reconstruct_a_simulated_galaxy():
+    """The shipped VAE gives back a bright simulated galaxy with cosine similarity > 0.9 in r."""
+    galaxies = loadGalaxies(nGalaxies=400, seed=5)
+    sims = IsolatedSims(galaxies, "validation", seed=3)
+    scenes = [sims.make(k) for k in range(12)]
+    stamps = np.concatenate([scene.blended for scene in scenes]).astype(np.float32)
+    truth = np.concatenate([scene.isolated for scene in scenes])
+    brightest = np.argsort(truth[:, 2].sum(axis=(1, 2)))[-4:]
+    models = loadShippedModels()
+    decoded = predictStamps(models, stamps[brightest])
+    cos = cosineSimilarity(decoded[:, 2], truth[brightest, 2])
+    assert cos.min() > 0.9, cos
+    # The single-pass deblender on an isolated galaxy must find that galaxy too.
+    single = predictStamps(models, stamps[brightest], "deblenderEncoder")
+    assert cosineSimilarity(single[:, 2], truth[brightest, 2]).min() > 0.8
+
+
+def test_evaluate_models_function_checks_bands(release):
+    shards, _, export = release
+    models = loadModels(export)
+    iso = SimulationShards(shards["iso-val"], arrays=["blended", "isolated"])
+    with pytest.raises(ValueError, match="hold 6 galaxies"):
+        evaluateModels(models, iso, iso, count=7)
