@@ -22,7 +22,7 @@ from lsst.meas.extensions.madness.models import (
     loadShippedModels,
     shippedModelsPath,
 )
-from lsst.meas.extensions.madness.models.config import DecoderConfig, EncoderConfig, FlowConfig, ModelConfig
+from lsst.meas.extensions.madness.models.config import ModelConfig
 from lsst.meas.extensions.madness.models.modelsCli import main as modelsMain
 from lsst.meas.extensions.madness.models.trainCli import main as trainMain
 from lsst.meas.extensions.madness.models.validation import (
@@ -34,12 +34,7 @@ from lsst.meas.extensions.madness.models.validation import (
 from lsst.meas.extensions.madness.sim import BlendedSims, IsolatedSims, loadGalaxies, writeShards
 from lsst.meas.extensions.madness.sim.shards import SimulationShards
 
-TINY = ModelConfig(
-    profile="custom",
-    encoder=EncoderConfig(channels=(4, 8, 8, 8), denseUnits=16),
-    decoder=DecoderConfig(denseUnits=16, seedChannels=8, channels=(8, 8, 8)),
-    flow=FlowConfig(transforms=2, hiddenFeatures=(8, 8)),
-)
+TINY = ModelConfig.fromProfile("tiny")
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,7 @@ from lsst.meas.extensions.madness.models import (
     ssim,
 )
 
-TINY = ModelConfig(
-    encoder=EncoderConfig(channels=(4, 8, 8, 8), denseUnits=16),
-    decoder=DecoderConfig(denseUnits=16, seedChannels=8, channels=(8, 8, 8)),
-    flow=FlowConfig(transforms=2, hiddenFeatures=(8, 8)),
-)
+TINY = ModelConfig.fromProfile("tiny")
 
 
 def count(module):
@@ -47,6 +43,8 @@ def test_paper_profile_sizes_match_the_paper():
     assert count(makeFlow(paper)) == 15936
     light = ModelConfig.fromProfile("light")
     assert count(Decoder(light)) < 0.5 * count(Decoder(paper))
+    # Two light encoders (VAE and VAE-deblender) and the decoder fit the 30 MB weight budget in fp32.
+    assert 4 * (2 * count(Encoder(light)) + count(Decoder(light))) < 30e6
     with pytest.raises(ValueError, match="unknown model profile"):
         ModelConfig.fromProfile("huge")
     with pytest.raises(ValueError, match="smaller than stampSize"):

@@ -14,7 +14,7 @@ import pydantic
 import pytest
 import torch
 
-from lsst.meas.extensions.madness.models.config import DecoderConfig, EncoderConfig, FlowConfig, ModelConfig
+from lsst.meas.extensions.madness.models.config import ModelConfig
 from lsst.meas.extensions.madness.models.trainCli import main as trainMain
 from lsst.meas.extensions.madness.models.training import (
     TrainingConfig,
@@ -27,12 +27,7 @@ from lsst.meas.extensions.madness.models.training import (
 )
 from lsst.meas.extensions.madness.sim import BlendedSims, IsolatedSims, SimulationStream, loadGalaxies, writeShards
 
-TINY = ModelConfig(
-    profile="custom",
-    encoder=EncoderConfig(channels=(4, 8, 8, 8), denseUnits=16),
-    decoder=DecoderConfig(denseUnits=16, seedChannels=8, channels=(8, 8, 8)),
-    flow=FlowConfig(transforms=2, hiddenFeatures=(8, 8)),
-)
+TINY = ModelConfig.fromProfile("tiny")
 
 # A larger learning rate than the paper's, so a handful of steps moves the loss.
 FAST = TrainingConfig(ssimWarmupEpochs=1, validationStamps=8, seed=0, device="cpu").withStageOverrides(

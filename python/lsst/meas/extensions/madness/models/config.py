@@ -56,7 +56,7 @@ class FlowConfig(_Frozen):
 class ModelConfig(_Frozen):
     """Everything that fixes the networks' shapes and the data they expect."""
 
-    profile: Literal["paper", "light", "custom"] = Field("light", description="Name of the profile these values come from.")
+    profile: Literal["paper", "light", "tiny", "custom"] = Field("light", description="Name of the profile these values come from.")
     bands: tuple[str, ...] = Field(("u", "g", "r", "i", "z", "y"), description="Input bands, in channel order.")
     stampSize: int = Field(45, description="Side of the input and output stamps, pixels.")
     latentDim: int = Field(16, description="Dimension of the latent space.")
@@ -94,4 +94,11 @@ PROFILES: dict[str, ModelConfig] = {
     # The text's encoder widths (App. B.1) keep the two shipped encoders at 2.5 M parameters
     # each, so all four artefacts fit in 30 MB.
     "light": ModelConfig(profile="light", encoder=EncoderConfig(channels=(64, 128, 256, 128))),
+    # A few thousand parameters: for tests and smoke runs of the pipeline, never for science.
+    "tiny": ModelConfig(
+        profile="tiny",
+        encoder=EncoderConfig(channels=(4, 8, 8, 8), denseUnits=16),
+        decoder=DecoderConfig(denseUnits=16, seedChannels=8, channels=(8, 8, 8)),
+        flow=FlowConfig(transforms=2, hiddenFeatures=(8, 8)),
+    ),
 }

@@ -80,8 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--resume", action="store_true", help="continue each stage from OUT/<stage>/checkpoint.pt")
     group.add_argument("--quiet", action="store_true", help="no progress bars or log messages")
     group = parser.add_argument_group("networks")
-    group.add_argument("--profile", choices=("paper", "light"),
-                       help="network sizes: 'paper' (App. B) or 'light' (smaller decoder, faster deblending); "
+    group.add_argument("--profile", choices=("paper", "light", "tiny"),
+                       help="network sizes: 'paper' (App. B), 'light' (smaller networks, faster deblending) or "
+                            "'tiny' (smoke tests only); "
                             "default: light for vae, that of OUT/vae/best.pt for flow and deblender")
     group.add_argument("--model-config", type=Path, metavar="FILE",
                        help="YAML or JSON ModelConfig fields over the profile, e.g. "
