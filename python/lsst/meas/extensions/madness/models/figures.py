@@ -193,7 +193,10 @@ def drawModelFigures(modelsDir: str | os.PathLike, runDir: str | os.PathLike, is
     for ax, (i, j) in zip(axes.flat, pairs):
         ax.scatter(latents[:, i], latents[:, j], s=2, alpha=0.35, color="C0", label="validation latents")
         ax.scatter(flowLatents[:, i], flowLatents[:, j], s=2, alpha=0.35, color="C1", label="flow samples")
-        ax.set(xlabel=f"z{i}", ylabel=f"z{j}")
+        # The latents are heavy-tailed: frame the central 99 % of the validation galaxies.
+        (x0, x1), (y0, y1) = (np.percentile(latents[:, k], [0.5, 99.5]) for k in (i, j))
+        pad = 0.1 * max(x1 - x0, y1 - y0)
+        ax.set(xlabel=f"z{i}", ylabel=f"z{j}", xlim=(x0 - pad, x1 + pad), ylim=(y0 - pad, y1 + pad))
     axes.flat[0].legend(fontsize=8, markerscale=4, loc="best")
     figure.suptitle(f"Latent pairs: {count} validation galaxies (encoder samples) vs {len(flowLatents)} flow samples")
     path = outDir / f"{prefix}latent_pairs.png"
