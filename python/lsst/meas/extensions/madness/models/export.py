@@ -180,7 +180,8 @@ class MadnessModels:
 def _readCard(directory: Path) -> dict:
     path = directory / CARD_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model card; a model directory is written by exportModels / madness-train")
+        raise FileNotFoundError(f"{path}: no model card; model directories are written by "
+                                "`madness-models export RUN --to DIR` (or exportModels)")
     try:
         card = json.loads(path.read_text())
     except json.JSONDecodeError as error:

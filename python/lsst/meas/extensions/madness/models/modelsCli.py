@@ -126,13 +126,10 @@ def _plots(args) -> int:
 
 
 def _info(args) -> int:
-    from .export import CARD_NAME, shippedModelsPath
+    from .export import loadModels, shippedModelsPath
 
     directory = args.models if args.models is not None else shippedModelsPath()
-    path = directory / CARD_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model card")
-    card: dict[str, Any] = json.loads(path.read_text())
+    card: dict[str, Any] = loadModels(directory).card  # checks the files against the card too
     print(json.dumps(card, indent=2))
     return 0
 

@@ -139,14 +139,14 @@ def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, b
     from tqdm.auto import tqdm
 
     b = models.bands.index(band)
-    models_, truths = [], []
+    decoded, truths = [], []
     bar = tqdm(total=count, desc=f"{which} reconstructions", unit="stamp", disable=not progress)
     for batch in _batches(data, count, batchSize, ("blended", "isolated")):
-        models_.append(predictStamps(models, batch["blended"], which)[:, b])
+        decoded.append(predictStamps(models, batch["blended"], which)[:, b])
         truths.append(batch["isolated"][:, b])
         bar.update(len(batch["blended"]))
     bar.close()
-    return ReconstructionMetrics.fromArrays(np.concatenate(models_), np.concatenate(truths), band)
+    return ReconstructionMetrics.fromArrays(np.concatenate(decoded), np.concatenate(truths), band)
 
 
 @torch.no_grad()
