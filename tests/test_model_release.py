@@ -212,3 +212,16 @@ def test_evaluate_models_function_checks_bands(release):
     iso = SimulationShards(shards["iso-val"], arrays=["blended", "isolated"])
     with pytest.raises(ValueError, match="hold 6 galaxies"):
         evaluateModels(models, iso, iso, count=7)
+
+
+def test_training_configs_of_the_shipped_weights_are_valid():
+    """The recipe files in config/training/ load as TrainingConfig and match the card's stage configs."""
+    from lsst.meas.extensions.madness.models.training import TrainingConfig
+
+    folder = Path(__file__).resolve().parent.parent / "config" / "training"
+    configs = {path.name: TrainingConfig.model_validate_json(path.read_text()) for path in folder.glob("*.json")}
+    assert configs, f"no training configs in {folder}"
+    card = loadShippedModels().card
+    shipped = [c for c in configs.values()
+               if c.vae.model_dump(mode="json") == card["training"]["stages"]["vae"]["stageConfig"]]
+    assert shipped, "no config file in config/training matches the VAE stage of the shipped weights"
