@@ -1,0 +1,115 @@
+"""The MAP core: stamp placement, the scriptable objective, and the batched fit with its stopping rule.
+
+Tiny random networks exported as TorchScript play the decoder and the flow; data are decoded
+from known latents, so the optimum is known.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.deblend import MapConfig, MapObjective, fitLatents, placeStamps
+from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
+
+TINY = ModelConfig.fromProfile("tiny")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-models")
+    exportModels(directory, TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
+    return loadModels(directory)
+
+
+def _blends(models, nBlends=3, k=2, size=70, seed=1):
+    """Data decoded from known latents: (truth latents, data, weight, rows, cols, present)."""
+    generator = torch.Generator().manual_seed(seed)
+    truth = torch.randn(nBlends, k, TINY.latentDim, generator=generator)
+    rows = torch.randint(0, size - 45, (nBlends, k), generator=generator)
+    cols = torch.randint(0, size - 45, (nBlends, k), generator=generator)
+    present = torch.ones(nBlends, k, dtype=torch.bool)
+    with torch.no_grad():
+        stamps = models.decode(truth.reshape(-1, TINY.latentDim)).view(nBlends, k, 6, 45, 45)
+        data = placeStamps(stamps, rows, cols, present, size, size)
+    # The tiny decoder's stamps are faint: a high weight makes the likelihood dominate the prior.
+    weight = torch.full_like(data, 1e9)
+    return truth, data, weight, rows, cols, present
+
+
+def test_place_stamps_matches_a_loop():
+    generator = torch.Generator().manual_seed(0)
+    stamps = torch.rand(2, 3, 2, 5, 5, generator=generator)
+    rows, cols = torch.tensor([[0, 3, 7], [1, 1, 6]]), torch.tensor([[0, 8, 2], [4, 4, 0]])
+    present = torch.tensor([[True, True, False], [True, True, True]])
+    canvas = placeStamps(stamps, rows, cols, present, 12, 13)
+    expected = torch.zeros(2, 2, 12, 13)
+    for b in range(2):
+        for k in range(3):
+            if present[b, k]:
+                expected[b, :, rows[b, k]:rows[b, k] + 5, cols[b, k]:cols[b, k] + 5] += stamps[b, k]
+    torch.testing.assert_close(canvas, expected)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_objective_scripts_and_agrees_with_eager(models):
+    _, data, weight, rows, cols, present = _blends(models)
+    latents = torch.randn(3, 2, TINY.latentDim)
+    eager = MapObjective(models.decoder, models.flowLogProb)
+    scripted = torch.jit.script(eager)
+    for a, b in zip(eager(latents, data, weight, rows, cols, present), scripted(latents, data, weight, rows, cols,
+                                                                                 present)):
+        torch.testing.assert_close(a, b)
+    loss, logLikelihood, logPrior = eager(latents, data, weight, rows, cols, present)
+    torch.testing.assert_close(loss, -(logLikelihood + logPrior.sum(1)))
+
+
+def test_absent_galaxies_change_nothing(models):
+    _, data, weight, rows, cols, present = _blends(models, k=2)
+    objective = MapObjective(models.decoder, models.flowLogProb)
+    latents = torch.randn(3, 2, TINY.latentDim)
+    padded = torch.cat([latents, 50 * torch.randn(3, 1, TINY.latentDim)], dim=1)
+    pad = lambda t: torch.cat([t, torch.zeros(3, 1, dtype=t.dtype)], dim=1)  # noqa: E731
+    reference = objective(latents, data, weight, rows, cols, present)[0]
+    withPadding = objective(padded, data, weight, pad(rows), pad(cols), pad(present))[0]
+    torch.testing.assert_close(reference, withPadding)
+
+
+def test_fit_recovers_the_data_and_stops(models):
+    truth, data, weight, rows, cols, present = _blends(models)
+    objective = MapObjective(models.decoder, models.flowLogProb)
+    start = truth + 0.5 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(3))
+    result = fitLatents(objective, start, data, weight, rows, cols, present)
+    initialMisfit = -objective(start, data, weight, rows, cols, present)[1]
+    assert torch.all(-result.logLikelihood < 0.05 * initialMisfit), (initialMisfit, result.logLikelihood)
+    assert torch.all(result.history[-1] < result.history[0])
+    assert result.converged.any() and torch.all(result.iterations <= 200)
+    assert torch.all(result.iterations[result.converged] >= 40)
+    # The returned numbers are those of the returned latents.
+    again = objective(result.latents, data, weight, rows, cols, present)[0]
+    torch.testing.assert_close(again, result.loss)
+
+
+class _Flat(torch.nn.Module):
+    """An objective that no step can improve."""
+
+    def forward(self, latents, data, weight, rows, cols, present):
+        loss = latents.sum(dim=(1, 2)) * 0 + 1
+        return loss, -loss, torch.zeros(latents.shape[:2])
+
+
+def test_a_blend_that_cannot_improve_stops_at_min_iter(models):
+    _, data, weight, rows, cols, present = _blends(models, nBlends=2)
+    result = fitLatents(_Flat(), torch.zeros(2, 2, TINY.latentDim), data, weight, rows, cols, present,
+                        MapConfig(maxIter=60, minIter=20))
+    assert result.converged.all() and result.iterations.tolist() == [20, 20]
+    assert len(result.history) == 21
+
+
+def test_max_iter_bounds_a_blend_that_keeps_improving(models):
+    truth, data, weight, rows, cols, present = _blends(models, nBlends=1)
+    objective = MapObjective(models.decoder, models.flowLogProb)
+    result = fitLatents(objective, truth + 1.0, data, weight, rows, cols, present, MapConfig(maxIter=5, minIter=5))
+    assert int(result.iterations[0]) == 5 and not bool(result.converged[0]) and len(result.history) == 6
