@@ -1,3 +1,4 @@
-"""Deblending: the MAP core in latent space (issue 5 builds the tasks on it)."""
+"""Deblending stages: parents cut into blends (:mod:`.blends`), then fitted by the MAP core (:mod:`.mapCore`)."""
 
+from .blends import *  # noqa: F401,F403
 from .mapCore import *  # noqa: F401,F403

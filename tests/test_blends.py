@@ -1,0 +1,101 @@
+"""Parents cut into blends for the MAP core: canvases, weights, stamp corners, cutouts, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, MultibandExposure, Point2I, SpanSet
+from lsst.meas.extensions.madness.deblend import MapObjective, fitLatents, makeBlend, stackBlends
+from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
+
+
+def _exposure(size=80, bands="gr", x0=100, y0=200):
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (len(bands), size, size)).astype(np.float32)
+    variance = np.ones_like(image)
+    mask = np.zeros(image.shape, np.int32)
+    return MultibandExposure.fromArrays(bands, image, mask, variance, bbox=Box2I(Point2I(x0, y0), Extent2I(size, size)),
+                                        maskPlanes={"BAD": 0, "SAT": 1, "DETECTED": 5})
+
+
+def _footprint(x, y, w, h, peaks):
+    foot = Footprint(SpanSet(Box2I(Point2I(x, y), Extent2I(w, h))))
+    for fx, fy in peaks:
+        foot.addPeak(fx, fy, 1.0)
+    return foot
+
+
+def test_edge_peak_is_zero_padded_with_zero_weight():
+    mExp = _exposure()
+    foot = _footprint(100, 200, 10, 10, [(102.4, 203.6)])  # at the exposure's lower-left corner
+    blend = makeBlend(mExp, foot, stampSize=45)
+    assert blend.canvasBox == Box2I(Point2I(78, 178), Extent2I(54, 54))
+    # The stamp is centred on the rounded peak (102, 204).
+    assert (blend.rows[0], blend.cols[0]) == (204 - 22 - 178, 102 - 22 - 78)
+    np.testing.assert_allclose(blend.subpixel[0], [-0.4, 0.4])
+    offExposure = (slice(None), slice(0, 22), slice(None))  # canvas rows below y = 200
+    assert np.all(blend.weight[offExposure] == 0) and np.all(blend.data[offExposure] == 0)
+    cut = blend.cutouts[0]
+    assert np.all(cut[:, :4] == 0) and np.all(cut[:, :, :2] == 0)  # rows y < 200 and columns x < 100
+    np.testing.assert_array_equal(cut[:, 22, 22], mExp.image.array[:, 4, 2])
+
+
+def test_masked_and_off_footprint_pixels_have_no_weight():
+    mExp = _exposure()
+    mExp.mask.array[0, 10, 12] = 1 << 0  # BAD in g
+    mExp.mask.array[1, 11, 12] = 1 << 5  # DETECTED: not a bad plane
+    mExp.variance.array[1, 12, 12] = 0.0  # no valid variance
+    foot = _footprint(105, 205, 15, 15, [(112, 211)])
+    blend = makeBlend(mExp, foot)
+
+    def at(x, y):
+        return blend.weight[:, y - blend.canvasBox.getMinY(), x - blend.canvasBox.getMinX()]
+    np.testing.assert_array_equal(at(112, 210), [0.0, 1.0])
+    np.testing.assert_array_equal(at(112, 211), [1.0, 1.0])
+    np.testing.assert_array_equal(at(112, 212), [1.0, 0.0])
+    assert at(130, 211).tolist() == [0.0, 0.0]  # off the footprint, on the exposure
+    loose = makeBlend(mExp, foot, footprintOnly=False)
+    assert loose.weight[:, 211 - loose.canvasBox.getMinY(), 130 - loose.canvasBox.getMinX()].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="no peaks"):
+        makeBlend(mExp, _footprint(105, 205, 5, 5, []))
+
+
+def test_stack_pads_sizes_and_peaks():
+    mExp = _exposure()
+    small = makeBlend(mExp, _footprint(120, 220, 6, 6, [(122, 222)]))
+    large = makeBlend(mExp, _footprint(110, 210, 30, 20, [(115, 215), (130, 222), (125, 212)]))
+    batch = stackBlends([small, large])
+    assert batch["data"].shape == (2, 2, 64, 74) and batch["cutouts"].shape == (2, 3, 2, 45, 45)
+    assert batch["present"].tolist() == [[True, False, False], [True, True, True]]
+    assert np.all(batch["weight"][0, :, 50:, :] == 0) and np.all(batch["weight"][0, :, :, 50:] == 0)
+    np.testing.assert_array_equal(batch["data"][1], large.data)
+
+
+def test_blend_fit_recovers_placed_galaxies(tmp_path):
+    """Galaxies decoded from known latents, put in an exposure, cut out and fitted back."""
+    config = ModelConfig.fromProfile("tiny")
+    torch.manual_seed(0)
+    exportModels(tmp_path, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    models = loadModels(tmp_path)
+    truth = torch.randn(2, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        stamps = models.decode(truth).numpy() * 1e4
+    size = 120
+    image = np.zeros((6, size, size))
+    for stamp, (x, y) in zip(stamps, [(50, 55), (62, 60)]):
+        image[:, y - 22:y + 23, x - 22:x + 23] += stamp
+    variance = np.full_like(image, 1e-2)
+    mExp = MultibandExposure.fromArrays("ugrizy", image.astype(np.float32), np.zeros(image.shape, np.int32),
+                                        variance.astype(np.float32))
+    foot = _footprint(20, 25, 75, 70, [(50, 55), (62, 60)])
+    blend = makeBlend(mExp, foot, footprintOnly=False)
+    batch = {k: torch.as_tensor(v) for k, v in stackBlends([blend]).items()}
+    data, weight = batch["data"].float() / 1e4, batch["weight"].float() * 1e8
+    objective = MapObjective(models.decoder, models.flowLogProb)
+    start = (truth + 0.5 * torch.randn(2, 16, generator=torch.Generator().manual_seed(4))).unsqueeze(0)
+    result = fitLatents(objective, start, data, weight, batch["rows"], batch["cols"], batch["present"])
+    with torch.no_grad():
+        before = -objective(start, data, weight, batch["rows"], batch["cols"], batch["present"])[1]
+    assert float(-result.logLikelihood[0]) < 0.05 * float(before[0])
