@@ -99,3 +99,30 @@ def test_blend_fit_recovers_placed_galaxies(tmp_path):
     with torch.no_grad():
         before = -objective(start, data, weight, batch["rows"], batch["cols"], batch["present"])[1]
     assert float(-result.logLikelihood[0]) < 0.05 * float(before[0])
+
+
+def test_fit_blends_batches_by_peaks_and_keeps_order(tmp_path):
+    from lsst.meas.extensions.madness.deblend import MapConfig, fitBlends
+    from lsst.meas.extensions.madness.deblend.fit import _batches
+
+    config = ModelConfig.fromProfile("tiny")
+    torch.manual_seed(0)
+    exportModels(tmp_path, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    models = loadModels(tmp_path)
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 1, (6, 150, 150)).astype(np.float32)
+    mExp = MultibandExposure.fromArrays("ugrizy", image, np.zeros(image.shape, np.int32), np.ones_like(image))
+    peakLists = [[(40, 40), (50, 45), (45, 52)], [(100, 100)], [(60, 110), (70, 115)], [(110, 40)]]
+    blends = [makeBlend(mExp, _footprint(x - 8, y - 8, 30, 30, peaks)) for peaks in peakLists
+              for (x, y) in [peaks[0]]]
+    # Sorted by K; a batch holds at most 4 galaxies: [1, 3] (K = 1), then [2] (K = 2), then [0] (K = 3).
+    assert _batches(blends, 4) == [[1, 3], [2], [0]]
+    fits = fitBlends(models, blends, MapConfig(maxIter=10, minIter=5), maxGalaxies=4, device="cpu")
+    assert [len(f.latents) for f in fits] == [3, 1, 2, 1]
+    for fit, blend in zip(fits, blends):
+        assert fit.stamps.shape == (blend.nPeaks, 6, 45, 45) and fit.finite and 1 <= fit.iterations <= 10
+    # The same blend fitted alone or in a batch gives the same children.
+    alone = fitBlends(models, [blends[3]], MapConfig(maxIter=10, minIter=5), device="cpu")[0]
+    np.testing.assert_allclose(alone.latents, fits[3].latents, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="blend 0 has 2 bands"):
+        fitBlends(models, [makeBlend(_exposure(), _footprint(110, 210, 10, 10, [(115, 215)]))])

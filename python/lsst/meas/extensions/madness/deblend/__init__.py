@@ -2,3 +2,4 @@
 
 from .blends import *  # noqa: F401,F403
 from .mapCore import *  # noqa: F401,F403
+from .fit import *  # noqa: F401,F403

@@ -1,0 +1,115 @@
+"""Fit many blends with the exported networks: batching, starting latents, and the fitted children.
+
+:func:`fitBlends` sorts the blends by their number of peaks K, so that a batch wastes little on
+padding, and fills batches of at most ``maxGalaxies`` = B × max K galaxies. For each batch the
+VAE-deblender encoder gives the starting latents (the posterior means of the peaks' cutouts), the
+MAP core (:func:`~.mapCore.fitLatents`) fits them with the scripted :class:`~.mapCore.MapObjective`
+on ``device``, and the decoder draws each child's stamp. Results come back in the input order,
+one :class:`BlendFit` per blend: no blend is dropped. A fit that went non-finite is
+returned as it is (:attr:`BlendFit.finite` is False), for the caller's fallback.
+
+Pixels are divided by the models' normalisation before the networks see them, so the weights
+are multiplied by its square.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..models.export import MadnessModels
+from .blends import Blend, stackBlends
+from .mapCore import MapConfig, MapObjective, fitLatents
+
+__all__ = ["BlendFit", "fitBlends", "resolveDevice"]
+
+
+@dataclass
+class BlendFit:
+    """The MAP children of one blend (stamps in electrons, placed at the blend's ``rows``/``cols``)."""
+
+    latents: np.ndarray  # (K, D)
+    initialLatents: np.ndarray  # (K, D), from the VAE-deblender encoder
+    stamps: np.ndarray  # (K, bands, S, S)
+    logPrior: np.ndarray  # (K,)
+    logLikelihood: float
+    iterations: int
+    converged: bool
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.stamps).all() and np.isfinite(self.logLikelihood)
+                    and np.isfinite(self.logPrior).all())
+
+
+def resolveDevice(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; otherwise the named device."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:
+    order = sorted(range(len(blends)), key=lambda i: blends[i].nPeaks)
+    batches: list[list[int]] = []
+    for i in order:
+        # Sorted by K, so the newest blend has the batch's largest K.
+        if batches and (len(batches[-1]) + 1) * blends[i].nPeaks <= maxGalaxies:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
+              maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False) -> list[BlendFit]:
+    """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
+
+    Raises
+    ------
+    ValueError
+        If a blend's bands or stamp size differ from the models'.
+    """
+    from tqdm.auto import tqdm
+
+    for index, blend in enumerate(blends):
+        if blend.data.shape[0] != len(models.bands) or blend.cutouts.shape[-1] != models.stampSize:
+            raise ValueError(f"blend {index} has {blend.data.shape[0]} bands and {blend.cutouts.shape[-1]}-pixel "
+                             f"stamps; the models take {len(models.bands)} bands and {models.stampSize} pixels")
+    device = resolveDevice(device)
+    scale = models.normalisation
+    # Loaded modules move in place: load the models with device= to avoid the copy.
+    models.decoder.to(device)
+    models.deblenderEncoder.to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still the format asked for
+        objective = torch.jit.script(MapObjective(models.decoder, models.flowLogProb)).to(device)
+    results: list[BlendFit | None] = [None] * len(blends)
+    bar = tqdm(total=len(blends), unit="blend", desc="MAP fits", disable=not progress)
+    for indices in _batches(blends, maxGalaxies):
+        arrays = stackBlends([blends[i] for i in indices])
+        tensors = {key: torch.as_tensor(value, device=device) for key, value in arrays.items()}
+        data = tensors["data"].float() / scale
+        weight = tensors["weight"].float() * scale**2
+        cutouts = tensors["cutouts"].float() / scale
+        b, k = cutouts.shape[:2]
+        with torch.no_grad():
+            initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
+        result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
+                            config)
+        with torch.no_grad():
+            stamps = (models.decode(result.latents.reshape(b * k, -1)) * scale).view(b, k, *cutouts.shape[2:])
+        for row, i in enumerate(indices):
+            n = blends[i].nPeaks
+            results[i] = BlendFit(
+                latents=result.latents[row, :n].cpu().numpy(), initialLatents=initial[row, :n].cpu().numpy(),
+                stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
+                logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
+                converged=bool(result.converged[row]))
+        bar.update(len(indices))
+    bar.close()
+    return results  # every slot was filled: each blend is in exactly one batch
