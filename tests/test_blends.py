@@ -126,3 +126,56 @@ def test_fit_blends_batches_by_peaks_and_keeps_order(tmp_path):
     np.testing.assert_allclose(alone.latents, fits[3].latents, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="blend 0 has 2 bands"):
         fitBlends(models, [makeBlend(_exposure(), _footprint(110, 210, 10, 10, [(115, 215)]))])
+
+
+def _fitOf(blend, stamps):
+    from lsst.meas.extensions.madness.deblend import BlendFit
+
+    k = blend.nPeaks
+    return BlendFit(np.zeros((k, 16)), np.zeros((k, 16)), stamps, np.zeros(k), 0.0, 1, True)
+
+
+def test_child_footprints_conserve_flux_exactly():
+    from lsst.meas.extensions.madness.deblend import childFootprints
+
+    mExp = _exposure(size=100, bands="gr")
+    rng = np.random.default_rng(5)
+    mExp.image.array[:] = rng.uniform(0, 50, mExp.image.array.shape).astype(np.float32)
+    parent = _footprint(130, 230, 40, 30, [(140, 240), (155, 245)])
+    blend = makeBlend(mExp, parent)
+    yy, xx = np.mgrid[:45, :45]
+    blob = np.exp(-((yy - 22) ** 2 + (xx - 22) ** 2) / 30.0)
+    stamps = np.stack([np.stack([20 * blob, 10 * blob]), np.stack([5 * blob, 15 * blob])])
+    children, unassigned = childFootprints(blend, _fitOf(blend, stamps), parent, ["g", "r"], threshold=1.0)
+    assert all(c is not None for c in children)
+    total = np.zeros((2, 100, 100))
+    for child in children:
+        for b, band in enumerate("gr"):
+            image = child[band].extractImage(fill=0, bbox=mExp.getBBox())
+            total[b] += image.array
+        assert [p.getFx() for p in child.getPeaks()] in ([140.0], [155.0])
+    held = np.zeros((100, 100), bool)
+    for child in children:
+        held |= child.getSpans().asArray(mExp.getBBox())
+    # On every pixel a child holds, the children sum to the data (float32 storage precision).
+    np.testing.assert_allclose(total[:, held], mExp.image.array[:, held], rtol=1e-6)
+    parentPixels = parent.getSpans().asArray(mExp.getBBox())
+    assert not (held & ~parentPixels).any()
+    assert unassigned == int((parentPixels & ~held).sum())
+    # Without conserveFlux the children carry their models.
+    models, _ = childFootprints(blend, _fitOf(blend, stamps), parent, ["g", "r"], conserveFlux=False)
+    peakPixel = models[0]["g"].extractImage(fill=0, bbox=mExp.getBBox()).array[240 - 200, 140 - 100]
+    assert peakPixel == pytest.approx(20.0, rel=1e-6)
+
+
+def test_a_child_below_threshold_gets_no_footprint():
+    from lsst.meas.extensions.madness.deblend import childFootprints
+
+    mExp = _exposure(size=100, bands="gr")
+    parent = _footprint(130, 230, 40, 30, [(140, 240), (155, 245)])
+    blend = makeBlend(mExp, parent)
+    stamps = np.zeros((2, 2, 45, 45))
+    stamps[0, :, 20:25, 20:25] = 10.0  # 10 σ
+    children, unassigned = childFootprints(blend, _fitOf(blend, stamps), parent, ["g", "r"], threshold=1.0)
+    assert children[1] is None and children[0].getArea() == 25
+    assert unassigned == parent.getArea() - 25

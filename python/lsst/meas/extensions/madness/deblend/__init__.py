@@ -3,3 +3,4 @@
 from .blends import *  # noqa: F401,F403
 from .mapCore import *  # noqa: F401,F403
 from .fit import *  # noqa: F401,F403
+from .footprints import *  # noqa: F401,F403
