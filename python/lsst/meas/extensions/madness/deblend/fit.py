@@ -21,11 +21,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
 from .mapCore import MapConfig, MapObjective, fitLatents
 
-__all__ = ["BlendFit", "fitBlends", "resolveDevice"]
+__all__ = ["BlendFit", "fitBlends"]
 
 
 @dataclass
@@ -44,13 +45,6 @@ class BlendFit:
     def finite(self) -> bool:
         return bool(np.isfinite(self.stamps).all() and np.isfinite(self.logLikelihood)
                     and np.isfinite(self.logPrior).all())
-
-
-def resolveDevice(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; otherwise the named device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:

@@ -7,6 +7,7 @@ exported models (:func:`.export.loadModels`) needs nothing but torch.
 from .config import *  # noqa: F401,F403
 from .networks import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
+from .device import *  # noqa: F401,F403
 from .export import *  # noqa: F401,F403
 from .validation import *  # noqa: F401,F403
 

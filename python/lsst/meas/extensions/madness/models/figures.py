@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from .export import MadnessModels, loadModels
-from .validation import cosineSimilarity, predictStamps, relativeFluxError
+from .networks import sampleLatent
+from .validation import cosineSimilarity, predictStamps, relativeFluxError, stackItems
 
 __all__ = ["colourComposite", "drawModelFigures"]
 
@@ -52,11 +53,6 @@ def colourComposite(stamps: np.ndarray, bands: tuple[str, ...], scale: float, so
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(intensity > 0, rgb * stretched / intensity, 0.0)
     return out.clip(0, 1)
-
-
-def _take(data, indices, keys=("blended", "isolated")) -> dict[str, np.ndarray]:
-    items = [data[int(i)] for i in indices]
-    return {key: np.stack([item[key] for item in items]) for key in keys}
 
 
 def _trainingCurves(runDir: Path, path: Path) -> None:
@@ -156,13 +152,13 @@ def drawModelFigures(modelsDir: str | os.PathLike, runDir: str | os.PathLike, is
         available = min(len(data), 5000)
         return np.sort(rng.choice(available, min(examples, available), replace=False))
 
-    batch = _take(isolated, pick(isolated))
+    batch = stackItems(isolated, pick(isolated))
     rows, titles = _reconstructionRows(models, batch, "encoder", "noisy input", "VAE reconstruction")
     path = outDir / f"{prefix}reconstructions.png"
     _imageGrid(rows, titles, path)
     paths.append(path)
 
-    batch = _take(blended, pick(blended))
+    batch = stackItems(blended, pick(blended))
     rows, titles = _reconstructionRows(models, batch, "deblenderEncoder", "blended input", "VAE-deblender")
     path = outDir / f"{prefix}deblender_examples.png"
     _imageGrid(rows, titles, path)
@@ -182,11 +178,10 @@ def drawModelFigures(modelsDir: str | os.PathLike, runDir: str | os.PathLike, is
     paths.append(path)
 
     count = min(len(isolated), 2000)
-    stamps = _take(isolated, range(count), keys=("blended",))["blended"]
+    stamps = stackItems(isolated, range(count), keys=("blended",))["blended"]
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mean, scaleTril = models.encoder(torch.as_tensor(stamps) / models.normalisation)
-        latents = mean + (scaleTril @ torch.randn(mean.shape, generator=generator).unsqueeze(-1)).squeeze(-1)
+        latents = sampleLatent(*models.encoder(torch.as_tensor(stamps) / models.normalisation), generator)
     latents, flowLatents = latents.numpy(), flowLatents.numpy()
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]
     figure, axes = plt.subplots(2, 4, figsize=(12, 6.2), layout="constrained")

@@ -83,6 +83,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from .config import ModelConfig
+from .device import resolveDevice
 from .flow import makeFlow
 from .losses import betaVaeLoss, latentDistance
 from .networks import Decoder, Encoder, sampleLatent
@@ -274,16 +275,6 @@ def ssimWeight(epoch: int, warmupEpochs: int) -> float:
     if warmupEpochs <= 0:
         return 0.0
     return max(0.0, 1.0 - epoch / warmupEpochs)
-
-
-def resolveDevice(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; otherwise the named device, checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 def stagePath(outDir: str | os.PathLike, stage: str, which: Literal["best", "checkpoint"] = "best") -> Path:

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from .export import MadnessModels
+from .networks import sampleLatent
 
 __all__ = [
     "cosineSimilarity",
@@ -55,6 +56,7 @@ __all__ = [
     "reconstructionMetrics",
     "evaluateModels",
     "predictStamps",
+    "stackItems",
     "metricsMarkdown",
 ]
 
@@ -110,11 +112,16 @@ class ValidationMetrics:
         return asdict(self)
 
 
+def stackItems(data, indices: Sequence[int], keys: Sequence[str] = ("blended", "isolated")) -> dict[str, np.ndarray]:
+    """Stacked float32 arrays of ``keys`` for items ``indices`` of a map-style data set."""
+    items = [data[int(i)] for i in indices]
+    return {key: np.stack([item[key] for item in items]).astype(np.float32) for key in keys}
+
+
 def _batches(data, count: int, batchSize: int, keys: Sequence[str]):
-    """Stacked float32 arrays of ``keys`` for the first ``count`` items of a map-style data set."""
+    """:func:`stackItems` of the first ``count`` items, ``batchSize`` at a time."""
     for start in range(0, count, batchSize):
-        items = [data[i] for i in range(start, min(count, start + batchSize))]
-        yield {key: np.stack([item[key] for item in items]).astype(np.float32) for key in keys}
+        yield stackItems(data, range(start, min(count, start + batchSize)), keys)
 
 
 @torch.no_grad()
@@ -155,9 +162,7 @@ def flowNll(models: MadnessModels, data, count: int, seed: int = 0, batchSize: i
     generator = torch.Generator().manual_seed(seed)
     flowSum = normalSum = 0.0
     for batch in _batches(data, count, batchSize, ("blended",)):
-        mean, scaleTril = models.encoder(torch.as_tensor(batch["blended"]) / models.normalisation)
-        noise = torch.randn(mean.shape, generator=generator)
-        z = mean + (scaleTril @ noise.unsqueeze(-1)).squeeze(-1)
+        z = sampleLatent(*models.encoder(torch.as_tensor(batch["blended"]) / models.normalisation), generator)
         flowSum += float(-models.logPrior(z).double().sum())
         normalSum += float((0.5 * (z.double() ** 2).sum(-1) + 0.5 * z.shape[-1] * math.log(2 * math.pi)).sum())
     return flowSum / count, normalSum / count
