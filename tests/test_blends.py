@@ -129,10 +129,9 @@ def test_fit_blends_batches_by_peaks_and_keeps_order(tmp_path):
 
 
 def _fitOf(blend, stamps):
-    from lsst.meas.extensions.madness.deblend import BlendFit
+    from lsst.meas.extensions.madness.deblend import ChildModels
 
-    k = blend.nPeaks
-    return BlendFit(np.zeros((k, 16)), np.zeros((k, 16)), stamps, np.zeros(k), 0.0, 1, True)
+    return ChildModels.fromStamps(blend, stamps)
 
 
 def test_child_footprints_conserve_flux_exactly():
@@ -157,6 +156,8 @@ def test_child_footprints_conserve_flux_exactly():
     held = np.zeros((100, 100), bool)
     for child in children:
         held |= child.getSpans().asArray(mExp.getBBox())
+    # The heavy footprints carry the exposure's variance.
+    np.testing.assert_allclose(children[0]["g"].getVarianceArray(), 1.0)
     # On every pixel a child holds, the children sum to the data (float32 storage precision).
     np.testing.assert_allclose(total[:, held], mExp.image.array[:, held], rtol=1e-6)
     parentPixels = parent.getSpans().asArray(mExp.getBBox())

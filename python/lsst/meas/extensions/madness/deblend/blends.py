@@ -42,7 +42,7 @@ from ..afw.geom import Box2I, Extent2I, Point2I
 __all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "makeBlend", "stackBlends"]
 
 #: Mask planes whose pixels get zero weight by default.
-DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "SAT", "NO_DATA", "EDGE", "CR", "SUSPECT", "INTRP")
+DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", "EDGE")  # LSST's badMask
 
 
 @dataclass
@@ -57,6 +57,8 @@ class Blend:
     cols: np.ndarray  # (K,)
     subpixel: np.ndarray  # (K, 2) peak position minus stamp centre, (dy, dx), in [-0.5, 0.5]
     cutouts: np.ndarray  # (K, bands, S, S)
+    mask: np.ndarray  # (bands, H, W) the exposure's mask, 0 off it
+    variance: np.ndarray  # (bands, H, W) the exposure's variance, 0 off it
 
     @property
     def nPeaks(self) -> int:
@@ -119,14 +121,16 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     cutouts = np.zeros((len(peaks), len(mExposure.bands), stampSize, stampSize))
     for k, (row, col) in enumerate(zip(rows, cols)):
         cutouts[k] = data[:, row:row + stampSize, col:col + stampSize]
-    return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts)
+    return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
+                 mask.astype(np.int32), variance)
 
 
 def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:
     """Arrays of a batch: canvases padded (up and right) to the largest, peaks padded to the largest K.
 
     Returns ``data`` and ``weight`` (B, bands, H, W; padding has zero weight), ``rows``,
-    ``cols`` (B, K), ``present`` (B, K) and ``cutouts`` (B, K, bands, S, S).
+    ``cols`` (B, K), ``present`` (B, K), ``cutouts`` (B, K, bands, S, S) and ``subpixel``
+    (B, K, 2).
     """
     if not blends:
         raise ValueError("no blends to stack")
@@ -138,7 +142,7 @@ def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:
     out = {
         "data": np.zeros((n, nBands, height, width)), "weight": np.zeros((n, nBands, height, width)),
         "rows": np.zeros((n, k), np.int64), "cols": np.zeros((n, k), np.int64), "present": np.zeros((n, k), bool),
-        "cutouts": np.zeros((n, k, nBands, stampSize, stampSize)),
+        "cutouts": np.zeros((n, k, nBands, stampSize, stampSize)), "subpixel": np.zeros((n, k, 2)),
     }
     for i, blend in enumerate(blends):
         _, h, w = blend.data.shape
@@ -148,4 +152,5 @@ def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:
         out["cols"][i, :blend.nPeaks] = blend.cols
         out["present"][i, :blend.nPeaks] = True
         out["cutouts"][i, :blend.nPeaks] = blend.cutouts
+        out["subpixel"][i, :blend.nPeaks] = blend.subpixel
     return out

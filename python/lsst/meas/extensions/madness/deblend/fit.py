@@ -8,6 +8,11 @@ on ``device``, and the decoder draws each child's stamp. Results come back in th
 one :class:`BlendFit` per blend: no blend is dropped. A fit that went non-finite is
 returned as it is (:attr:`BlendFit.finite` is False), for the caller's fallback.
 
+With ``subpixel=True`` the decoded stamps are shifted by each peak's sub-pixel offset from its
+stamp's central pixel (:func:`~.mapCore.shiftStamps`), in the fit and in the children drawn;
+``False`` rounds the positions, as the paper does. The VAE-deblender encoder still sees the
+cutout around the rounded position, as in its training.
+
 Pixels are divided by the models' normalisation before the networks see them, so the weights
 are multiplied by its square.
 """
@@ -24,7 +29,7 @@ import torch
 from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
-from .mapCore import MapConfig, MapObjective, fitLatents
+from .mapCore import MapConfig, MapObjective, fitLatents, shiftStamps
 
 __all__ = ["BlendFit", "fitBlends"]
 
@@ -60,7 +65,8 @@ def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:
 
 
 def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
-              maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False) -> list[BlendFit]:
+              maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False,
+              subpixel: bool = True) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
 
     Raises
@@ -91,12 +97,16 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         weight = tensors["weight"].float() * scale**2
         cutouts = tensors["cutouts"].float() / scale
         b, k = cutouts.shape[:2]
+        offsets = tensors["subpixel"].float() if subpixel else None
         with torch.no_grad():
             initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
         result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
-                            config)
+                            config, offsets)
         with torch.no_grad():
-            stamps = (models.decode(result.latents.reshape(b * k, -1)) * scale).view(b, k, *cutouts.shape[2:])
+            decoded = models.decode(result.latents.reshape(b * k, -1))
+            if offsets is not None:
+                decoded = shiftStamps(decoded, offsets.reshape(b * k, 2))
+            stamps = (decoded * scale).view(b, k, *cutouts.shape[2:])
         for row, i in enumerate(indices):
             n = blends[i].nPeaks
             results[i] = BlendFit(

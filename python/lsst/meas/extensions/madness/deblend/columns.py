@@ -1,0 +1,114 @@
+"""The deblender's catalogue columns, named as in ``lsst.meas.extensions.scarlet``.
+
+:class:`DeblendColumns` adds them to a schema once, when a deblend task is made, and fills
+parent and child records. Parents and children share ``deblend_chi2`` and the ``madness_*``
+columns; the rest belong to one kind of record and keep their default on the other.
+
+==========================================  =====  ====================================================
+column                                      on     meaning
+==========================================  =====  ====================================================
+``deblend_nChild``                          P      children made
+``deblend_nPeaks``                          P      peaks in the parent footprint
+``deblend_runtime``                         P      modelling time in ms (a batch's time shared by peaks)
+``deblend_iterations``                      P      optimiser steps taken
+``deblend_chi2``                            P, C   reduced χ² of the model on the (child) footprint
+``deblend_blendConvergenceFailedFlag``      P      the fit stopped at ``maxIter``
+``deblend_skipped``                         P      not deblended (any reason below)
+``deblend_skipped_isPseudo``                P      a pseudo source (``pseudoColumns``)
+``deblend_skipped_parentTooBig``            P      footprint area, size, axis ratio or area × peaks too big
+``deblend_skipped_masked``                  P      too many pixels with ``maskLimits`` planes
+``deblend_skipped_tooManyPeaks``            P      more than ``maxNumberOfPeaks`` peaks
+``deblend_skipped_isolatedParent``          P      one peak and ``processSingles`` off
+``deblend_failed``, ``deblend_error``       P      modelling raised; the exception's class name
+``deblend_incompleteData``                  P      some footprint pixels have zero weight
+``deblend_fallback``, ``deblend_fallbackReason``  P, C   modelled by the fallback deblender, and why
+``deblend_peakId``                          C      id of the child's peak in the parent footprint
+``deblend_peak_center_x``, ``_y``           C      the peak's integer pixel position
+``deblend_peak_instFlux``                   C      the peak's value
+``deblend_parentNPeaks``, ``deblend_parentNChild``  C   the parent's peaks and children
+``deblend_zeroFlux``                        C      the model has no pixel above threshold
+``deblend_blendedness``                     C      :math:`1 - \\sum m_k^2 / \\sum m_k M` (M = all models)
+``madness_logLikelihood``                   P, C   the fit's log-likelihood (the parent's, on children)
+``madness_logPrior``                        C      the flow's log-density of the child's latent
+``madness_converged``                       P, C   the MAP fit met its stopping rule
+``madness_flux_<band>``                     C      the model's flux in each band (image units)
+==========================================  =====  ====================================================
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..afw.table import Schema
+
+__all__ = ["SKIP_FLAGS", "DeblendColumns"]
+
+#: Skip reasons, in the order they are checked, and their flag columns.
+SKIP_FLAGS: dict[str, str] = {
+    "isPseudo": "deblend_skipped_isPseudo",
+    "parentTooBig": "deblend_skipped_parentTooBig",
+    "masked": "deblend_skipped_masked",
+    "tooManyPeaks": "deblend_skipped_tooManyPeaks",
+    "isolatedParent": "deblend_skipped_isolatedParent",
+}
+
+_PARENT = [
+    ("deblend_nChild", "I", "Number of children this object has (defaults to 0)", ""),
+    ("deblend_nPeaks", "I", "Number of initial peaks in the blend", ""),
+    ("deblend_runtime", "F", "Time spent modelling the blend (a batch's time shared by peaks)", "ms"),
+    ("deblend_iterations", "I", "Number of iterations of the model fit", ""),
+    ("deblend_chi2", "F", "Reduced chi^2 of the model over the (child) footprint", ""),
+    ("deblend_blendConvergenceFailedFlag", "Flag", "The model fit stopped at maxIter without converging", ""),
+    ("deblend_skipped", "Flag", "Deblender skipped this source", ""),
+    ("deblend_failed", "Flag", "Deblending failed on this source", ""),
+    ("deblend_error", "String", "Class name of the exception when deblending failed", ""),
+    ("deblend_incompleteData", "Flag", "Some pixels of the footprint have no data (zero weight)", ""),
+    ("deblend_fallback", "Flag", "Modelled by the fallback deblender", ""),
+    ("deblend_fallbackReason", "String", "Why the fallback deblender modelled the blend", ""),
+    ("madness_logLikelihood", "D", "Log-likelihood of the blend's model (MADNESS)", ""),
+    ("madness_converged", "Flag", "The MAP fit met its stopping rule (MADNESS)", ""),
+]
+_SKIP_DOCS = {
+    "isPseudo": "Pseudo source (e.g. sky object) not deblended",
+    "parentTooBig": "Parent footprint too big (area, size, axis ratio or area x peaks)",
+    "masked": "Parent footprint too masked",
+    "tooManyPeaks": "Parent footprint has too many peaks",
+    "isolatedParent": "Parent has one peak and processSingles is off",
+}
+_CHILD = [
+    ("deblend_peakId", "I", "Id of the peak in the parent footprint", ""),
+    ("deblend_peak_center_x", "I", "x position of the child's peak", "pixel"),
+    ("deblend_peak_center_y", "I", "y position of the child's peak", "pixel"),
+    ("deblend_peak_instFlux", "F", "Value of the peak in the detection image", ""),
+    ("deblend_parentNPeaks", "I", "Number of peaks of the parent", ""),
+    ("deblend_parentNChild", "I", "Number of children of the parent", ""),
+    ("deblend_zeroFlux", "Flag", "The child's model has no pixel above the footprint threshold", ""),
+    ("deblend_blendedness", "F", "1 - sum(model^2) / sum(model * all models): 0 when isolated", ""),
+    ("madness_logPrior", "D", "Flow log-density of the child's latent (MADNESS)", ""),
+]
+
+
+class DeblendColumns:
+    """Adds the deblender's columns to ``schema`` (those already there are kept) and names them.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.afw.table import SourceTable
+    >>> schema = SourceTable.makeMinimalSchema()
+    >>> columns = DeblendColumns(schema, ["g", "r"])
+    >>> [n for n in schema.getNames() if n.startswith("madness_flux")]
+    ['madness_flux_g', 'madness_flux_r']
+    """
+
+    def __init__(self, schema: Schema, bands: Sequence[str]):
+        self.schema = schema
+        self.bands = tuple(bands)
+        rows = list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
+        rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "count") for b in self.bands]
+        for name, kind, doc, units in rows:
+            if name not in schema:
+                schema.addField(name, type=kind, doc=doc, units=units)
+
+    @staticmethod
+    def fluxColumn(band: str) -> str:
+        return f"madness_flux_{band}"
