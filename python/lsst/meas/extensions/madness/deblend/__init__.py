@@ -1,6 +1,15 @@
-"""Deblending stages: parents cut into blends (:mod:`.blends`), then fitted by the MAP core (:mod:`.mapCore`)."""
+"""Deblending: parents cut into blends (:mod:`.blends`), fitted (:mod:`.mapCore`, :mod:`.fit`, or SCARLET in
+:mod:`.scarletCore`), turned into children (:mod:`.footprints`) by the deblend tasks (:mod:`.madnessTask`,
+:mod:`.scarletTask`, sharing :mod:`.baseTask`).
+"""
 
 from .blends import *  # noqa: F401,F403
 from .mapCore import *  # noqa: F401,F403
 from .fit import *  # noqa: F401,F403
 from .footprints import *  # noqa: F401,F403
+from .blendModel import *  # noqa: F401,F403
+from .columns import *  # noqa: F401,F403
+from .skips import *  # noqa: F401,F403
+from .baseTask import *  # noqa: F401,F403
+from .scarletTask import *  # noqa: F401,F403
+from .madnessTask import *  # noqa: F401,F403

@@ -19,6 +19,7 @@ are multiplied by its square.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -45,6 +46,7 @@ class BlendFit:
     logLikelihood: float
     iterations: int
     converged: bool
+    runtime: float = float("nan")  # ms: the batch's time shared in proportion to the blends' peaks
 
     @property
     def finite(self) -> bool:
@@ -91,6 +93,7 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     results: list[BlendFit | None] = [None] * len(blends)
     bar = tqdm(total=len(blends), unit="blend", desc="MAP fits", disable=not progress)
     for indices in _batches(blends, maxGalaxies):
+        start = time.perf_counter()
         arrays = stackBlends([blends[i] for i in indices])
         tensors = {key: torch.as_tensor(value, device=device) for key, value in arrays.items()}
         data = tensors["data"].float() / scale
@@ -107,13 +110,15 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             if offsets is not None:
                 decoded = shiftStamps(decoded, offsets.reshape(b * k, 2))
             stamps = (decoded * scale).view(b, k, *cutouts.shape[2:])
+        elapsed = 1e3 * (time.perf_counter() - start)
+        peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):
             n = blends[i].nPeaks
             results[i] = BlendFit(
                 latents=result.latents[row, :n].cpu().numpy(), initialLatents=initial[row, :n].cpu().numpy(),
                 stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
-                converged=bool(result.converged[row]))
+                converged=bool(result.converged[row]), runtime=elapsed * n / peaks)
         bar.update(len(indices))
     bar.close()
     return results  # every slot was filled: each blend is in exactly one batch

@@ -89,7 +89,7 @@ def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     size = stamps.shape[-1]
     rows = shiftMatrices(offsets[:, 0].to(stamps.dtype), size)
     cols = shiftMatrices(offsets[:, 1].to(stamps.dtype), size)
-    return torch.einsum("nij,ncjk,nlk->ncil", rows, stamps, cols)
+    return torch.matmul(torch.matmul(rows.unsqueeze(1), stamps), cols.transpose(1, 2).unsqueeze(1))
 
 
 def placeStamps(stamps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,

@@ -45,7 +45,8 @@ _FLOOR = -3.0  # data limits start at -3 sigma: negative noise stays visible, no
 _WAVELENGTH_ORDER = "ugrizyJHK"
 
 
-def _validate(data, variance, models, bands, peaks, childLabels, footprint) -> None:
+def _validate(data: np.ndarray, variance: np.ndarray, models: np.ndarray, bands: Sequence[str], peaks: np.ndarray,
+              childLabels: Sequence[str] | None, footprint: np.ndarray | None) -> None:
     if data.ndim != 3:
         raise ValueError(f"data must be (bands, H, W), got shape {data.shape}")
     if variance.shape != data.shape:
@@ -73,9 +74,8 @@ def _compositeBands(bands: Sequence[str]) -> list[int]:
     return order[-3:][::-1]
 
 
-def _rgb(channels: np.ndarray, lower: float, upper: float, valid: np.ndarray) -> np.ndarray:
-    rgb = np.clip((channels - lower) / (upper - lower), 0.0, 1.0)
-    rgb = np.where(valid, rgb, 0.5)  # masked: grey, as in the single-band panels
+def _rgb(channels: np.ndarray, lower: float, upper: float, valid: np.ndarray, fill: float = 0.6) -> np.ndarray:
+    rgb = np.where(valid, np.clip((channels - lower) / (upper - lower), 0.0, 1.0), fill)
     return np.moveaxis(rgb, 0, -1)
 
 
@@ -107,7 +107,10 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     residual = np.divide(data - model, sigma, out=np.full(data.shape, np.nan), where=valid)
     # A band with no valid pixel still gets drawn, in units of 1.
     noise = np.array([np.median(sigma[b][valid[b]]) if valid[b].any() else 1.0 for b in range(nBands)])
-    scaled = lambda image, b: np.arcsinh(image / noise[b])  # noqa: E731
+
+    def scaled(image: np.ndarray, b: int) -> np.ndarray:
+        return np.arcsinh(image / noise[b])
+
     uppers = []
     for b in range(nBands):
         # The model's peak, or the data's bright tail, whichever is higher; at least 10 sigma.
@@ -149,9 +152,10 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
         axes[0, 0].imshow(_rgb(channels[0], lower, upper, allValid), origin="lower", interpolation="nearest")
         axes[0, 1].imshow(_rgb(channels[1], lower, upper, np.ones_like(allValid)), origin="lower",
                           interpolation="nearest")
-        # Residual composite: grey is zero, a colour is a band-dependent residual (±5σ to the ends).
+        # Residual composite: grey is zero, a colour is a band-dependent residual (±5σ to the ends);
+        # masked pixels are black here, as grey already means a good fit.
         resid = np.stack([np.nan_to_num(residual[b]) for b in rgb])
-        axes[0, 2].imshow(_rgb(resid, -_RESIDUAL_LIMIT, _RESIDUAL_LIMIT, allValid), origin="lower",
+        axes[0, 2].imshow(_rgb(resid, -_RESIDUAL_LIMIT, _RESIDUAL_LIMIT, allValid, fill=0.0), origin="lower",
                           interpolation="nearest")
         for col, name in enumerate(("data", "model", "residual")):
             axes[0, col].set_title(f"{name} ({''.join(bands[b] for b in rgb)})", fontsize=8)
@@ -161,7 +165,7 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
             ax.set_axis_off()
         if nCols > 3:
             axes[0, 3].text(0.05, 0.5, "asinh(x/σ) per band; data, model\nand children of a band share limits.\n"
-                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked.", fontsize=7, va="center")
+                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked\n(black in the residual composite).", fontsize=7, va="center")
 
     for b in range(nBands):
         row = axes[b + composite]

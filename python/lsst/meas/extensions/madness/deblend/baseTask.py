@@ -1,0 +1,288 @@
+"""What every deblend task shares: skip checks, failures, children and their columns.
+
+:class:`DeblendBaseTask` runs the data flow of a deblender: the parents of ``mergedSources``
+are copied into a new catalogue; each is checked (:mod:`.skips`), cut into a
+:class:`~.blends.Blend`, modelled by the subclass's :meth:`DeblendBaseTask.modelBlends`, and
+its children are appended with heavy footprints (:mod:`.footprints`) and the columns of
+:mod:`.columns`. Every parent ends in exactly one state, recorded in its flags: skipped (with
+the reason, and ``NOT_DEBLENDED`` in the mask), failed (with the exception's class name), or
+deblended into one child per peak (a peak whose model has no pixel above the threshold still
+gets a child, flagged ``deblend_zeroFlux``, with its peak and no pixels).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from ..afw.detection import Footprint, MultibandFootprint, SpanSet
+from ..afw.exposure import MultibandExposure
+from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
+from ..framework import Config, Field, Struct, Task, timeMethod
+from .blendModel import BlendModel, ModelData
+from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend
+from .columns import SKIP_FLAGS, DeblendColumns
+from .footprints import childFootprints
+from .skips import SkipLimits, skipReason
+
+__all__ = ["DeblendBaseConfig", "DeblendBaseTask"]
+
+
+class DeblendBaseConfig(Config):
+    """Fields shared by the MADNESS and SCARLET deblend tasks (names and defaults of LSST's)."""
+
+    maxNumberOfPeaks: int = Field(600, ge=0, doc="Skip parents with more peaks than this (0: no limit).")
+    maxFootprintArea: int = Field(2_000_000, ge=0, doc="Skip parents whose footprint has more pixels (0: no limit).")
+    maxAreaTimesPeaks: int = Field(
+        1_000_000_000, ge=0, doc="Skip parents whose footprint area times number of peaks is larger (0: no limit).")
+    maxFootprintSize: int = Field(
+        0, ge=0, doc="Skip parents whose footprint bounding box has a longer side, in pixels (0: no limit).")
+    minFootprintAxisRatio: float = Field(
+        0.0, ge=0, le=1, doc="Skip parents whose footprint's minor/major axis ratio is smaller (0: no limit).")
+    maskLimits: dict[str, float] = Field(
+        default_factory=dict,
+        doc="Skip parents where the fraction of footprint pixels with a mask plane (key) exceeds the value.")
+    badMask: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BAD_MASK_PLANES),
+        doc="Mask planes whose pixels get zero weight in the fit.")
+    fitFootprintOnly: bool = Field(True, doc="Give zero weight to pixels outside the parent footprint.")
+    notDeblendedMask: str = Field("NOT_DEBLENDED", doc="Mask plane set on the footprints of skipped parents.")
+    pseudoColumns: list[str] = Field(
+        default_factory=lambda: ["merge_peak_sky", "sky_source"],
+        doc="Flag columns marking pseudo sources (sky objects), which are skipped.")
+    processSingles: bool = Field(
+        True, doc="Model parents with a single peak; if False they are flagged isolatedParent and their "
+                  "child is a copy of the data in the footprint.")
+    catchFailures: bool = Field(
+        True, doc="Flag a parent whose modelling raises deblend_failed (with deblend_error) and go on; "
+                  "if False the exception propagates.")
+    conserveFlux: bool = Field(
+        True, doc="Share the observed pixels between the children in proportion to their models, so that "
+                  "the children sum to the data; if False each child carries its model.")
+    footprintThreshold: float = Field(
+        1.0, ge=0, doc="A child's footprint holds the parent-footprint pixels where its model exceeds this "
+                       "many times the pixel noise, in any band.")
+
+    def skipLimits(self) -> SkipLimits:
+        return SkipLimits(tuple(self.pseudoColumns), self.maxFootprintArea, self.maxFootprintSize,
+                          self.minFootprintAxisRatio, self.maxAreaTimesPeaks, dict(self.maskLimits),
+                          self.maxNumberOfPeaks)
+
+
+class DeblendBaseTask(Task):
+    """Base of the deblend tasks; subclasses set :attr:`method`, :attr:`bands` and :meth:`modelBlends`.
+
+    Parameters
+    ----------
+    schema
+        Schema of the parent catalogue; the deblender's columns are added to it.
+    peakSchema
+        Schema of the footprints' peaks (accepted for LSST compatibility; peaks are copied as they are).
+    bands
+        Bands to deblend, in order (default: :meth:`defaultBands`); the exposure must have them.
+    progress
+        Show a progress bar over blends (for command-line use).
+    """
+
+    ConfigClass = DeblendBaseConfig
+    method: ClassVar[str] = ""
+
+    def __init__(self, schema: Schema, peakSchema: Schema | None = None, *, bands: Sequence[str] | None = None,
+                 progress: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.schema = schema
+        self.peakSchema = peakSchema
+        self.progress = progress
+        self.bands = self.defaultBands() if bands is None else tuple(bands)
+        self.columns = DeblendColumns(schema, self.bands)
+
+    def defaultBands(self) -> tuple[str, ...]:
+        """The bands deblended when the constructor is given none."""
+        raise NotImplementedError
+
+    def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
+                    parents: Sequence[SourceRecord]) -> list[BlendModel | Exception]:
+        """One model per blend, in order; an exception in place of a blend that could not be modelled."""
+        raise NotImplementedError
+
+    @timeMethod
+    def run(self, mExposure: MultibandExposure, mergedSources: SourceCatalog) -> Struct:
+        """Deblend every parent of ``mergedSources`` on ``mExposure``.
+
+        Returns
+        -------
+        Struct
+            ``deblendedCatalog``: the parents, flagged, then their children (``parent`` = the
+            parent's id), with heavy footprints; ``modelData``: a :class:`~.blendModel.ModelData`.
+        """
+        mExposure = self._selectBands(mExposure)
+        table = SourceTable(self.schema, mergedSources.getTable().getIdFactory().clone())
+        catalog = SourceCatalog(table)
+        catalog.extend(mergedSources, deep=True)
+        limits = self.config.skipLimits()
+        pending: list[tuple[SourceRecord, Blend]] = []
+        for row, parent in enumerate(catalog):
+            footprint = parent.getFootprint()
+            if footprint is None:
+                raise ValueError(f"mergedSources row {row} (id {parent.getId()}) has no footprint")
+            peaks = footprint.getPeaks()
+            parent.set("deblend_nPeaks", len(peaks))
+            reason = "noPeaks" if not peaks else skipReason(footprint, parent, mExposure, limits)
+            if reason is not None:
+                self._skip(parent, footprint, reason, mExposure)
+            elif len(peaks) == 1 and not self.config.processSingles:
+                self._copyIsolated(catalog, parent, footprint, mExposure)
+            else:
+                try:
+                    blend = makeBlend(mExposure, footprint, self.stampSize, self.config.badMask,
+                                      self.config.fitFootprintOnly)
+                except Exception as error:  # noqa: BLE001 - one bad parent must not stop the rest
+                    self._fail(parent, error)
+                    continue
+                pending.append((parent, blend))
+        try:
+            models = self.modelBlends(mExposure, [b for _, b in pending], [p for p, _ in pending]) if pending else []
+        except Exception as error:  # noqa: BLE001
+            if not self.config.catchFailures:
+                raise
+            models = [error] * len(pending)
+        modelData = ModelData(self.bands)
+        for (parent, blend), model in zip(pending, models):
+            if isinstance(model, Exception):
+                self._fail(parent, model)
+                continue
+            self._addChildren(catalog, parent, blend, model)
+            modelData.blends[parent.getId()] = model
+            modelData.boxes[parent.getId()] = blend.canvasBox
+        self._summarise(catalog, len(mergedSources))
+        return Struct(deblendedCatalog=catalog, modelData=modelData)
+
+    #: Stamp size of the blends cut for :meth:`modelBlends` (MADNESS: the models' stamp size).
+    stampSize: int = 45
+
+    def _selectBands(self, mExposure: MultibandExposure) -> MultibandExposure:
+        missing = [b for b in self.bands if b not in mExposure.bands]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs bands {list(self.bands)}; the exposure has "
+                             f"{list(mExposure.bands)} (missing {missing})")
+        return mExposure if tuple(mExposure.bands) == self.bands else mExposure[list(self.bands)]
+
+    def _skip(self, parent: SourceRecord, footprint: Footprint, reason: str, mExposure: MultibandExposure) -> None:
+        parent.set("deblend_skipped", True)
+        if reason in SKIP_FLAGS:
+            parent.set(SKIP_FLAGS[reason], True)
+        else:
+            parent.set("deblend_error", reason)
+        parent.set("deblend_nChild", 0)
+        mask = mExposure.mask
+        mask.addMaskPlane(self.config.notDeblendedMask)
+        bit = mask.getPlaneBitMask(self.config.notDeblendedMask)
+        ys, xs = footprint.getSpans().clippedTo(mExposure.getBBox()).indices()
+        x0, y0 = mExposure.getXY0()
+        mask.array[:, ys - y0, xs - x0] |= np.int32(bit)
+        self.log.debug("parent %d skipped: %s", parent.getId(), reason)
+
+    def _fail(self, parent: SourceRecord, error: Exception) -> None:
+        if not self.config.catchFailures:
+            raise error
+        parent.set("deblend_failed", True)
+        parent.set("deblend_error", type(error).__name__)
+        parent.set("deblend_nChild", 0)
+        self.log.warning("parent %d failed: %s: %s", parent.getId(), type(error).__name__, error)
+
+    def _copyIsolated(self, catalog: SourceCatalog, parent: SourceRecord, footprint: Footprint,
+                      mExposure: MultibandExposure) -> None:
+        parent.set("deblend_skipped_isolatedParent", True)
+        parent.set("deblend_nChild", 1)
+        child = self._newChild(catalog, parent, footprint.getPeaks()[0], 1)
+        spans = footprint.getSpans().clippedTo(mExposure.getBBox())
+        child.setFootprint(MultibandFootprint.fromArrays(
+            self.bands, mExposure.image.array, mExposure.mask.array, mExposure.variance.array,
+            footprint=Footprint(spans, [footprint.getPeaks()[0]], footprint.getRegion()), xy0=mExposure.getXY0()))
+
+    def _newChild(self, catalog: SourceCatalog, parent: SourceRecord, peak, nPeaks: int) -> SourceRecord:
+        child = catalog.addNew()
+        child.setParent(parent.getId())
+        child.set("deblend_peakId", peak.getId())
+        child.set("deblend_peak_center_x", peak.getIx())
+        child.set("deblend_peak_center_y", peak.getIy())
+        child.set("deblend_peak_instFlux", peak.getPeakValue())
+        child.set("deblend_parentNPeaks", nPeaks)
+        child.set("deblend_parentNChild", nPeaks)
+        return child
+
+    def _addChildren(self, catalog: SourceCatalog, parent: SourceRecord, blend: Blend, model: BlendModel) -> None:
+        footprint = parent.getFootprint()
+        box = blend.canvasBox
+        children = model.children
+        footprints, _ = childFootprints(blend, children, footprint, self.bands, self.config.footprintThreshold,
+                                        self.config.conserveFlux)
+        total = children.total(blend.data.shape)
+        inParent = footprint.getSpans().asArray(box).astype(bool)
+        residual = blend.weight * (blend.data - total) ** 2
+        weighted = blend.weight > 0
+        parent.set("deblend_nChild", len(children))
+        parent.set("deblend_iterations", model.iterations)
+        parent.set("deblend_runtime", model.runtime)
+        parent.set("deblend_chi2", _reducedChi2(residual, weighted, inParent))
+        parent.set("deblend_blendConvergenceFailedFlag", not model.converged)
+        parent.set("deblend_incompleteData", bool((~weighted.all(axis=0) & inParent).any()))
+        fallback = model.method != self.method
+        parent.set("deblend_fallback", fallback)
+        parent.set("deblend_fallbackReason", model.fallbackReason)
+        parent.set("madness_logLikelihood", model.logLikelihood)
+        parent.set("madness_converged", model.converged)
+        fluxes = children.fluxes()
+        peaks = footprint.getPeaks()
+        for k, peak in enumerate(peaks):
+            child = self._newChild(catalog, parent, peak, len(peaks))
+            heavy = footprints[k]
+            if heavy is None:
+                child.setFootprint(Footprint(SpanSet(), [peak], footprint.getRegion()))
+                child.set("deblend_zeroFlux", True)
+            else:
+                child.setFootprint(heavy)
+                child.set("deblend_chi2", _reducedChi2(residual, weighted, heavy.getSpans().asArray(box).astype(bool)))
+            where = (slice(None), *children.slices(k))
+            image = children.images[k]
+            overlap = float((image * total[where]).sum())
+            child.set("deblend_blendedness", 1 - float((image**2).sum()) / overlap if overlap > 0 else 0.0)
+            for b, band in enumerate(self.bands):
+                child.set(self.columns.fluxColumn(band), float(fluxes[k, b]))
+            child.set("madness_logPrior", float(model.logPrior[k]) if model.logPrior is not None else float("nan"))
+            child.set("madness_logLikelihood", model.logLikelihood)
+            child.set("madness_converged", model.converged)
+            child.set("deblend_fallback", fallback)
+            child.set("deblend_fallbackReason", model.fallbackReason)
+
+    def _summarise(self, catalog: SourceCatalog, nParents: int) -> None:
+        parents = catalog[:nParents]
+        counts = {
+            "nParents": nParents,
+            "nChildren": len(catalog) - nParents,
+            "nDeblended": int(np.sum(parents["deblend_nChild"] > 0) - np.sum(parents["deblend_skipped_isolatedParent"])),
+            "nSkipped": int(np.sum(parents["deblend_skipped"])),
+            "nFailed": int(np.sum(parents["deblend_failed"])),
+            "nFallback": int(np.sum(parents["deblend_fallback"])),
+            "nNotConverged": int(np.sum(parents["deblend_blendConvergenceFailedFlag"])),
+        }
+        for reason, flag in SKIP_FLAGS.items():
+            counts[f"nSkipped_{reason}"] = int(np.sum(parents[flag]))
+        for key, value in counts.items():
+            self.metadata[key] = value
+        self.log.info("deblended %d of %d parents into %d children (%d skipped, %d failed, %d by the fallback)",
+                      counts["nDeblended"], nParents, counts["nChildren"], counts["nSkipped"], counts["nFailed"],
+                      counts["nFallback"])
+
+
+def _reducedChi2(residual: np.ndarray, weighted: np.ndarray, region: np.ndarray) -> float:
+    """Σ w (y − m)² / N over the pixels of ``region`` (H, W) with weight, all bands."""
+    use = weighted & region[None]
+    count = int(use.sum())
+    return float(residual[use].sum() / count) if count else float("nan")
+
+
+def elapsedMs(start: float) -> float:
+    return 1e3 * (time.perf_counter() - start)

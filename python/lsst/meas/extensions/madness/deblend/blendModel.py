@@ -1,0 +1,57 @@
+"""What a deblender found for one blend (:class:`BlendModel`) and for a whole exposure (:class:`ModelData`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..afw.geom import Box2I
+from .footprints import ChildModels
+
+__all__ = ["BlendModel", "ModelData"]
+
+
+@dataclass
+class BlendModel:
+    """The children's models of one blend, with the fit's diagnostics.
+
+    ``method`` is the deblender that made it (``"madness"`` or ``"scarlet"``); a model made by a
+    fallback deblender says why in ``fallbackReason``.
+    """
+
+    children: ChildModels
+    iterations: int
+    converged: bool
+    runtime: float  # ms
+    method: str
+    logLikelihood: float = float("nan")
+    logPrior: np.ndarray | None = None  # (K,), MADNESS only
+    latents: np.ndarray | None = None  # (K, D), MADNESS only
+    fallbackReason: str = ""
+
+    @property
+    def finite(self) -> bool:
+        return bool(all(np.isfinite(image).all() for image in self.children.images)
+                    and (self.logPrior is None or np.isfinite(self.logPrior).all()))
+
+
+@dataclass
+class ModelData:
+    """The models of every deblended parent (``Struct.modelData`` of the deblend tasks).
+
+    ``blends[parentId]`` is the parent's :class:`BlendModel`, whose child images lie on the canvas
+    ``boxes[parentId]`` (exposure pixel coordinates).
+    """
+
+    bands: tuple[str, ...]
+    blends: dict[int, BlendModel] = field(default_factory=dict)
+    boxes: dict[int, Box2I] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.blends)
+
+    def modelImage(self, parentId: int) -> np.ndarray:
+        """Sum of the parent's children on its canvas (bands, H, W)."""
+        box = self.boxes[parentId]
+        return self.blends[parentId].children.total((len(self.bands), box.getHeight(), box.getWidth()))

@@ -1,0 +1,199 @@
+r"""``MadnessDeblendTask``: the MADNESS deblender as an LSST deblend task.
+
+For every parent that passes the skip checks, the galaxies at its K peaks are fitted together in
+the 16-d latent space of the trained VAE, maximising the posterior
+
+.. math:: \log p(Z \mid y) = -\tfrac12 \sum w\,\big(y - \textstyle\sum_i \mathrm{place}(p_\theta(z_i))\big)^2
+          + \sum_i \log p_\varphi(z_i) + \mathrm{const}
+
+from the VAE-deblender encoder's latents (:mod:`.mapCore`, :mod:`.fit`), many parents in one
+batched optimisation, on CUDA when there is one. The decoded galaxies are the children's models.
+
+Parents that MADNESS should not model go to the ``fallback`` subtask (SCARLET by default),
+flagged ``deblend_fallback`` with ``deblend_fallbackReason``, by these rules:
+
+==================  ==========================  =============================================
+reason              rule (config field)         when
+==================  ==========================  =============================================
+``forced``          ``forceFallback``           always (for testing and comparisons)
+``tooManyPeaks``    ``fallbackTooManyPeaks``    more peaks than ``maxMadnessPeaks``
+``coreFailure``     ``fallbackOnFailure``       the MAP core raised for this parent
+``nonFinite``       ``fallbackNonFinite``       the fit gave a non-finite model or prior
+==================  ==========================  =============================================
+
+With a rule off, such a parent fails instead (``deblend_failed``, ``deblend_error``).
+
+References
+----------
+Biswas et al. 2025, A&A, "MADNESS deblender: Maximum A posteriori with Deep NEural networks for
+Source Separation", Sec. 3.5.
+
+Examples
+--------
+>>> from lsst.meas.extensions.madness.afw.table import SourceTable
+>>> schema = SourceTable.makeMinimalSchema()
+>>> task = MadnessDeblendTask(schema)
+>>> task.bands, "madness_flux_r" in schema, task.fallback.getFullName()
+(('u', 'g', 'r', 'i', 'z', 'y'), True, 'madnessDeblend.fallback')
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, Sequence
+
+from ..afw.exposure import MultibandExposure
+from ..afw.table import SourceRecord
+from ..framework import ConfigurableField, Field
+from .baseTask import DeblendBaseConfig, DeblendBaseTask
+from .blendModel import BlendModel
+from .blends import Blend
+from .footprints import ChildModels
+from .mapCore import MapConfig
+from .scarletTask import ScarletDeblendTask
+
+__all__ = ["MadnessDeblendConfig", "MadnessDeblendTask"]
+
+
+class MadnessDeblendConfig(DeblendBaseConfig):
+    """Configuration of :class:`MadnessDeblendTask`."""
+
+    modelDir: str | None = Field(
+        None, doc="Directory of exported models (madness-models export); None: the weights shipped with the "
+                  "package.")
+    device: str = Field("auto", doc="Torch device of the MAP core: 'auto' (CUDA when available), 'cpu', 'cuda', "
+                                    "'cuda:1', ...")
+    lr: float = Field(0.05, gt=0, doc="Initial Adam learning rate in latent space.")
+    lrDecay: float = Field(0.8, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery steps.")
+    lrDecayEvery: int = Field(30, ge=1, doc="Steps between learning-rate decays.")
+    maxIter: int = Field(200, ge=1, doc="Most optimisation steps per parent.")
+    minIter: int = Field(40, ge=1, doc="Fewest steps before a parent may stop.")
+    convergenceWindow: int = Field(15, ge=1, doc="Steps over which loss decreases are compared.")
+    relativeTolerance: float = Field(
+        0.05, ge=0, doc="Stop a parent when its recent loss decrease is below this fraction of its first one.")
+    subpixelShift: bool = Field(
+        True, doc="Shift each decoded galaxy by its peak's sub-pixel offset (Lanczos-3); False rounds peak "
+                  "positions to pixels as the paper does.")
+    maxGalaxiesPerBatch: int = Field(
+        64, ge=1, doc="Most galaxies optimised together (parents sorted by peaks and padded to the largest).")
+    maxMadnessPeaks: int = Field(
+        64, ge=1, doc="Parents with more peaks go to the fallback deblender (or fail, see fallbackTooManyPeaks).")
+    forceFallback: bool = Field(False, doc="Send every parent to the fallback deblender.")
+    fallbackTooManyPeaks: bool = Field(True, doc="Use the fallback for parents with more than maxMadnessPeaks peaks.")
+    fallbackOnFailure: bool = Field(True, doc="Use the fallback for parents whose MAP fit raised.")
+    fallbackNonFinite: bool = Field(True, doc="Use the fallback for parents whose fit is not finite.")
+    fallback: ConfigurableField = ConfigurableField(
+        doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
+
+    def mapConfig(self) -> MapConfig:
+        return MapConfig(lr=self.lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
+                         minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.maxMadnessPeaks > self.maxGalaxiesPerBatch:
+            raise ValueError(f"maxMadnessPeaks ({self.maxMadnessPeaks}) must not exceed maxGalaxiesPerBatch "
+                             f"({self.maxGalaxiesPerBatch}): a batch holds at least one whole parent")
+
+
+class MadnessCoreError(RuntimeError):
+    """A parent MADNESS could not model, and whose fallback rule is off."""
+
+
+class MadnessDeblendTask(DeblendBaseTask):
+    """Deblend parents by MAP fits in the latent space of trained networks (module docstring).
+
+    Parameters
+    ----------
+    schema, peakSchema, bands, progress
+        As :class:`~.baseTask.DeblendBaseTask`; ``bands`` must be the models' bands if given.
+    """
+
+    ConfigClass = MadnessDeblendConfig
+    _DefaultName = "madnessDeblend"
+    method = "madness"
+
+    def __init__(self, schema, peakSchema=None, **kwargs):
+        super().__init__(schema, peakSchema, **kwargs)
+        if self.bands != self.models.bands:
+            raise ValueError(f"the models take bands {list(self.models.bands)}, not {list(self.bands)}")
+        self.stampSize = self.models.stampSize
+        self.makeSubtask("fallback", schema=schema, peakSchema=peakSchema, bands=self.bands, progress=self.progress)
+
+    def defaultBands(self) -> tuple[str, ...]:
+        return self.models.bands
+
+    @property
+    def models(self):
+        """The TorchScript networks (loaded on first use, on the configured device)."""
+        if getattr(self, "_models", None) is None:
+            from ..models.device import resolveDevice
+            from ..models.export import loadModels, loadShippedModels
+
+            device = resolveDevice(self.config.device)
+            self._models = (loadShippedModels(device=device) if self.config.modelDir is None
+                            else loadModels(self.config.modelDir, device=device))
+        return self._models
+
+    def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
+                    parents: Sequence[SourceRecord]) -> list[BlendModel | Exception]:
+        config = self.config
+        results: list[BlendModel | Exception | None] = [None] * len(blends)
+        reasons: dict[int, str] = {}
+        for i, blend in enumerate(blends):
+            if config.forceFallback:
+                reasons[i] = "forced"
+            elif blend.nPeaks > config.maxMadnessPeaks:
+                if config.fallbackTooManyPeaks:
+                    reasons[i] = "tooManyPeaks"
+                else:
+                    results[i] = MadnessCoreError(f"{blend.nPeaks} peaks, more than maxMadnessPeaks="
+                                                  f"{config.maxMadnessPeaks}")
+        todo = [i for i in range(len(blends)) if i not in reasons and results[i] is None]
+        for i, outcome in zip(todo, self._fit([blends[i] for i in todo])):
+            if isinstance(outcome, Exception):
+                if config.fallbackOnFailure:
+                    reasons[i] = f"coreFailure: {type(outcome).__name__}"
+                    self.log.warning("MADNESS failed on parent %d (%s: %s); using the fallback",
+                                     parents[i].getId(), type(outcome).__name__, outcome)
+                else:
+                    results[i] = outcome
+            elif not outcome.finite:
+                if config.fallbackNonFinite:
+                    reasons[i] = "nonFinite"
+                else:
+                    results[i] = MadnessCoreError("the MAP fit is not finite")
+            else:
+                results[i] = outcome
+        if reasons:
+            order = sorted(reasons)
+            self.log.info("%d parents go to the fallback deblender (%s)", len(order),
+                          ", ".join(sorted(set(r.split(":")[0] for r in reasons.values()))))
+            fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order], [parents[i] for i in order])
+            for i, model in zip(order, fallen):
+                if isinstance(model, BlendModel):
+                    model.fallbackReason = reasons[i]
+                results[i] = model
+        return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _fit(self, blends: Sequence[Blend]) -> list[BlendModel | Exception]:
+        """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.
+
+        Never raises: a blend whose fit raised alone gets the exception in its place.
+        """
+        from .fit import fitBlends
+
+        if not blends:
+            return []
+        kwargs = dict(config=self.config.mapConfig(), maxGalaxies=self.config.maxGalaxiesPerBatch,
+                      device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift)
+        try:
+            fits = fitBlends(self.models, blends, **kwargs)
+        except Exception as error:  # noqa: BLE001 - find the parent(s) that broke the batch
+            if len(blends) == 1:
+                return [error]
+            self.log.warning("a MAP batch raised (%s); fitting its %d parents one by one", error, len(blends))
+            return [outcome for blend in blends for outcome in self._fit([blend])]
+        return [BlendModel(ChildModels.fromStamps(blend, fit.stamps), fit.iterations, fit.converged, fit.runtime,
+                           self.method, fit.logLikelihood, fit.logPrior, fit.latents)
+                for blend, fit in zip(blends, fits)]
