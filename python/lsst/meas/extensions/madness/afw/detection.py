@@ -791,6 +791,9 @@ class MultibandFootprint:
     def getCentroid(self) -> Point2D:
         return self.getSpans().computeCentroid()
 
+    def getRegion(self) -> Box2I | None:
+        return self.getFootprint().getRegion()
+
     def getFootprint(self) -> Footprint:
         """The plain (light) footprint: spans and peaks."""
         single = self._singles[0]

@@ -39,7 +39,7 @@ from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2I
 
-__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "makeBlend", "stackBlends"]
+__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "stackBlends"]
 
 #: Mask planes whose pixels get zero weight by default.
 DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", "EDGE")  # LSST's badMask
@@ -65,7 +65,7 @@ class Blend:
         return len(self.peakIds)
 
 
-def _cutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Image, variance, mask and an on-exposure flag on ``box``, zero where it leaves the exposure."""
     nBands = len(mExposure.bands)
     shape = (nBands, box.getHeight(), box.getWidth())
@@ -105,7 +105,7 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     bbox = spans.getBBox()
     canvasBox = Box2I(Point2I(bbox.getMinX() - half, bbox.getMinY() - half),
                       Extent2I(bbox.getWidth() + 2 * half, bbox.getHeight() + 2 * half))
-    image, variance, mask, inside = _cutout(mExposure, canvasBox)
+    image, variance, mask, inside = canvasCutout(mExposure, canvasBox)
     known = set(mExposure.mask.getMaskPlaneDict())
     bits = mExposure.mask.getPlaneBitMask([p for p in badMaskPlanes if p in known]) if badMaskPlanes else 0
     good = inside & np.isfinite(image) & np.isfinite(variance) & (variance > 0) & ((mask & bits) == 0)

@@ -206,6 +206,17 @@ class _SimulatedSet:
     def _make(self, index: int, rng: np.random.Generator) -> Scene:
         raise NotImplementedError
 
+    def compose(self, rows: Sequence[int], positions: np.ndarray, size: int, index: int = 0) -> Scene:
+        """A ``size``² scene of the split's galaxies ``rows`` at ``positions`` (n, 2) = (x, y).
+
+        The noise is that of scene ``index``'s random stream; for tests and benchmarks that
+        need chosen galaxies at chosen separations.
+        """
+        positions = np.asarray(positions, dtype=float).reshape(-1, 2)
+        if len(positions) != len(rows):
+            raise ValueError(f"{len(rows)} galaxies but {len(positions)} positions")
+        return self._scene(np.asarray(rows, dtype=int), positions, int(size), self.rng(index), index)
+
     def _scene(self, rows: np.ndarray, positions: np.ndarray, size: int, rng: np.random.Generator, index: int) -> Scene:
         """Render galaxies ``rows`` at ``positions`` in a ``size``² scene, add noise, cut stamps."""
         renderer = self.renderer
