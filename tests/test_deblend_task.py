@@ -141,6 +141,8 @@ def test_heavy_footprints_round_trip_through_fits(tinyModels, tmp_path):
 
 
 def _notDeblended(mExp, footprint):
+    if "NOT_DEBLENDED" not in mExp.mask.getMaskPlaneDict():
+        return False
     bit = mExp.mask.getPlaneBitMask("NOT_DEBLENDED")
     ys, xs = footprint.getSpans().indices()
     return bool(np.all(mExp.mask.array[:, ys, xs] & bit))

@@ -58,5 +58,8 @@ def test_docs_build_without_warnings(tmp_path):
 def test_demo_runs(tmp_path):
     from lsst.meas.extensions.madness.demo import main
 
-    assert main(["--output", str(tmp_path)]) == 0
-    assert (tmp_path / "exposure.fits").exists() and (tmp_path / "parents.fits").exists()
+    assert main(["--output", str(tmp_path), "--device", "cpu"]) == 0
+    for name in ("inputs/demo_exposure.fits", "inputs/demo_parents.fits", "inputs/demo_truth.fits",
+                 "deblendedCatalog.fits", "config.py", "metadata.json"):
+        assert (tmp_path / name).is_file(), name
+    assert len(list((tmp_path / "plots").glob("parent_*.png"))) == 2

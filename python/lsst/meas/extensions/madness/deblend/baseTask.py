@@ -123,7 +123,8 @@ class DeblendBaseTask(Task):
         catalog.extend(mergedSources, deep=True)
         limits = self.config.skipLimits()
         pending: list[tuple[SourceRecord, Blend]] = []
-        for row, parent in enumerate(catalog):
+        # A snapshot: children are appended to ``catalog`` while the parents are gone through.
+        for row, parent in enumerate(list(catalog)):
             footprint = parent.getFootprint()
             if footprint is None:
                 raise ValueError(f"mergedSources row {row} (id {parent.getId()}) has no footprint")

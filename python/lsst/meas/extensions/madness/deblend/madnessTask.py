@@ -63,8 +63,10 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                   "package.")
     device: str = Field("auto", doc="Torch device of the MAP core: 'auto' (CUDA when available), 'cpu', 'cuda', "
                                     "'cuda:1', ...")
-    lr: float = Field(0.05, gt=0, doc="Initial Adam learning rate in latent space.")
-    lrDecay: float = Field(0.8, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery steps.")
+    lr: float = Field(0.1, gt=0, doc="Initial Adam learning rate in latent space (the paper: 0.05, with which "
+                                     "bright galaxies do not converge in 200 steps; doc/madness-deblend.md).")
+    lrDecay: float = Field(0.9, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery steps "
+                                                "(the paper: 0.8).")
     lrDecayEvery: int = Field(30, ge=1, doc="Steps between learning-rate decays.")
     maxIter: int = Field(200, ge=1, doc="Most optimisation steps per parent.")
     minIter: int = Field(40, ge=1, doc="Fewest steps before a parent may stop.")

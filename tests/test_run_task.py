@@ -1,0 +1,120 @@
+"""madness-run-task and the pipeline step retargeted to MADNESS from config/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.afw.table import SourceCatalog
+from lsst.meas.extensions.madness.deblendCoaddSources import (
+    DeblendCoaddSourcesMultiConfig,
+    DeblendCoaddSourcesMultiTask,
+    overridePath,
+)
+from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
+from lsst.meas.extensions.madness.runTask import main
+from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+TINY = ModelConfig.fromProfile("tiny")
+_POSITIONS = np.array([[25, 25], [34, 28], [80, 60]], float)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Exposure and parent catalogue files, and a config file pointing at tiny models."""
+    directory = tmp_path_factory.mktemp("run-task")
+    torch.manual_seed(0)
+    exportModels(directory / "models", TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
+    mock = makeMockMultibandExposure(shape=(100, 100), nGalaxies=3, seed=3, positions=_POSITIONS, hlrRange=(0.3, 0.6))
+    mock.mExposure.writeFits(directory / "exposure.fits")
+    mock.catalog.writeFits(directory / "parents.fits", bbox=mock.mExposure.getBBox())
+    (directory / "config.py").write_text(
+        f"config.modelDir = {str(directory / 'models')!r}\nconfig.maxIter = 5\nconfig.minIter = 2\n")
+    return directory, mock
+
+
+def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys):
+    directory, mock = inputs
+    output = directory / "out"
+    status = main(["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
+                   "--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu",
+                   "--plot", "1", "--no-progress"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "Deblended 2 of 2 parents into 3 children" in printed and "deblendedCatalog.fits" in printed
+    catalog = SourceCatalog.readFits(output / "deblendedCatalog.fits")
+    assert len(catalog) == 2 + 3 and (catalog["parent"][2:] > 0).all()
+    assert all(child.getFootprint().isHeavy() for child in catalog[2:])
+    config = (output / "config.py").read_text()
+    assert "config.maxIter = 5" in config and "fallback" in config
+    metadata = json.loads((output / "metadata.json").read_text())
+    assert metadata["counts"]["nChildren"] == 3 and metadata["resolvedDevice"] == "cpu"
+    assert len(metadata["models"]["cardSha256"]) == 64 and metadata["versions"]["torch"] == torch.__version__
+    assert metadata["flags"]["parents"]["deblend_failed"] == 0
+    (plot,) = metadata["outputs"]["plots"]
+    assert (output / plot).stat().st_size > 10_000
+    # The written config reproduces the run's settings.
+    from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig
+
+    reloaded = MadnessDeblendConfig()
+    reloaded.load(str(output / "config.py"))
+    assert reloaded.maxIter == 5 and reloaded.device == "cpu"
+
+
+def test_bad_input_exits_2_with_the_file_named(inputs, tmp_path, capsys):
+    directory, _ = inputs
+    missing = tmp_path / "nope.fits"
+    status = main(["--exposure", str(missing), "--catalog", str(directory / "parents.fits"),
+                   "--output", str(tmp_path / "o")])
+    assert status == 2 and str(missing) in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("config.noSuchField = 3\n")
+    status = main(["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
+                   "--output", str(tmp_path / "o"), "--config", str(broken)])
+    assert status == 2 and "noSuchField" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["--exposure", str(directory / "exposure.fits")])
+    assert exit.value.code == 2
+
+
+def test_failed_parents_exit_1(inputs, tmp_path, monkeypatch, capsys):
+    from lsst.meas.extensions.madness.deblend import fit as fitModule
+
+    def broken(models, blends, **kwargs):
+        raise RuntimeError("simulated core failure")
+
+    monkeypatch.setattr(fitModule, "fitBlends", broken)
+    directory, _ = inputs
+    config = tmp_path / "config.py"
+    config.write_text((directory / "config.py").read_text() + "config.fallbackOnFailure = False\n")
+    status = main(["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
+                   "--output", str(tmp_path / "o"), "--config", str(config), "--no-progress"])
+    assert status == 1
+    assert "2 parents failed (RuntimeError)" in capsys.readouterr().err
+    catalog = SourceCatalog.readFits(tmp_path / "o" / "deblendedCatalog.fits")
+    assert list(catalog["deblend_failed"]) == [True, True] and list(catalog["deblend_error"]) == ["RuntimeError"] * 2
+
+
+def test_pipeline_step_retargeted_from_the_config_directory(inputs):
+    directory, mock = inputs
+    assert overridePath() == Path(__file__).resolve().parents[1] / "config" / "deblendCoaddSourcesMulti.py"
+    config = DeblendCoaddSourcesMultiConfig()
+    assert config.multibandDeblend.target.__name__ == "ScarletDeblendTask"
+    config.load(str(overridePath()))
+    config.multibandDeblend.modelDir = str(directory / "models")
+    config.multibandDeblend.maxIter, config.multibandDeblend.minIter = 5, 2
+    task = DeblendCoaddSourcesMultiTask(schema=mock.catalog.schema, config=config)
+    assert type(task.multibandDeblend).__name__ == "MadnessDeblendTask"
+    assert task.multibandDeblend.getFullName() == "deblendCoaddSourcesMulti.multibandDeblend"
+    coadds = [mock.mExposure[band] for band in mock.mExposure.bands]
+    result = task.runExposures(coadds, mock.mExposure.bands, mock.catalog)
+    catalog = result.deblendedCatalog
+    assert len(catalog) == 5 and not catalog["deblend_fallback"].any()
+    assert "madness_logPrior" in task.schema and "madness_logPrior" not in mock.catalog.schema
+    assert set(result.modelData.blends) == set(mock.catalog["id"])
