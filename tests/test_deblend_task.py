@@ -8,7 +8,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 
 from lsst.meas.extensions.madness.afw.table import SourceCatalog
 from lsst.meas.extensions.madness.deblend import (
@@ -18,20 +17,14 @@ from lsst.meas.extensions.madness.deblend import (
     MadnessDeblendTask,
     ScarletDeblendTask,
 )
-from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
-
-TINY = ModelConfig.fromProfile("tiny")
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def tinyModels(tmp_path_factory):
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-models")
-    exportModels(directory, TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
-    return str(directory)
+def tinyModels(tinyModelDirectory):
+    return str(tinyModelDirectory)
 
 
 class EqualShareDeblendTask(DeblendBaseTask):

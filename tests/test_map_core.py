@@ -11,17 +11,14 @@ import pytest
 import torch
 
 from lsst.meas.extensions.madness.deblend import MapConfig, MapObjective, fitLatents, placeStamps
-from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
+from lsst.meas.extensions.madness.models import ModelConfig, loadModels
 
 TINY = ModelConfig.fromProfile("tiny")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-models")
-    exportModels(directory, TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
-    return loadModels(directory)
+def models(tinyModelDirectory):
+    return loadModels(tinyModelDirectory)
 
 
 def _blends(models, nBlends=3, k=2, size=70, seed=1):

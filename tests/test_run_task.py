@@ -15,27 +15,23 @@ from lsst.meas.extensions.madness.deblendCoaddSources import (
     DeblendCoaddSourcesMultiTask,
     overridePath,
 )
-from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 from lsst.meas.extensions.madness.runTask import main
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
-TINY = ModelConfig.fromProfile("tiny")
 _POSITIONS = np.array([[25, 25], [34, 28], [80, 60]], float)
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, tinyModelDirectory):
     """Exposure and parent catalogue files, and a config file pointing at tiny models."""
     directory = tmp_path_factory.mktemp("run-task")
-    torch.manual_seed(0)
-    exportModels(directory / "models", TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
     mock = makeMockMultibandExposure(shape=(100, 100), nGalaxies=3, seed=3, positions=_POSITIONS, hlrRange=(0.3, 0.6))
     mock.mExposure.writeFits(directory / "exposure.fits")
     mock.catalog.writeFits(directory / "parents.fits", bbox=mock.mExposure.getBBox())
     (directory / "config.py").write_text(
-        f"config.modelDir = {str(directory / 'models')!r}\nconfig.maxIter = 5\nconfig.minIter = 2\n")
+        f"config.modelDir = {str(tinyModelDirectory)!r}\nconfig.maxIter = 5\nconfig.minIter = 2\n")
     return directory, mock
 
 
@@ -101,13 +97,13 @@ def test_failed_parents_exit_1(inputs, tmp_path, monkeypatch, capsys):
     assert list(catalog["deblend_failed"]) == [True, True] and list(catalog["deblend_error"]) == ["RuntimeError"] * 2
 
 
-def test_pipeline_step_retargeted_from_the_config_directory(inputs):
+def test_pipeline_step_retargeted_from_the_config_directory(inputs, tinyModelDirectory):
     directory, mock = inputs
     assert overridePath() == Path(__file__).resolve().parents[1] / "config" / "deblendCoaddSourcesMulti.py"
     config = DeblendCoaddSourcesMultiConfig()
     assert config.multibandDeblend.target.__name__ == "ScarletDeblendTask"
     config.load(str(overridePath()))
-    config.multibandDeblend.modelDir = str(directory / "models")
+    config.multibandDeblend.modelDir = str(tinyModelDirectory)
     config.multibandDeblend.maxIter, config.multibandDeblend.minIter = 5, 2
     task = DeblendCoaddSourcesMultiTask(schema=mock.catalog.schema, config=config)
     assert type(task.multibandDeblend).__name__ == "MadnessDeblendTask"
