@@ -1,38 +1,38 @@
 """The deblender's catalogue columns, named as in ``lsst.meas.extensions.scarlet``.
 
-:class:`DeblendColumns` adds them to a schema once, when a deblend task is made, and fills
+:class:`DeblendColumns` adds them to a schema once, when a deblend task is made; the task fills
 parent and child records. Parents and children share ``deblend_chi2`` and the ``madness_*``
 columns; the rest belong to one kind of record and keep their default on the other.
 
-==========================================  =====  ====================================================
-column                                      on     meaning
-==========================================  =====  ====================================================
-``deblend_nChild``                          P      children made
-``deblend_nPeaks``                          P      peaks in the parent footprint
-``deblend_runtime``                         P      modelling time in ms (a batch's time shared by peaks)
-``deblend_iterations``                      P      optimiser steps taken
-``deblend_chi2``                            P, C   reduced χ² of the model on the (child) footprint
-``deblend_blendConvergenceFailedFlag``      P      the fit stopped at ``maxIter``
-``deblend_skipped``                         P      not deblended (any reason below)
-``deblend_skipped_isPseudo``                P      a pseudo source (``pseudoColumns``)
-``deblend_skipped_parentTooBig``            P      footprint area, size, axis ratio or area × peaks too big
-``deblend_skipped_masked``                  P      too many pixels with ``maskLimits`` planes
-``deblend_skipped_tooManyPeaks``            P      more than ``maxNumberOfPeaks`` peaks
-``deblend_skipped_isolatedParent``          P      one peak and ``processSingles`` off
-``deblend_failed``, ``deblend_error``       P      modelling raised; the exception's class name
-``deblend_incompleteData``                  P      some footprint pixels have zero weight
-``deblend_fallback``, ``deblend_fallbackReason``  P, C   modelled by the fallback deblender, and why
-``deblend_peakId``                          C      id of the child's peak in the parent footprint
-``deblend_peak_center_x``, ``_y``           C      the peak's integer pixel position
-``deblend_peak_instFlux``                   C      the peak's value
-``deblend_parentNPeaks``, ``deblend_parentNChild``  C   the parent's peaks and children
-``deblend_zeroFlux``                        C      the model has no pixel above threshold
-``deblend_blendedness``                     C      :math:`1 - \\sum m_k^2 / \\sum m_k M` (M = all models)
-``madness_logLikelihood``                   P, C   the fit's log-likelihood (the parent's, on children)
-``madness_logPrior``                        C      the flow's log-density of the child's latent
-``madness_converged``                       P, C   the MAP fit met its stopping rule
-``madness_flux_<band>``                     C      the model's flux in each band (image units)
-==========================================  =====  ====================================================
+==================================================  ====  ========================================================
+column                                              on    meaning
+==================================================  ====  ========================================================
+``deblend_nChild``                                  P     children made
+``deblend_nPeaks``                                  P     peaks in the parent footprint
+``deblend_runtime``                                 P     modelling time in ms (a batch's time shared by peaks)
+``deblend_iterations``                              P     optimiser steps taken
+``deblend_chi2``                                    P, C  reduced χ² of the model on the (child) footprint
+``deblend_blendConvergenceFailedFlag``              P     the fit stopped at ``maxIter``
+``deblend_skipped``                                 P     not deblended (any reason below)
+``deblend_skipped_isPseudo``                        P     a pseudo source (``pseudoColumns``)
+``deblend_skipped_parentTooBig``                    P     footprint area, size, axis ratio or area × peaks too big
+``deblend_skipped_masked``                          P     too many pixels with ``maskLimits`` planes
+``deblend_skipped_tooManyPeaks``                    P     more than ``maxNumberOfPeaks`` peaks
+``deblend_skipped_isolatedParent``                  P     one peak and ``processSingles`` off
+``deblend_failed``, ``deblend_error``               P     modelling raised; the exception's class name
+``deblend_incompleteData``                          P     some footprint pixels have zero weight
+``deblend_fallback``, ``deblend_fallbackReason``    P, C  modelled by the fallback deblender, and why
+``deblend_peakId``                                  C     id of the child's peak in the parent footprint
+``deblend_peak_center_x``, ``_y``                   C     the peak's integer pixel position
+``deblend_peak_instFlux``                           C     the peak's value
+``deblend_parentNPeaks``, ``deblend_parentNChild``  C     the parent's peaks and children
+``deblend_zeroFlux``                                C     the model has no pixel above threshold
+``deblend_blendedness``                             C     :math:`1 - \\sum m_k^2 / \\sum m_k M` (M = all models)
+``madness_logLikelihood``                           P, C  the fit's log-likelihood (the parent's, on children)
+``madness_logPrior``                                C     the flow's log-density of the child's latent
+``madness_converged``                               P, C  the MAP fit met its stopping rule
+``madness_flux_<band>``                             C     the model's flux in each band (image units)
+==================================================  ====  ========================================================
 """
 
 from __future__ import annotations
