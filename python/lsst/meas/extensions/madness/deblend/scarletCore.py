@@ -43,10 +43,13 @@ Sampson et al. 2024, scarlet2, the JAX re-implementation of scarlet
 
 Examples
 --------
->>> fit = fitScarletBlend(data, weight, psfs, positions=np.array([[20.0, 22.0], [40.0, 38.0]]),
-...                       bands="gri")                                   # doctest: +SKIP
->>> fit.models.shape, fit.initialisation                                 # doctest: +SKIP
-((2, 3, 60, 60), ['gaussian_moments', 'gaussian_moments'])
+A fit compiles with JAX for seconds, so this example is shown rather than run (the tests run
+such fits); ``data`` and ``weight`` are (3, 60, 60) arrays and ``psfs`` is (3, 41, 41):
+
+.. code-block:: python
+
+    fit = fitScarletBlend(data, weight, psfs, positions=np.array([[20.0, 22.0], [40.0, 38.0]]), bands="gri")
+    fit.models.shape, fit.initialisation   # ((2, 3, 60, 60), ['gaussian_moments', 'gaussian_moments'])
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from typing import Iterable, Iterator
 
 from .datasets import Scene, _SimulatedSet
@@ -39,7 +40,12 @@ def makeScenes(dataset: _SimulatedSet, indices: Iterable[int], workers: int | No
     if workers == 1:
         yield from (dataset.make(k) for k in indices)
         return
-    # fork shares the catalogue with the workers for free; spawn (macOS, Windows) pickles it.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    # fork shares the catalogue with the workers for free; spawn (macOS, Windows) pickles it. Forking a
+    # process whose JAX threads are running (after a SCARLET fit) can deadlock the children.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and "jax" not in sys.modules:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
     with multiprocessing.get_context(method).Pool(workers, initializer=_initWorker, initargs=(dataset,)) as pool:
         yield from pool.imap(_makeScene, indices, chunksize=4)
