@@ -1,0 +1,216 @@
+"""One test field through every method: predictions per galaxy, then the paper's metrics per galaxy.
+
+For a TestFields scene, :func:`evaluateField` makes the exposure and its parents (peaks at the
+true centres, or detected), predicts each true galaxy's image on the field with each method, and
+measures, per galaxy and method (:mod:`.metrics`):
+
+- ``F`` on the galaxy's noiseless image plus the field's own noise (the noisy isolated galaxy in the
+  same noise realisation), ``F^b`` on the field, ``F^d`` on the field minus all other predicted
+  galaxies, in elliptical apertures of semi-axes :math:`\\sqrt{(2a_{\\rm hlr})^2 + d^2}` (Eq. 13)
+  centred on the true centre; :math:`\\delta F/F`, contamination :math:`\\kappa` and blendedness
+  :math:`\\beta` (Eq. 11-14) per band;
+- cosine similarity and SSIM per band against the noiseless isolated galaxy on its 45×45 stamp;
+- r-band ellipticity residuals (adaptive moments, Eq. 18) against the noiseless isolated galaxy;
+- g−r colour residuals against the catalogue (:math:`\\delta C^T`) and against the photometry of
+  the noisy isolated galaxy (:math:`\\delta C^B`).
+
+Methods: ``none`` (no deblending: :math:`F^d = F^b`), ``vae`` (the VAE-deblender's single pass:
+its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask) and ``scarlet``
+(ScarletDeblendTask). A galaxy with no child (a missed detection) is predicted as zero by every
+method but ``none``; detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels
+are counted as spurious.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from . import metrics
+
+__all__ = ["METHODS", "FieldMethods", "evaluateField"]
+
+METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet")
+
+
+def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flux-weighted half-light semi-axes (arcsec) and the disk's position angle (radians)."""
+    fraction = np.asarray(truth["bulge_fraction"], float)
+    axes = []
+    for component in ("bulge", "disk"):
+        hlr, q = np.asarray(truth[f"hlr_{component}"], float), np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
+        axes.append((hlr / np.sqrt(q), hlr * np.sqrt(q)))  # hlr = √(a b), q = b / a
+    a = fraction * axes[0][0] + (1 - fraction) * axes[1][0]
+    b = fraction * axes[0][1] + (1 - fraction) * axes[1][1]
+    theta = np.where(fraction > 0.5, np.asarray(truth["pa_bulge"], float), np.asarray(truth["pa_disk"], float))
+    return a, b, np.radians(theta)
+
+
+class FieldMethods:
+    """The deblenders of a benchmark run, set up once (models loaded, JAX warm after the first field)."""
+
+    def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto"):
+        from ..afw.table import SourceTable
+
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+        self.methods = tuple(methods)
+        self.tasks = {}
+        if "madness" in methods or "vae" in methods:
+            from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
+
+            self.tasks["madness"] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
+                                                       config=MadnessDeblendConfig(device=device))
+        if "scarlet" in methods:
+            from ..deblend import ScarletDeblendTask
+
+            self.tasks["scarlet"] = ScarletDeblendTask(SourceTable.makeMinimalSchema())
+
+    def predict(self, method: str, mExposure, parents, nGalaxies: int, matches: dict[int, int]) -> np.ndarray:
+        """(galaxies, bands, H, W): each true galaxy's predicted image on the field (zero if unmatched)."""
+        height, width = mExposure.image.array.shape[1:]
+        out = np.zeros((nGalaxies, len(mExposure.bands), height, width))
+        if method == "vae":
+            return self._singlePass(mExposure, parents, out, matches)
+        task = self.tasks[method]
+        result = task.run(mExposure, parents)
+        catalog = result.deblendedCatalog
+        for parent in catalog[:len(parents)]:
+            model = result.modelData.blends.get(parent.getId())
+            if model is None:
+                continue
+            box = result.modelData.boxes[parent.getId()]
+            for k, peak in enumerate(parent.getFootprint().getPeaks()):
+                galaxy = matches.get(int(peak.getId()))
+                if galaxy is None:
+                    continue
+                rows, cols = model.children.slices(k)
+                _add(out[galaxy], model.children.images[k], box.getMinY() + rows.start, box.getMinX() + cols.start)
+        return out
+
+    def _singlePass(self, mExposure, parents, out, matches):
+        import torch
+
+        from ..deblend import makeBlend
+        from ..deblend.mapCore import shiftStamps
+
+        models = self.tasks["madness"].models
+        scale = models.normalisation
+        for parent in parents:
+            blend = makeBlend(mExposure, parent.getFootprint(), models.stampSize)
+            with torch.no_grad():
+                cutouts = torch.as_tensor(blend.cutouts / scale, dtype=torch.float32, device=_device(models))
+                stamps = models.decode(models.deblenderEncoder(cutouts)[0])
+                if self.tasks["madness"].config.subpixelShift:
+                    stamps = shiftStamps(stamps, torch.as_tensor(blend.subpixel, dtype=stamps.dtype, device=stamps.device))
+            stamps = stamps.cpu().numpy() * scale
+            for k, peak in enumerate(parent.getFootprint().getPeaks()):
+                galaxy = matches.get(int(peak.getId()))
+                if galaxy is not None:
+                    _add(out[galaxy], stamps[k], blend.canvasBox.getMinY() + blend.rows[k],
+                         blend.canvasBox.getMinX() + blend.cols[k])
+        return out
+
+
+def _device(models):
+    return next(models.decoder.parameters()).device
+
+
+def _add(canvas: np.ndarray, image: np.ndarray, y0: int, x0: int) -> None:
+    """Add ``image`` (bands, h, w) with its corner at (y0, x0) to ``canvas`` (bands, H, W), clipped."""
+    _, height, width = canvas.shape
+    h, w = image.shape[-2:]
+    ya, xa = max(y0, 0), max(x0, 0)
+    yb, xb = min(y0 + h, height), min(x0 + w, width)
+    if ya < yb and xa < xb:
+        canvas[:, ya:yb, xa:xb] += image[:, ya - y0:yb - y0, xa - x0:xb - x0]
+
+
+def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int, int], int]:
+    """Peak id → galaxy row: the nearest galaxy within ``radius``, each galaxy once; and the spurious count."""
+    peaks = [p for record in parents for p in record.getFootprint().getPeaks()]
+    if len({p.getId() for p in peaks}) != len(peaks):
+        raise ValueError("peak ids are not unique across the parents; cannot match peaks to galaxies")
+    candidates = []
+    for peak in peaks:
+        distance = np.hypot(positions[:, 0] - peak.getFx(), positions[:, 1] - peak.getFy())
+        for galaxy in np.flatnonzero(distance <= radius):
+            candidates.append((distance[galaxy], int(peak.getId()), int(galaxy)))
+    matches, taken = {}, set()
+    for _, peak, galaxy in sorted(candidates):
+        if peak not in matches and galaxy not in taken:
+            matches[peak] = galaxy
+            taken.add(galaxy)
+    return matches, len(peaks) - len(matches)
+
+
+def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -> dict:
+    """Metrics of every galaxy of ``scene`` for every method, and the methods' timings (module docstring)."""
+    from ..detect import detectParents
+    from ..sim.inputs import MATCH_RADIUS, fieldExposure
+
+    mExposure = fieldExposure(scene, dataset)
+    parents = detectParents(mExposure, peaks=scene.positions if peaks == "truth" else "detected")
+    matches, spurious = _matchPeaks(parents, scene.positions, MATCH_RADIUS)
+    bands = list(dataset.bands)
+    n, size = len(scene), scene.isolated.shape[-1]
+    truth = scene.truth
+    x, y = scene.positions[:, 0], scene.positions[:, 1]
+    pixel = dataset.renderer.conditions.pixelScale
+    aHlr, bHlr, theta = _apertureShape(truth)
+    fwhm = np.array([dataset.renderer.conditions.band(b).psfFwhm for b in bands]) / pixel
+    a, b = metrics.apertureAxes(aHlr[None] / pixel, bHlr[None] / pixel, fwhm[:, None])  # (bands, n)
+
+    isolated = np.zeros((n, len(bands), *scene.image.shape[1:]))
+    for i in range(n):
+        _add(isolated[i], scene.isolated[i], int(truth["stamp_y0"][i]), int(truth["stamp_x0"][i]))
+    noise = scene.image - scene.noiseless
+    photometry = lambda image: metrics.multibandAperturePhotometry(image, x, y, a, b, theta)  # noqa: E731
+    F = np.stack([photometry(isolated[i] + noise)[:, i] for i in range(n)])  # (n, bands)
+    Fb = photometry(scene.image).T
+    snr = np.sqrt(np.sum(scene.isolated**2 / np.maximum(_stamps(scene.variance, truth, size), 1e-12), axis=(2, 3)))
+    kappa = metrics.contamination(Fb, F)
+    beta = np.stack([metrics.blendedness(isolated[i], scene.noiseless) for i in range(n)])
+    r, g = bands.index("r"), bands.index("g")
+    eTrue = np.array([metrics.ellipticity(scene.isolated[i, r]) for i in range(n)])
+    colourCatalogue = np.asarray(truth["g_ab"], float) - np.asarray(truth["r_ab"], float)
+
+    rows = [{"galaxy": i, "x": float(x[i]), "y": float(y[i]), "r_ab": float(truth["r_ab"][i]), "matched": True,
+             "snr": snr[i].tolist(), "kappa": kappa[i].tolist(), "beta": beta[i].tolist()} for i in range(n)]
+    matchedGalaxies = set(matches.values())
+    for i in range(n):
+        rows[i]["matched"] = i in matchedGalaxies
+    timings = {}
+    for method in methods.methods:
+        start = time.perf_counter()
+        predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches)
+        timings[method] = time.perf_counter() - start
+        total = None if predictions is None else predictions.sum(axis=0)
+        Fd = Fb if predictions is None else np.stack(
+            [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
+        for i in range(n):
+            result = {"deltaF": metrics.relativeFluxError(Fd[i], F[i]).tolist(),
+                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r], 10 ** (-0.4 * colourCatalogue[i]), 1.0)),
+                      "colourB": float(metrics.colourResidual(Fd[i, g], Fd[i, r], F[i, g], F[i, r]))}
+            if predictions is not None:
+                stamp = _stamps(predictions[i], truth[i:i + 1], size)[0]
+                result["cosine"] = metrics.cosineSimilarity(stamp, scene.isolated[i]).tolist()
+                result["ssim"] = metrics.ssim(stamp, scene.isolated[i]).tolist()
+                e = metrics.ellipticity(stamp[r])
+                result["e1"], result["e2"] = float(e[0] - eTrue[i, 0]), float(e[1] - eTrue[i, 1])
+            rows[i][method] = result
+    return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),
+            "nPeaks": sum(len(p.getFootprint().getPeaks()) for p in parents), "nMissed": n - len(matchedGalaxies),
+            "nSpurious": spurious, "seconds": timings, "bands": bands, "galaxies": rows}
+
+
+def _stamps(image: np.ndarray, truth, size: int) -> np.ndarray:
+    """(n, bands, size, size) cut-outs of a field-sized ``image`` at the truth's stamp corners (zero outside)."""
+    out = np.zeros((len(truth), image.shape[0], size, size))
+    for i in range(len(truth)):
+        y0, x0 = int(truth["stamp_y0"][i]), int(truth["stamp_x0"][i])
+        _add(out[i], image, -y0, -x0)
+    return out

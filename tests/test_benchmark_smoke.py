@@ -1,0 +1,34 @@
+"""A CI-sized run of ``madness-bench``: one field per peak setting through all four methods, then the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lsst.meas.extensions.madness.benchmark.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def test_quick_benchmark_run_resume_and_report(tmp_path):
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu"]) == 0
+    lines = (run / "fields-truth.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert set(record["seconds"]) == {"none", "vae", "madness", "scarlet"}
+    galaxy = record["galaxies"][0]
+    assert len(galaxy["madness"]["deltaF"]) == 6 and "cosine" in galaxy["scarlet"] and "cosine" not in galaxy["none"]
+    # A second run without --resume refuses; with it, nothing is evaluated again.
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth"]) == 2
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--resume"]) == 0
+    assert len((run / "fields-truth.jsonl").read_text().splitlines()) == 1
+    doc, static, results = tmp_path / "bench.md", tmp_path / "static", tmp_path / "results.json"
+    assert main(["report", str(run), "--doc", str(doc), "--static", str(static), "--results", str(results)]) == 0
+    text = doc.read_text()
+    assert "| mean \\|δF/F\\|, κ ≤ 5 |" in text and "*paper: mean cosine similarity*" in text
+    summary = json.loads(results.read_text())["summaries"]["truth"]
+    assert summary["nGalaxies"] == record["nGalaxies"]
+    assert 0 < summary["methods"]["madness"]["mean cosine similarity"] <= 1
+    assert sorted(p.name for p in static.iterdir()) == ["bench_truth_flux.png", "bench_truth_morphology.png"]
