@@ -32,3 +32,13 @@ def test_quick_benchmark_run_resume_and_report(tmp_path):
     assert summary["nGalaxies"] == record["nGalaxies"]
     assert 0 < summary["methods"]["madness"]["mean cosine similarity"] <= 1
     assert sorted(p.name for p in static.iterdir()) == ["bench_truth_flux.png", "bench_truth_morphology.png"]
+
+
+def test_profile_splits_a_madness_run_into_stages(tmp_path):
+    from lsst.meas.extensions.madness.benchmark.profile import profileMadness
+
+    result = profileMadness(populationSize=3000, device="cpu")
+    seconds = result["seconds"]
+    assert result["galaxies"] >= 12 and result["total"] > 0
+    assert seconds["MAP: whole optimisation"] <= seconds["all of fitBlends (encoder, MAP, decoding)"] <= result["total"]
+    assert seconds["MAP: backward pass"] > 0 and seconds["blends (canvases, weights, cutouts)"] > 0

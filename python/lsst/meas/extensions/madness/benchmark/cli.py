@@ -4,6 +4,7 @@
 
     madness-bench run --out runs/bench [--fields 200] [--peaks truth detected] [--methods ...] [--resume]
     madness-bench run --out runs/smoke --quick          # CI-sized: 1 field per setting
+    madness-bench profile [--out doc/_generated/benchmark-profile.md]
     madness-bench report runs/bench [runs/bench2 ...] [--doc doc/_generated/benchmark-results.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
@@ -42,7 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--results", type=Path, default=Path("doc/_generated/benchmark-results.json"))
     report.add_argument("--doc", type=Path, default=Path("doc/_generated/benchmark-results.md"))
     report.add_argument("--static", type=Path, default=Path("doc/_static"))
+    profile = commands.add_parser("profile", help="where the time of a MADNESS run goes (one field)")
+    profile.add_argument("--out", type=Path, default=Path("doc/_generated/benchmark-profile.md"))
+    profile.add_argument("--device", default="auto", help="torch device of MADNESS")
     args = parser.parse_args(argv)
+    if args.command == "profile":
+        from .profile import writeProfile
+
+        print(f"Wrote {writeProfile(args.out, device=args.device)}")
+        return 0
     if args.command == "run":
         if args.quick:
             args.fields, args.population = 1, 3000

@@ -139,6 +139,20 @@ def _figures(records: list[dict], methods: Sequence[str], static: Path, prefix: 
     return written
 
 
+def _costGrowth(records: list[dict], methods: Sequence[str]) -> list[str]:
+    """Mean seconds per field against the number of galaxies in the field."""
+    counts = np.array([r["nGalaxies"] for r in records])
+    edges = [12, 14, 16, 18, 21]
+    lines = ["| galaxies per field | fields | " + " | ".join(f"{NAMES[m]} s/field" for m in methods) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        chosen = [r for r, n in zip(records, counts) if lo <= n < hi]
+        if chosen:
+            lines.append(f"| {lo}–{hi - 1} | {len(chosen)} | " + " | ".join(
+                f"{np.mean([r['seconds'][m] for r in chosen]):.2f}" for m in methods) + " |")
+    return lines + [""]
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
@@ -194,6 +208,7 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
                   "| seconds per field | " + " | ".join(f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
                   "| galaxies per second | " + " | ".join(f"{summary['methods'][m]['galaxies per second']:.2f}" for m in methods) + " |",
                   "", f"Peak memory of the run: {summary['maxRssMB']:.0f} MB.", ""]
+        lines += _costGrowth(fieldRecords, methods)
         for path in _figures(fieldRecords, methods, static, f"bench_{setting}"):
             lines.append(f"![{path.stem}](_static/{path.name})")
     document.parent.mkdir(parents=True, exist_ok=True)
