@@ -17,8 +17,9 @@ def test_quick_benchmark_run_resume_and_report(tmp_path):
     lines = (run / "fields-truth.jsonl").read_text().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
-    assert set(record["seconds"]) == {"none", "vae", "madness", "scarlet"}
+    assert set(record["seconds"]) == {"none", "vae", "madness", "scarlet", "fidelity"}
     galaxy = record["galaxies"][0]
+    assert 0.5 < galaxy["fidelity"]["cosine"][2] <= 1
     assert len(galaxy["madness"]["deltaF"]) == 6 and "cosine" in galaxy["scarlet"] and "cosine" not in galaxy["none"]
     # A second run without --resume refuses; with it, nothing is evaluated again.
     assert main(["run", "--out", str(run), "--quick", "--peaks", "truth"]) == 2

@@ -15,8 +15,10 @@ measures, per galaxy and method (:mod:`.metrics`):
   the noisy isolated galaxy (:math:`\\delta C^B`).
 
 Methods: ``none`` (no deblending: :math:`F^d = F^b`), ``vae`` (the VAE-deblender's single pass:
-its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask) and ``scarlet``
-(ScarletDeblendTask). A galaxy with no child (a missed detection) is predicted as zero by every
+its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask), ``scarlet``
+(ScarletDeblendTask), and ``fidelity``: the VAE's own encoder on each galaxy's *isolated* noisy
+stamp, decoded. It needs the truth, so it is no deblender: it is the limit the VAE's fidelity sets
+on MADNESS (a deblender that found every galaxy's best latent could do no better than this). A galaxy with no child (a missed detection) is predicted as zero by every
 method but ``none``; detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels
 are counted as spurious.
 """
@@ -32,7 +34,7 @@ from . import metrics
 
 __all__ = ["METHODS", "FieldMethods", "evaluateField"]
 
-METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet")
+METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity")
 
 
 def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +61,7 @@ class FieldMethods:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
         self.methods = tuple(methods)
         self.tasks = {}
-        if "madness" in methods or "vae" in methods:
+        if {"madness", "vae", "fidelity"} & set(methods):
             from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
             self.tasks["madness"] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
@@ -69,10 +71,13 @@ class FieldMethods:
 
             self.tasks["scarlet"] = ScarletDeblendTask(SourceTable.makeMinimalSchema())
 
-    def predict(self, method: str, mExposure, parents, nGalaxies: int, matches: dict[int, int]) -> np.ndarray:
+    def predict(self, method: str, mExposure, parents, nGalaxies: int, matches: dict[int, int],
+                scene=None) -> np.ndarray:
         """(galaxies, bands, H, W): each true galaxy's predicted image on the field (zero if unmatched)."""
         height, width = mExposure.image.array.shape[1:]
         out = np.zeros((nGalaxies, len(mExposure.bands), height, width))
+        if method == "fidelity":
+            return self._fidelity(scene, out)
         if method == "vae":
             return self._singlePass(mExposure, parents, out, matches)
         task = self.tasks[method]
@@ -112,6 +117,25 @@ class FieldMethods:
                 if galaxy is not None:
                     _add(out[galaxy], stamps[k], blend.canvasBox.getMinY() + blend.rows[k],
                          blend.canvasBox.getMinX() + blend.cols[k])
+        return out
+
+
+    def _fidelity(self, scene, out):
+        import torch
+
+        from ..deblend.mapCore import shiftStamps
+
+        models = self.tasks["madness"].models
+        scale = models.normalisation
+        offsets = scene.positions[:, ::-1] - np.floor(scene.positions[:, ::-1] + 0.5)  # (dy, dx)
+        with torch.no_grad():
+            stamps = torch.as_tensor(scene.isolatedNoisy / scale, dtype=torch.float32, device=_device(models))
+            decoded = models.decode(models.encoder(stamps)[0])
+            if self.tasks["madness"].config.subpixelShift:
+                decoded = shiftStamps(decoded, torch.as_tensor(offsets, dtype=decoded.dtype, device=decoded.device))
+        decoded = decoded.cpu().numpy() * scale
+        for i in range(len(decoded)):
+            _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
         return out
 
 
@@ -186,7 +210,7 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     timings = {}
     for method in methods.methods:
         start = time.perf_counter()
-        predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches)
+        predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches, scene)
         timings[method] = time.perf_counter() - start
         total = None if predictions is None else predictions.sum(axis=0)
         Fd = Fb if predictions is None else np.stack(

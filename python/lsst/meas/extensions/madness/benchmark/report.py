@@ -24,7 +24,8 @@ PAPER_HEADLINE: dict[str, dict[str, float | None]] = {
     "mean cosine similarity": {"none": None, "vae": 0.987, "madness": 0.994, "scarlet": 0.991},
     "σ(e1 residual)": {"none": None, "vae": 0.104, "madness": 0.069, "scarlet": 0.084},
 }
-NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET"}
+NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET",
+         "fidelity": "VAE fidelity limit"}
 
 
 def _column(galaxies: list[dict], method: str, key: str, band: int | None = None) -> np.ndarray:
