@@ -178,7 +178,8 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                 # "<=": a blend that starts at its optimum (no decrease at all) stops too.
                 rule = (recent <= config.tolerance * first) & ~stopped
                 if bool(rule.any()):
-                    best[rule] = latents.detach()[rule]
+                    onDevice = rule.to(latents.device)  # the stopping bookkeeping lives on the CPU
+                    best[onDevice] = latents.detach()[onDevice]
                     iterations[rule] = step
                     stopped |= rule
         if step == config.maxIter or bool(stopped.all()):
@@ -187,7 +188,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
         loss.sum().backward()
         optimizer.step()
         scheduler.step()
-    running = ~stopped
+    running = (~stopped).to(latents.device)
     best[running] = latents.detach()[running]
     with torch.no_grad():
         loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets)
