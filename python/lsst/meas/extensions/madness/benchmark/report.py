@@ -257,7 +257,8 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
         lines += ["", "| speed (this machine) | " + " | ".join(NAMES[m] for m in methods) + " |",
                   "|---|" + "---|" * len(methods),
                   "| seconds per field | " + " | ".join(f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
-                  "| galaxies per second | " + " | ".join(f"{summary['methods'][m]['galaxies per second']:.2f}" for m in methods) + " |",
+                  "| galaxies per second | " + " | ".join(
+                      "—" if m == "none" else f"{summary['methods'][m]['galaxies per second']:.2f}" for m in methods) + " |",
                   "", f"Peak memory of the run: {summary['maxRssMB']:.0f} MB.", ""]
         lines += _costGrowth(fieldRecords, methods)
         lines += _verdict(fieldRecords, methods)
