@@ -225,3 +225,23 @@ def test_training_configs_of_the_shipped_weights_are_valid():
     shipped = [c for c in configs.values()
                if c.vae.model_dump(mode="json") == card["training"]["stages"]["vae"]["stageConfig"]]
     assert shipped, "no config file in config/training matches the VAE stage of the shipped weights"
+
+
+def test_dead_output_channels_are_found(tmp_path):
+    from lsst.meas.extensions.madness.models import Decoder, Encoder, exportModels, loadModels, makeFlow
+    from lsst.meas.extensions.madness.models.validation import deadBands
+
+    torch.manual_seed(0)
+    decoder = Decoder(TINY)
+    last = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+    stamps = np.random.default_rng(0).uniform(0, 1e3, (8, 6, 45, 45)).astype(np.float32)
+    found = {}
+    for name, uBias in (("alive", 1.0), ("dead", -1.0)):
+        with torch.no_grad():
+            last.bias[:] = 1.0
+            if name == "dead":  # the u channel's ReLU can never fire
+                last.weight[:, 0] = 0.0
+            last.bias[0] = uBias
+        exportModels(tmp_path / name, TINY, Encoder(TINY), decoder, makeFlow(TINY), Encoder(TINY))
+        found[name] = deadBands(loadModels(tmp_path / name), stamps)
+    assert found == {"alive": [], "dead": ["u"]}

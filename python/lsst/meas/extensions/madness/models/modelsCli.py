@@ -85,7 +85,7 @@ def _export(args) -> int:
 def _evaluate(args) -> int:
     from ..sim.shards import SimulationShards
     from .export import loadModels, updateModelCard
-    from .validation import evaluateModels, metricsMarkdown
+    from .validation import deadBands, evaluateModels, metricsMarkdown, stackItems
 
     models = loadModels(args.models)
     if args.band not in models.bands:
@@ -102,6 +102,10 @@ def _evaluate(args) -> int:
                   "galaxies", file=sys.stderr)
     metrics = evaluateModels(models, isolated, blended, args.stamps, args.band, args.seed, progress=not args.quiet)
     record = metrics.toDict()
+    dead = deadBands(models, stackItems(isolated, range(min(200, len(isolated))), ("blended",))["blended"])
+    if dead:
+        print(f"madness-models: warning: the decoder draws nothing in bands {dead} (dead output channels)",
+              file=sys.stderr)
     command = "madness-models " + " ".join(shlex.quote(str(a)) for a in args.argv)
     record["command"] = command
     table = metricsMarkdown(record, command)

@@ -58,6 +58,7 @@ __all__ = [
     "predictStamps",
     "stackItems",
     "metricsMarkdown",
+    "deadBands",
 ]
 
 
@@ -134,6 +135,16 @@ def predictStamps(models: MadnessModels, stamps: np.ndarray, which: str = "encod
     x = torch.as_tensor(stamps, dtype=torch.float32) / models.normalisation
     mean, _ = encoder(x)
     return models.decode(mean).numpy() * models.normalisation
+
+
+def deadBands(models: MadnessModels, stamps: np.ndarray, which: str = "encoder") -> list[str]:
+    """Bands in which the decoder draws no positive pixel for any of ``stamps`` (N, bands, S, S).
+
+    A band whose output channel died in training (its ReLU stuck at zero) has no model at all;
+    single-band metrics do not show it.
+    """
+    decoded = predictStamps(models, stamps, which)
+    return [band for b, band in enumerate(models.bands) if not (decoded[:, b] > 0).any()]
 
 
 def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, band: str = "r",
