@@ -229,19 +229,20 @@ def test_training_configs_of_the_shipped_weights_are_valid():
 
 def test_dead_output_channels_are_found(tmp_path):
     from lsst.meas.extensions.madness.models import Decoder, Encoder, exportModels, loadModels, makeFlow
-    from lsst.meas.extensions.madness.models.validation import deadBands
+    from lsst.meas.extensions.madness.models.validation import deadBands, predictStamps
 
     torch.manual_seed(0)
     decoder = Decoder(TINY)
     last = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
     stamps = np.random.default_rng(0).uniform(0, 1e3, (8, 6, 45, 45)).astype(np.float32)
-    found = {}
-    for name, uBias in (("alive", 1.0), ("dead", -1.0)):
-        with torch.no_grad():
-            last.bias[:] = 1.0
-            if name == "dead":  # the u channel's ReLU can never fire
-                last.weight[:, 0] = 0.0
-            last.bias[0] = uBias
-        exportModels(tmp_path / name, TINY, Encoder(TINY), decoder, makeFlow(TINY), Encoder(TINY))
-        found[name] = deadBands(loadModels(tmp_path / name), stamps)
-    assert found == {"alive": [], "dead": ["u"]}
+    with torch.no_grad():
+        last.bias[:] = 1.0
+    exportModels(tmp_path / "alive", TINY, Encoder(TINY), decoder, makeFlow(TINY), Encoder(TINY))
+    alive = loadModels(tmp_path / "alive")
+    truth = predictStamps(alive, stamps)  # a model that draws exactly the truth has no dead band
+    with torch.no_grad():  # the u channel's ReLU can never fire
+        last.weight[:, 0] = 0.0
+        last.bias[0] = -1.0
+    exportModels(tmp_path / "dead", TINY, Encoder(TINY), decoder, makeFlow(TINY), Encoder(TINY))
+    assert deadBands(alive, stamps, truth) == []
+    assert deadBands(loadModels(tmp_path / "dead"), stamps, truth) == ["u"]

@@ -102,9 +102,10 @@ def _evaluate(args) -> int:
                   "galaxies", file=sys.stderr)
     metrics = evaluateModels(models, isolated, blended, args.stamps, args.band, args.seed, progress=not args.quiet)
     record = metrics.toDict()
-    dead = deadBands(models, stackItems(isolated, range(min(200, len(isolated))), ("blended",))["blended"])
+    sample = stackItems(isolated, range(min(200, len(isolated))))
+    dead = deadBands(models, sample["blended"], sample["isolated"])
     if dead:
-        print(f"madness-models: warning: the decoder draws nothing in bands {dead} (dead output channels)",
+        print(f"madness-models: warning: the decoder draws almost no flux in bands {dead} (dead output channels)",
               file=sys.stderr)
     command = "madness-models " + " ".join(shlex.quote(str(a)) for a in args.argv)
     record["command"] = command

@@ -137,14 +137,17 @@ def predictStamps(models: MadnessModels, stamps: np.ndarray, which: str = "encod
     return models.decode(mean).numpy() * models.normalisation
 
 
-def deadBands(models: MadnessModels, stamps: np.ndarray, which: str = "encoder") -> list[str]:
-    """Bands in which the decoder draws no positive pixel for any of ``stamps`` (N, bands, S, S).
+def deadBands(models: MadnessModels, stamps: np.ndarray, truth: np.ndarray, minFluxRatio: float = 0.1,
+              which: str = "encoder") -> list[str]:
+    """Bands in which the decoder draws (almost) nothing: the decoded flux of ``stamps`` (N, bands, S, S),
+    summed over all of them, is below ``minFluxRatio`` times that of ``truth`` (the noiseless stamps).
 
     A band whose output channel died in training (its ReLU stuck at zero) has no model at all;
-    single-band metrics do not show it.
+    metrics of one other band do not show it.
     """
-    decoded = predictStamps(models, stamps, which)
-    return [band for b, band in enumerate(models.bands) if not (decoded[:, b] > 0).any()]
+    decoded = predictStamps(models, stamps, which).sum(axis=(0, 2, 3))
+    expected = np.asarray(truth, dtype=np.float64).sum(axis=(0, 2, 3))
+    return [band for band, got, want in zip(models.bands, decoded, expected) if want > 0 and got < minFluxRatio * want]
 
 
 def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, band: str = "r",
