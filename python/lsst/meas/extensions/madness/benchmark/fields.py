@@ -96,22 +96,28 @@ class FieldMethods:
                 _add(out[galaxy], model.children.images[k], box.getMinY() + rows.start, box.getMinX() + cols.start)
         return out
 
-    def _singlePass(self, mExposure, parents, out, matches):
+    def _decodeStamps(self, stamps: np.ndarray, encoder: str, offsets: np.ndarray) -> np.ndarray:
+        """Posterior means of ``stamps`` (N, bands, S, S) under ``encoder``, decoded and shifted by
+        ``offsets`` (N, 2) = (dy, dx) as the MADNESS task shifts its children."""
         import torch
 
-        from ..deblend import makeBlend
         from ..deblend.mapCore import shiftStamps
 
-        models = self.tasks["madness"].models
-        scale = models.normalisation
+        task = self.tasks["madness"]
+        models, scale = task.models, task.models.normalisation
+        with torch.no_grad():
+            x = torch.as_tensor(stamps / scale, dtype=torch.float32, device=_device(models))
+            decoded = models.decode(getattr(models, encoder)(x)[0])
+            if task.config.subpixelShift:
+                decoded = shiftStamps(decoded, torch.as_tensor(offsets, dtype=decoded.dtype, device=decoded.device))
+        return decoded.cpu().numpy() * scale
+
+    def _singlePass(self, mExposure, parents, out, matches):
+        from ..deblend import makeBlend
+
         for parent in parents:
-            blend = makeBlend(mExposure, parent.getFootprint(), models.stampSize)
-            with torch.no_grad():
-                cutouts = torch.as_tensor(blend.cutouts / scale, dtype=torch.float32, device=_device(models))
-                stamps = models.decode(models.deblenderEncoder(cutouts)[0])
-                if self.tasks["madness"].config.subpixelShift:
-                    stamps = shiftStamps(stamps, torch.as_tensor(blend.subpixel, dtype=stamps.dtype, device=stamps.device))
-            stamps = stamps.cpu().numpy() * scale
+            blend = makeBlend(mExposure, parent.getFootprint(), self.tasks["madness"].models.stampSize)
+            stamps = self._decodeStamps(blend.cutouts, "deblenderEncoder", blend.subpixel)
             for k, peak in enumerate(parent.getFootprint().getPeaks()):
                 galaxy = matches.get(int(peak.getId()))
                 if galaxy is not None:
@@ -119,21 +125,9 @@ class FieldMethods:
                          blend.canvasBox.getMinX() + blend.cols[k])
         return out
 
-
     def _fidelity(self, scene, out):
-        import torch
-
-        from ..deblend.mapCore import shiftStamps
-
-        models = self.tasks["madness"].models
-        scale = models.normalisation
         offsets = scene.positions[:, ::-1] - np.floor(scene.positions[:, ::-1] + 0.5)  # (dy, dx)
-        with torch.no_grad():
-            stamps = torch.as_tensor(scene.isolatedNoisy / scale, dtype=torch.float32, device=_device(models))
-            decoded = models.decode(models.encoder(stamps)[0])
-            if self.tasks["madness"].config.subpixelShift:
-                decoded = shiftStamps(decoded, torch.as_tensor(offsets, dtype=decoded.dtype, device=decoded.device))
-        decoded = decoded.cpu().numpy() * scale
+        decoded = self._decodeStamps(scene.isolatedNoisy, "encoder", offsets)
         for i in range(len(decoded)):
             _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
         return out
