@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,17 @@ class TestInputs:
         code = ("import sys; import lsst.meas.extensions.madness.deblend.scarletCore; "
                 "sys.exit(int('jax' in sys.modules or 'scarlet2' in sys.modules))")
         assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_compilation_cache_fills_and_keeps_results(blend, tmp_path):
+    """A fresh process with the persistent cache writes compiled programs and fits the same models."""
+    cache, out = tmp_path / "jax-cache", tmp_path / "models.npy"
+    code = (f"import sys, numpy as np; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            "from test_scarlet_core import simulate, PSFS, POSITIONS, BANDS; "
+            "from lsst.meas.extensions.madness.deblend.scarletCore import ScarletFitConfig, fitScarletBlend; "
+            "data, weight, _ = simulate(); "
+            f"fit = fitScarletBlend(data, weight, PSFS, POSITIONS, BANDS, ScarletFitConfig(compilationCacheDir={str(cache)!r})); "
+            f"np.save({str(out)!r}, fit.models)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert any(cache.iterdir()), "no compiled program was written to the cache"
+    np.testing.assert_allclose(np.load(out), blend[3].models, rtol=1e-9, atol=1e-9)

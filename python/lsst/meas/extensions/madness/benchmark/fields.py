@@ -53,7 +53,8 @@ def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class FieldMethods:
     """The deblenders of a benchmark run, set up once (models loaded, JAX warm after the first field)."""
 
-    def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto"):
+    def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
+                 compilationCacheDir: str | None = None):
         from ..afw.table import SourceTable
 
         unknown = sorted(set(methods) - set(METHODS))
@@ -67,9 +68,10 @@ class FieldMethods:
             self.tasks["madness"] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
                                                        config=MadnessDeblendConfig(device=device))
         if "scarlet" in methods:
-            from ..deblend import ScarletDeblendTask
+            from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 
-            self.tasks["scarlet"] = ScarletDeblendTask(SourceTable.makeMinimalSchema())
+            config = ScarletDeblendConfig(compilationCacheDir=compilationCacheDir)
+            self.tasks["scarlet"] = ScarletDeblendTask(SourceTable.makeMinimalSchema(), config=config)
 
     def predict(self, method: str, mExposure, parents, nGalaxies: int, matches: dict[int, int],
                 scene=None) -> np.ndarray:

@@ -28,8 +28,13 @@ def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[s
 
 def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = PEAK_SETTINGS,
                  methods: Sequence[str] = METHODS, seed: int = 0, populationSize: int = 120_000,
-                 resume: bool = False, device: str = "auto", progress: bool = True) -> Path:
+                 resume: bool = False, device: str = "auto", progress: bool = True,
+                 compilationCacheDir: str | Path | None = None) -> Path:
     """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
+
+    ``compilationCacheDir`` is SCARLET's JAX compilation cache (``ScarletDeblendConfig``): it changes
+    SCARLET's speed, not its results, so a run may be resumed with or without it. Each field records
+    whether it was used.
 
     Raises
     ------
@@ -57,7 +62,8 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
 
     runFile.write_text(json.dumps({"settings": settings, "package": __version__}, indent=2) + "\n")
     fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
-    deblenders = FieldMethods(methods, device=device)
+    cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
+    deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir)
     for setting in peaks:
         path = directory / f"fields-{setting}.jsonl"
         _dropPartialLine(path)
@@ -68,6 +74,7 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
                 start = time.perf_counter()
                 record = evaluateField(fields.make(index), fields, deblenders, peaks=setting)
                 record["wallSeconds"] = time.perf_counter() - start
+                record["compilationCache"] = cacheDir is not None
                 record["maxRssMB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 stream.write(json.dumps(record) + "\n")
                 stream.flush()

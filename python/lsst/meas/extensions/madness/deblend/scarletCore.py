@@ -32,7 +32,9 @@ Cost: scarlet2 0.5.1 compiles every fit anew, since its jitted step is keyed on 
 the parameter and optimiser objects (not only on shapes), so padding blends to shape buckets
 would not help and is not done. On 2 CPU cores a fit takes ~2 s for 3 sources and ~10 s for 25,
 mostly compilation; the first call of a process adds ~10 s. Compiled code piles up (~13 MB per
-fit) until ``jax.clear_caches()``, called every ``clearCachesEvery`` fits.
+fit) until ``jax.clear_caches()``, called every ``clearCachesEvery`` fits. JAX's persistent
+compilation cache (``compilationCacheDir``) is keyed on the lowered program instead, so a fit whose
+shapes were seen before skips XLA's compilation: about twice as fast, with the same results.
 
 References
 ----------
@@ -97,6 +99,10 @@ class ScarletFitConfig(BaseModel):
     clearCachesEvery: int = Field(
         50, ge=0, description="Call jax.clear_caches() after this many fits (0: never). Every fit compiles "
         "anew (~13 MB kept per fit); a clear costs ~10 s of recompiling the initialisation.")
+    compilationCacheDir: str | None = Field(
+        None, description="Directory of JAX's persistent compilation cache (None: none). It is keyed on "
+        "the compiled program, not on object identities, so fits of the same shapes skip XLA's "
+        "compilation (about twice as fast, identical results). Set at the first fit of a process.")
 
 
 @dataclass
@@ -118,8 +124,12 @@ class ScarletFit:
 _state = {"fitsSinceClear": 0, "ready": False}
 
 
-def _scarlet2():
-    """Import JAX (on CPU unless told otherwise) and scarlet2 on first use, with validation off."""
+def _scarlet2(compilationCacheDir: str | None = None):
+    """Import JAX (on CPU unless told otherwise) and scarlet2 on first use, with validation off.
+
+    The persistent compilation cache can only be chosen before JAX compiles anything, so only the
+    first call's ``compilationCacheDir`` counts.
+    """
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     import scarlet2
@@ -127,6 +137,12 @@ def _scarlet2():
     if not _state["ready"]:
         # The checks are slow, print to stdout, and the caller validates the result itself.
         scarlet2.set_validation(False)
+        if compilationCacheDir is not None:
+            os.makedirs(compilationCacheDir, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", str(compilationCacheDir))
+            # scarlet2's many small programs are each below JAX's default thresholds for caching.
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
         _state["ready"] = True
     return jax, scarlet2
 
@@ -234,7 +250,7 @@ def fitScarletBlend(data: np.ndarray, weight: np.ndarray, psfs: np.ndarray, posi
         For inconsistent shapes, no sources, an even PSF size or positions off the canvas.
     """
     data, weight, psfs, positions = _checkInputs(data, weight, psfs, positions, bands)
-    jax, scarlet2 = _scarlet2()
+    jax, scarlet2 = _scarlet2(config.compilationCacheDir)
     import jax.numpy as jnp
     from numpyro.distributions import constraints
 

@@ -46,10 +46,15 @@ class ScarletDeblendConfig(DeblendBaseConfig):
     spectrumStep: float = Field(0.05, gt=0, doc="Step size of the spectra, relative to their norm.")
     morphologyStep: float = Field(1e-3, gt=0, doc="Step size of the morphologies, relative to their norm.")
     boxMargin: int = Field(2, ge=0, doc="Pixels added around the footprint's bounding box for the fit.")
+    compilationCacheDir: str | None = Field(
+        None, doc="Directory of JAX's persistent compilation cache (None: no cache). scarlet2 compiles "
+        "every fit; with a cache, fits of the same shapes reuse the compiled code, about twice as fast "
+        "and with identical results. Takes effect at the first fit of a process.")
 
     def fitConfig(self) -> ScarletFitConfig:
         return ScarletFitConfig(maxIter=self.maxIter, relativeError=self.relativeError,
-                                spectrumStep=self.spectrumStep, morphologyStep=self.morphologyStep)
+                                spectrumStep=self.spectrumStep, morphologyStep=self.morphologyStep,
+                                compilationCacheDir=self.compilationCacheDir)
 
 
 class ScarletDeblendTask(DeblendBaseTask):
