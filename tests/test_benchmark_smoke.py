@@ -43,3 +43,22 @@ def test_profile_splits_a_madness_run_into_stages(tmp_path):
     assert result["galaxies"] >= 12 and result["total"] > 0
     assert seconds["MAP: whole optimisation"] <= seconds["all of fitBlends (encoder, MAP, decoding)"] <= result["total"]
     assert seconds["MAP: backward pass"] > 0 and seconds["blends (canvases, weights, cutouts)"] > 0
+
+
+def test_throughput_sweeps_batch_sizes_and_fields(tmp_path):
+    from lsst.meas.extensions.madness.benchmark.throughput import writeThroughput
+    from lsst.meas.extensions.madness.deblend.mapCore import MapConfig
+
+    doc, static, results = tmp_path / "throughput.md", tmp_path / "static", tmp_path / "throughput.json"
+    result = writeThroughput(doc, static, results, nFields=2, batchSizes=(4, 64), populationSize=3000,
+                             device="cpu", mapConfig=MapConfig(maxIter=3, minIter=1), progress=False)
+    assert [r["maxGalaxies"] for r in result["batch"]] == [4, 64]
+    assert [r["fields"] for r in result["fields"]] == [1, 2]
+    # Every sweep fits the blends it says: all of them in the batch sweep, the first fields' in the other.
+    assert all(r["galaxies"] == result["galaxies"] and r["blends"] == result["blends"] for r in result["batch"])
+    assert result["fields"][-1]["galaxies"] == result["galaxies"] > result["fields"][0]["galaxies"] > 0
+    assert all(r["galaxiesPerSecond"] > 0 and r["meanIterations"] == 3 for r in result["batch"] + result["fields"])
+    assert json.loads(results.read_text())["galaxies"] == result["galaxies"]
+    assert "| 64 |" in doc.read_text() and (static / "bench_throughput_cpu.png").exists()
+    with pytest.raises(ValueError, match="fieldCounts"):
+        writeThroughput(doc, nFields=2, fieldCounts=(3,), populationSize=3000, device="cpu")

@@ -5,6 +5,7 @@
     madness-bench run --out runs/bench [--fields 200] [--peaks truth detected] [--methods ...] [--resume]
     madness-bench run --out runs/smoke --quick          # CI-sized: 1 field per setting
     madness-bench profile [--out doc/_generated/benchmark-profile.md]
+    madness-bench throughput [--device cuda] [--fields 64] [--batch-sizes 16 64 256 1024]
     madness-bench report runs/bench [runs/bench2 ...] [--doc doc/_generated/benchmark-results.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
@@ -46,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--results", type=Path, default=Path("doc/_generated/benchmark-results.json"))
     report.add_argument("--doc", type=Path, default=Path("doc/_generated/benchmark-results.md"))
     report.add_argument("--static", type=Path, default=Path("doc/_static"))
+    speed = commands.add_parser("throughput", help="MADNESS galaxies/s against batch size and number of fields")
+    speed.add_argument("--fields", type=int, default=None, help="fields whose blends are fitted (default 8; 64 on a GPU)")
+    speed.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                       help="galaxies per batch to try (default 8 16 32 64 128; up to 1024 on a GPU)")
+    speed.add_argument("--field-batch", type=int, default=64, help="galaxies per batch of the fields sweep")
+    speed.add_argument("--device", default="auto", help="torch device of MADNESS")
+    speed.add_argument("--population", type=int, default=120_000, help="population size (default: the training one)")
+    speed.add_argument("--doc", type=Path, default=None,
+                       help="Markdown table (default doc/_generated/benchmark-throughput-DEVICE.md)")
+    speed.add_argument("--static", type=Path, default=Path("doc/_static"), help="figure directory")
     profile = commands.add_parser("profile", help="where the time of a MADNESS run goes (one field)")
     profile.add_argument("--out", type=Path, default=Path("doc/_generated/benchmark-profile.md"))
     profile.add_argument("--device", default="auto", help="torch device of MADNESS")
@@ -54,6 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         from .profile import writeProfile
 
         print(f"Wrote {writeProfile(args.out, device=args.device)}")
+        return 0
+    if args.command == "throughput":
+        from ..models.device import resolveDevice
+        from .throughput import writeThroughput
+
+        device = resolveDevice(args.device)
+        gpu = device.type == "cuda"
+        sizes = args.batch_sizes or ([16, 32, 64, 128, 256, 512, 1024] if gpu else [8, 16, 32, 64, 128])
+        doc = args.doc or Path(f"doc/_generated/benchmark-throughput-{device.type}.md")
+        try:
+            writeThroughput(doc, args.static, doc.with_suffix(".json"), nFields=args.fields or (64 if gpu else 8),
+                            batchSizes=sizes,
+                            fieldBatchSize=args.field_batch, device=device, populationSize=args.population)
+        except ValueError as error:
+            print(f"madness-bench: error: {error}", file=sys.stderr)
+            return 2
+        print(f"Wrote {doc}, {doc.with_suffix('.json')} and a figure in {args.static}")
         return 0
     if args.command == "run":
         if args.quick:
