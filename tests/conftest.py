@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 
 TINY = ModelConfig.fromProfile("tiny")
+
+# An output that breaks the deblender's invariants is a bug: in the tests it raises (deblend/invariants.py).
+os.environ.setdefault("MADNESS_STRICT_INVARIANTS", "1")
 
 
 @pytest.fixture(scope="session")

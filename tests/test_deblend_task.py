@@ -255,6 +255,103 @@ def test_fallback_on_core_failure_and_non_finite_fits(tinyModels, monkeypatch):
     assert _fallbackRows(result, 1)[0][2:] == (True, "MadnessCoreError")
 
 
+def test_out_of_memory_halves_the_batch_then_falls_back(tinyModels, monkeypatch):
+    import torch
+
+    from lsst.meas.extensions.madness.deblend import fit as fitModule
+
+    mExp, parents = _mock(seed=9)
+    original = fitModule.fitBlends
+    tried = []
+
+    def smallBatchesOnly(models, blends, maxGalaxies, **kwargs):
+        tried.append(maxGalaxies)
+        if maxGalaxies > 8:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return original(models, blends, maxGalaxies=maxGalaxies, **kwargs)
+
+    monkeypatch.setattr(fitModule, "fitBlends", smallBatchesOnly)
+    _, result = _run(tinyModels, mExp, parents, maxGalaxiesPerBatch=64)
+    assert tried == [64, 32, 16, 8]
+    assert not any(r[0] or r[2] for r in _fallbackRows(result, len(parents)))
+
+    def alwaysOut(models, blends, maxGalaxies, **kwargs):
+        raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+
+    monkeypatch.setattr(fitModule, "fitBlends", alwaysOut)
+    _, result = _run(tinyModels, mExp, parents)
+    assert all(r[:2] == (True, "coreFailure: OutOfMemoryError") for r in _fallbackRows(result, len(parents)))
+
+
+def test_time_budget_sends_slow_parents_to_the_fallback(tinyModels):
+    mExp, parents = _mock(seed=9)
+    _, result = _run(tinyModels, mExp, parents, maxSecondsPerParent=1e-9, maxIter=50, minIter=40)
+    assert all(r[:2] == (True, "timeBudget") for r in _fallbackRows(result, len(parents)))
+    _, result = _run(tinyModels, mExp, parents, maxSecondsPerParent=1e-9, maxIter=50, minIter=40,
+                     fallbackTimeBudget=False)
+    assert all(r[2:] == (True, "MadnessCoreError") for r in _fallbackRows(result, len(parents)))
+    _, result = _run(tinyModels, mExp, parents, maxSecondsPerParent=600.0)
+    assert not any(r[0] for r in _fallbackRows(result, len(parents)))
+
+
+def test_invariants_hold_and_a_broken_output_is_caught(tinyModels, monkeypatch):
+    from lsst.meas.extensions.madness.deblend import DeblendBaseTask
+    from lsst.meas.extensions.madness.deblend.invariants import InvariantError, checkInvariants
+
+    mExp, parents = _mock(seed=3)
+    task, result = _run(tinyModels, mExp, parents)
+    assert checkInvariants(parents, result.deblendedCatalog) == [] and task.metadata["nInvariantViolations"] == 0
+    original = DeblendBaseTask._addChildren
+
+    def losesAChild(self, catalog, parent, blend, model):
+        original(self, catalog, parent, blend, model)
+        if blend.nPeaks > 1:
+            catalog[len(catalog) - 1].set("deblend_peakId", -1)  # as if a peak's child were lost
+
+    monkeypatch.setattr(DeblendBaseTask, "_addChildren", losesAChild)
+    with pytest.raises(InvariantError, match="children for peaks"):  # the suite runs strict (conftest.py)
+        _run(tinyModels, mExp, parents)
+    monkeypatch.delenv("MADNESS_STRICT_INVARIANTS")
+    task, result = _run(tinyModels, mExp, parents)
+    assert task.metadata["nInvariantViolations"] == 2 and len(task.metadata.getArray("invariantViolations")) == 2
+
+
+def test_children_in_the_input_fail_fast(tinyModels):
+    from lsst.meas.extensions.madness.deblend.invariants import InputCatalogError
+
+    mExp, parents = _mock(seed=3)
+    parents[2].setParent(parents[0].getId())
+    with pytest.raises(InputCatalogError, match=r"row 2 \(id \d+\) is a child of"):
+        _run(tinyModels, mExp, parents)
+
+
+def test_bad_regions_leave_the_other_parents_unchanged(tinyModels):
+    """NaN pixels under one parent and a saturated mask over another change nothing elsewhere."""
+    mExp, parents = _mock(seed=4)
+    _, clean = _run(tinyModels, mExp, parents, maskLimits={"SAT": 0.5})
+    bad = mExp.clone()
+    x0, y0 = bad.getXY0()
+    first, second = parents[0].getFootprint().getSpans(), parents[1].getFootprint().getSpans()
+    ys, xs = first.indices()
+    bad.image.array[2, ys[:5] - y0, xs[:5] - x0] = np.nan  # a few NaN pixels in r
+    ys, xs = second.indices()
+    bad.mask.array[:, ys - y0, xs - x0] |= bad.mask.getPlaneBitMask("SAT")
+    _, dirty = _run(tinyModels, bad, parents, maskLimits={"SAT": 0.5})
+    n = len(parents)
+    dirtyParents = dirty.deblendedCatalog[:n]
+    assert dirtyParents[1]["deblend_skipped"] and dirtyParents[0]["deblend_incompleteData"]
+    assert not dirtyParents[0]["deblend_failed"]
+    fluxes = [c for c in clean.deblendedCatalog.schema.getNames() if c.startswith("madness_flux_")]
+    unaffected = [p.getId() for p in parents[2:]]
+    for parentId in unaffected:
+        a = clean.deblendedCatalog.getChildren(parentId)
+        b = dirty.deblendedCatalog.getChildren(parentId)
+        assert len(a) == len(b) > 0
+        for ca, cb in zip(a, b):
+            for column in fluxes:
+                assert cb.get(column) == pytest.approx(ca.get(column), rel=1e-4, abs=1e-3), (parentId, column)
+
+
 def test_catch_failures_off_propagates(tinyModels, monkeypatch):
     from lsst.meas.extensions.madness.deblend import fit as fitModule
 
@@ -267,11 +364,17 @@ def test_catch_failures_off_propagates(tinyModels, monkeypatch):
         _run(tinyModels, mExp, parents, fallbackOnFailure=False, catchFailures=False)
 
 
-def test_bands_are_checked(tinyModels):
+def test_missing_bands_raise_or_get_zero_weight(tinyModels):
     mExp, parents = _mock(seed=9, bands="gri")
-    task = _task(tinyModels, parents.schema.copy())
+    task = _task(tinyModels, parents.schema.copy(), missingBands="raise")
     with pytest.raises(ValueError, match=r"missing \['u', 'z', 'y'\]"):
         task.run(mExp, parents)
+    task = _task(tinyModels, parents.schema.copy())
+    catalog = task.run(mExp, parents).deblendedCatalog
+    assert task.metadata.getArray("missingBands") == ["u", "z", "y"]
+    deblended = catalog[:len(parents)]
+    assert deblended["deblend_incompleteData"].all() and not deblended["deblend_failed"].any()
+    assert len(catalog) == len(parents) + sum(len(r.getFootprint().getPeaks()) for r in parents)
 
 
 def test_scarlet_is_the_default_fallback_and_deblends(tinyModels):

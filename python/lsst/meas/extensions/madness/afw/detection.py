@@ -71,11 +71,13 @@ def _normalize(y: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarra
     order = np.lexsort((x0, y))
     y, x0, x1 = y[order], x0[order], x1[order]
     # Lay rows end to end on one axis, far enough apart that runs of different rows never
-    # touch; then one running maximum finds where a new merged run starts.
+    # touch; then one running maximum finds where a new merged run starts. Rows are laid by
+    # rank, not by y, so that int32 extremes in both y and x do not overflow int64.
+    rank = np.concatenate([[0], np.cumsum(y[1:] != y[:-1])])
     xmin = x0.min()
     stride = int(x1.max() - xmin) + 3
-    start = (y - y.min()) * stride + (x0 - xmin)
-    end = (y - y.min()) * stride + (x1 - xmin)
+    start = rank * stride + (x0 - xmin)
+    end = rank * stride + (x1 - xmin)
     reach = np.maximum.accumulate(end)
     newRun = np.ones(y.size, dtype=bool)
     newRun[1:] = start[1:] > reach[:-1] + 1

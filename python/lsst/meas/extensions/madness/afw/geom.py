@@ -265,6 +265,8 @@ class Box2I:
         return self.expandedTo(Box2I(point, Extent2I(1, 1)))
 
     def dilatedBy(self, amount: int) -> "Box2I":
+        if self.isEmpty():  # as lsst.geom's Box2I.grow: an empty box stays empty
+            return Box2I()
         return Box2I(
             Point2I(self._minX - amount, self._minY - amount),
             Extent2I(self._width + 2 * amount, self._height + 2 * amount),
@@ -300,6 +302,8 @@ class Box2I:
         )
 
     def __hash__(self) -> int:
+        if self.isEmpty():  # all empty boxes are equal, so they must hash alike
+            return hash((0, 0, 0, 0))
         return hash((self._minX, self._minY, self._width, self._height))
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ from .footprints import *  # noqa: F401,F403
 from .blendModel import *  # noqa: F401,F403
 from .columns import *  # noqa: F401,F403
 from .skips import *  # noqa: F401,F403
+from .invariants import *  # noqa: F401,F403
 from .baseTask import *  # noqa: F401,F403
 from .scarletTask import *  # noqa: F401,F403
 from .madnessTask import *  # noqa: F401,F403

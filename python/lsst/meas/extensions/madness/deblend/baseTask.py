@@ -12,8 +12,9 @@ gets a child, flagged ``deblend_zeroFlux``, with its peak and no pixels).
 
 from __future__ import annotations
 
+import os
 import time
-from typing import ClassVar, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 
@@ -22,9 +23,10 @@ from ..afw.exposure import MultibandExposure
 from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
 from ..framework import Config, Field, Struct, Task, timeMethod
 from .blendModel import BlendModel, ModelData
-from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend
+from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
 from .columns import SKIP_FLAGS, DeblendColumns
 from .footprints import childFootprints
+from .invariants import STRICT_ENVIRONMENT, InvariantError, checkInputCatalog, checkInvariants
 from .skips import SkipLimits, skipReason
 
 __all__ = ["DeblendBaseConfig", "DeblendBaseTask"]
@@ -58,6 +60,15 @@ class DeblendBaseConfig(Config):
     catchFailures: bool = Field(
         True, doc="Flag a parent whose modelling raises deblend_failed (with deblend_error) and go on; "
                   "if False the exception propagates.")
+    missingBands: Literal["zeroWeight", "raise"] = Field(
+        "zeroWeight",
+        doc="A band the deblender needs but the exposure lacks (e.g. u for DES data): 'zeroWeight' adds it "
+            "with no data (zero weight, NO_DATA mask), so parents are fitted on the other bands and carry "
+            "deblend_incompleteData; 'raise' stops before any work.")
+    strictInvariants: bool = Field(
+        False, doc="Raise InvariantError when the output breaks an invariant (deblend/invariants.py) "
+                   "instead of reporting it in the metadata (invariantViolations); the environment "
+                   "variable MADNESS_STRICT_INVARIANTS=1 does the same.")
     conserveFlux: bool = Field(
         True, doc="Share the observed pixels between the children in proportion to their models, so that "
                   "the children sum to the data; if False each child carries its model.")
@@ -117,6 +128,7 @@ class DeblendBaseTask(Task):
             ``deblendedCatalog``: the parents, flagged, then their children (``parent`` = the
             parent's id), with heavy footprints; ``modelData``: a :class:`~.blendModel.ModelData`.
         """
+        checkInputCatalog(mergedSources, mExposure.getBBox())
         mExposure = self._selectBands(mExposure)
         table = SourceTable(self.schema, mergedSources.getTable().getIdFactory().clone())
         catalog = SourceCatalog(table)
@@ -142,6 +154,9 @@ class DeblendBaseTask(Task):
                 except Exception as error:  # noqa: BLE001 - one bad parent must not stop the rest
                     self._fail(parent, error)
                     continue
+                if not (blend.weight > 0).any():
+                    self._skip(parent, footprint, "noData", mExposure)
+                    continue
                 pending.append((parent, blend))
         try:
             models = self.modelBlends(mExposure, [b for _, b in pending], [p for p, _ in pending]) if pending else []
@@ -158,16 +173,34 @@ class DeblendBaseTask(Task):
             modelData.blends[parent.getId()] = model
             modelData.boxes[parent.getId()] = blend.canvasBox
         self._summarise(catalog, len(mergedSources))
+        self._checkOutput(mergedSources, catalog)
         return Struct(deblendedCatalog=catalog, modelData=modelData)
+
+    def _checkOutput(self, mergedSources: SourceCatalog, catalog: SourceCatalog) -> None:
+        violations = checkInvariants(mergedSources, catalog)
+        self.metadata["nInvariantViolations"] = len(violations)
+        if not violations:
+            return
+        self.metadata["invariantViolations"] = violations
+        message = "; ".join(violations[:5]) + (f" (and {len(violations) - 5} more)" if len(violations) > 5 else "")
+        if self.config.strictInvariants or os.environ.get(STRICT_ENVIRONMENT) == "1":
+            raise InvariantError(message)
+        self.log.error("the deblended catalogue breaks %d invariant(s), a bug: %s", len(violations), message)
 
     #: Stamp size of the blends cut for :meth:`modelBlends` (MADNESS: the models' stamp size).
     stampSize: int = 45
 
     def _selectBands(self, mExposure: MultibandExposure) -> MultibandExposure:
+        """The exposure in the task's band order; missing bands added without data (``missingBands``)."""
         missing = [b for b in self.bands if b not in mExposure.bands]
+        self.metadata["nMissingBands"] = len(missing)
         if missing:
-            raise ValueError(f"{type(self).__name__} needs bands {list(self.bands)}; the exposure has "
-                             f"{list(mExposure.bands)} (missing {missing})")
+            self.metadata["missingBands"] = missing
+            if self.config.missingBands == "raise" or len(missing) == len(self.bands):
+                raise ValueError(f"{type(self).__name__} needs bands {list(self.bands)}; the exposure has "
+                                 f"{list(mExposure.bands)} (missing {missing})")
+            self.log.warning("the exposure lacks band(s) %s: they get zero weight", missing)
+            mExposure = withoutData(mExposure, self.bands)
         return mExposure if tuple(mExposure.bands) == self.bands else mExposure[list(self.bands)]
 
     def _skip(self, parent: SourceRecord, footprint: Footprint, reason: str, mExposure: MultibandExposure) -> None:

@@ -29,6 +29,7 @@ class BlendModel:
     logPrior: np.ndarray | None = None  # (K,), MADNESS only
     latents: np.ndarray | None = None  # (K, D), MADNESS only
     fallbackReason: str = ""
+    timedOut: bool = False  # the fit ran out of its time budget before meeting its stopping rule
 
     @property
     def finite(self) -> bool:

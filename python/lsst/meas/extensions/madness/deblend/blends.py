@@ -39,7 +39,7 @@ from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2I
 
-__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "stackBlends"]
+__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "stackBlends", "withoutData"]
 
 #: Mask planes whose pixels get zero weight by default.
 DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", "EDGE")  # LSST's badMask
@@ -63,6 +63,39 @@ class Blend:
     @property
     def nPeaks(self) -> int:
         return len(self.peakIds)
+
+
+def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> MultibandExposure:
+    """``mExposure`` with every band of ``bands`` it lacks added as no data, in the order of ``bands``.
+
+    An added band has zero image, zero variance (so zero weight in :func:`makeBlend`) and the
+    ``NO_DATA`` mask bit; its PSF is that of the nearest present band in ``bands``' order, which
+    only a PSF-convolving deblender (SCARLET) reads, and there with zero weight.
+    """
+    present = [b for b in bands if b in mExposure.bands]
+    if not present:
+        raise ValueError(f"the exposure has none of the bands {list(bands)} (it has {list(mExposure.bands)})")
+    shape = mExposure.image.array.shape[1:]
+    planes = mExposure.mask.getMaskPlaneDict()
+    noData = 1 << planes["NO_DATA"] if "NO_DATA" in planes else 0
+    psfs = mExposure.getPsfs()
+    image, mask, variance, bandPsfs = [], [], [], []
+    for i, band in enumerate(bands):
+        if band in mExposure.bands:
+            j = mExposure.bands.index(band)
+            image.append(mExposure.image.array[j])
+            mask.append(mExposure.mask.array[j])
+            variance.append(mExposure.variance.array[j])
+            bandPsfs.append(psfs[j])
+        else:
+            nearest = min(present, key=lambda b: abs(list(bands).index(b) - i))
+            image.append(np.zeros(shape, mExposure.image.array.dtype))
+            mask.append(np.full(shape, noData, mExposure.mask.array.dtype))
+            variance.append(np.zeros(shape, mExposure.variance.array.dtype))
+            bandPsfs.append(psfs[mExposure.bands.index(nearest)])
+    return MultibandExposure.fromArrays(list(bands), np.stack(image), np.stack(mask), np.stack(variance),
+                                        bbox=mExposure.getBBox(), psfs=None if any(p is None for p in bandPsfs) else bandPsfs,
+                                        maskPlanes=planes)
 
 
 def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -93,7 +126,7 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     Raises
     ------
     ValueError
-        If the footprint has no peaks or no pixels.
+        If the footprint has no peaks or no pixels, or a peak is not finite or off the footprint.
     """
     peaks = list(footprint.getPeaks())
     if not peaks:
@@ -115,6 +148,13 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     data = np.where(inside & np.isfinite(image), image, 0.0)
 
     positions = np.array([[p.getFy(), p.getFx()] for p in peaks], np.float64)
+    inFootprint = spans.asArray(bbox).astype(bool)
+    for peak, (y, x) in zip(peaks, positions):
+        if not np.isfinite([y, x]).all():
+            raise ValueError(f"peak {peak.getId()} has a non-finite position (x={x}, y={y})")
+        iy, ix = int(np.floor(y + 0.5)) - bbox.getMinY(), int(np.floor(x + 0.5)) - bbox.getMinX()
+        if not (0 <= iy < bbox.getHeight() and 0 <= ix < bbox.getWidth() and inFootprint[iy, ix]):
+            raise ValueError(f"peak {peak.getId()} at (x={x:g}, y={y:g}) lies outside the parent footprint")
     centres = np.floor(positions + 0.5).astype(np.int64)  # round half up, as pixel centres are integers
     rows = centres[:, 0] - half - canvasBox.getMinY()
     cols = centres[:, 1] - half - canvasBox.getMinX()

@@ -19,6 +19,8 @@ column                                              on    meaning
 ``deblend_skipped_masked``                          P     too many pixels with ``maskLimits`` planes
 ``deblend_skipped_tooManyPeaks``                    P     more than ``maxNumberOfPeaks`` peaks
 ``deblend_skipped_isolatedParent``                  P     one peak and ``processSingles`` off
+``deblend_skipped_noPeaks``                         P     the footprint has no peak
+``deblend_skipped_noData``                          P     no footprint pixel has data (zero weight everywhere)
 ``deblend_failed``, ``deblend_error``               P     modelling raised; the exception's class name
 ``deblend_incompleteData``                          P     some footprint pixels have zero weight
 ``deblend_fallback``, ``deblend_fallbackReason``    P, C  modelled by the fallback deblender, and why
@@ -50,6 +52,8 @@ SKIP_FLAGS: dict[str, str] = {
     "masked": "deblend_skipped_masked",
     "tooManyPeaks": "deblend_skipped_tooManyPeaks",
     "isolatedParent": "deblend_skipped_isolatedParent",
+    "noPeaks": "deblend_skipped_noPeaks",
+    "noData": "deblend_skipped_noData",
 }
 
 _PARENT = [
@@ -74,6 +78,8 @@ _SKIP_DOCS = {
     "masked": "Parent footprint too masked",
     "tooManyPeaks": "Parent footprint has too many peaks",
     "isolatedParent": "Parent has one peak and processSingles is off",
+    "noPeaks": "Parent footprint has no peak",
+    "noData": "No pixel of the parent footprint has data (zero weight in every band)",
 }
 _CHILD = [
     ("deblend_peakId", "I", "Id of the peak in the parent footprint", ""),

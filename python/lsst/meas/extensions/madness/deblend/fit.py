@@ -47,6 +47,7 @@ class BlendFit:
     iterations: int
     converged: bool
     runtime: float = float("nan")  # ms: the batch's time shared in proportion to the blends' peaks
+    timedOut: bool = False  # the batch ran out of its time budget before this blend met the stopping rule
 
     @property
     def finite(self) -> bool:
@@ -68,8 +69,11 @@ def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:
 
 def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
               maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False,
-              subpixel: bool = True) -> list[BlendFit]:
+              subpixel: bool = True, secondsPerBlend: float | None = None) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
+
+    ``secondsPerBlend`` is a time budget: a batch of n blends stops optimising after n times it,
+    and its blends that had not met the stopping rule are returned with ``timedOut``.
 
     Raises
     ------
@@ -103,8 +107,9 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         offsets = tensors["subpixel"].float() if subpixel else None
         with torch.no_grad():
             initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
+        limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
         result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
-                            config, offsets)
+                            config, offsets, timeLimit=limit)
         with torch.no_grad():
             decoded = models.decode(result.latents.reshape(b * k, -1))
             if offsets is not None:
@@ -118,7 +123,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                 latents=result.latents[row, :n].cpu().numpy(), initialLatents=initial[row, :n].cpu().numpy(),
                 stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
-                converged=bool(result.converged[row]), runtime=elapsed * n / peaks)
+                converged=bool(result.converged[row]), runtime=elapsed * n / peaks,
+                timedOut=bool(result.timedOut[row]))
         bar.update(len(indices))
     bar.close()
     return results  # every slot was filled: each blend is in exactly one batch

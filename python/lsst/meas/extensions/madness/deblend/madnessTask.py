@@ -19,9 +19,14 @@ reason              rule (config field)         when
 ``tooManyPeaks``    ``fallbackTooManyPeaks``    more peaks than ``maxMadnessPeaks``
 ``coreFailure``     ``fallbackOnFailure``       the MAP core raised for this parent
 ``nonFinite``       ``fallbackNonFinite``       the fit gave a non-finite model or prior
+``timeBudget``      ``fallbackTimeBudget``      the fit ran past ``maxSecondsPerParent``
 ==================  ==========================  =============================================
 
 With a rule off, such a parent fails instead (``deblend_failed``, ``deblend_error``).
+
+Faults stay inside the parents they touch: a batch that raises is fitted again parent by
+parent, so only the parents that raise alone go to the fallback; a batch that runs out of GPU
+memory is fitted again in batches of half as many galaxies, down to one parent per batch.
 
 References
 ----------
@@ -84,6 +89,10 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     fallbackTooManyPeaks: bool = Field(True, doc="Use the fallback for parents with more than maxMadnessPeaks peaks.")
     fallbackOnFailure: bool = Field(True, doc="Use the fallback for parents whose MAP fit raised.")
     fallbackNonFinite: bool = Field(True, doc="Use the fallback for parents whose fit is not finite.")
+    maxSecondsPerParent: float | None = Field(
+        120.0, gt=0, doc="Time budget of the MAP fit per parent (a batch of n parents gets n times it); "
+                         "parents still running when it is spent go to the fallback. None: no budget.")
+    fallbackTimeBudget: bool = Field(True, doc="Use the fallback for parents whose fit ran out of its time budget.")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -165,6 +174,12 @@ class MadnessDeblendTask(DeblendBaseTask):
                     reasons[i] = "nonFinite"
                 else:
                     results[i] = MadnessCoreError("the MAP fit is not finite")
+            elif outcome.timedOut:
+                if config.fallbackTimeBudget:
+                    reasons[i] = "timeBudget"
+                else:
+                    results[i] = MadnessCoreError(f"the MAP fit ran past maxSecondsPerParent="
+                                                  f"{config.maxSecondsPerParent} s")
             else:
                 results[i] = outcome
         if reasons:
@@ -178,24 +193,40 @@ class MadnessDeblendTask(DeblendBaseTask):
                 results[i] = model
         return results  # type: ignore[return-value]  # every slot is filled above
 
-    def _fit(self, blends: Sequence[Blend]) -> list[BlendModel | Exception]:
+    def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.
 
-        Never raises: a blend whose fit raised alone gets the exception in its place.
+        Out of GPU memory, everything is retried in batches of half as many galaxies. Never
+        raises: a blend whose fit raised alone gets the exception in its place.
         """
+        import torch
+
         from .fit import fitBlends
 
         if not blends:
             return []
-        kwargs = dict(config=self.config.mapConfig(), maxGalaxies=self.config.maxGalaxiesPerBatch,
-                      device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift)
+        maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
+        kwargs = dict(config=self.config.mapConfig(), maxGalaxies=maxGalaxies, device=self.config.device,
+                      progress=self.progress, subpixel=self.config.subpixelShift,
+                      secondsPerBlend=self.config.maxSecondsPerParent)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
+        except torch.OutOfMemoryError as error:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            smallest = max(blend.nPeaks for blend in blends)
+            if maxGalaxies // 2 >= smallest:
+                self.log.warning("out of memory with %d galaxies per batch; retrying with %d",
+                                 maxGalaxies, maxGalaxies // 2)
+                return self._fit(blends, maxGalaxies // 2)
+            if len(blends) == 1:
+                return [error]
+            return [outcome for blend in blends for outcome in self._fit([blend], maxGalaxies)]
         except Exception as error:  # noqa: BLE001 - find the parent(s) that broke the batch
             if len(blends) == 1:
                 return [error]
             self.log.warning("a MAP batch raised (%s); fitting its %d parents one by one", error, len(blends))
-            return [outcome for blend in blends for outcome in self._fit([blend])]
+            return [outcome for blend in blends for outcome in self._fit([blend], maxGalaxies)]
         return [BlendModel(ChildModels.fromStamps(blend, fit.stamps), fit.iterations, fit.converged, fit.runtime,
-                           self.method, fit.logLikelihood, fit.logPrior, fit.latents)
+                           self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut)
                 for blend, fit in zip(blends, fits)]

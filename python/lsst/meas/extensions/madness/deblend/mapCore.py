@@ -43,6 +43,8 @@ Examples
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -144,16 +146,20 @@ class MapResult:
     iterations: torch.Tensor  # (B,) steps taken
     converged: torch.Tensor  # (B,) stopped by the rule before maxIter
     history: torch.Tensor  # (steps + 1, B) loss per step, for diagnostics
+    timedOut: torch.Tensor | None = None  # (B,) still running when ``timeLimit`` ran out
 
 
 def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
                rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
-               config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None) -> MapResult:
+               config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None,
+               timeLimit: float | None = None) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
     ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
-    stamps' central pixels.
+    stamps' central pixels. After ``timeLimit`` seconds the optimisation stops; the blends that
+    had not met the stopping rule are marked ``timedOut``.
     """
+    start = time.perf_counter()
     latents = initial.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=config.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lrDecayEvery, config.lrDecay)
@@ -165,6 +171,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     recent = torch.zeros(b, dtype=torch.float64)
     first = torch.zeros(b, dtype=torch.float64)
     history = []
+    timedOut = torch.zeros(b, dtype=torch.bool)
     for step in range(config.maxIter + 1):
         loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets)
         current = loss.detach().double().cpu()
@@ -184,6 +191,9 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                     stopped |= rule
         if step == config.maxIter or bool(stopped.all()):
             break
+        if timeLimit is not None and time.perf_counter() - start > timeLimit:
+            timedOut = ~stopped
+            break
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()
@@ -192,4 +202,5 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     best[running] = latents.detach()[running]
     with torch.no_grad():
         loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets)
-    return MapResult(best, loss, logLikelihood, logPrior, iterations, stopped.clone(), torch.stack(history))
+    iterations[timedOut] = len(history) - 1
+    return MapResult(best, loss, logLikelihood, logPrior, iterations, stopped.clone(), torch.stack(history), timedOut)

@@ -61,7 +61,8 @@ def _sourcesHdu(catalog: SourceCatalog) -> fits.BinTableHDU:
         values = catalog.column(field.name)
         if field.type == "String":
             width = max([len(v) for v in values] + [1])
-            column = fits.Column(name=field.name, format=f"{width}A", array=values.astype(str))
+            column = fits.Column(name=field.name, format=f"{width}A", array=values.astype(str),
+                                 unit=field.units or None)
         else:
             column = fits.Column(name=field.name, format=_FITS_FORMATS[field.type], array=values, unit=field.units or None)
         columns.append(column)
@@ -102,7 +103,7 @@ def _extraFormat(values) -> str:
         return "K"
     if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
         return "D"
-    return f"{max(len(str(v)) for v in values)}A"
+    return f"{max([len(str(v)) for v in values] + [1])}A"  # "0A" is not a FITS column
 
 
 def _peaksHdu(peakRows) -> fits.BinTableHDU:

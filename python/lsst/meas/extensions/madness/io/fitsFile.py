@@ -59,7 +59,7 @@ class FitsReader:
         hdu = self.hdu(extension)
         if not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)):
             raise self.error(f"expected an image extension, found {type(hdu).__name__}", extension)
-        data = hdu.data
+        data = self._data(hdu, extension)
         if data is None:
             raise self.error("the extension has no data", extension)
         if data.ndim != ndim:
@@ -68,6 +68,13 @@ class FitsReader:
         if data.dtype.kind != kind and not (kind == "i" and data.dtype.kind == "u"):
             raise self.error(f"expected {wanted} pixels, found dtype {data.dtype}", extension)
         return data.astype(data.dtype.newbyteorder("="), copy=False)
+
+    def _data(self, hdu, extension: str):
+        """``hdu.data``, which astropy reads only now: a truncated file shows here, not at open."""
+        try:
+            return hdu.data
+        except (ValueError, OSError, TypeError, IndexError) as error:
+            raise self.error(f"cannot read the data (is the file truncated?): {error}", extension) from None
 
     def table(self, extension: str, columns: dict[str, str]):
         """A binary table's data, checking that each named column exists with the given kind.
@@ -78,7 +85,7 @@ class FitsReader:
         hdu = self.hdu(extension)
         if not isinstance(hdu, fits.BinTableHDU):
             raise self.error(f"expected a binary table, found {type(hdu).__name__}", extension)
-        data = hdu.data
+        data = self._data(hdu, extension)
         names = [] if data is None else list(data.columns.names)
         for name, kind in columns.items():
             if name not in names:

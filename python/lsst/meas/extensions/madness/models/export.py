@@ -240,7 +240,32 @@ def loadModels(
                 modules[name] = torch.jit.load(str(path), map_location=device).eval()
         except RuntimeError as error:
             raise ModelCardError(f"{path}: not a loadable TorchScript file ({error})") from None
-    return MadnessModels(card=card, directory=directory, **modules)
+    models = MadnessModels(card=card, directory=directory, **modules)
+    _checkShapes(models, cardPath)
+    return models
+
+
+def _checkShapes(models: MadnessModels, cardPath: Path) -> None:
+    """Run the networks once on zeros: the card's bands, stamp size and latent size must fit them.
+
+    The digests tie the files to the card, not the card to the networks: a card edited by hand
+    (or files exported with another band set) would otherwise fail only when deblending.
+    """
+    nBands, size, latentDim = len(models.bands), models.stampSize, int(models.card["latentDim"])
+    device = next(iter(models.decoder.parameters())).device
+    try:
+        with torch.no_grad():
+            stamps = models.decoder(torch.zeros(1, latentDim, device=device))
+            encoded = models.deblenderEncoder(torch.zeros(1, nBands, size, size, device=device))[0]
+            models.flowLogProb(torch.zeros(1, latentDim, device=device))
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelCardError(f"{cardPath}: the networks do not take the card's {nBands} bands of {size}-pixel "
+                             f"stamps and {latentDim}-d latents ({first})") from None
+    if tuple(stamps.shape[1:]) != (nBands, size, size) or encoded.shape[-1] != latentDim:
+        raise ModelCardError(f"{cardPath}: the decoder draws {tuple(stamps.shape[1:])} stamps and the encoder "
+                             f"gives {encoded.shape[-1]}-d latents; the card says ({nBands}, {size}, {size}) "
+                             f"and {latentDim}")
 
 
 def shippedModelsPath(name: str = "lsst") -> Path:
