@@ -97,6 +97,62 @@ def test_failed_parents_exit_1(inputs, tmp_path, monkeypatch, capsys):
     assert list(catalog["deblend_failed"]) == [True, True] and list(catalog["deblend_error"]) == ["RuntimeError"] * 2
 
 
+def test_several_exposures_resume_and_interrupted_runs_look_incomplete(inputs, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from lsst.meas.extensions.madness import runTask as runTaskModule
+
+    directory, _ = inputs
+    exposures, catalogs = [], []
+    for name in ("patchA", "patchB", "patchC"):
+        shutil.copy(directory / "exposure.fits", tmp_path / f"{name}.fits")
+        exposures.append(str(tmp_path / f"{name}.fits"))
+        catalogs.append(str(directory / "parents.fits"))
+    output = tmp_path / "out"
+    common = ["--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu", "--no-progress"]
+    # patchB is interrupted while its catalogue is written: no file of it may look complete.
+    original = runTaskModule.SourceCatalog.writeFits
+
+    def killedWhileWriting(self, path, bbox=None):
+        if "patchB" in str(path):
+            from lsst.meas.extensions.madness.io.atomic import atomicPath
+
+            with atomicPath(path) as temporary:
+                Path(temporary).write_bytes(b"SIMPLE  =                    T" + b" " * 100)
+                raise KeyboardInterrupt("simulated kill")
+        return original(self, path, bbox=bbox)
+
+    monkeypatch.setattr(runTaskModule.SourceCatalog, "writeFits", killedWhileWriting)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--exposure", *exposures, "--catalog", *catalogs, *common])
+    assert (output / "patchA" / "metadata.json").is_file()
+    assert not (output / "patchB").exists() or not any((output / "patchB").iterdir())  # no partial file left
+    assert not (output / "patchC").exists()
+    monkeypatch.setattr(runTaskModule.SourceCatalog, "writeFits", original)
+    before = (output / "patchA" / "metadata.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["--exposure", *exposures, "--catalog", *catalogs, *common, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "patchA: complete (metadata.json), skipped (--resume)" in printed.replace(str(output) + "/", "")
+    assert (output / "patchA" / "metadata.json").stat().st_mtime_ns == before
+    for name in ("patchB", "patchC"):
+        assert len(SourceCatalog.readFits(output / name / "deblendedCatalog.fits")) == 5
+        assert json.loads((output / name / "metadata.json").read_text())["invariantViolations"] == []
+    # Without --resume a rerun starts by removing the completion marker.
+    monkeypatch.setattr(runTaskModule, "_read", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        main(["--exposure", exposures[0], "--catalog", catalogs[0], "--output", str(output / "patchA"), *common[2:]])
+    assert not (output / "patchA" / "metadata.json").exists()
+
+
+def test_several_exposures_need_one_catalogue_each(inputs, capsys):
+    directory, _ = inputs
+    with pytest.raises(SystemExit) as exit_:
+        main(["--exposure", str(directory / "exposure.fits"), str(directory / "exposure.fits"),
+              "--catalog", str(directory / "parents.fits"), "--output", str(directory / "x")])
+    assert exit_.value.code == 2 and "2 exposures but 1 catalogues" in capsys.readouterr().err
+
+
 def test_pipeline_step_retargeted_from_the_config_directory(inputs, tinyModelDirectory):
     directory, mock = inputs
     assert overridePath() == Path(__file__).resolve().parents[1] / "config" / "deblendCoaddSourcesMulti.py"

@@ -4,6 +4,7 @@
 
     madness-run-task --exposure EXP.fits --catalog CAT.fits --output DIR [--config FILE]
                      [--device auto|cpu|cuda] [--plot N] [--deblender madness|scarlet]
+    madness-run-task --exposure A.fits B.fits ... --catalog a.fits b.fits ... --output DIR [--resume]
     madness-run-task --demo DIR
 
 The inputs are the package's FITS formats (``doc/file-formats.md``): a multiband exposure and a
@@ -19,11 +20,17 @@ parent catalogue with footprints and peaks. ``DIR`` receives
     with ``--plot N``: data, model, residual and children per band for the N deblended parents
     with the most children.
 
+``metadata.json`` is written last, and every file through a temporary name that is renamed when
+it is whole, so an output directory with ``metadata.json`` is complete and one without it is not
+(a rerun removes ``metadata.json`` before it starts). With several exposures, each gets
+``DIR/<exposure file stem>/``, and ``--resume`` skips those already complete.
+
 ``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it with the shipped
 weights, and compares the children's r-band fluxes with the truth.
 
 Exit status: 0 when every parent was handled (deblended or skipped by rule), 1 when some parents
-failed (``deblend_failed``), 2 for bad input (files, configuration, models).
+failed (``deblend_failed``), 2 for bad input (files, configuration, models); over several
+exposures, the worst of theirs (a bad one does not stop the others).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from .afw.exposure import MultibandExposure
 from .afw.table import SourceCatalog
 from .deblend.invariants import InputCatalogError, checkInputCatalog
 from .framework import ConfigLoadError
+from .io.atomic import atomicPath, writeTextAtomic
 from .io.errors import FitsFormatError
 from .version import __version__
 
@@ -150,6 +158,9 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         Unreadable or malformed files, a bad configuration file, or models that cannot be loaded.
     """
     clock = {"start": time.perf_counter()}
+    output = Path(output)
+    # metadata.json marks a complete output: remove an old one before anything else is rewritten.
+    (output / "metadata.json").unlink(missing_ok=True)
     mExposure, catalog = _read(Path(exposurePath), Path(catalogPath))
     clock["read"] = time.perf_counter()
     task = _makeTask(deblender, catalog.schema.copy(), configFile, device, progress)
@@ -163,7 +174,8 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
     output.mkdir(parents=True, exist_ok=True)
     deblended = result.deblendedCatalog
     deblended.writeFits(output / "deblendedCatalog.fits", bbox=mExposure.getBBox())
-    task.config.save(str(output / "config.py"))
+    with atomicPath(output / "config.py") as temporary:
+        task.config.save(str(temporary))
     clock["write"] = time.perf_counter()
     plots = _plotParents(output / "plots", mExposure, deblended, result.modelData, plot) if plot > 0 else []
     clock["plot"] = time.perf_counter()
@@ -182,6 +194,9 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         "flags": {"parents": {c: int(parents[c].sum()) for c in flagColumns},
                   "children": {c: int(deblended[len(catalog):][c].sum()) for c in flagColumns}},
         "errors": sorted({str(e) for e in parents["deblend_error"] if e}),
+        "missingBands": _array(task.metadata, "missingBands"),
+        # Empty unless the package has a bug (deblend/invariants.py).
+        "invariantViolations": _array(task.metadata, "invariantViolations"),
         "timing": {"readSeconds": clock["read"] - clock["start"], "setupSeconds": clock["setup"] - clock["read"],
                    "deblendSeconds": clock["deblend"] - clock["setup"], "writeSeconds": clock["write"] - clock["deblend"],
                    "plotSeconds": clock["plot"] - clock["write"],
@@ -192,8 +207,12 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         "outputs": {"catalog": "deblendedCatalog.fits", "config": "config.py",
                     "plots": [str(p.relative_to(output)) for p in plots]},
     }
-    (output / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    writeTextAtomic(output / "metadata.json", json.dumps(metadata, indent=2, default=str) + "\n")
     return metadata
+
+
+def _array(metadata, key: str) -> list:
+    return list(metadata.getArray(key)) if key in metadata else []
 
 
 def _resolvedDevice(task) -> str:
@@ -238,9 +257,11 @@ def _compareWithTruth(output: Path, truthPath: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="madness-run-task", description=__doc__.splitlines()[0])
-    parser.add_argument("--exposure", type=Path, help="multiband exposure FITS file")
-    parser.add_argument("--catalog", type=Path, help="parent catalogue FITS file (footprints and peaks)")
-    parser.add_argument("--output", type=Path, help="output directory")
+    parser.add_argument("--exposure", type=Path, nargs="+", help="multiband exposure FITS file(s)")
+    parser.add_argument("--catalog", type=Path, nargs="+",
+                        help="parent catalogue FITS file(s) (footprints and peaks), one per exposure")
+    parser.add_argument("--output", type=Path, help="output directory (one subdirectory per exposure if several)")
+    parser.add_argument("--resume", action="store_true", help="skip exposures whose output is already complete")
     parser.add_argument("--config", type=Path, help="config override file (pex_config syntax: config.maxIter = 300)")
     parser.add_argument("--device", help="torch device for MADNESS: auto (default in the config), cpu, cuda, cuda:1")
     parser.add_argument("--plot", type=int, default=0, metavar="N", help="diagnostic PNGs for N parents")
@@ -257,12 +278,31 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--demo simulates its own inputs: give no --exposure/--catalog")
         output = args.output or args.demo
         exposure, catalog, truthPath = _demo(args.demo, args.seed)
-        plot = args.plot or 1
+        jobs, plot = [(exposure, catalog, output)], args.plot or 1
     else:
         missing = [name for name in ("exposure", "catalog", "output") if getattr(args, name) is None]
         if missing:
             parser.error("missing " + ", ".join(f"--{m}" for m in missing) + " (or use --demo DIR)")
-        output, exposure, catalog, plot = args.output, args.exposure, args.catalog, args.plot
+        if len(args.exposure) != len(args.catalog):
+            parser.error(f"{len(args.exposure)} exposures but {len(args.catalog)} catalogues: give one catalogue "
+                         "per exposure, in the same order")
+        stems = [path.stem for path in args.exposure]
+        if len(args.exposure) > 1 and len(set(stems)) != len(stems):
+            parser.error(f"exposure file names repeat a stem ({stems}); each names its output subdirectory")
+        single = len(args.exposure) == 1
+        jobs = [(e, c, args.output if single else args.output / e.stem) for e, c in zip(args.exposure, args.catalog)]
+        plot = args.plot
+    status = 0
+    for exposure, catalog, output in jobs:
+        if args.resume and (output / "metadata.json").is_file():
+            print(f"{output}: complete (metadata.json), skipped (--resume)")
+            continue
+        status = max(status, _runOne(exposure, catalog, output, args, plot, truthPath))
+    return status
+
+
+def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthPath: Path | None) -> int:
+    """Deblend one exposure for :func:`main`; its exit status."""
     start = time.perf_counter()
     try:
         metadata = runTask(exposure, catalog, output, configFile=args.config, device=args.device, plot=plot,

@@ -28,6 +28,7 @@ from astropy.io import fits
 from ..afw.detection import Footprint, HeavyFootprint, MultibandFootprint, PeakRecord, SpanSet
 from ..afw.geom import Box2I, Extent2I, Point2I
 from ..afw.table import FIELD_TYPES, Schema, SourceCatalog, SourceRecord, SourceTable
+from .atomic import atomicPath
 from .fitsFile import FitsReader
 
 __all__ = ["writeSourceCatalogFits", "readSourceCatalogFits"]
@@ -176,7 +177,8 @@ def writeSourceCatalogFits(catalog: SourceCatalog, path: str | PathLike, bbox: B
         heavyHdu.header["HEAVYTYP"] = heavyKind
         heavyHdu.header["BANDS"] = ",".join(bands)
         hdus.append(heavyHdu)
-    fits.HDUList(hdus).writeto(path, overwrite=True)
+    with atomicPath(path) as temporary:
+        fits.HDUList(hdus).writeto(temporary, overwrite=True)
 
 
 def _readSchema(reader: FitsReader, hdu) -> Schema:

@@ -28,6 +28,7 @@ from ..afw.exposure import Exposure, MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2I
 from ..afw.image import MAX_MASK_PLANES, ImageF, Mask, MaskedImage
 from ..afw.psf import ImagePsf
+from .atomic import atomicPath
 from .errors import FitsFormatError
 from .fitsFile import FitsReader
 
@@ -89,7 +90,8 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
         _imageHdu(mExposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
         _imageHdu(np.stack([psf.kernel for psf in mExposure.getPsfs()]).astype(np.float32), "PSF", {}),
     ]
-    fits.HDUList(hdus).writeto(path, overwrite=True)
+    with atomicPath(path) as temporary:
+        fits.HDUList(hdus).writeto(temporary, overwrite=True)
 
 
 def _readBands(reader: FitsReader) -> tuple[str, ...]:
@@ -240,7 +242,8 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
     ]
     if exposure.getPsf() is not None:
         hdus.append(_imageHdu(exposure.getPsf().kernel.astype(np.float32), "PSF", {}))
-    fits.HDUList(hdus).writeto(path, overwrite=True)
+    with atomicPath(path) as temporary:
+        fits.HDUList(hdus).writeto(temporary, overwrite=True)
 
 
 def readExposureFits(path: str | PathLike, band: str | None = None) -> Exposure:
