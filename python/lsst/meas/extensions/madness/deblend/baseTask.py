@@ -232,9 +232,18 @@ class DeblendBaseTask(Task):
         parent.set("deblend_nChild", 1)
         child = self._newChild(catalog, parent, footprint.getPeaks()[0], 1)
         spans = footprint.getSpans().clippedTo(mExposure.getBBox())
-        child.setFootprint(MultibandFootprint.fromArrays(
-            self.bands, mExposure.image.array, mExposure.mask.array, mExposure.variance.array,
-            footprint=Footprint(spans, [footprint.getPeaks()[0]], footprint.getRegion()), xy0=mExposure.getXY0()))
+        # Heavy footprints hold no NaN (deblend/invariants.py): pixels without data are copied as 0.
+        image = mExposure.image.array
+        finite = np.isfinite(image)
+        heavy = MultibandFootprint.fromArrays(
+            self.bands, np.where(finite, image, 0.0), mExposure.mask.array, mExposure.variance.array,
+            footprint=Footprint(spans, [footprint.getPeaks()[0]], footprint.getRegion()), xy0=mExposure.getXY0())
+        child.setFootprint(heavy)
+        ys, xs = spans.indices()
+        x0, y0 = mExposure.getXY0()
+        parent.set("deblend_incompleteData", bool((~finite[:, ys - y0, xs - x0]).any()))
+        for band, flux in zip(self.bands, heavy.getImageArray().sum(axis=-1)):
+            child.set(self.columns.fluxColumn(band), float(flux))
 
     def _newChild(self, catalog: SourceCatalog, parent: SourceRecord, peak, nPeaks: int) -> SourceRecord:
         child = catalog.addNew()
