@@ -270,3 +270,23 @@ class TestMalformedFiles:
             SourceCatalog.readFits(bad)
         assert (info.value.extension, info.value.column, info.value.row) == ("SPANS", "x1", 1)
         assert isinstance(info.value, ValueError)
+
+
+def test_footprint_of_peaks_only_round_trips(tmp_path):
+    """A deblend_zeroFlux child keeps its peak and has no pixel; its catalogue must read back."""
+    from lsst.meas.extensions.madness.afw.detection import Footprint, SpanSet
+    from lsst.meas.extensions.madness.afw.geom import Box2I, Extent2I, Point2I
+    from lsst.meas.extensions.madness.afw.table import SourceCatalog, SourceTable
+
+    catalog = SourceCatalog(SourceTable.make(SourceTable.makeMinimalSchema()))
+    parent = catalog.addNew()
+    footprint = Footprint(SpanSet(Box2I(Point2I(0, 0), Extent2I(5, 5))))
+    footprint.addPeak(2, 3, 1.0)
+    parent.setFootprint(footprint)
+    child = catalog.addNew()
+    child.setParent(parent.getId())
+    child.setFootprint(Footprint(SpanSet(), [footprint.getPeaks()[0]]))
+    catalog.writeFits(tmp_path / "catalog.fits")
+    back = SourceCatalog.readFits(tmp_path / "catalog.fits")
+    peaks = back[1].getFootprint().getPeaks()
+    assert back[1].getFootprint().getSpans().isEmpty() and [(p.getIx(), p.getIy()) for p in peaks] == [(2, 3)]

@@ -299,8 +299,10 @@ def _readPeaks(reader: FitsReader, ids: np.ndarray, spans: dict[int, SpanSet]) -
     extras = [name for name in data.columns.names if name != "source_id" and name not in _PEAK_COLUMNS]
     peaks: dict[int, list[PeakRecord]] = {}
     for sourceId, rows in _groups(sourceIds).items():
-        spanSet = spans.get(sourceId, SpanSet())
-        inside = spanSet.containsPixels(values["i_x"][rows].astype(np.int64), values["i_y"][rows].astype(np.int64))
+        # A footprint of peaks only (a deblend_zeroFlux child: its peak, no pixel) is allowed.
+        spanSet = spans.get(sourceId)
+        inside = (np.ones(len(rows), bool) if spanSet is None else
+                  spanSet.containsPixels(values["i_x"][rows].astype(np.int64), values["i_y"][rows].astype(np.int64)))
         if not inside.all():
             row = int(rows[np.flatnonzero(~inside)[0]])
             raise reader.error(
