@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 
 from lsst.meas.extensions.madness.afw.table import SourceCatalog
-from lsst.meas.extensions.madness.deblend import (
-    BlendModel,
-    ChildModels,
-    DeblendBaseTask,
-    MadnessDeblendTask,
-    ScarletDeblendTask,
-)
+from lsst.meas.extensions.madness.deblend import DeblendBaseTask, MadnessDeblendTask, ScarletDeblendTask
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
+from lsst.meas.extensions.madness.testing.deblenders import EqualShareDeblendTask
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -25,24 +20,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 @pytest.fixture(scope="module")
 def tinyModels(tinyModelDirectory):
     return str(tinyModelDirectory)
-
-
-class EqualShareDeblendTask(DeblendBaseTask):
-    """A cheap stand-in fallback: each peak's child is the data shared equally on the footprint."""
-
-    _DefaultName = "equalShare"
-    method = "equalShare"
-
-    def defaultBands(self):
-        return tuple("ugrizy")
-
-    def modelBlends(self, mExposure, blends, parents):
-        results = []
-        for blend in blends:
-            share = np.clip(blend.data, 0, None) * (blend.weight > 0) / blend.nPeaks
-            results.append(BlendModel(ChildModels([share] * blend.nPeaks, np.zeros(blend.nPeaks, int),
-                                                  np.zeros(blend.nPeaks, int)), 1, True, 0.0, self.method))
-        return results
 
 
 #: Two pairs and two single galaxies: parents with two peaks and with one.

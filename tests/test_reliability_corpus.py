@@ -20,16 +20,11 @@ from astropy.io import fits
 from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Point2I, SpanSet
 from lsst.meas.extensions.madness.afw.detection import Footprint
 from lsst.meas.extensions.madness.afw.table import SourceCatalog, SourceTable
-from lsst.meas.extensions.madness.deblend import (
-    BlendModel,
-    ChildModels,
-    DeblendBaseTask,
-    MadnessDeblendConfig,
-    MadnessDeblendTask,
-)
+from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig, MadnessDeblendTask
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 from lsst.meas.extensions.madness.runTask import main
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
+from lsst.meas.extensions.madness.testing.deblenders import EqualShareDeblendTask
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
@@ -37,24 +32,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
     pytest.mark.filterwarnings("ignore::astropy.utils.exceptions.AstropyUserWarning"),
 ]
-
-
-class EqualShareDeblendTask(DeblendBaseTask):
-    """A cheap stand-in fallback: each peak's child is the data shared equally on the footprint."""
-
-    _DefaultName = "equalShare"
-    method = "equalShare"
-
-    def defaultBands(self):
-        return tuple("ugrizy")
-
-    def modelBlends(self, mExposure, blends, parents):
-        results = []
-        for blend in blends:
-            share = np.clip(blend.data, 0, None) * (blend.weight > 0) / blend.nPeaks
-            results.append(BlendModel(ChildModels([share] * blend.nPeaks, np.zeros(blend.nPeaks, int),
-                                                  np.zeros(blend.nPeaks, int)), 1, True, 0.0, self.method))
-        return results
 
 
 #: Two pairs and two single galaxies: parents (ids 1-4) with 2, 1, 2 and 1 peaks.
