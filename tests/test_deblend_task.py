@@ -329,6 +329,33 @@ def test_bad_regions_leave_the_other_parents_unchanged(tinyModels):
                 assert cb.get(column) == pytest.approx(ca.get(column), rel=1e-4, abs=1e-3), (parentId, column)
 
 
+def test_a_broken_fallback_fails_only_its_parents(tinyModels, monkeypatch):
+    """A fallback that raises, or returns NaN, fails the parents sent to it; MADNESS's stay deblended."""
+    mExp, parents = _mock(seed=9)
+    multi = [len(r.getFootprint().getPeaks()) > 1 for r in parents]
+
+    def raising(self, mExposure, blends, parents):
+        raise RuntimeError("simulated fallback crash")
+
+    monkeypatch.setattr(EqualShareDeblendTask, "modelBlends", raising)
+    _, result = _run(tinyModels, mExp, parents, maxMadnessPeaks=1)
+    assert [r[2:] for r in _fallbackRows(result, len(parents))] == [
+        (True, "RuntimeError") if m else (False, "") for m in multi]
+    monkeypatch.undo()
+    original = EqualShareDeblendTask.modelBlends
+
+    def nanModels(self, mExposure, blends, parents):
+        models = original(self, mExposure, blends, parents)
+        for model in models:
+            model.children.images[0][:] = np.nan
+        return models
+
+    monkeypatch.setattr(EqualShareDeblendTask, "modelBlends", nanModels)
+    _, result = _run(tinyModels, mExp, parents, maxMadnessPeaks=1)
+    assert [r[2:] for r in _fallbackRows(result, len(parents))] == [
+        (True, "NonFiniteModelError") if m else (False, "") for m in multi]
+
+
 def test_catch_failures_off_propagates(tinyModels, monkeypatch):
     from lsst.meas.extensions.madness.deblend import fit as fitModule
 

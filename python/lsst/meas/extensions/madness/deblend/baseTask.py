@@ -22,7 +22,7 @@ from ..afw.detection import Footprint, MultibandFootprint, SpanSet
 from ..afw.exposure import MultibandExposure
 from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
 from ..framework import Config, Field, Struct, Task, timeMethod
-from .blendModel import BlendModel, ModelData
+from .blendModel import BlendModel, ModelData, NonFiniteModelError
 from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
 from .columns import SKIP_FLAGS, DeblendColumns
 from .footprints import childFootprints
@@ -166,6 +166,8 @@ class DeblendBaseTask(Task):
             models = [error] * len(pending)
         modelData = ModelData(self.bands)
         for (parent, blend), model in zip(pending, models):
+            if not isinstance(model, Exception) and not model.finite:
+                model = NonFiniteModelError(f"the {model.method} model of parent {parent.getId()} is not finite")
             if isinstance(model, Exception):
                 self._fail(parent, model)
                 continue

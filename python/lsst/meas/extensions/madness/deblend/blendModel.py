@@ -9,7 +9,11 @@ import numpy as np
 from ..afw.geom import Box2I
 from .footprints import ChildModels
 
-__all__ = ["BlendModel", "ModelData"]
+__all__ = ["BlendModel", "ModelData", "NonFiniteModelError"]
+
+
+class NonFiniteModelError(ArithmeticError):
+    """A deblender returned a model with NaN or infinite values; its parent is failed, not written."""
 
 
 @dataclass
@@ -34,7 +38,8 @@ class BlendModel:
     @property
     def finite(self) -> bool:
         return bool(all(np.isfinite(image).all() for image in self.children.images)
-                    and (self.logPrior is None or np.isfinite(self.logPrior).all()))
+                    and (self.logPrior is None or np.isfinite(self.logPrior).all())
+                    and (self.latents is None or np.isfinite(self.latents).all()))
 
 
 @dataclass

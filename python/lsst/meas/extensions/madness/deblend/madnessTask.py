@@ -186,7 +186,12 @@ class MadnessDeblendTask(DeblendBaseTask):
             order = sorted(reasons)
             self.log.info("%d parents go to the fallback deblender (%s)", len(order),
                           ", ".join(sorted(set(r.split(":")[0] for r in reasons.values()))))
-            fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order], [parents[i] for i in order])
+            try:
+                fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order],
+                                                   [parents[i] for i in order])
+            except Exception as error:  # noqa: BLE001 - a broken fallback fails its parents, not MADNESS's
+                self.log.warning("the fallback deblender raised (%s: %s)", type(error).__name__, error)
+                fallen = [error] * len(order)
             for i, model in zip(order, fallen):
                 if isinstance(model, BlendModel):
                     model.fallbackReason = reasons[i]
