@@ -150,7 +150,7 @@ def writeThroughput(doc: str | Path, static: str | Path | None = None, results: 
     doc.parent.mkdir(parents=True, exist_ok=True)
     if static is not None:
         figure = _plot(result, Path(static))
-        lines += ["", f"![MADNESS throughput](../_static/{figure.name})"]
+        lines += ["", f"![MADNESS throughput](_static/{figure.name})"]
     doc.write_text("\n".join(lines) + "\n")
     if results is not None:
         Path(results).write_text(json.dumps(result, indent=1) + "\n")
