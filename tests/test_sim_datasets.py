@@ -248,7 +248,10 @@ def test_stream_over_workers(catalog):
 
     sims = IsolatedSims(catalog, seed=4, bands=["r"])
     stream = SimulationStream(sims, stop=8)
-    loader = torch.utils.data.DataLoader(stream, batch_size=4, num_workers=2)
+    from lsst.meas.extensions.madness.sim.parallel import startMethod
+
+    # Earlier tests may have loaded JAX, whose threads make a plain fork unsafe.
+    loader = torch.utils.data.DataLoader(stream, batch_size=4, num_workers=2, multiprocessing_context=startMethod())
     ids = sorted(int(i) for batch in loader for i in batch["galtileid"])
     assert ids == sorted(int(sims[k].truth["galtileid"][0]) for k in range(8))
     batch = next(iter(torch.utils.data.DataLoader(SimulationStream(sims, stop=2), batch_size=2)))

@@ -345,6 +345,10 @@ class _BatchSource:
         self.endless = getattr(data, "stop", 0) is None or getattr(getattr(data, "dataset", None), "stop", 0) is None
 
     def _loader(self, **kwargs) -> torch.utils.data.DataLoader:
+        if self.workers > 0:
+            from ..sim.parallel import startMethod
+
+            kwargs.setdefault("multiprocessing_context", startMethod())
         return torch.utils.data.DataLoader(
             self.data, batch_size=self.batchSize, num_workers=self.workers, pin_memory=self.pinMemory,
             collate_fn=_Collate(self.keys, self.optional, self.what), **kwargs,

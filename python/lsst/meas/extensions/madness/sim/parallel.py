@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 
 from .datasets import Scene, _SimulatedSet
 
-__all__ = ["makeScenes"]
+__all__ = ["makeScenes", "startMethod"]
 
 _workerDataset: _SimulatedSet | None = None
 
@@ -21,6 +21,18 @@ def _initWorker(dataset: _SimulatedSet) -> None:
 
 def _makeScene(index: int) -> Scene:
     return _workerDataset.make(index)
+
+
+def startMethod() -> str:
+    """How to start worker processes here: ``fork`` unless JAX is loaded, then ``forkserver`` or ``spawn``.
+
+    fork shares the catalogue with the workers for free; spawn (macOS, Windows) pickles it. Forking
+    a process whose JAX threads are running (after a SCARLET fit) can deadlock the children.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and "jax" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 def makeScenes(dataset: _SimulatedSet, indices: Iterable[int], workers: int | None = None) -> Iterator[Scene]:
@@ -40,12 +52,5 @@ def makeScenes(dataset: _SimulatedSet, indices: Iterable[int], workers: int | No
     if workers == 1:
         yield from (dataset.make(k) for k in indices)
         return
-    # fork shares the catalogue with the workers for free; spawn (macOS, Windows) pickles it. Forking a
-    # process whose JAX threads are running (after a SCARLET fit) can deadlock the children.
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and "jax" not in sys.modules:
-        method = "fork"
-    else:
-        method = "forkserver" if "forkserver" in methods else "spawn"
-    with multiprocessing.get_context(method).Pool(workers, initializer=_initWorker, initargs=(dataset,)) as pool:
+    with multiprocessing.get_context(startMethod()).Pool(workers, initializer=_initWorker, initargs=(dataset,)) as pool:
         yield from pool.imap(_makeScene, indices, chunksize=4)
