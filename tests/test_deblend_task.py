@@ -12,7 +12,7 @@ import pytest
 from lsst.meas.extensions.madness.afw.table import SourceCatalog
 from lsst.meas.extensions.madness.deblend import DeblendBaseTask, MadnessDeblendTask, ScarletDeblendTask
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
-from lsst.meas.extensions.madness.testing.deblenders import EqualShareDeblendTask
+from lsst.meas.extensions.madness.testing.deblenders import EqualShareDeblendTask, quickMadnessTask
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -32,15 +32,7 @@ def _mock(seed=3, **kwargs):
     return mock.mExposure, mock.catalog
 
 
-def _task(modelDir, schema, cheapFallback=True, **config):
-    from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig
-
-    cfg = MadnessDeblendConfig(modelDir=modelDir, maxIter=5, minIter=2, device="cpu")
-    if cheapFallback:
-        cfg.fallback.retarget(EqualShareDeblendTask)
-    for key, value in config.items():
-        setattr(cfg, key, value)
-    return MadnessDeblendTask(schema, config=cfg)
+_task = quickMadnessTask
 
 
 def _run(modelDir, mExposure, catalog, **config):

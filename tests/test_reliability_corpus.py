@@ -20,11 +20,11 @@ from astropy.io import fits
 from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Point2I, SpanSet
 from lsst.meas.extensions.madness.afw.detection import Footprint
 from lsst.meas.extensions.madness.afw.table import SourceCatalog, SourceTable
-from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig, MadnessDeblendTask
+from lsst.meas.extensions.madness.deblend import MadnessDeblendTask
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 from lsst.meas.extensions.madness.runTask import main
 from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
-from lsst.meas.extensions.madness.testing.deblenders import EqualShareDeblendTask
+from lsst.meas.extensions.madness.testing.deblenders import quickMadnessTask
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
@@ -57,12 +57,8 @@ def _fresh(mock):
 
 
 def _task(modelDir, schema, **config) -> MadnessDeblendTask:
-    cfg = MadnessDeblendConfig(modelDir=str(modelDir), maxIter=5, minIter=2, device="cpu")
-    # SCARLET compiles JAX for many seconds; the stand-in keeps the corpus fast.
-    cfg.fallback.retarget(EqualShareDeblendTask)
-    for key, value in config.items():
-        setattr(cfg, key, value)
-    return MadnessDeblendTask(schema, config=cfg)
+    # SCARLET compiles JAX for many seconds; the stand-in fallback keeps the corpus fast.
+    return quickMadnessTask(modelDir, schema, **config)
 
 
 def _run(modelDir, mExposure, catalog, **config):

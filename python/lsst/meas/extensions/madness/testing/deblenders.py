@@ -6,7 +6,7 @@ import numpy as np
 
 from ..deblend import BlendModel, ChildModels, DeblendBaseTask
 
-__all__ = ["EqualShareDeblendTask"]
+__all__ = ["EqualShareDeblendTask", "quickMadnessTask"]
 
 
 class EqualShareDeblendTask(DeblendBaseTask):
@@ -36,3 +36,19 @@ class EqualShareDeblendTask(DeblendBaseTask):
             results.append(BlendModel(ChildModels([share] * blend.nPeaks, corners, corners), 1, True, 0.0,
                                       self.method))
         return results
+
+
+def quickMadnessTask(modelDir, schema, cheapFallback: bool = True, **config):
+    """A ``MadnessDeblendTask`` for tests: 2-5 MAP steps on the CPU, models from ``modelDir``.
+
+    With ``cheapFallback`` the fallback is :class:`EqualShareDeblendTask` instead of SCARLET,
+    whose JAX compilation takes seconds per parent. ``config`` sets further config fields.
+    """
+    from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
+
+    cfg = MadnessDeblendConfig(modelDir=str(modelDir), maxIter=5, minIter=2, device="cpu")
+    if cheapFallback:
+        cfg.fallback.retarget(EqualShareDeblendTask)
+    for key, value in config.items():
+        setattr(cfg, key, value)
+    return MadnessDeblendTask(schema, config=cfg)
