@@ -47,7 +47,8 @@ import numpy as np
 
 from .afw.exposure import MultibandExposure
 from .afw.table import SourceCatalog
-from .deblend.invariants import InputCatalogError, checkInputCatalog
+from .deblend.baseTask import MissingBandsError
+from .deblend.invariants import InputCatalogError
 from .framework import ConfigLoadError
 from .io.atomic import atomicPath, writeTextAtomic
 from .io.errors import FitsFormatError
@@ -77,10 +78,6 @@ def _read(exposurePath: Path, catalogPath: Path) -> tuple[MultibandExposure, Sou
         raise InputError(str(error)) from None
     if len(catalog) == 0:
         raise InputError(f"{catalogPath}: the catalogue has no parents")
-    try:
-        checkInputCatalog(catalog, mExposure.getBBox())
-    except InputCatalogError as error:
-        raise InputError(f"{catalogPath}[SOURCES]: {error}") from None
     return mExposure, catalog
 
 
@@ -164,12 +161,14 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
     mExposure, catalog = _read(Path(exposurePath), Path(catalogPath))
     clock["read"] = time.perf_counter()
     task = _makeTask(deblender, catalog.schema.copy(), configFile, device, progress)
-    missing = [band for band in task.bands if band not in mExposure.bands]
-    if missing and (task.config.missingBands == "raise" or len(missing) == len(task.bands)):
-        raise InputError(f"{exposurePath}[PRIMARY]: BANDS {list(mExposure.bands)} lack {missing}, which "
-                         f"{type(task).__name__} needs (config.missingBands={task.config.missingBands!r})")
     clock["setup"] = time.perf_counter()
-    result = task.run(mExposure, catalog)
+    try:
+        # The task checks its inputs before any modelling; name the file they came from.
+        result = task.run(mExposure, catalog)
+    except InputCatalogError as error:
+        raise InputError(f"{catalogPath}[SOURCES]: {error}") from None
+    except MissingBandsError as error:
+        raise InputError(f"{exposurePath}[PRIMARY]: {error}") from None
     clock["deblend"] = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     deblended = result.deblendedCatalog

@@ -29,7 +29,11 @@ from .footprints import childFootprints
 from .invariants import STRICT_ENVIRONMENT, InvariantError, checkInputCatalog, checkInvariants
 from .skips import SkipLimits, skipReason
 
-__all__ = ["DeblendBaseConfig", "DeblendBaseTask"]
+__all__ = ["DeblendBaseConfig", "DeblendBaseTask", "MissingBandsError"]
+
+
+class MissingBandsError(ValueError):
+    """The exposure lacks bands the deblender needs, and ``missingBands`` says not to add them."""
 
 
 class DeblendBaseConfig(Config):
@@ -136,10 +140,8 @@ class DeblendBaseTask(Task):
         limits = self.config.skipLimits()
         pending: list[tuple[SourceRecord, Blend]] = []
         # A snapshot: children are appended to ``catalog`` while the parents are gone through.
-        for row, parent in enumerate(list(catalog)):
-            footprint = parent.getFootprint()
-            if footprint is None:
-                raise ValueError(f"mergedSources row {row} (id {parent.getId()}) has no footprint")
+        for parent in list(catalog):
+            footprint = parent.getFootprint()  # never None: checkInputCatalog refused that
             peaks = footprint.getPeaks()
             parent.set("deblend_nPeaks", len(peaks))
             reason = "noPeaks" if not peaks else skipReason(footprint, parent, mExposure, limits)
@@ -199,8 +201,9 @@ class DeblendBaseTask(Task):
         if missing:
             self.metadata["missingBands"] = missing
             if self.config.missingBands == "raise" or len(missing) == len(self.bands):
-                raise ValueError(f"{type(self).__name__} needs bands {list(self.bands)}; the exposure has "
-                                 f"{list(mExposure.bands)} (missing {missing})")
+                raise MissingBandsError(f"{type(self).__name__} needs bands {list(self.bands)}; the exposure has "
+                                        f"{list(mExposure.bands)} (missing {missing}; config.missingBands="
+                                        f"{self.config.missingBands!r})")
             self.log.warning("the exposure lacks band(s) %s: they get zero weight", missing)
             mExposure = withoutData(mExposure, self.bands)
         return mExposure if tuple(mExposure.bands) == self.bands else mExposure[list(self.bands)]

@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 __all__ = ["InputCatalogError", "InvariantError", "checkInputCatalog", "checkInvariants", "STRICT_ENVIRONMENT"]
@@ -75,7 +77,7 @@ def checkInvariants(mergedSources, deblendedCatalog) -> list[str]:
         problems.append(f"the output does not start with the {nParents} input parents in order"
                         + (f" (missing ids {missing[:10]})" if missing else ""))
     if len(set(outputIds)) != len(outputIds):
-        repeated = sorted({i for i in outputIds if outputIds.count(i) > 1})
+        repeated = sorted(i for i, n in Counter(outputIds).items() if n > 1)
         problems.append(f"ids repeat in the output: {repeated[:10]}")
     parents = {record.getId(): record for record in deblendedCatalog[:nParents]}
     children: dict[int, list] = {sourceId: [] for sourceId in parents}
