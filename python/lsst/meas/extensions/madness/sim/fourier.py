@@ -57,7 +57,7 @@ Examples
 >>> stamps = FourierRenderer(stampSize=33).draw(galaxies, PsfSpec.gaussian(fwhm=[0.7, 0.7]))
 >>> tuple(stamps.shape)
 (1, 2, 33, 33)
->>> [round(float(s), 1) for s in stamps.sum(dim=(2, 3))[0]]
+>>> [round(float(s)) for s in stamps.sum(dim=(2, 3))[0]]  # all light falls inside 6.6″
 [100.0, 200.0]
 """
 
@@ -143,7 +143,7 @@ class _LogLogTable:
         if key not in self._onDevice:
             self._onDevice[key] = (self.logKappa.to(kappa.device, kappa.dtype), self.logValue.to(kappa.device, kappa.dtype))
         logKappa, logValue = self._onDevice[key]
-        x = torch.log(kappa.clamp(min=float(np.exp(self.logKappa[0]))))
+        x = torch.log(kappa.clamp(min=math.exp(float(self.logKappa[0]))))
         position = (x - logKappa[0]) / self.step
         index = position.floor().clamp(0, len(logKappa) - 2).long()
         fraction = position - index
