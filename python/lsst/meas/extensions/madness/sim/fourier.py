@@ -57,8 +57,8 @@ Examples
 >>> stamps = FourierRenderer(stampSize=33).draw(galaxies, PsfSpec.gaussian(fwhm=[0.7, 0.7]))
 >>> tuple(stamps.shape)
 (1, 2, 33, 33)
->>> [round(float(s)) for s in stamps.sum(dim=(2, 3))[0]]  # all light falls inside 6.6″
-[100.0, 200.0]
+>>> [round(float(s)) for s in stamps.sum(dim=(2, 3))[0]]  # nearly all light falls inside 6.6″
+[100, 200]
 """
 
 from __future__ import annotations
