@@ -338,21 +338,35 @@ class PsfSpec:
         return PsfSpec(self.kind.expand(shape), self.fwhm.expand(shape), self.beta.expand(shape))
 
     def transform(self, k: torch.Tensor) -> torch.Tensor:
-        r"""Unit-flux transforms at radial wavenumbers ``k`` (rad/arcsec); ``k`` broadcasts against
-        the spec's shape plus two trailing grid axes."""
-        fwhm = self.fwhm[..., None, None].to(k.dtype)
-        kind = self.kind[..., None, None]
-        sigma = fwhm * _FWHM_TO_SIGMA
-        gaussian = torch.exp(-0.5 * (k * sigma) ** 2)
-        kolmogorov = torch.exp(-KOLMOGOROV_K_CONSTANT * (k * fwhm) ** (5.0 / 3.0))
-        beta = self.beta[..., None, None].to(k.dtype)
-        scale = fwhm / (2.0 * torch.sqrt(2.0 ** (1.0 / beta) - 1.0))
-        x = k * scale
-        moffat = torch.zeros_like(x)
+        r"""Unit-flux transforms at the radial wavenumbers ``k`` (rad/arcsec) of one grid.
+
+        The spec must be 2-d, ``(N, B)``; returns ``(N, B, *k.shape)``. Each PSF is evaluated
+        with its own family's formula only (the grid's powers of :math:`k` are computed once),
+        which is what makes the renderer's cost the FFT's rather than the PSFs'.
+        """
+        n, b = self.fwhm.shape
+        out = torch.empty((n * b, *k.shape), dtype=k.dtype, device=k.device)
+        kind, fwhm, beta = self.kind.reshape(-1), self.fwhm.reshape(-1).to(k.dtype), self.beta.reshape(-1).to(k.dtype)
+        grid = k.unsqueeze(0)
+
+        def fill(mask: torch.Tensor, values) -> None:
+            index = torch.nonzero(mask).flatten()
+            if len(index):
+                out[index] = values(index)
+
+        fill(kind == 0, lambda i: torch.exp((-0.5 * (fwhm[i] * _FWHM_TO_SIGMA) ** 2)[:, None, None] * (grid * grid)))
+        fill(kind == 1, lambda i: torch.exp((-KOLMOGOROV_K_CONSTANT * fwhm[i] ** (5.0 / 3.0))[:, None, None]
+                                            * grid ** (5.0 / 3.0)))
         for value, coefficients in _MOFFAT_POLYNOMIALS.items():
-            polynomial = sum(c * x**power for power, c in enumerate(coefficients))
-            moffat = torch.where(beta == value, polynomial * torch.exp(-x), moffat)
-        return torch.where(kind == 0, gaussian, torch.where(kind == 1, kolmogorov, moffat))
+            def moffat(i, coefficients=coefficients, value=value):
+                x = grid * (fwhm[i] / (2.0 * math.sqrt(2.0 ** (1.0 / value) - 1.0)))[:, None, None]
+                polynomial = torch.full_like(x, coefficients[-1])
+                for c in reversed(coefficients[:-1]):  # Horner
+                    polynomial = polynomial * x + c
+                return polynomial * torch.exp(-x)
+
+            fill((kind == 2) & (beta == value), moffat)
+        return out.view(n, b, *k.shape)
 
 
 def _fastSize(n: int) -> int:
@@ -425,19 +439,22 @@ class FourierRenderer:
         their major axes (:math:`h/\sqrt q`), is under ``foldingThreshold``; the largest grid
         when none is.
         """
-        radii = torch.tensor([(m - self.stampSize / 2) * self.pixelScale for m in self.gridSizes], dtype=torch.float64)
+        sizes = torch.tensor(self.gridSizes, dtype=torch.float64)
+        # A galaxy off the stamp's centre brings its periodic copy closer by its offset.
+        offset = torch.maximum(galaxies.dx.abs(), galaxies.dy.abs()).double().cpu()[:, None]
+        radii = ((sizes[None, :] - self.stampSize / 2 - offset) * self.pixelScale).clamp(min=1e-3)
         f = galaxies.bulgeFraction.double().cpu()[:, None]
         agn = galaxies.agnFraction.double().cpu()[:, None]
         hb = (galaxies.hlrBulge.double().cpu() / galaxies.qBulge.double().cpu().sqrt()).clamp(min=1e-6)[:, None]
         hd = (galaxies.hlrDisk.double().cpu() / galaxies.qDisk.double().cpu().sqrt()).clamp(min=1e-6)[:, None]
-        x = radii[None, :] * _EXPONENTIAL_HLR / hd
+        x = radii * _EXPONENTIAL_HLR / hd
         diskTail = (1.0 + x) * torch.exp(-x)
-        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64), _DEVAUCOULEURS_B * (radii[None, :] / hb) ** 0.25)
+        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64), _DEVAUCOULEURS_B * (radii / hb) ** 0.25)
         bulgeTail = torch.where(galaxies.hlrBulge.cpu()[:, None] > 0, bulgeTail, torch.zeros_like(bulgeTail))
         diskTail = torch.where(galaxies.hlrDisk.cpu()[:, None] > 0, diskTail, torch.zeros_like(diskTail))
         tail = (1.0 - agn) * (f * bulgeTail + (1.0 - f) * diskTail)
         good = tail <= self.foldingThreshold
-        first = torch.where(good.any(dim=1), good.double().argmax(dim=1), torch.full((len(galaxies),), len(radii) - 1))
+        first = torch.where(good.any(dim=1), good.double().argmax(dim=1), torch.full((len(galaxies),), len(self.gridSizes) - 1))
         return first.long()
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
