@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ commands:
   population  write the built-in population as a CatSim-format FITS catalogue (and compare plots)
   examples    draw example images like the paper's Fig. 2 into a PNG
   throughput  time the simulator (galaxies/s, 1 and all cores) into a Markdown table
+  fourier-check  compare the torch Fourier renderer with GalSim and time both (Markdown + JSON)
 
 Train, validation and test use disjoint galaxies (--split); the same --seed gives the same data.
 Run `madness-sim <command> --help` for the options of one command.
@@ -106,6 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--blended", type=int, default=500, metavar="N", help="BlendedSims scenes (default: %(default)s)")
     sub.add_argument("--fields", type=int, default=30, metavar="N", help="TestFields scenes (default: %(default)s)")
     sub.add_argument("--out", type=Path, required=True, help="Markdown file to write (e.g. doc/sim-throughput.md)")
+    sub = commands.add_parser("fourier-check", help="compare the torch Fourier renderer with GalSim and time both",
+                              description="Draw galaxies of the built-in population in ugrizy with random PSFs "
+                                          "(Kolmogorov, Moffat, Gaussian) and centres with GalSim and with the torch "
+                                          "FourierRenderer (float32, float64); report flux and pixel differences per "
+                                          "band and stamps/s (CPU, and CUDA when available) as fourier-check.md and "
+                                          "fourier-check.json in --out. Torch uses the threads it is set to "
+                                          "(OMP_NUM_THREADS).")
+    sub.add_argument("--galaxies", type=int, default=1000, metavar="N", help="galaxies compared (default: %(default)s)")
+    sub.add_argument("--seed", type=int, default=0, help="population, centre and PSF seed (default: %(default)s)")
+    sub.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                     help="device of the comparison; CUDA is also timed when available unless cpu (default: %(default)s)")
+    sub.add_argument("--batch-size", type=int, default=256, metavar="N",
+                     help="galaxies per renderer call (default: %(default)s)")
+    sub.add_argument("--out", type=Path, default=Path("doc/_generated"),
+                     help="folder for fourier-check.md and .json (default: %(default)s)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -211,13 +229,31 @@ def _throughput(args) -> int:
     return 0
 
 
+def _fourierCheck(args) -> int:
+    from .fourierCheck import writeFourierCheck
+
+    if args.galaxies < 1 or args.batch_size < 1:
+        raise ValueError("--galaxies and --batch-size must be at least 1")
+    command = "madness-sim " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    if os.environ.get("OMP_NUM_THREADS"):
+        command = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} {command}"
+    result = writeFourierCheck(args.out, nGalaxies=args.galaxies, seed=args.seed, device=args.device,
+                               command=command, batchSize=args.batch_size, progress=not args.quiet)
+    print((args.out / "fourier-check.md").read_text())
+    failing = {dtype: a["galaxiesFailing"] for dtype, a in result["agreement"].items()}
+    print(f"written {args.out / 'fourier-check.md'} and {args.out / 'fourier-check.json'}; galaxies failing a "
+          f"target: {failing}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = argv
     try:
         if args.command in DATASETS:
             return _simulate(args)
-        commands = {"inputs": _inputs, "population": _population, "examples": _examples, "throughput": _throughput}
+        commands = {"inputs": _inputs, "population": _population, "examples": _examples, "throughput": _throughput,
+                    "fourier-check": _fourierCheck}
         return commands[args.command](args)
     except (ValueError, OSError) as error:
         print(f"madness-sim {args.command}: error: {error}", file=sys.stderr)
