@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EncoderConfig", "DecoderConfig", "FlowConfig", "ModelConfig", "PROFILES"]
+__all__ = ["EncoderConfig", "DecoderConfig", "FlowConfig", "ModelFrame", "ModelConfig", "PROFILES"]
 
 
 class _Frozen(BaseModel):
@@ -43,6 +43,35 @@ class DecoderConfig(_Frozen):
     seedChannels: int = Field(128, description="Channels of that feature map.")
     channels: tuple[int, ...] = Field((128, 96, 64), description="Filters of each stride-2 transposed convolution.")
     kernelSize: int = Field(5, description="Transposed-convolution kernel side; odd.")
+    outputActivation: Literal["relu", "softplus"] = Field(
+        "relu", description="Activation of the output pixels: 'relu' (paper; a channel can die, stuck at zero) "
+                            "or 'softplus' (positive, with a gradient everywhere).")
+
+
+class ModelFrame(_Frozen):
+    r"""Where and in which units the decoder draws galaxies, independent of any observation.
+
+    Galaxies are drawn on ``pixelScale`` pixels convolved with a Gaussian **model PSF** of
+    FWHM ``psfFwhm``, narrower than every PSF a user will bring, so that any observation is
+    the model frame convolved with a difference kernel :math:`\tilde P_{\rm obs}/\tilde P_{\rm model}`.
+    0.35″ is below the sharpest ground-based coadds (HSC, ≈ 0.5″) and the training range's
+    lower end (0.45″), and keeps the frame sampled at 0.2″ pixels: the model PSF's transform
+    is 0.066 at the Nyquist wavenumber :math:`\pi/s`, so decoded stamps hardly alias, and the
+    difference kernel to any PSF from 0.45″ stays below 1 up to Nyquist. Pixel values are
+    ``fluxUnit`` divided by the band's scale (``bandScales``, by default the sky noise per pixel at
+    LSST 10-year depth), so every band enters the networks with unit noise.
+    """
+
+    pixelScale: float = Field(0.2, gt=0, description="Model-frame pixel side, arcsec.")
+    psfFwhm: float = Field(0.35, gt=0, description="FWHM of the Gaussian model PSF, arcsec.")
+    fluxUnit: Literal["nJy"] = Field("nJy", description="Flux unit of the model frame before band scaling.")
+    bandScales: tuple[float, ...] = Field(description="fluxUnit per network unit, one per band, in band order.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelFrame":
+        if not self.bandScales or min(self.bandScales) <= 0:
+            raise ValueError(f"bandScales must be positive, got {self.bandScales}")
+        return self
 
 
 class FlowConfig(_Frozen):
@@ -60,7 +89,11 @@ class ModelConfig(_Frozen):
     bands: tuple[str, ...] = Field(("u", "g", "r", "i", "z", "y"), description="Input bands, in channel order.")
     stampSize: int = Field(45, description="Side of the input and output stamps, pixels.")
     latentDim: int = Field(16, description="Dimension of the latent space.")
-    normalisation: float = Field(1e4, description="Pixels (electrons) are divided by this before entering the networks.")
+    normalisation: float = Field(1e4, description="Pixels (electrons) are divided by this before entering the networks "
+                                                  "(models without a modelFrame only).")
+    modelFrame: ModelFrame | None = Field(
+        None, description="The model frame the decoder draws in (PSF-free models); None: the decoder draws galaxies "
+                          "as observed with the training survey's PSF, in electrons / normalisation.")
     encoder: EncoderConfig = Field(EncoderConfig(), description="Encoder sizes (also the VAE-deblender's).")
     decoder: DecoderConfig = Field(DecoderConfig(channels=(64, 32, 16), seedChannels=64), description="Decoder sizes.")
     flow: FlowConfig = Field(FlowConfig(), description="Latent-space flow prior.")
@@ -77,6 +110,9 @@ class ModelConfig(_Frozen):
             )
         if not self.encoder.channels or not self.decoder.channels:
             raise ValueError("encoder and decoder need at least one convolution")
+        if self.modelFrame is not None and len(self.modelFrame.bandScales) != len(self.bands):
+            raise ValueError(f"modelFrame.bandScales has {len(self.modelFrame.bandScales)} values for "
+                             f"{len(self.bands)} bands")
         return self
 
     @classmethod

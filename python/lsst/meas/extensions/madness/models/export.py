@@ -43,6 +43,8 @@ __all__ = [
     "shippedModelsPath",
     "updateModelCard",
     "sha256",
+    "weakBands",
+    "WEAK_BAND_COSINE",
 ]
 
 MODEL_FILES: dict[str, str] = {
@@ -135,6 +137,7 @@ def exportModels(
         "normalisation": config.normalisation,
         "profile": config.profile,
         "modelConfig": config.model_dump(mode="json"),
+        "modelFrame": config.modelFrame.model_dump(mode="json") if getattr(config, "modelFrame", None) else None,
         "surveyConditions": dict(conditions) if conditions is not None else None,
         "training": dict(training or {}),
         "validation": dict(validation or {}),
@@ -242,7 +245,24 @@ def loadModels(
             raise ModelCardError(f"{path}: not a loadable TorchScript file ({error})") from None
     models = MadnessModels(card=card, directory=directory, **modules)
     _checkShapes(models, cardPath)
+    weak = weakBands(card)
+    if weak:
+        warnings.warn(f"{cardPath}: the decoder reproduces bands {', '.join(weak)} poorly (held-out mean cosine "
+                      f"below {WEAK_BAND_COSINE}); their children are unreliable", stacklevel=2)
     return models
+
+
+#: Held-out mean cosine similarity below which a band is called weak.
+WEAK_BAND_COSINE = 0.9
+
+
+def weakBands(card: Mapping[str, Any]) -> list[str]:
+    """Bands whose model-frame validation (card ``validation.modelFrame.perBand``) has a mean cosine
+    below :data:`WEAK_BAND_COSINE`, or that it lists as dead; empty for cards without those metrics."""
+    frame = (card.get("validation") or {}).get("modelFrame") or {}
+    perBand = frame.get("perBand") or {}
+    weak = [band for band, m in perBand.items() if float(m.get("meanCosine", 1.0)) < WEAK_BAND_COSINE]
+    return weak + [band for band in frame.get("deadBands", []) if band not in weak]
 
 
 def _checkShapes(models: MadnessModels, cardPath: Path) -> None:

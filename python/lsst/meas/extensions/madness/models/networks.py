@@ -5,7 +5,8 @@ full-covariance Gaussian posterior :math:`q(z \mid x) = \mathcal{N}(\mu, L L^\to
 16-d latent space: :math:`d` means and the :math:`d(d+1)/2` entries of a lower-triangular
 :math:`L` whose diagonal is made positive by a softplus (plus :math:`10^{-5}`), as
 TensorFlow Probability's ``MultivariateNormalTriL`` in the reference code. The decoder maps
-a latent :math:`z` back to a non-negative stamp (ReLU output). Both are plain
+a latent :math:`z` back to a non-negative stamp (ReLU output, or softplus, whose gradient
+never vanishes, so no band can die). Both are plain
 ``torch.nn.Module`` s that ``torch.jit.script`` compiles.
 
 Shapes, with :math:`c_i` the encoder filters and stride-2 "same" convolutions,
@@ -104,7 +105,8 @@ class Decoder(nn.Module):
             pad = dc.kernelSize // 2
             layers += [nn.ConvTranspose2d(channels, out, dc.kernelSize, stride=2, padding=pad, output_padding=1), nn.PReLU(out)]
             channels = out
-        layers += [nn.ConvTranspose2d(channels, len(config.bands), 3, stride=1, padding=1), nn.ReLU()]
+        output = nn.Softplus() if dc.outputActivation == "softplus" else nn.ReLU()
+        layers += [nn.ConvTranspose2d(channels, len(config.bands), 3, stride=1, padding=1), output]
         self.upsample = nn.Sequential(*layers)
         produced = dc.seedSize * 2 ** len(dc.channels)
         # Crop as the reference does: one more row/column off the end than the start.

@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="madness-train", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=(*STAGES, "all"), help="what to train: vae, flow, deblender or all")
+    parser.add_argument("stage", choices=(*STAGES, "all", "population"),
+                        help="what to train: vae, flow, deblender or all; 'population' writes the galaxies of "
+                             "budget training to --out FILE.npz (on a machine with astropy, for one without)")
     group = parser.add_argument_group("output")
     group.add_argument("--out", type=Path, default=Path("training"), metavar="DIR",
                        help="folder for checkpoints, metrics and plots (default: %(default)s)")
@@ -122,6 +124,23 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--validation-stamps", type=int, metavar="N", help="validation stamps (default: 1000)")
     group.add_argument("--seed", type=int, metavar="SEED",
                        help="seed of training and of the simulated noise (default: 0)")
+    group = parser.add_argument_group(
+        "budget training (--minutes): galaxies drawn on the training device in the model frame; "
+        "needs torch, numpy, pydantic and zuko only")
+    group.add_argument("--minutes", type=float, metavar="M",
+                       help="train all three stages within M wall-clock minutes (stage 'all' only) on stamps "
+                            "rendered on the device, observed through random PSFs, learning the model frame; "
+                            "exports OUT/models")
+    group.add_argument("--population", type=Path, metavar="FILE",
+                       help="train/validation galaxies as written by `madness-train population` (.npz; default: "
+                            "the built-in population, generated here, which needs astropy)")
+    group.add_argument("--init", metavar="DIR",
+                       help="start from an exported model directory, or 'shipped' for the package's weights "
+                            "(fine-tuning: training time adds up across runs)")
+    group.add_argument("--model-psf", type=float, default=0.35, metavar="ARCSEC",
+                       help="FWHM of the model frame's Gaussian PSF (default: %(default)s)")
+    group.add_argument("--metric-stamps", type=int, metavar="N",
+                       help="held-out isolated galaxies of the per-band metrics (default: 5000)")
     return parser
 
 
@@ -244,7 +263,100 @@ class _Data:
         return sets["train"], sets["validation"], config
 
 
+def _population(args, bands):
+    """Train and validation galaxy arrays for budget training: the --population file, or generated here."""
+    from ..sim.trainingStamps import loadPopulationArrays
+
+    if args.population is not None:
+        if not args.population.is_file():
+            raise FileNotFoundError(f"{args.population}: no such population file (write one with "
+                                    f"`madness-train population --out {args.population}`)")
+        arrays = {split: loadPopulationArrays(args.population, split) for split in ("train", "validation")}
+    else:
+        from ..sim.galaxies import loadGalaxies
+        from ..sim.trainingStamps import populationArrays
+        from ..sim.splits import splitOf
+        import numpy as np
+
+        galaxies = loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
+                                snrCut=args.snr_cut if args.snr_cut > 0 else None)
+        split = splitOf(np.asarray(galaxies["galtileid"]))
+        arrays = {name: populationArrays(galaxies[split == name], bands) for name in ("train", "validation")}
+    stored = [str(b) for b in arrays["train"]["bands"]]
+    if stored != list(bands):
+        raise ValueError(f"{args.population}: galaxies with bands {''.join(stored)}, the models take {''.join(bands)}")
+    return arrays
+
+
+def _writePopulation(args) -> int:
+    from ..sim.galaxies import loadGalaxies
+    from ..sim.trainingStamps import savePopulationArrays
+
+    out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    galaxies = loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
+                            snrCut=args.snr_cut if args.snr_cut > 0 else None)
+    arrays = savePopulationArrays(out, galaxies, "ugrizy")
+    print(f"{out}: {len(arrays['train']['magnitudes'])} train and {len(arrays['validation']['magnitudes'])} "
+          f"validation galaxies ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _runBudget(args) -> int:
+    from ..sim.trainingStamps import TrainingStampSimulator, skyNoiseNJy
+    from ..sim.survey import LSST_CONDITIONS
+    from .budgetTraining import BudgetConfig, BudgetStage, trainWithinBudget
+    from .config import ModelFrame
+    from .device import resolveDevice
+    from .export import shippedModelsPath
+
+    if args.stage != "all":
+        raise ValueError("--minutes trains the three stages together: use `madness-train all --minutes M`")
+    unused = [flag for flag, value in (("--train-shards", args.train_shards), ("--val-shards", args.val_shards),
+                                       ("--epochs", args.epochs), ("--steps-per-epoch", args.steps_per_epoch),
+                                       ("--resume", args.resume), ("--warmup-epochs", args.warmup_epochs))
+              if value]
+    if unused:
+        raise ValueError(f"{', '.join(unused)} belong to epoch training; budget training (--minutes) draws its own "
+                         "stamps and resumes from OUT by itself")
+    base = _modelConfig(args, "vae")
+    frame = ModelFrame(pixelScale=LSST_CONDITIONS.pixelScale, psfFwhm=args.model_psf,
+                       bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands))
+    modelConfig = base.model_validate({**base.model_dump(), "modelFrame": frame.model_dump(),
+                                       "decoder": {**base.decoder.model_dump(), "outputActivation": "softplus"}})
+    device = resolveDevice(args.device or "auto")
+    arrays = _population(args, modelConfig.bands)
+    simulators = [TrainingStampSimulator(arrays[split], modelConfig.bands, bandScales=frame.bandScales,
+                                         modelPsfFwhm=frame.psfFwhm, pixelScale=frame.pixelScale,
+                                         stampSize=modelConfig.stampSize, device=device)
+                  for split in ("train", "validation")]
+    fields = {"minutes": args.minutes, "device": str(device), "batchSize": args.batch_size, "seed": args.seed,
+              "validationStamps": args.validation_stamps, "metricStamps": args.metric_stamps}
+    config = BudgetConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+    if args.lr is not None:
+        config = config.model_copy(update={s: BudgetStage(**{**config.stage(s).model_dump(), "lr": args.lr})
+                                           for s in ("vae", "flow", "deblender")})
+    init = shippedModelsPath() if args.init == "shipped" else args.init
+    summary = trainWithinBudget(modelConfig, config, simulators[0], simulators[1], args.out, initFrom=init,
+                                progress=not args.quiet, recipe=[" ".join(["madness-train", *sys.argv[1:]])])
+    for stage, record in summary["training"]["stages"].items():
+        print(f"{stage}: {record['steps']} steps, {record['stampsSeen']} stamps, {record['seconds']:.0f} s; "
+              f"validation loss {record['initialValLoss']:.5g} -> {record['finalValLoss']:.5g}")
+    perBand = summary["validation"]["perBand"]
+    print("held-out cosine / mean |dF/F| per band: " + ", ".join(
+        f"{b} {m['meanCosine']:.3f}/{m['meanAbsFluxError']:.3f}" for b, m in perBand.items()))
+    if summary["validation"]["lowCosineBands"] or summary["validation"]["deadBands"]:
+        print(f"madness-train: warning: weak bands {summary['validation']['lowCosineBands']}, dead bands "
+              f"{summary['validation']['deadBands']}", file=sys.stderr)
+    print(f"models: {summary['card']}")
+    return 0
+
+
 def _run(args) -> int:
+    if args.stage == "population":
+        return _writePopulation(args)
+    if args.minutes is not None:
+        return _runBudget(args)
     from .provenance import writeDataRecord
     from .training import STAGES, requireVaeCheckpoint, stagePath, trainDeblender, trainFlow, trainVae
 

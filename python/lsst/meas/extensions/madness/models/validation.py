@@ -59,6 +59,7 @@ __all__ = [
     "stackItems",
     "metricsMarkdown",
     "deadBands",
+    "silentBands",
 ]
 
 
@@ -145,9 +146,15 @@ def deadBands(models: MadnessModels, stamps: np.ndarray, truth: np.ndarray, minF
     A band whose output channel died in training (its ReLU stuck at zero) has no model at all;
     metrics of one other band do not show it.
     """
-    decoded = predictStamps(models, stamps, which).sum(axis=(0, 2, 3))
-    expected = np.asarray(truth, dtype=np.float64).sum(axis=(0, 2, 3))
-    return [band for band, got, want in zip(models.bands, decoded, expected) if want > 0 and got < minFluxRatio * want]
+    return silentBands(predictStamps(models, stamps, which), truth, models.bands, minFluxRatio)
+
+
+def silentBands(decoded: np.ndarray, truth: np.ndarray, bands: Sequence[str], minFluxRatio: float = 0.1) -> list[str]:
+    """Bands whose decoded flux, summed over all stamps ``(N, bands, S, S)``, is below
+    ``minFluxRatio`` times the truth's (the test behind :func:`deadBands`)."""
+    got = np.asarray(decoded, dtype=np.float64).sum(axis=(0, 2, 3))
+    want = np.asarray(truth, dtype=np.float64).sum(axis=(0, 2, 3))
+    return [band for band, g, w in zip(bands, got, want) if w > 0 and g < minFluxRatio * w]
 
 
 def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, band: str = "r",

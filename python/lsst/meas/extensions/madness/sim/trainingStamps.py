@@ -90,18 +90,35 @@ def populationArrays(table, bands: Sequence[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def savePopulationArrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write :func:`populationArrays` to a compressed ``.npz`` (what a GPU machine without astropy reads)."""
-    np.savez_compressed(path, **arrays)
+def savePopulationArrays(path: str | os.PathLike, galaxies, bands: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Write the train and validation galaxies of a CatSim table to a compressed ``.npz``.
+
+    The file is what a GPU machine without astropy or GalSim trains from
+    (:func:`loadPopulationArrays`); the test split is left out, so a benchmark's galaxies
+    never reach training. Returns the arrays of each split.
+    """
+    from .splits import splitOf
+
+    split = splitOf(np.asarray(galaxies["galtileid"]))
+    arrays = {name: populationArrays(galaxies[split == name], bands) for name in ("train", "validation")}
+    np.savez_compressed(path, **{f"{name}.{k}": v for name, a in arrays.items() for k, v in a.items()})
+    return arrays
 
 
-def loadPopulationArrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a file of :func:`savePopulationArrays`; names the file and the missing column on error."""
+def loadPopulationArrays(path: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
+    """The ``split`` (``"train"`` or ``"validation"``) of a file of :func:`savePopulationArrays`.
+
+    Raises
+    ------
+    KeyError
+        Naming the file and the missing column.
+    """
+    prefix = f"{split}."
     with np.load(path) as data:
-        arrays = {k: data[k] for k in data.files}
+        arrays = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
     missing = [c for c in (*POPULATION_COLUMNS, "magnitudes", "bands") if c not in arrays]
     if missing:
-        raise KeyError(f"{path}: population file lacks {missing}")
+        raise KeyError(f"{path}: the {split} galaxies lack {missing} (write the file with savePopulationArrays)")
     return arrays
 
 

@@ -1,0 +1,371 @@
+r"""Training against the clock, on stamps drawn on the training device, in the model frame.
+
+GPU time comes in slots of minutes. :func:`trainWithinBudget` trains the β-VAE, the flow
+and the VAE-deblender one after the other, each for its share of ``minutes``, on batches
+that :class:`~lsst.meas.extensions.madness.sim.trainingStamps.TrainingStampSimulator` draws
+afresh at every step on the same device (no shards, no data loader), then exports the
+TorchScript models with a card that says exactly what ran. It needs torch, numpy, pydantic
+and zuko only: no GalSim and no astropy, so it runs on a bare GPU machine.
+
+Losses, per batch (network units: nJy over the band's scale, see
+:class:`~.config.ModelFrame`):
+
+VAE
+    :math:`\sum (y - \hat y)^2 / (\sigma_b^2 + y^+/c_b) + \beta\,\mathrm{KL}`, with :math:`x`
+    the noisy observed stamp, :math:`y` the same galaxy in the model frame, :math:`\hat y`
+    the decoding of :math:`z \sim q(z \mid x)`, :math:`\sigma_b^2` the sky variance and
+    :math:`c_b` electrons per network unit (the galaxy's own Poisson term).
+Flow
+    :math:`-\log p_\phi(z)`, :math:`z \sim q(z \mid x)` of the frozen encoder (Sec. 3.3).
+Deblender
+    :math:`\lVert \mu_d(x_{\rm blend}) - \mu(x_{\rm isolated}) \rVert^2`: the deblender's posterior
+    mean on the blend against the frozen encoder's on the central galaxy observed alone
+    through the same PSFs with sky noise (Sec. 3.4, with means instead of samples).
+
+Each stage runs Adam with a cosine learning-rate decay over its time share, clips
+gradients by value, checkpoints every ``checkpointSeconds`` to ``outDir/<stage>/checkpoint.pt``
+and resumes from it (the time already spent counts). ``initFrom`` starts from an exported
+model directory (e.g. the shipped weights), so CPU and GPU runs add up instead of
+restarting.
+
+References
+----------
+Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 3.2-3.4, App. B.
+Loshchilov & Hutter 2017, ICLR, "SGDR: stochastic gradient descent with warm restarts" (cosine decay).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from .config import ModelConfig
+from .device import resolveDevice
+from .flow import FlowLogProb, makeFlow
+from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
+
+__all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights"]
+
+_log = logging.getLogger(__name__)
+_STAGES = ("vae", "flow", "deblender")
+_CHECKPOINT = "checkpoint.pt"
+
+
+class BudgetStage(BaseModel):
+    """Optimiser settings of one stage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share: float = Field(gt=0, description="Share of the total minutes this stage trains for.")
+    lr: float = Field(gt=0, description="Adam learning rate at the start of the stage (cosine decay to lrFloor of it).")
+    clipValue: float = Field(0.1, gt=0, description="Clip each gradient component to ±clipValue.")
+
+
+class BudgetConfig(BaseModel):
+    """A time-budgeted training run (see :func:`trainWithinBudget`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minutes: float = Field(gt=0, description="Wall-clock minutes for the three stages together (validation and "
+                                             "export come on top: about a minute on a GPU).")
+    vae: BudgetStage = Field(BudgetStage(share=0.6, lr=3e-4), description="β-VAE stage.")
+    flow: BudgetStage = Field(BudgetStage(share=0.1, lr=1e-3, clipValue=0.01), description="Flow stage.")
+    deblender: BudgetStage = Field(BudgetStage(share=0.3, lr=3e-4), description="VAE-deblender stage.")
+    batchSize: int | None = Field(None, ge=1, description="Stamps per step; None: 256 on CUDA, 32 on CPU.")
+    beta: float = Field(0.01, ge=0, description="Weight β of the KL term.")
+    lrFloor: float = Field(0.05, gt=0, le=1, description="The cosine decay ends at this fraction of lr.")
+    checkpointSeconds: float = Field(60.0, gt=0, description="Seconds between checkpoints.")
+    validationStamps: int = Field(512, ge=8, description="Held-out stamps of the per-stage validation loss.")
+    metricStamps: int = Field(5000, ge=8, description="Held-out isolated galaxies of the final per-band metrics.")
+    seed: int = Field(0, description="Seed of initialisation, galaxies, PSFs and noise.")
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BudgetConfig":
+        total = self.vae.share + self.flow.share + self.deblender.share
+        if not math.isclose(total, 1.0, rel_tol=1e-6):
+            raise ValueError(f"the stage shares must add up to 1, got {total}")
+        return self
+
+    def stage(self, name: str) -> BudgetStage:
+        return getattr(self, name)
+
+
+def loadInitialWeights(directory: str | os.PathLike, modules: dict[str, nn.Module]) -> list[str]:
+    """Copy the weights of an exported model directory into ``modules`` (``encoder``, ``decoder``,
+    ``deblenderEncoder``, ``flow``) where names and shapes agree; returns what was loaded.
+
+    Raises
+    ------
+    FileNotFoundError
+        A network file is missing (named).
+    ValueError
+        A network's weights do not fit (names the file and the first mismatch).
+    """
+    from .export import MODEL_FILES
+
+    loaded = []
+    for name, module in modules.items():
+        path = Path(directory) / MODEL_FILES["flowLogProb" if name == "flow" else name]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; --init needs an exported model directory")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        target = FlowLogProb(module) if name == "flow" else module
+        own = target.state_dict()
+        state = {k: v for k, v in state.items() if k in own}
+        bad = [k for k, v in state.items() if v.shape != own[k].shape]
+        if bad or not state:
+            raise ValueError(f"{path}: its weights do not fit the {name} being trained "
+                             f"({bad[0] if bad else 'no common parameter'}); use the same profile as that model")
+        target.load_state_dict(state, strict=False)
+        loaded.append(name)
+    return loaded
+
+
+def _cosineLr(stage: BudgetStage, fraction: float, floor: float) -> float:
+    fraction = min(max(fraction, 0.0), 1.0)
+    return stage.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * fraction)))
+
+
+def _vaeLoss(encoder: Encoder, decoder: Decoder, batch: dict, skyVariance: torch.Tensor, perUnit: torch.Tensor,
+             beta: float, generator: torch.Generator | None) -> torch.Tensor:
+    mean, scaleTril = encoder(batch["observed"])
+    prediction = decoder(sampleLatent(mean, scaleTril, generator))
+    target = batch["model"]
+    variance = skyVariance.view(1, -1, 1, 1) + target.clamp(min=0) / perUnit.view(1, -1, 1, 1)
+    reconstruction = ((target - prediction) ** 2 / variance).sum(dim=(1, 2, 3))
+    return (reconstruction + beta * klToStandardNormal(mean, scaleTril)).mean()
+
+
+def _flowLoss(flow, frozen: Encoder, batch: dict, generator: torch.Generator | None) -> torch.Tensor:
+    with torch.no_grad():
+        latent = sampleLatent(*frozen(batch["observed"]), generator)
+    return -flow().log_prob(latent).mean()
+
+
+def _deblenderLoss(deblender: Encoder, frozen: Encoder, batch: dict) -> torch.Tensor:
+    with torch.no_grad():
+        reference, _ = frozen(batch["isolated"])
+    latent, _ = deblender(batch["observed"])
+    return ((latent - reference) ** 2).sum(-1).mean()
+
+
+def _save(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _runStage(name: str, modules: dict[str, nn.Module], trainable: nn.Module, loss: Callable[[dict], torch.Tensor],
+              draw: Callable[[int, torch.Generator], dict], validation: list[dict], config: BudgetConfig,
+              seconds: float, batchSize: int, outDir: Path, device: torch.device, progress: bool) -> dict:
+    """Train ``trainable`` for ``seconds`` (minus those a checkpoint already spent); return its record."""
+    stage = config.stage(name)
+    optimizer = torch.optim.Adam(trainable.parameters(), lr=stage.lr)
+    path = outDir / name / _CHECKPOINT
+    generator = torch.Generator(device=device).manual_seed(config.seed * 7919 + _STAGES.index(name))
+    spent, steps, history = 0.0, 0, []
+    if path.is_file():
+        payload = torch.load(path, map_location=device, weights_only=False)
+        for key, module in modules.items():
+            module.load_state_dict(payload["models"][key])
+        optimizer.load_state_dict(payload["optimizer"])
+        spent, steps, history = float(payload["seconds"]), int(payload["steps"]), list(payload["history"])
+        generator.manual_seed(config.seed * 7919 + _STAGES.index(name) + 1000 * steps)  # new data after a resume
+        _log.info("%s: resuming after %d steps (%.0f s)", name, steps, spent)
+
+    def validate() -> float:
+        trainable.eval()
+        with torch.no_grad():
+            values = [float(loss(batch)) for batch in validation]
+        trainable.train()
+        return float(np.mean(values))
+
+    def checkpoint() -> None:
+        _save({"stage": name, "models": {k: m.state_dict() for k, m in modules.items()},
+               "optimizer": optimizer.state_dict(), "seconds": spent, "steps": steps, "history": history}, path)
+
+    initial = validate() if not history else history[0]["initialValLoss"]
+    began, lastSave, lastLog, running = time.perf_counter(), time.perf_counter(), 0.0, []
+    offset = spent
+    trainable.train()
+    while spent < seconds:
+        for group in optimizer.param_groups:
+            group["lr"] = _cosineLr(stage, spent / seconds, config.lrFloor)
+        value = loss(draw(batchSize, generator))
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"{name}: non-finite training loss at step {steps + 1}; lower the learning rate "
+                                     f"(now {optimizer.param_groups[0]['lr']:g})")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        nn.utils.clip_grad_value_(trainable.parameters(), stage.clipValue)
+        optimizer.step()
+        steps += 1
+        running.append(float(value.detach()))
+        spent = offset + time.perf_counter() - began
+        if time.perf_counter() - lastSave > config.checkpointSeconds or spent >= seconds:
+            history.append({"step": steps, "seconds": round(spent, 1), "trainLoss": float(np.mean(running)),
+                            "valLoss": validate(), "lr": optimizer.param_groups[0]["lr"], "initialValLoss": initial})
+            running = []
+            checkpoint()
+            lastSave = time.perf_counter()
+        if progress and time.perf_counter() - lastLog > 15:
+            lastLog = time.perf_counter()
+            print(f"{name}: {spent:6.0f}/{seconds:.0f} s, step {steps}, loss {running[-1] if running else value:.4g}",
+                  flush=True)
+    if not history or history[-1]["step"] != steps:
+        history.append({"step": steps, "seconds": round(spent, 1), "trainLoss": float(np.mean(running or [np.nan])),
+                        "valLoss": validate(), "lr": optimizer.param_groups[0]["lr"], "initialValLoss": initial})
+        checkpoint()
+    trainable.eval()
+    record = {"steps": steps, "seconds": round(spent, 1), "stampsSeen": steps * batchSize, "batchSize": batchSize,
+              "initialValLoss": initial, "finalValLoss": history[-1]["valLoss"], "lr": stage.lr,
+              "clipValue": stage.clipValue}
+    (outDir / name / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    return record
+
+
+@torch.no_grad()
+def frameValidation(encoder: Encoder, decoder: Decoder, simulator, count: int, seed: int, batchSize: int = 256,
+                    minFluxRatio: float = 0.1) -> dict[str, Any]:
+    """Per-band cosine similarity and |δF/F| of decoded posterior means against the model-frame truth,
+    on ``count`` isolated galaxies the simulator draws with ``seed``; plus the silent (dead) bands."""
+    from .validation import ReconstructionMetrics, silentBands
+
+    generator = torch.Generator(device=simulator.device).manual_seed(seed)
+    decoded, truth = [], []
+    encoder.eval(), decoder.eval()
+    for start in range(0, count, batchSize):
+        batch = simulator.isolated(min(batchSize, count - start), generator)
+        decoded.append(decoder(encoder(batch["observed"])[0]).float().cpu().numpy())
+        truth.append(batch["model"].float().cpu().numpy())
+    decoded, truth = np.concatenate(decoded), np.concatenate(truth)
+    bands = simulator.bands
+    perBand = {band: ReconstructionMetrics.fromArrays(decoded[:, b], truth[:, b], band).__dict__
+               for b, band in enumerate(bands)}
+    return {"stamps": count, "seed": seed, "perBand": perBand,
+            "deadBands": silentBands(decoded, truth, bands, minFluxRatio),
+            "lowCosineBands": [band for band in bands if perBand[band]["meanCosine"] < 0.9]}
+
+
+def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator, validationSimulator, outDir,
+                      *, initFrom: str | os.PathLike | None = None, progress: bool = True,
+                      export: bool = True, recipe: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train the three networks within ``config.minutes`` and export them to ``outDir/models``.
+
+    Parameters
+    ----------
+    modelConfig
+        Network sizes; its ``modelFrame`` must match the simulators' (pixel scale, model PSF,
+        band scales) and its decoder should use ``outputActivation="softplus"``.
+    config
+        Minutes, stage shares, learning rates, batch size, device and seed.
+    simulator, validationSimulator
+        :class:`~lsst.meas.extensions.madness.sim.trainingStamps.TrainingStampSimulator` of the
+        train and validation galaxies, on ``config.device``.
+    outDir
+        Checkpoints in ``outDir/<stage>/``, models in ``outDir/models/``, a summary in
+        ``outDir/summary.json``.
+    initFrom
+        An exported model directory to start from (same profile), e.g. the shipped weights.
+
+    Returns
+    -------
+    dict
+        The summary: per-stage steps, seconds, stamps seen and losses, and the per-band metrics.
+
+    Examples
+    --------
+    See ``tests/test_budget_training.py`` (a few seconds on CPU with the tiny profile).
+    """
+    frame = modelConfig.modelFrame
+    if frame is None:
+        raise ValueError("budget training draws the model frame: give the ModelConfig a modelFrame")
+    for sim in (simulator, validationSimulator):
+        if (tuple(sim.bands) != tuple(modelConfig.bands) or sim.stampSize != modelConfig.stampSize
+                or not np.allclose(sim.bandScales, frame.bandScales) or sim.modelPsfFwhm != frame.psfFwhm
+                or sim.pixelScale != frame.pixelScale):
+            raise ValueError("the simulator's bands, stamp size, band scales, model PSF or pixel scale differ from "
+                             "the model frame's")
+    device = resolveDevice(config.device)
+    if simulator.device != device:
+        raise ValueError(f"the simulator draws on {simulator.device} but training runs on {device}")
+    outDir = Path(outDir)
+    outDir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    batchSize = config.batchSize or (256 if device.type == "cuda" else 32)
+    encoder, decoder = Encoder(modelConfig), Decoder(modelConfig)
+    flow, deblender = makeFlow(modelConfig), Encoder(modelConfig)
+    initialised = []
+    if initFrom is not None:
+        initialised = loadInitialWeights(initFrom, {"encoder": encoder, "decoder": decoder, "flow": flow,
+                                                    "deblenderEncoder": deblender})
+    for module in (encoder, decoder, flow, deblender):
+        module.to(device)
+    sky = (simulator.skyElectrons / simulator.electronsPerUnit**2).float()
+    perUnit = simulator.electronsPerUnit.float()
+    began = time.perf_counter()
+    total = config.minutes * 60.0
+
+    def fixed(draw, count: int, seed: int) -> list[dict]:
+        generator = torch.Generator(device=device).manual_seed(seed)
+        return [draw(min(batchSize, count - s), generator) for s in range(0, count, batchSize)]
+
+    records: dict[str, Any] = {}
+    vaeModules = {"encoder": encoder, "decoder": decoder}
+    vae = nn.ModuleDict(vaeModules)
+    records["vae"] = _runStage(
+        "vae", vaeModules, vae, lambda b: _vaeLoss(encoder, decoder, b, sky, perUnit, config.beta, None),
+        simulator.isolated, fixed(validationSimulator.isolated, config.validationStamps, 1), config,
+        total * config.vae.share, batchSize, outDir, device, progress)
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    records["flow"] = _runStage(
+        "flow", {"flow": flow}, flow, lambda b: _flowLoss(flow, encoder, b, None), simulator.isolated,
+        fixed(validationSimulator.isolated, config.validationStamps, 2), config, total * config.flow.share,
+        batchSize, outDir, device, progress)
+    if "deblenderEncoder" not in initialised:
+        deblender.load_state_dict(encoder.state_dict())  # the paper starts the deblender from the VAE encoder
+    for p in deblender.parameters():
+        p.requires_grad_(True)
+    records["deblender"] = _runStage(
+        "deblender", {"deblender": deblender}, deblender, lambda b: _deblenderLoss(deblender, encoder, b),
+        simulator.blended, fixed(validationSimulator.blended, config.validationStamps, 3), config,
+        total * config.deblender.share, batchSize, outDir, device, progress)
+    trainedSeconds = time.perf_counter() - began
+    metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
+        f"{torch.get_num_threads()} threads"
+    training = {
+        "kind": "budget", "device": str(device), "deviceName": name, "minutes": config.minutes,
+        "trainedSeconds": round(trainedSeconds, 1), "initialisedFrom": str(initFrom) if initFrom else None,
+        "initialisedNetworks": initialised, "stages": records, "budgetConfig": config.model_dump(mode="json"),
+        "observedPsfs": {"fwhm": list(simulator.psfRange.fwhm), "moffatFraction": simulator.psfRange.moffatFraction},
+        "galaxies": {"train": simulator.size, "validation": validationSimulator.size},
+        "recipe": list(recipe) if recipe else None, "torchVersion": torch.__version__,
+    }
+    summary = {"training": training, "validation": metrics}
+    if export:
+        from .export import exportModels
+
+        card = exportModels(outDir / "models", modelConfig, encoder, decoder, flow, deblender,
+                            conditions=simulator.conditions.model_dump(mode="json"), training=training,
+                            validation={"modelFrame": metrics})
+        summary["card"] = str(card)
+    (outDir / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    return summary
