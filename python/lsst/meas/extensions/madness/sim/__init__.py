@@ -1,23 +1,24 @@
 """LSST-like simulation: survey conditions, galaxy populations, rendering and data sets.
 
-``SimulationStream`` (which needs torch) is imported on first use.
+Every name loads with its module on first use: the GalSim and astropy parts stay out of a
+process that only draws training stamps with torch (:mod:`.fourier`, :mod:`.trainingStamps`).
 """
 
-from .survey import *  # noqa: F401,F403
-from .catsim import *  # noqa: F401,F403
-from .snr import *  # noqa: F401,F403
-from .population import *  # noqa: F401,F403
-from .galaxies import *  # noqa: F401,F403
-from .render import *  # noqa: F401,F403
-from .splits import *  # noqa: F401,F403
-from .datasets import *  # noqa: F401,F403
-from .shards import *  # noqa: F401,F403
-from .inputs import *  # noqa: F401,F403
+import importlib
+
+# Submodules whose public names the package exposes, in the order they are searched.
+_MODULES = ("survey", "catsim", "snr", "population", "galaxies", "render", "splits", "datasets", "shards",
+            "inputs", "fourier", "trainingStamps", "stream")
 
 
 def __getattr__(name: str):
-    if name == "SimulationStream":
-        from .stream import SimulationStream
-
-        return SimulationStream
+    if not name.startswith("_"):
+        for module in _MODULES:
+            loaded = importlib.import_module(f"{__name__}.{module}")
+            if name in getattr(loaded, "__all__", ()):
+                return getattr(loaded, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULES))
