@@ -1,0 +1,171 @@
+"""Budget training in the model frame: the training stamps, the trainer, and the GPU command rehearsed on CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
+from lsst.meas.extensions.madness.models.budgetTraining import loadInitialWeights
+from lsst.meas.extensions.madness.models.config import ModelFrame
+from lsst.meas.extensions.madness.models.export import exportModels, weakBands
+from lsst.meas.extensions.madness.sim import generatePopulation
+from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+from lsst.meas.extensions.madness.sim.trainingStamps import (
+    ObservedPsfRange,
+    TrainingStampSimulator,
+    loadPopulationArrays,
+    populationArrays,
+    savePopulationArrays,
+    skyNoiseNJy,
+)
+
+BANDS = "ugrizy"
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    path = tmp_path_factory.mktemp("population") / "population.npz"
+    savePopulationArrays(path, generatePopulation(600, seed=7), BANDS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def simulator(population):
+    return TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS, stampSize=33)
+
+
+def test_population_file_keeps_the_splits_apart(population):
+    train, validation = (loadPopulationArrays(population, s) for s in ("train", "validation"))
+    assert len(train["magnitudes"]) > len(validation["magnitudes"]) > 0
+    assert not set(train["galtileid"]) & set(validation["galtileid"])
+    with pytest.raises(KeyError, match="test galaxies lack"):
+        loadPopulationArrays(population, "test")
+
+
+def test_model_frame_and_observed_stamps_share_the_galaxy(simulator):
+    batch = simulator.isolated(24, torch.Generator().manual_seed(1))
+    model, observed = batch["model"], batch["observedNoiseless"]
+    small = model.sum(dim=(2, 3)) > 0
+    # Same galaxy, same flux: only the PSF differs (light beyond the stamp aside).
+    ratio = (model.sum(dim=(2, 3)) / observed.sum(dim=(2, 3)))[small]
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=0.05)
+    # The model frame is sharper than any observation.
+    assert bool((model.amax(dim=(2, 3)) >= observed.amax(dim=(2, 3)) * 0.999).all())
+
+
+def test_noise_is_unit_sky_noise_in_network_units(simulator):
+    batch = simulator.isolated(16, torch.Generator().manual_seed(2))
+    corner = (batch["observed"] - batch["observedNoiseless"])[:, :, :5, :5]
+    assert torch.allclose(corner.std(dim=(0, 2, 3)), torch.ones(6), atol=0.15)
+    assert torch.allclose(batch["variance"].amin(dim=(0, 2, 3)), torch.ones(6), atol=0.02)
+
+
+def test_band_scales_are_the_sky_noise_in_nJy():
+    scales = skyNoiseNJy(LSST_CONDITIONS, BANDS)
+    assert len(scales) == 6 and min(scales) > 0
+    assert scales[1] < scales[-1]  # y's bright sky is the noisiest
+
+
+def test_blends_have_neighbours_and_an_isolated_reference(simulator):
+    batch = simulator.blended(32, torch.Generator().manual_seed(3), maxNeighbours=2)
+    assert set(batch["neighbours"].tolist()) <= {0, 1, 2} and batch["neighbours"].max() > 0
+    alone = batch["neighbours"] == 0
+    extra = (batch["observed"] - batch["isolated"]).sum(dim=(1, 2, 3))
+    assert float(extra[~alone].mean()) > float(extra[alone].abs().mean())
+
+
+def test_a_model_psf_wider_than_the_observations_is_refused(population):
+    with pytest.raises(ValueError, match="narrower"):
+        TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS, modelPsfFwhm=0.5,
+                               psfRange=ObservedPsfRange(fwhm=(0.45, 1.0)))
+
+
+def _tiny(frame: bool = True) -> ModelConfig:
+    config = ModelConfig.fromProfile("tiny")
+    if frame:
+        config = ModelConfig.model_validate({**config.model_dump(), "modelFrame": ModelFrame(
+            bandScales=skyNoiseNJy(LSST_CONDITIONS, BANDS)).model_dump(),
+            "decoder": {**config.decoder.model_dump(), "outputActivation": "softplus"}})
+    return config
+
+
+def test_init_from_an_exported_directory_copies_the_weights(tmp_path):
+    config = _tiny()
+    torch.manual_seed(0)
+    encoder, decoder, flow, deblender = Encoder(config), Decoder(config), makeFlow(config), Encoder(config)
+    exportModels(tmp_path, config, encoder, decoder, flow, deblender)
+    torch.manual_seed(1)
+    fresh = {"encoder": Encoder(config), "decoder": Decoder(config), "flow": makeFlow(config),
+             "deblenderEncoder": Encoder(config)}
+    assert loadInitialWeights(tmp_path, fresh) == ["encoder", "decoder", "flow", "deblenderEncoder"]
+    z = torch.randn(3, config.latentDim)
+    assert torch.allclose(fresh["decoder"](z), decoder(z))
+    assert torch.allclose(fresh["flow"]().log_prob(z), flow().log_prob(z))
+    other = ModelConfig.fromProfile("light")
+    with pytest.raises(ValueError, match="do not fit"):
+        loadInitialWeights(tmp_path, {"encoder": Encoder(other)})
+
+
+def test_softplus_output_keeps_a_gradient_where_relu_dies():
+    for activation, alive in (("relu", False), ("softplus", True)):
+        config = ModelConfig.model_validate({**_tiny(False).model_dump(), "decoder": {
+            **_tiny(False).decoder.model_dump(), "outputActivation": activation}})
+        decoder = Decoder(config)
+        last = decoder.upsample[-2]
+        with torch.no_grad():
+            last.bias.fill_(-50.0)  # every output pixel far below zero: a dead channel for a ReLU
+        decoder(torch.randn(4, config.latentDim)).sum().backward()
+        assert (last.bias.grad.abs().sum() > 0) == alive
+
+
+def test_weak_bands_from_the_card_warn_on_load(tmp_path):
+    config = _tiny()
+    perBand = {b: {"meanCosine": 0.95} for b in BANDS} | {"u": {"meanCosine": 0.4}}
+    exportModels(tmp_path, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+                 validation={"modelFrame": {"perBand": perBand, "deadBands": ["y"]}})
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    assert card["modelFrame"]["psfFwhm"] == 0.35 and card["modelFrame"]["fluxUnit"] == "nJy"
+    assert weakBands(card) == ["u", "y"]
+    with pytest.warns(UserWarning, match="bands u, y poorly"):
+        loadModels(tmp_path)
+
+
+def test_gpu_command_rehearsed_on_cpu_without_galsim_or_astropy(tmp_path, population):
+    """The GPU slot's command, at tiny scale on CPU, in a process where GalSim, astropy, yaml and
+    matplotlib cannot be imported (a bare GPU machine); what it exports loads and deblends-ready."""
+    script = textwrap.dedent("""
+        import sys
+        for name in ("astropy", "galsim", "matplotlib", "yaml", "scarlet2", "jax"):
+            sys.modules[name] = None
+        from lsst.meas.extensions.madness.models.trainCli import main
+        sys.exit(main(sys.argv[1:]))
+    """)
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", script, "all", "--minutes", "0.08", "--profile", "tiny", "--device", "cpu",
+               "--population", str(population), "--out", str(out), "--batch-size", "8", "--validation-stamps", "16",
+               "--metric-stamps", "32", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "held-out cosine" in done.stdout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an untrained tiny model is weak in every band
+        models = loadModels(out / "models")
+    card = models.card
+    assert card["modelFrame"]["pixelScale"] == 0.2
+    training = card["training"]
+    assert training["kind"] == "budget" and training["device"] == "cpu"
+    assert all(training["stages"][s]["steps"] >= 1 and training["stages"][s]["stampsSeen"] >= 8
+               for s in ("vae", "flow", "deblender"))
+    metrics = card["validation"]["modelFrame"]
+    assert set(metrics["perBand"]) == set(BANDS) and metrics["stamps"] == 32
+    stamps = models.decode(torch.zeros(2, card["latentDim"]))
+    assert tuple(stamps.shape) == (2, 6, 45, 45) and bool((stamps > 0).all())  # softplus: positive everywhere
+    assert np.isfinite(json.loads((out / "summary.json").read_text())["training"]["trainedSeconds"])
