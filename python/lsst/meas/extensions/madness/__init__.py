@@ -14,9 +14,10 @@ from .framework import *  # noqa: F401,F403
 
 
 def __getattr__(name: str):
-    if not name.startswith("_"):
-        from . import io
+    if not name.startswith("_") and name != "io":
+        import importlib
 
+        io = importlib.import_module(f"{__name__}.io")
         if name in io.__all__:
             return getattr(io, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,8 @@ _MODULES = ("survey", "catsim", "snr", "population", "galaxies", "render", "spli
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     if not name.startswith("_"):
         for module in _MODULES:
             loaded = importlib.import_module(f"{__name__}.{module}")
