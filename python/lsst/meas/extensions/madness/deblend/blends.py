@@ -10,7 +10,9 @@ For a parent with K peaks, :func:`makeBlend` cuts
 - for every peak, the corner of its stamp in the canvas, ``round(peak) − stampSize // 2``
   (the decoder draws a galaxy centred in the stamp's central pixel; the paper rounds the
   positions too), and a ``stampSize`` cutout of the data around it, zero off the exposure,
-  which the VAE-deblender encoder turns into the starting latent.
+  which the VAE-deblender encoder turns into the starting latent;
+- each band's PSF kernel image at the parent's centre (what a model-frame decoder's stamps are
+  convolved with, :mod:`.observation`).
 
 :func:`stackBlends` pads a list of blends to common sizes and K for one batched fit.
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
-from ..afw.geom import Box2I, Extent2I, Point2I
+from ..afw.geom import Box2I, Extent2I, Point2D, Point2I
 
 __all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "stackBlends", "withoutData"]
 
@@ -59,6 +61,7 @@ class Blend:
     cutouts: np.ndarray  # (K, bands, S, S)
     mask: np.ndarray  # (bands, H, W) the exposure's mask, 0 off it
     variance: np.ndarray  # (bands, H, W) the exposure's variance, 0 off it
+    psfImages: list[np.ndarray] | None = None  # per band, the PSF kernel image at the parent; None without PSFs
 
     @property
     def nPeaks(self) -> int:
@@ -161,8 +164,11 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     cutouts = np.zeros((len(peaks), len(mExposure.bands), stampSize, stampSize))
     for k, (row, col) in enumerate(zip(rows, cols)):
         cutouts[k] = data[:, row:row + stampSize, col:col + stampSize]
+    psfs = mExposure.getPsfs()
+    centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
+    psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]
     return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
-                 mask.astype(np.int32), variance)
+                 mask.astype(np.int32), variance, psfImages)
 
 
 def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:

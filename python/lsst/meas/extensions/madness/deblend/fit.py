@@ -13,8 +13,10 @@ stamp's central pixel (:func:`~.mapCore.shiftStamps`), in the fit and in the chi
 ``False`` rounds the positions, as the paper does. The VAE-deblender encoder still sees the
 cutout around the rounded position, as in its training.
 
-Pixels are divided by the models' normalisation before the networks see them, so the weights
-are multiplied by its square.
+Pixels are divided by the models' per-band image scale (:meth:`~..models.export.MadnessModels.imageScale`)
+before the networks see them, so the weights are multiplied by its square. Models that draw in
+a model frame have their decoded stamps convolved with each blend's difference kernels
+(:mod:`.observation`), which also apply the sub-pixel shifts, before they meet the data.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
 from .mapCore import MapConfig, MapObjective, fitLatents, shiftStamps
+from .observation import convolveStamps, differenceKernelSpectrum, kernelGridSize
 
 __all__ = ["BlendFit", "fitBlends"]
 
@@ -87,7 +90,13 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             raise ValueError(f"blend {index} has {blend.data.shape[0]} bands and {blend.cutouts.shape[-1]}-pixel "
                              f"stamps; the models take {len(models.bands)} bands and {models.stampSize} pixels")
     device = resolveDevice(device)
-    scale = models.normalisation
+    bandScale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device)
+    frame = models.modelFrame
+    if frame is not None:
+        missing = [i for i, blend in enumerate(blends) if blend.psfImages is None]
+        if missing:
+            raise ValueError(f"the models draw galaxies in a model frame and need the exposure's PSF in every band; "
+                             f"blend {missing[0]} has none")
     # Loaded modules move in place: load the models with device= to avoid the copy.
     models.decoder.to(device)
     models.deblenderEncoder.to(device)
@@ -100,20 +109,29 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         start = time.perf_counter()
         arrays = stackBlends([blends[i] for i in indices])
         tensors = {key: torch.as_tensor(value, device=device) for key, value in arrays.items()}
+        scale = bandScale.view(1, -1, 1, 1)
         data = tensors["data"].float() / scale
         weight = tensors["weight"].float() * scale**2
-        cutouts = tensors["cutouts"].float() / scale
+        cutouts = tensors["cutouts"].float() / scale.unsqueeze(0)
         b, k = cutouts.shape[:2]
         offsets = tensors["subpixel"].float() if subpixel else None
+        kernels = None
+        if frame is not None:
+            size = kernelGridSize(models.stampSize, max(max(p.shape) for i in indices for p in blends[i].psfImages))
+            kernels = torch.stack([differenceKernelSpectrum(blends[i].psfImages, frame["psfFwhm"], frame["pixelScale"],
+                                                            models.stampSize, size) for i in indices]).to(device)
         with torch.no_grad():
             initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
         result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
-                            config, offsets, timeLimit=limit)
+                            config, offsets, timeLimit=limit, kernels=kernels)
         with torch.no_grad():
             decoded = models.decode(result.latents.reshape(b * k, -1))
-            if offsets is not None:
-                decoded = shiftStamps(decoded, offsets.reshape(b * k, 2))
+            flatOffsets = offsets.reshape(b * k, 2) if offsets is not None else None
+            if kernels is not None:
+                decoded = convolveStamps(decoded, kernels.repeat_interleave(k, dim=0), flatOffsets)
+            elif flatOffsets is not None:
+                decoded = shiftStamps(decoded, flatOffsets)
             stamps = (decoded * scale).view(b, k, *cutouts.shape[2:])
         elapsed = 1e3 * (time.perf_counter() - start)
         peaks = sum(blends[i].nPeaks for i in indices)

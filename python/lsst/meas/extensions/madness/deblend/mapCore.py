@@ -52,6 +52,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .observation import convolveStamps
+
 __all__ = ["MapConfig", "shiftMatrices", "shiftStamps", "placeStamps", "MapObjective", "MapResult", "fitLatents"]
 
 
@@ -121,12 +123,16 @@ class MapObjective(nn.Module):
         self.flowLogProb = flowLogProb
 
     def forward(self, latents: torch.Tensor, data: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor,
-                cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None,
+                kernels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)
-        if offsets is not None:
+        if kernels is not None:
+            # Model-frame stamps: each blend's difference kernels, with the sub-pixel shift as a phase.
+            flatOffsets = offsets.reshape(b * k, 2) if offsets is not None else None
+            stamps = convolveStamps(stamps, kernels.repeat_interleave(k, dim=0), flatOffsets)
+        elif offsets is not None:
             stamps = shiftStamps(stamps, offsets.reshape(b * k, 2))
         stamps = stamps.view(b, k, stamps.shape[1], stamps.shape[2], stamps.shape[3])
         model = placeStamps(stamps, rows, cols, present, data.shape[2], data.shape[3])
@@ -152,12 +158,13 @@ class MapResult:
 def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
                rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
                config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None,
-               timeLimit: float | None = None) -> MapResult:
+               timeLimit: float | None = None, kernels: torch.Tensor | None = None) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
     ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
-    stamps' central pixels. After ``timeLimit`` seconds the optimisation stops; the blends that
-    had not met the stopping rule are marked ``timedOut``.
+    stamps' central pixels. ``kernels`` (B, C, M, M // 2 + 1), for model-frame decoders, are each
+    blend's difference-kernel spectra (:mod:`.observation`). After ``timeLimit`` seconds the
+    optimisation stops; the blends that had not met the stopping rule are marked ``timedOut``.
     """
     start = time.perf_counter()
     latents = initial.detach().clone().requires_grad_(True)
@@ -173,7 +180,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     history = []
     timedOut = torch.zeros(b, dtype=torch.bool)
     for step in range(config.maxIter + 1):
-        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets)
+        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels)
         current = loss.detach().double().cpu()
         history.append(current)
         if step > 0:
@@ -201,6 +208,6 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     running = (~stopped).to(latents.device)
     best[running] = latents.detach()[running]
     with torch.no_grad():
-        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets)
+        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels)
     iterations[timedOut] = len(history) - 1
     return MapResult(best, loss, logLikelihood, logPrior, iterations, stopped.clone(), torch.stack(history), timedOut)

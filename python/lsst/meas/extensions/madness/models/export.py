@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -172,8 +173,35 @@ class MadnessModels:
     def normalisation(self) -> float:
         return float(self.card["normalisation"])
 
+    @property
+    def modelFrame(self) -> dict | None:
+        """The card's model frame (pixel scale, model PSF FWHM, flux unit, band scales), or None for
+        models that draw galaxies as observed with the training survey's PSF."""
+        return self.card.get("modelFrame") or None
+
+    def imageScale(self) -> np.ndarray:
+        """Image units (electrons of the card's survey) per network unit, per band.
+
+        :attr:`normalisation` in every band for models without a model frame. With one, the
+        band's scale in nJy over the nJy of one electron of the card's ``surveyConditions``
+        (zero point and exposure time): exposures are taken to be calibrated as the training
+        survey's coadds, until they carry their own calibration.
+        """
+        frame = self.modelFrame
+        if frame is None:
+            return np.full(len(self.bands), self.normalisation)
+        from ..sim.survey import SurveyConditions
+        from ..sim.trainingStamps import nJyPerElectron
+
+        if not self.card.get("surveyConditions"):
+            raise ModelCardError(f"{self.directory / CARD_NAME}: a model frame needs the card's surveyConditions "
+                                 "to convert images to nJy")
+        conditions = SurveyConditions.model_validate(self.card["surveyConditions"])
+        return np.array([scale / nJyPerElectron(conditions, band) for band, scale in zip(self.bands, frame["bandScales"])])
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Normalised stamps of ``latent`` (multiply by :attr:`normalisation` for electrons)."""
+        """Stamps of ``latent`` in network units (multiply by :meth:`imageScale` for image units); in the
+        model frame for models that have one."""
         return self.decoder(latent)
 
     def logPrior(self, latent: torch.Tensor) -> torch.Tensor:

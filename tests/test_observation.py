@@ -1,0 +1,130 @@
+"""From the model frame to the exposure: difference kernels, their use in the MAP objective and in fitBlends."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, MultibandExposure, Point2I, SpanSet
+from lsst.meas.extensions.madness.deblend import MapConfig, MapObjective, makeBlend
+from lsst.meas.extensions.madness.deblend.fit import fitBlends
+from lsst.meas.extensions.madness.deblend.mapCore import shiftStamps
+from lsst.meas.extensions.madness.deblend.observation import convolveStamps, differenceKernelSpectrum
+from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
+from lsst.meas.extensions.madness.models.config import ModelFrame
+from lsst.meas.extensions.madness.models.export import exportModels
+from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyParameters, PsfSpec
+from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+from lsst.meas.extensions.madness.sim.trainingStamps import skyNoiseNJy
+
+
+def _gaussianImage(fwhm: float, size: int = 41, scale: float = 0.2) -> np.ndarray:
+    renderer = FourierRenderer(size, scale)
+    point = GalaxyParameters.single([1.0], agnFraction=1.0)
+    return renderer.draw(point.to(dtype=torch.float64), PsfSpec(*(t.double() if t.is_floating_point() else t for t in
+                                                                  PsfSpec.gaussian([fwhm]).__dict__.values())))[0, 0].numpy()
+
+
+def test_model_frame_convolved_with_the_kernel_is_the_observation():
+    """A galaxy drawn in the model frame and convolved to the exposure's PSF equals the galaxy drawn
+    with that PSF directly (both by the Fourier renderer). A compact Moffat: a 41-pixel kernel
+    image holds all its light (a wide Kolmogorov loses ~1 % to the kernel's edges, which
+    normalising the kernel puts back into its core)."""
+    renderer = FourierRenderer(45, 0.2)
+    galaxy = GalaxyParameters.single([1.0], hlrDisk=0.5, qDisk=0.6, paDisk=20.0, bulgeFraction=0.3, hlrBulge=0.2)
+    model = renderer.draw(galaxy, PsfSpec.gaussian([0.35]))
+    observed = renderer.draw(galaxy, PsfSpec.moffat([0.8], [4.5]))
+    psfImage = FourierRenderer(41, 0.2).draw(GalaxyParameters.single([1.0], agnFraction=1.0),
+                                              PsfSpec.moffat([0.8], [4.5]))[0, 0].numpy()
+    spectrum = differenceKernelSpectrum(psfImage[None], 0.35, 0.2, 45)
+    converted = convolveStamps(model, spectrum[None], None)
+    assert float((converted - observed).abs().max() / observed.max()) < 2e-3
+    assert abs(float(converted.sum() / observed.sum()) - 1) < 2e-3
+
+
+def test_phase_shift_agrees_with_lanczos_and_moves_the_centroid():
+    stamps = torch.zeros(1, 1, 45, 45)
+    y, x = torch.meshgrid(torch.arange(45.0), torch.arange(45.0), indexing="ij")
+    stamps[0, 0] = torch.exp(-((x - 22) ** 2 + (y - 22) ** 2) / (2 * 2.5**2))
+    identity = differenceKernelSpectrum(_gaussianImage(0.35)[None], 0.35, 0.2, 45)
+    offsets = torch.tensor([[0.3, -0.4]])
+    shifted = convolveStamps(stamps, identity[None], offsets)
+    assert float((shifted - stamps).abs().max()) > 0.01  # it moved
+    assert float((shifted - shiftStamps(stamps, offsets)).abs().max()) < 5e-3  # Lanczos-3's own error
+    weights = shifted[0, 0] / shifted[0, 0].sum()
+    assert abs(float((weights * y).sum()) - 22.3) < 1e-3 and abs(float((weights * x).sum()) - 21.6) < 1e-3
+
+
+def test_kernel_never_amplifies_and_bad_psfs_are_refused():
+    narrow = differenceKernelSpectrum(_gaussianImage(0.25)[None], 0.35, 0.2, 45)  # sharper than the model PSF
+    assert float(narrow.abs().max()) <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="band 1"):
+        differenceKernelSpectrum([_gaussianImage(0.8), np.full((5, 5), np.nan)], 0.35, 0.2, 45)
+    with pytest.raises(ValueError, match="positive sum"):
+        differenceKernelSpectrum([np.zeros((5, 5))], 0.35, 0.2, 45)
+
+
+@pytest.fixture(scope="module")
+def frameModels(tmp_path_factory):
+    base = ModelConfig.fromProfile("tiny")
+    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame(
+        bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands)).model_dump(),
+        "decoder": {**base.decoder.model_dump(), "outputActivation": "softplus"}})
+    torch.manual_seed(3)
+    directory = tmp_path_factory.mktemp("frame")
+    exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+                 conditions=LSST_CONDITIONS.model_dump(mode="json"))
+    return loadModels(directory)
+
+
+def _exposure(psfFwhm: float | None):
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 30, (6, 90, 90)).astype(np.float32)
+    image[:, 40:50, 40:50] += 500
+    psfs = None if psfFwhm is None else [_gaussianImage(psfFwhm)] * 6
+    return MultibandExposure.fromArrays("ugrizy", image, np.zeros((6, 90, 90), np.int32),
+                                        np.full((6, 90, 90), 900.0, np.float32), psfs=psfs)
+
+
+def _footprint():
+    footprint = Footprint(SpanSet(Box2I(Point2I(30, 30), Extent2I(30, 30))))
+    footprint.addPeak(42.0, 44.3, 500.0)
+    footprint.addPeak(48.2, 45.0, 400.0)
+    return footprint
+
+
+def test_model_frame_models_fit_through_the_exposure_psf(frameModels):
+    scale = frameModels.imageScale()
+    assert scale.shape == (6,) and np.all(scale > 0)
+    blend = makeBlend(_exposure(0.8), _footprint())
+    assert blend.psfImages is not None and len(blend.psfImages) == 6
+    fit = fitBlends(frameModels, [blend], MapConfig(maxIter=6, minIter=3), device="cpu")[0]
+    assert fit.finite and fit.stamps.shape == (2, 6, 45, 45)
+    # The exposure's PSF matters: a wider one gives other children.
+    wide = fitBlends(frameModels, [makeBlend(_exposure(1.3), _footprint())], MapConfig(maxIter=6, minIter=3),
+                     device="cpu")[0]
+    assert not np.allclose(fit.stamps, wide.stamps)
+
+
+def test_model_frame_models_need_a_psf(frameModels):
+    with pytest.raises(ValueError, match="need the exposure's PSF"):
+        fitBlends(frameModels, [makeBlend(_exposure(None), _footprint())], MapConfig(maxIter=3, minIter=1))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_objective_with_kernels_scripts(frameModels):
+    blend = makeBlend(_exposure(0.8), _footprint())
+    kernels = differenceKernelSpectrum(blend.psfImages, 0.35, 0.2, 45)[None]
+    data = torch.as_tensor(blend.data[None], dtype=torch.float32)
+    args = (torch.randn(1, 2, 16), data, torch.ones_like(data), torch.as_tensor(blend.rows[None]),
+            torch.as_tensor(blend.cols[None]), torch.ones(1, 2, dtype=torch.bool),
+            torch.as_tensor(blend.subpixel[None], dtype=torch.float32), kernels)
+    eager = MapObjective(frameModels.decoder, frameModels.flowLogProb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(eager)
+    for a, b in zip(eager(*args), scripted(*args)):
+        torch.testing.assert_close(a, b)
