@@ -79,7 +79,7 @@ class FieldMethods:
         height, width = mExposure.image.array.shape[1:]
         out = np.zeros((nGalaxies, len(mExposure.bands), height, width))
         if method == "fidelity":
-            return self._fidelity(scene, out)
+            return self._fidelity(scene, out, mExposure)
         if method == "vae":
             return self._singlePass(mExposure, parents, out, matches)
         task = self.tasks[method]
@@ -98,28 +98,32 @@ class FieldMethods:
                 _add(out[galaxy], model.children.images[k], box.getMinY() + rows.start, box.getMinX() + cols.start)
         return out
 
-    def _decodeStamps(self, stamps: np.ndarray, encoder: str, offsets: np.ndarray) -> np.ndarray:
-        """Posterior means of ``stamps`` (N, bands, S, S) under ``encoder``, decoded and shifted by
-        ``offsets`` (N, 2) = (dy, dx) as the MADNESS task shifts its children."""
+    def _decodeStamps(self, stamps: np.ndarray, encoder: str, offsets: np.ndarray, psfImages) -> np.ndarray:
+        """Posterior means of ``stamps`` (N, bands, S, S) under ``encoder``, drawn as the MADNESS task
+        draws its children: through the exposure's PSF (``psfImages``, per band) for model-frame
+        models, shifted by ``offsets`` (N, 2) = (dy, dx)."""
         import torch
 
-        from ..deblend.mapCore import shiftStamps
+        from ..deblend.fit import observationKernels, observedStamps
 
         task = self.tasks["madness"]
-        models, scale = task.models, task.models.normalisation
+        models, device = task.models, _device(task.models)
+        scale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         with torch.no_grad():
-            x = torch.as_tensor(stamps / scale, dtype=torch.float32, device=_device(models))
-            decoded = models.decode(getattr(models, encoder)(x)[0])
-            if task.config.subpixelShift:
-                decoded = shiftStamps(decoded, torch.as_tensor(offsets, dtype=decoded.dtype, device=decoded.device))
-        return decoded.cpu().numpy() * scale
+            x = torch.as_tensor(stamps, dtype=torch.float32, device=device) / scale
+            latents = getattr(models, encoder)(x)[0]
+            shifts = torch.as_tensor(offsets, dtype=torch.float32, device=device) if task.config.subpixelShift else None
+            kernels = observationKernels(models, [psfImages], device)
+            if kernels is not None:
+                kernels = kernels.expand(len(stamps), *kernels.shape[1:])
+            return observedStamps(models, latents, shifts, kernels).cpu().numpy()
 
     def _singlePass(self, mExposure, parents, out, matches):
         from ..deblend import makeBlend
 
         for parent in parents:
             blend = makeBlend(mExposure, parent.getFootprint(), self.tasks["madness"].models.stampSize)
-            stamps = self._decodeStamps(blend.cutouts, "deblenderEncoder", blend.subpixel)
+            stamps = self._decodeStamps(blend.cutouts, "deblenderEncoder", blend.subpixel, blend.psfImages)
             for k, peak in enumerate(parent.getFootprint().getPeaks()):
                 galaxy = matches.get(int(peak.getId()))
                 if galaxy is not None:
@@ -127,9 +131,11 @@ class FieldMethods:
                          blend.canvasBox.getMinX() + blend.cols[k])
         return out
 
-    def _fidelity(self, scene, out):
+    def _fidelity(self, scene, out, mExposure):
         offsets = scene.positions[:, ::-1] - np.floor(scene.positions[:, ::-1] + 0.5)  # (dy, dx)
-        decoded = self._decodeStamps(scene.isolatedNoisy, "encoder", offsets)
+        psfs = mExposure.getPsfs()
+        decoded = self._decodeStamps(scene.isolatedNoisy, "encoder", offsets,
+                                     None if psfs is None or None in psfs else [p.kernel for p in psfs])
         for i in range(len(decoded)):
             _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
         return out

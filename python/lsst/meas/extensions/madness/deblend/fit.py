@@ -35,7 +35,7 @@ from .blends import Blend, stackBlends
 from .mapCore import MapConfig, MapObjective, fitLatents, shiftStamps
 from .observation import convolveStamps, differenceKernelSpectrum, kernelGridSize
 
-__all__ = ["BlendFit", "fitBlends"]
+__all__ = ["BlendFit", "fitBlends", "observationKernels", "observedStamps"]
 
 
 @dataclass
@@ -56,6 +56,45 @@ class BlendFit:
     def finite(self) -> bool:
         return bool(np.isfinite(self.stamps).all() and np.isfinite(self.logLikelihood)
                     and np.isfinite(self.logPrior).all())
+
+
+def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.ndarray] | None],
+                       device: str | torch.device, check: bool = False) -> torch.Tensor | None:
+    """Difference-kernel spectra (N, bands, M, M // 2 + 1) of N blends' PSF kernel images, for models
+    with a model frame (None for the others), on one grid.
+
+    Raises
+    ------
+    ValueError
+        A blend without PSFs, for models that need them (names the blend's index).
+    """
+    frame = models.modelFrame
+    if frame is None:
+        return None
+    missing = [i for i, images in enumerate(psfImages) if images is None]
+    if missing:
+        raise ValueError(f"the models draw galaxies in a model frame and need the exposure's PSF in every band; "
+                         f"blend {missing[0]} has none")
+    if check:
+        return None
+    size = kernelGridSize(models.stampSize, max(max(p.shape) for images in psfImages for p in images))
+    return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size)
+                        for images in psfImages]).to(device)
+
+
+@torch.no_grad()
+def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.Tensor | None,
+                   kernels: torch.Tensor | None) -> torch.Tensor:
+    """Decoded ``latents`` (N, D) as the exposure sees them, in image units (N, bands, S, S):
+    through their difference kernels (N, ...) for model-frame models, shifted by ``offsets``
+    (N, 2) = (dy, dx) when given; the one way children's stamps are drawn."""
+    decoded = models.decode(latents)
+    if kernels is not None:
+        decoded = convolveStamps(decoded, kernels, offsets)
+    elif offsets is not None:
+        decoded = shiftStamps(decoded, offsets)
+    scale = torch.as_tensor(models.imageScale(), dtype=decoded.dtype, device=decoded.device)
+    return decoded * scale.view(1, -1, 1, 1)
 
 
 def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:
@@ -91,12 +130,7 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                              f"stamps; the models take {len(models.bands)} bands and {models.stampSize} pixels")
     device = resolveDevice(device)
     bandScale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device)
-    frame = models.modelFrame
-    if frame is not None:
-        missing = [i for i, blend in enumerate(blends) if blend.psfImages is None]
-        if missing:
-            raise ValueError(f"the models draw galaxies in a model frame and need the exposure's PSF in every band; "
-                             f"blend {missing[0]} has none")
+    observationKernels(models, [blend.psfImages for blend in blends], "cpu", check=True)  # fail before any fit
     # Loaded modules move in place: load the models with device= to avoid the copy.
     models.decoder.to(device)
     models.deblenderEncoder.to(device)
@@ -115,24 +149,16 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         cutouts = tensors["cutouts"].float() / scale.unsqueeze(0)
         b, k = cutouts.shape[:2]
         offsets = tensors["subpixel"].float() if subpixel else None
-        kernels = None
-        if frame is not None:
-            size = kernelGridSize(models.stampSize, max(max(p.shape) for i in indices for p in blends[i].psfImages))
-            kernels = torch.stack([differenceKernelSpectrum(blends[i].psfImages, frame["psfFwhm"], frame["pixelScale"],
-                                                            models.stampSize, size) for i in indices]).to(device)
+        kernels = observationKernels(models, [blends[i].psfImages for i in indices], device)
         with torch.no_grad():
             initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
         result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
                             config, offsets, timeLimit=limit, kernels=kernels)
-        with torch.no_grad():
-            decoded = models.decode(result.latents.reshape(b * k, -1))
-            flatOffsets = offsets.reshape(b * k, 2) if offsets is not None else None
-            if kernels is not None:
-                decoded = convolveStamps(decoded, kernels.repeat_interleave(k, dim=0), flatOffsets)
-            elif flatOffsets is not None:
-                decoded = shiftStamps(decoded, flatOffsets)
-            stamps = (decoded * scale).view(b, k, *cutouts.shape[2:])
+        stamps = observedStamps(models, result.latents.reshape(b * k, -1),
+                                None if offsets is None else offsets.reshape(b * k, 2),
+                                None if kernels is None else kernels.repeat_interleave(k, dim=0))
+        stamps = stamps.view(b, k, *cutouts.shape[2:])
         elapsed = 1e3 * (time.perf_counter() - start)
         peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):
