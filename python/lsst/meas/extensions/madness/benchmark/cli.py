@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0, help="population and field seed (0: the training population)")
     run.add_argument("--population", type=int, default=120_000, help="population size (default: the training one)")
     run.add_argument("--device", default="auto", help="torch device of MADNESS")
+    run.add_argument("--model-dir", default=None, metavar="DIR",
+                     help="MADNESS model directory (default: the shipped weights)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--quick", action="store_true", help="CI size: 1 field per setting, a small population")
     run.add_argument("--jax-cache", default=None, metavar="DIR",
@@ -60,7 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     profile = commands.add_parser("profile", help="where the time of a MADNESS run goes (one field)")
     profile.add_argument("--out", type=Path, default=Path("doc/_generated/benchmark-profile.md"))
     profile.add_argument("--device", default="auto", help="torch device of MADNESS")
+    cost = commands.add_parser("kernel-cost", help="MAP-step cost of the difference kernels against the decoder's")
+    cost.add_argument("--out", type=Path, default=None,
+                      help="Markdown table (default doc/_generated/benchmark-kernel-cost-DEVICE.md)")
+    cost.add_argument("--device", default="auto", help="torch device")
+    cost.add_argument("--repeats", type=int, default=10, help="timed steps per setting (default 10)")
     args = parser.parse_args(argv)
+    if args.command == "kernel-cost":
+        from ..models.device import resolveDevice
+        from .kernelCost import writeKernelCost
+
+        out = args.out or Path(f"doc/_generated/benchmark-kernel-cost-{resolveDevice(args.device).type}.md")
+        print(f"Wrote {writeKernelCost(out, device=args.device, repeats=args.repeats)}")
+        print(out.read_text())
+        return 0
     if args.command == "profile":
         from .profile import writeProfile
 
@@ -90,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runBenchmark(args.out, args.fields, peaks=args.peaks, methods=args.methods, seed=args.seed,
                          populationSize=args.population, resume=args.resume, device=args.device,
+                         modelDir=args.model_dir,
                          compilationCacheDir=None if cache == "none" else cache)
         except (FileExistsError, ValueError) as error:
             print(f"madness-bench: error: {error}", file=sys.stderr)

@@ -54,7 +54,7 @@ class FieldMethods:
     """The deblenders of a benchmark run, set up once (models loaded, JAX warm after the first field)."""
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
-                 compilationCacheDir: str | None = None):
+                 compilationCacheDir: str | None = None, modelDir: str | None = None):
         from ..afw.table import SourceTable
 
         unknown = sorted(set(methods) - set(METHODS))
@@ -66,7 +66,7 @@ class FieldMethods:
             from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
             self.tasks["madness"] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
-                                                       config=MadnessDeblendConfig(device=device))
+                                                       config=MadnessDeblendConfig(device=device, modelDir=modelDir))
         if "scarlet" in methods:
             from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 

@@ -21,16 +21,20 @@ __all__ = ["PEAK_SETTINGS", "runBenchmark", "readRun"]
 PEAK_SETTINGS: tuple[str, ...] = ("truth", "detected")
 
 
-def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int) -> dict:
+def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int,
+              modelDir: str | None) -> dict:
     return {"nFields": int(nFields), "seed": int(seed), "peaks": list(peaks), "methods": list(methods),
-            "populationSize": int(populationSize), "dataset": "TestFields", "split": "test"}
+            "populationSize": int(populationSize), "dataset": "TestFields", "split": "test",
+            "modelDir": None if modelDir is None else str(modelDir)}
 
 
 def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = PEAK_SETTINGS,
                  methods: Sequence[str] = METHODS, seed: int = 0, populationSize: int = 120_000,
                  resume: bool = False, device: str = "auto", progress: bool = True,
-                 compilationCacheDir: str | Path | None = None) -> Path:
+                 compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None) -> Path:
     """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
+
+    ``modelDir`` is the MADNESS model directory (default: the shipped weights), recorded in the run.
 
     ``compilationCacheDir`` is SCARLET's JAX compilation cache (``ScarletDeblendConfig``): it changes
     SCARLET's speed, not its results, so a run may be resumed with or without it. Each field records
@@ -48,7 +52,7 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     from ..sim import TestFields, generatePopulation
 
     directory = Path(directory)
-    settings = _settings(nFields, seed, peaks, methods, populationSize)
+    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir)
     runFile = directory / "run.json"
     if runFile.exists():
         if not resume:
@@ -63,7 +67,8 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     runFile.write_text(json.dumps({"settings": settings, "package": __version__}, indent=2) + "\n")
     fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
     cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
-    deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir)
+    deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir,
+                              modelDir=None if modelDir is None else str(modelDir))
     for setting in peaks:
         path = directory / f"fields-{setting}.jsonl"
         _dropPartialLine(path)

@@ -1,0 +1,107 @@
+"""What the difference-kernel convolution adds to a MAP step, against the decoder's own cost.
+
+A model-frame decoder's stamps meet the data only after each band is convolved with the
+exposure's difference kernel (:mod:`~lsst.meas.extensions.madness.deblend.observation`). This
+times one MAP step (objective forward and backward, as :func:`~..deblend.mapCore.fitLatents`
+runs it) of the scripted :class:`~..deblend.mapCore.MapObjective`, with and without the
+kernels, for the shipped networks' sizes on blends of a fixed shape, and writes the ratio.
+Weights do not change the cost, so the networks are the shipped architecture with a model
+frame and random weights.
+
+Examples
+--------
+.. code-block:: python
+
+    rows = measureKernelCost(device="cpu", repeats=5)
+    rows[0]["overhead"]
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+__all__ = ["measureKernelCost", "writeKernelCost"]
+
+
+def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend: int = 4, canvas: int = 90,
+                      psfSize: int = 41, repeats: int = 10, profile: str = "light") -> list[dict]:
+    """Median seconds per MAP step with and without difference kernels, per batch size (galaxies)."""
+    import numpy as np
+    import torch
+
+    from ..deblend.mapCore import MapObjective
+    from ..deblend.observation import differenceKernelSpectrum
+    from ..models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
+    from ..models.config import ModelFrame
+    from ..models.device import resolveDevice
+    from ..sim.survey import LSST_CONDITIONS
+    from ..sim.trainingStamps import skyNoiseNJy
+
+    device = resolveDevice(device)
+    base = ModelConfig.fromProfile(profile)
+    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame(
+        bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands)).model_dump()})
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as directory:  # exported and loaded as the deblender loads them
+        exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+                     conditions=LSST_CONDITIONS.model_dump(mode="json"))
+        models = loadModels(directory, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        objective = torch.jit.script(MapObjective(models.decoder, models.flowLogProb)).to(device)
+    y, x = np.mgrid[-(psfSize // 2):psfSize // 2 + 1, -(psfSize // 2):psfSize // 2 + 1]
+    psf = np.exp(-(x**2 + y**2) / (2 * 1.7**2))
+    rows = []
+    for galaxies in galaxyCounts:
+        b, k, c = max(1, galaxies // peaksPerBlend), peaksPerBlend, len(config.bands)
+        data = torch.zeros(b, c, canvas, canvas, device=device)
+        weight = torch.ones_like(data)
+        corners = torch.randint(0, canvas - config.stampSize, (2, b, k), device=device)
+        present = torch.ones(b, k, dtype=torch.bool, device=device)
+        offsets = torch.rand(b, k, 2, device=device) - 0.5
+        kernels = differenceKernelSpectrum([psf] * c, 0.35, 0.2, config.stampSize)[None].expand(b, -1, -1, -1)
+        kernels = kernels.contiguous().to(device)
+        timings = {}
+        for name, kernel in (("decoder", None), ("decoderAndKernels", kernels)):
+            latents = torch.randn(b, k, config.latentDim, device=device, requires_grad=True)
+            times = []
+            for repeat in range(repeats + 2):  # two warm-up steps (TorchScript profiles its first calls)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                loss, _, _ = objective(latents, data, weight, corners[0], corners[1], present, offsets, kernel)
+                loss.sum().backward()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if repeat >= 2:
+                    times.append(time.perf_counter() - start)
+            timings[name] = float(np.median(times))
+        rows.append({"galaxies": b * k, "secondsPerStep": timings["decoder"],
+                     "secondsPerStepWithKernels": timings["decoderAndKernels"],
+                     "overhead": timings["decoderAndKernels"] / timings["decoder"] - 1.0})
+    return rows
+
+
+def writeKernelCost(path: str | Path, device: str = "auto", repeats: int = 10, profile: str = "light") -> Path:
+    """Measure, and write a Markdown table to ``path`` and the numbers to ``path`` with ``.json``."""
+    import torch
+
+    from ..models.device import resolveDevice
+
+    resolved = resolveDevice(device)
+    rows = measureKernelCost(device=str(resolved), repeats=repeats, profile=profile)
+    name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    lines = [f"MAP step (objective forward + backward) of the {profile} networks, 4 galaxies per blend, 6 bands, "
+             f"41-pixel PSF kernels; {name}; median of {repeats} steps.", "",
+             "| galaxies | decoder only (ms) | with difference kernels (ms) | added |", "|---|---|---|---|"]
+    lines += [f"| {r['galaxies']} | {1e3 * r['secondsPerStep']:.1f} | {1e3 * r['secondsPerStepWithKernels']:.1f} | "
+              f"{100 * r['overhead']:+.0f} % |" for r in rows]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({"device": name, "profile": profile, "rows": rows}, indent=1) + "\n")
+    return path
