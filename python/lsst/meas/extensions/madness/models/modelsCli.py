@@ -9,6 +9,7 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,16 @@ def _info(args) -> int:
     from .export import loadModels, shippedModelsPath
 
     directory = args.models if args.models is not None else shippedModelsPath()
-    card: dict[str, Any] = loadModels(directory).card  # checks the files against the card too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        card: dict[str, Any] = loadModels(directory).card  # checks the files against the card too
     print(json.dumps(card, indent=2))
+    perBand = ((card.get("validation") or {}).get("modelFrame") or {}).get("perBand")
+    if perBand:
+        print("held-out model-frame metrics: " + ", ".join(
+            f"{band} cosine {m['meanCosine']:.3f}, |dF/F| {m['meanAbsFluxError']:.3f}" for band, m in perBand.items()))
+    for warning in caught:
+        print(f"madness-models: warning: {warning.message}", file=sys.stderr)
     return 0
 
 
