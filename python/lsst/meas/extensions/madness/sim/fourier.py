@@ -458,13 +458,19 @@ class FourierRenderer:
         return first.long()
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """kx, ky (rad/arcsec) of the oversampled grid of ``size``, each ``(m M, m M)``, FFT order."""
+        """kx, ky (rad/arcsec) of the oversampled grid of ``size`` that folds onto the rfft half-plane.
+
+        Rows are the ``m M`` wavenumbers of the wide grid (FFT order); columns are those of its
+        ``m (M // 2 + 1)`` columns whose index is congruent to ``0 .. M // 2`` modulo ``M``: the
+        only aliases of the half-plane a real image needs.
+        """
         key = (size, device, dtype)
         if key not in self._grids:
-            n = self.oversampling * size
-            k = torch.fft.fftfreq(n, d=self.pixelScale / self.oversampling, device=device, dtype=dtype) * (2 * math.pi)
-            ky, kx = torch.meshgrid(k, k, indexing="ij")
-            self._grids[key] = (kx, ky)
+            m = self.oversampling
+            k = torch.fft.fftfreq(m * size, d=self.pixelScale / m, device=device, dtype=dtype) * (2 * math.pi)
+            columns = torch.cat([torch.arange(size // 2 + 1, device=device) + size * a for a in range(m)])
+            ky, kx = torch.meshgrid(k, k[columns], indexing="ij")
+            self._grids[key] = (kx.contiguous(), ky.contiguous())
         return self._grids[key]
 
     def galaxyTransform(self, galaxies: GalaxyParameters, kx: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
@@ -513,16 +519,25 @@ class FourierRenderer:
         k = torch.sqrt(kx * kx + ky * ky)
         s = self.pixelScale
         pixel = torch.sinc(kx * s / (2 * math.pi)) * torch.sinc(ky * s / (2 * math.pi))
-        shape = self.galaxyTransform(galaxies, kx, ky) * pixel  # (N, mM, mM)
+        shape = self.galaxyTransform(galaxies, kx, ky) * pixel  # (N, mM, m(M/2+1))
         # The sub-pixel shift is a phase on the wide grid: aliases k and k + 2π/s take different phases.
         phase = kx * (galaxies.dx * s)[:, None, None] + ky * (galaxies.dy * s)[:, None, None]
-        shifted = torch.polar(shape, -phase)  # (N, mM, mM), complex
-        spectrum = shifted[:, None] * (galaxies.flux[:, :, None, None] * psf.transform(k))  # (N, B, mM, mM)
-        m = self.oversampling
-        # Aliases k and k + 2π/s coincide on the pixel grid: fold the wide grid into the Nyquist band.
-        n, b = spectrum.shape[:2]
-        folded = spectrum.view(n, b, m, size, m, size).sum(dim=(2, 4))
+        psfs = psf.transform(k)  # (N, B, mM, m(M/2+1)), real
+        # Real arithmetic on the wide grid (the PSFs are real); fluxes scale the folded grid.
+        real = self._fold(psfs * (shape * torch.cos(phase)).unsqueeze(1), size)
+        imaginary = self._fold(psfs * (shape * torch.sin(phase)).unsqueeze(1), size)
+        folded = torch.complex(real, -imaginary) * galaxies.flux[:, :, None, None]
         # The origin (pixel 0) moves to the grid's centre, M // 2.
-        image = torch.fft.fftshift(torch.fft.ifft2(folded).real, dim=(-2, -1))
+        image = torch.fft.fftshift(torch.fft.irfft2(folded, s=(size, size)), dim=(-2, -1))
         low = size // 2 - self.stampSize // 2
         return image[:, :, low : low + self.stampSize, low : low + self.stampSize].contiguous()
+
+    def _fold(self, wide: torch.Tensor, size: int) -> torch.Tensor:
+        """Sum the aliases of the wide half-plane grid onto the ``(M, M // 2 + 1)`` rfft grid."""
+        half = size // 2 + 1
+        folded = None
+        for a in range(self.oversampling):
+            for c in range(self.oversampling):
+                part = wide[..., a * size:(a + 1) * size, c * half:(c + 1) * half]
+                folded = part.clone() if folded is None else folded.add_(part)
+        return folded
