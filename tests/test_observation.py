@@ -18,7 +18,6 @@ from lsst.meas.extensions.madness.models.config import ModelFrame
 from lsst.meas.extensions.madness.models.export import exportModels
 from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyParameters, PsfSpec
 from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
-from lsst.meas.extensions.madness.sim.trainingStamps import skyNoiseNJy
 
 
 def _gaussianImage(fwhm: float, size: int = 41, scale: float = 0.2) -> np.ndarray:
@@ -70,8 +69,7 @@ def test_kernel_never_amplifies_and_bad_psfs_are_refused():
 @pytest.fixture(scope="module")
 def frameModels(tmp_path_factory):
     base = ModelConfig.fromProfile("tiny")
-    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame(
-        bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands)).model_dump(),
+    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame.forSurvey(base.bands).model_dump(),
         "decoder": {**base.decoder.model_dump(), "outputActivation": "softplus"}})
     torch.manual_seed(3)
     directory = tmp_path_factory.mktemp("frame")

@@ -39,12 +39,10 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
     from ..models.config import ModelFrame
     from ..models.device import resolveDevice
     from ..sim.survey import LSST_CONDITIONS
-    from ..sim.trainingStamps import skyNoiseNJy
 
     device = resolveDevice(device)
     base = ModelConfig.fromProfile(profile)
-    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame(
-        bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands)).model_dump()})
+    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as directory:  # exported and loaded as the deblender loads them
         exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
@@ -63,7 +61,9 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
         corners = torch.randint(0, canvas - config.stampSize, (2, b, k), device=device)
         present = torch.ones(b, k, dtype=torch.bool, device=device)
         offsets = torch.rand(b, k, 2, device=device) - 0.5
-        kernels = differenceKernelSpectrum([psf] * c, 0.35, 0.2, config.stampSize)[None].expand(b, -1, -1, -1)
+        frame = config.modelFrame
+        kernels = differenceKernelSpectrum([psf] * c, frame.psfFwhm, frame.pixelScale, config.stampSize)
+        kernels = kernels[None].expand(b, -1, -1, -1)
         kernels = kernels.contiguous().to(device)
         timings = {}
         for name, kernel in (("decoder", None), ("decoderAndKernels", kernels)):

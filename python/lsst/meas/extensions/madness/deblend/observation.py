@@ -43,10 +43,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..sim.fourier import FWHM_TO_SIGMA, fastFftSize
+
 __all__ = ["differenceKernelSpectrum", "convolveStamps", "kernelGridSize"]
-
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-
 
 def kernelGridSize(stampSize: int, psfSize: int) -> int:
     """Side of the FFT grid on which a stamp and a PSF kernel convolve without wrapping onto the stamp.
@@ -56,16 +55,7 @@ def kernelGridSize(stampSize: int, psfSize: int) -> int:
     >>> kernelGridSize(45, 41)
     90
     """
-    size = stampSize + psfSize
-    size += size % 2
-    while True:  # the smallest even size with prime factors 2, 3 and 5 only
-        m = size
-        for p in (2, 3, 5):
-            while m % p == 0:
-                m //= p
-        if m == 1:
-            return size
-        size += 2
+    return fastFftSize(stampSize + psfSize)
 
 
 def differenceKernelSpectrum(psfImages: np.ndarray | Sequence[np.ndarray], modelPsfFwhm: float, pixelScale: float,
@@ -89,7 +79,7 @@ def differenceKernelSpectrum(psfImages: np.ndarray | Sequence[np.ndarray], model
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.rfftfreq(size)[None, :]
     k2 = (2 * np.pi / pixelScale) ** 2 * (fx**2 + fy**2)
-    model = np.exp(-0.5 * (modelPsfFwhm * _FWHM_TO_SIGMA) ** 2 * k2) * np.sinc(fx) * np.sinc(fy)
+    model = np.exp(-0.5 * (modelPsfFwhm * FWHM_TO_SIGMA) ** 2 * k2) * np.sinc(fx) * np.sinc(fy)
     for band, image in enumerate(images):
         total = image.sum() if image.ndim == 2 else float("nan")
         if image.ndim != 2 or not np.isfinite(image).all() or not total > 0:

@@ -287,8 +287,8 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     Parameters
     ----------
     modelConfig
-        Network sizes; its ``modelFrame`` must match the simulators' (pixel scale, model PSF,
-        band scales) and its decoder should use ``outputActivation="softplus"``.
+        Network sizes; its ``modelFrame`` must be the simulators' and its decoder should use
+        ``outputActivation="softplus"``.
     config
         Minutes, stage shares, learning rates, batch size, device and seed.
     simulator, validationSimulator
@@ -313,11 +313,8 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     if frame is None:
         raise ValueError("budget training draws the model frame: give the ModelConfig a modelFrame")
     for sim in (simulator, validationSimulator):
-        if (tuple(sim.bands) != tuple(modelConfig.bands) or sim.stampSize != modelConfig.stampSize
-                or not np.allclose(sim.bandScales, frame.bandScales) or sim.modelPsfFwhm != frame.psfFwhm
-                or sim.pixelScale != frame.pixelScale):
-            raise ValueError("the simulator's bands, stamp size, band scales, model PSF or pixel scale differ from "
-                             "the model frame's")
+        if tuple(sim.bands) != tuple(modelConfig.bands) or sim.stampSize != modelConfig.stampSize or sim.frame != frame:
+            raise ValueError("the simulator's bands, stamp size or model frame differ from the models'")
     device = resolveDevice(config.device)
     if simulator.device != device:
         raise ValueError(f"the simulator draws on {simulator.device} but training runs on {device}")

@@ -73,6 +73,23 @@ class ModelFrame(_Frozen):
             raise ValueError(f"bandScales must be positive, got {self.bandScales}")
         return self
 
+    @classmethod
+    def forSurvey(cls, bands, conditions=None, **fields) -> "ModelFrame":
+        """The frame at a survey's pixel scale whose band scales are its sky noise per pixel in nJy
+        (default survey: LSST 10-year, the paper's Table 1).
+
+        Examples
+        --------
+        >>> frame = ModelFrame.forSurvey("gr")
+        >>> frame.pixelScale, frame.psfFwhm, [round(s, 2) for s in frame.bandScales]
+        (0.2, 0.35, [1.17, 1.35])
+        """
+        from ..sim.survey import LSST_CONDITIONS
+        from ..sim.trainingStamps import skyNoiseNJy
+
+        conditions = conditions or LSST_CONDITIONS
+        return cls(**{"pixelScale": conditions.pixelScale, "bandScales": skyNoiseNJy(conditions, bands), **fields})
+
 
 class FlowConfig(_Frozen):
     """Masked autoregressive flow on the latents (zuko)."""

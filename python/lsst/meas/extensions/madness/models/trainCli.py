@@ -137,8 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--init", metavar="DIR",
                        help="start from an exported model directory, or 'shipped' for the package's weights "
                             "(fine-tuning: training time adds up across runs)")
-    group.add_argument("--model-psf", type=float, default=0.35, metavar="ARCSEC",
-                       help="FWHM of the model frame's Gaussian PSF (default: %(default)s)")
+    group.add_argument("--model-psf", type=float, metavar="ARCSEC",
+                       help="FWHM of the model frame's Gaussian PSF (default: ModelFrame's, 0.35)")
     group.add_argument("--metric-stamps", type=int, metavar="N",
                        help="held-out isolated galaxies of the per-band metrics (default: 5000)")
     return parser
@@ -303,8 +303,7 @@ def _writePopulation(args) -> int:
 
 
 def _runBudget(args) -> int:
-    from ..sim.trainingStamps import TrainingStampSimulator, skyNoiseNJy
-    from ..sim.survey import LSST_CONDITIONS
+    from ..sim.trainingStamps import TrainingStampSimulator
     from .budgetTraining import BudgetConfig, BudgetStage, trainWithinBudget
     from .config import ModelFrame
     from .device import resolveDevice
@@ -320,15 +319,13 @@ def _runBudget(args) -> int:
         raise ValueError(f"{', '.join(unused)} belong to epoch training; budget training (--minutes) draws its own "
                          "stamps and resumes from OUT by itself")
     base = _modelConfig(args, "vae")
-    frame = ModelFrame(pixelScale=LSST_CONDITIONS.pixelScale, psfFwhm=args.model_psf,
-                       bandScales=skyNoiseNJy(LSST_CONDITIONS, base.bands))
+    frame = ModelFrame.forSurvey(base.bands, **({} if args.model_psf is None else {"psfFwhm": args.model_psf}))
     modelConfig = base.model_validate({**base.model_dump(), "modelFrame": frame.model_dump(),
                                        "decoder": {**base.decoder.model_dump(), "outputActivation": "softplus"}})
     device = resolveDevice(args.device or "auto")
     arrays = _population(args, modelConfig.bands)
-    simulators = [TrainingStampSimulator(arrays[split], modelConfig.bands, bandScales=frame.bandScales,
-                                         modelPsfFwhm=frame.psfFwhm, pixelScale=frame.pixelScale,
-                                         stampSize=modelConfig.stampSize, device=device)
+    simulators = [TrainingStampSimulator(arrays[split], modelConfig.bands, frame, stampSize=modelConfig.stampSize,
+                                         device=device)
                   for split in ("train", "validation")]
     fields = {"minutes": args.minutes, "device": str(device), "batchSize": args.batch_size, "seed": args.seed,
               "validationStamps": args.validation_stamps, "metricStamps": args.metric_stamps}

@@ -81,6 +81,8 @@ __all__ = [
     "tabulateDeVaucouleurs",
     "KOLMOGOROV_K_CONSTANT",
     "PSF_KINDS",
+    "FWHM_TO_SIGMA",
+    "fastFftSize",
 ]
 
 # Half-light radius of a unit-scale-length exponential (GalSim's Exponential).
@@ -88,7 +90,8 @@ _EXPONENTIAL_HLR = 1.6783469900166605
 # Kolmogorov: T(k) = exp(-c (k FWHM)^{5/3}), c = 0.5 * 6.8839 (1 / (2π 0.975865))^{5/3}, from
 # the structure function D = 6.8839 (λk / 2π r0)^{5/3} and FWHM = 0.975865 λ / r0.
 KOLMOGOROV_K_CONSTANT = 0.5 * 6.8839 * (1.0 / (2.0 * math.pi * 0.975865)) ** (5.0 / 3.0)
-_FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+#: Gaussian σ per FWHM.
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 #: PSF families and their integer codes in :class:`PsfSpec`.
 PSF_KINDS: dict[str, int] = {"gaussian": 0, "kolmogorov": 1, "moffat": 2}
 # Moffat β with an elementary transform: x^ν K_ν(x) is e^{-x} times a polynomial for half-integer ν.
@@ -354,7 +357,7 @@ class PsfSpec:
             if len(index):
                 out[index] = values(index)
 
-        fill(kind == 0, lambda i: torch.exp((-0.5 * (fwhm[i] * _FWHM_TO_SIGMA) ** 2)[:, None, None] * (grid * grid)))
+        fill(kind == 0, lambda i: torch.exp((-0.5 * (fwhm[i] * FWHM_TO_SIGMA) ** 2)[:, None, None] * (grid * grid)))
         fill(kind == 1, lambda i: torch.exp((-KOLMOGOROV_K_CONSTANT * fwhm[i] ** (5.0 / 3.0))[:, None, None]
                                             * grid ** (5.0 / 3.0)))
         for value, coefficients in _MOFFAT_POLYNOMIALS.items():
@@ -369,8 +372,14 @@ class PsfSpec:
         return out.view(n, b, *k.shape)
 
 
-def _fastSize(n: int) -> int:
-    """The smallest even size >= n whose only prime factors are 2, 3 and 5 (fast FFTs)."""
+def fastFftSize(n: int) -> int:
+    """The smallest even size >= n whose only prime factors are 2, 3 and 5 (fast FFTs).
+
+    Examples
+    --------
+    >>> fastFftSize(86), fastFftSize(91)
+    (90, 96)
+    """
     size = n + (n % 2)
     while True:
         m = size
@@ -422,12 +431,12 @@ class FourierRenderer:
         self.stampSize, self.pixelScale = int(stampSize), float(pixelScale)
         self.oversampling, self.chunk = int(oversampling), int(chunk)
         self.foldingThreshold = float(foldingThreshold)
-        sizes, size = [], _fastSize(math.ceil(padding * stampSize))
+        sizes, size = [], fastFftSize(math.ceil(padding * stampSize))
         while size < maxPadding * stampSize:
             sizes.append(size)
-            size = _fastSize(math.ceil(size * 1.25))
+            size = fastFftSize(math.ceil(size * 1.25))
         #: The periodic grid sizes (pixels) galaxies are drawn on, smallest first.
-        self.gridSizes: tuple[int, ...] = tuple(sizes) + (_fastSize(math.ceil(maxPadding * stampSize)),)
+        self.gridSizes: tuple[int, ...] = tuple(sizes) + (fastFftSize(math.ceil(maxPadding * stampSize)),)
         self._grids: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def gridSizeOf(self, galaxies: GalaxyParameters) -> torch.Tensor:

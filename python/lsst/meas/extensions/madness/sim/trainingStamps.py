@@ -157,10 +157,11 @@ class TrainingStampSimulator:
         :func:`populationArrays` of the galaxies to draw from (one split).
     bands
         Bands, in channel order; must be the population's.
-    bandScales
-        nJy per network unit of each band (:func:`skyNoiseNJy` of ``conditions`` by default).
-    modelPsfFwhm, pixelScale, stampSize
-        The model frame: FWHM of its Gaussian PSF (arcsec), pixel side (arcsec) and stamp side.
+    frame
+        The model frame (:class:`~lsst.meas.extensions.madness.models.config.ModelFrame`: pixel
+        scale, model PSF, band scales); default: that of ``conditions``.
+    stampSize
+        Side of the stamps, pixels.
     conditions
         Survey depth of the observed stamps (zero points, exposure times, sky).
     psfRange
@@ -178,24 +179,25 @@ class TrainingStampSimulator:
     (['model', 'observed', 'observedNoiseless', 'variance'], (4, 2, 21, 21))
     """
 
-    def __init__(self, population: Mapping[str, np.ndarray], bands: Sequence[str], *,
-                 bandScales: Sequence[float] | None = None, modelPsfFwhm: float = 0.35, pixelScale: float = 0.2,
+    def __init__(self, population: Mapping[str, np.ndarray], bands: Sequence[str], frame=None, *,
                  stampSize: int = 45, conditions: SurveyConditions = LSST_CONDITIONS,
                  psfRange: ObservedPsfRange = ObservedPsfRange(), device: str | torch.device = "cpu"):
+        from ..models.config import ModelFrame
+
         self.bands = tuple(bands)
         stored = tuple(str(b) for b in np.asarray(population["bands"]).tolist())
         if stored != self.bands:
             raise ValueError(f"the population has bands {''.join(stored)}, the models {''.join(self.bands)}")
-        if modelPsfFwhm >= psfRange.fwhm[0]:
-            raise ValueError(f"the model PSF ({modelPsfFwhm}″) must be narrower than every observed PSF "
+        self.frame = ModelFrame.forSurvey(self.bands, conditions) if frame is None else frame
+        if len(self.frame.bandScales) != len(self.bands):
+            raise ValueError(f"the frame has {len(self.frame.bandScales)} band scales for {len(self.bands)} bands")
+        if self.frame.psfFwhm >= psfRange.fwhm[0]:
+            raise ValueError(f"the model PSF ({self.frame.psfFwhm}″) must be narrower than every observed PSF "
                              f"(from {psfRange.fwhm[0]}″)")
         self.device = torch.device(device)
-        self.conditions, self.psfRange = conditions, psfRange
-        self.modelPsfFwhm, self.pixelScale, self.stampSize = float(modelPsfFwhm), float(pixelScale), int(stampSize)
-        self.bandScales = tuple(skyNoiseNJy(conditions, self.bands) if bandScales is None else bandScales)
-        if len(self.bandScales) != len(self.bands) or min(self.bandScales) <= 0:
-            raise ValueError(f"need one positive scale per band ({len(self.bands)}), got {self.bandScales}")
-        self.renderer = FourierRenderer(stampSize, pixelScale)
+        self.conditions, self.psfRange, self.stampSize = conditions, psfRange, int(stampSize)
+        self.bandScales = tuple(self.frame.bandScales)
+        self.renderer = FourierRenderer(stampSize, self.frame.pixelScale)
         t = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
         self.columns = {c: t(population[c]).float() for c in POPULATION_COLUMNS}
         self.magnitudes = t(population["magnitudes"]).float()
@@ -233,7 +235,7 @@ class TrainingStampSimulator:
         b = self.nBands
         if not withModel:
             return self.renderer.draw(galaxies, observed), None
-        model = PsfSpec.gaussian(torch.full_like(observed.fwhm, self.modelPsfFwhm))
+        model = PsfSpec.gaussian(torch.full_like(observed.fwhm, self.frame.psfFwhm))
         both = PsfSpec(torch.cat([observed.kind, model.kind], 1), torch.cat([observed.fwhm, model.fwhm], 1),
                        torch.cat([observed.beta, model.beta.to(observed.beta.dtype)], 1))
         stamps = self.renderer.draw(galaxies.withFlux(torch.cat([galaxies.flux, galaxies.flux], 1)), both)
