@@ -35,6 +35,24 @@ def test_quick_benchmark_run_resume_and_report(tmp_path):
     assert sorted(p.name for p in static.iterdir()) == ["bench_truth_flux.png", "bench_truth_morphology.png"]
 
 
+def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory):
+    """A model-frame model set beside the shipped one, on the same field, with its verdict rows."""
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness",
+                 "fidelity", "--compare-models", f"frame={tinyFrameModelDirectory}"]) == 0
+    record = json.loads((run / "fields-truth.jsonl").read_text().splitlines()[0])
+    assert set(record["seconds"]) == {"madness", "fidelity", "madness:frame", "fidelity:frame"}
+    galaxy = record["galaxies"][0]
+    assert galaxy["madness:frame"]["deltaF"] != galaxy["madness"]["deltaF"]
+    doc = tmp_path / "bench.md"
+    assert main(["report", str(run), "--doc", str(doc), "--static", str(tmp_path / "static"),
+                 "--results", str(tmp_path / "results.json")]) == 0
+    text = doc.read_text()
+    assert "MADNESS [frame]" in text and "| MADNESS [frame] − MADNESS |" in text
+    with pytest.raises(SystemExit, match="LABEL=DIR"):
+        main(["run", "--out", str(tmp_path / "bad"), "--quick", "--compare-models", "frame"])
+
+
 def test_profile_splits_a_madness_run_into_stages(tmp_path):
     from lsst.meas.extensions.madness.benchmark.profile import profileMadness
 

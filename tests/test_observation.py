@@ -13,11 +13,8 @@ from lsst.meas.extensions.madness.deblend import MapConfig, MapObjective, makeBl
 from lsst.meas.extensions.madness.deblend.fit import fitBlends
 from lsst.meas.extensions.madness.deblend.mapCore import shiftStamps
 from lsst.meas.extensions.madness.deblend.observation import convolveStamps, differenceKernelSpectrum
-from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
-from lsst.meas.extensions.madness.models.config import ModelFrame
-from lsst.meas.extensions.madness.models.export import exportModels
+from lsst.meas.extensions.madness.models import loadModels
 from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyParameters, PsfSpec
-from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
 
 
 def _gaussianImage(fwhm: float, size: int = 41, scale: float = 0.2) -> np.ndarray:
@@ -67,15 +64,8 @@ def test_kernel_never_amplifies_and_bad_psfs_are_refused():
 
 
 @pytest.fixture(scope="module")
-def frameModels(tmp_path_factory):
-    base = ModelConfig.fromProfile("tiny")
-    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame.forSurvey(base.bands).model_dump(),
-        "decoder": {**base.decoder.model_dump(), "outputActivation": "softplus"}})
-    torch.manual_seed(3)
-    directory = tmp_path_factory.mktemp("frame")
-    exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
-                 conditions=LSST_CONDITIONS.model_dump(mode="json"))
-    return loadModels(directory)
+def frameModels(tinyFrameModelDirectory):
+    return loadModels(tinyFrameModelDirectory)
 
 
 def _exposure(psfFwhm: float | None):

@@ -26,6 +26,16 @@ from .run import PEAK_SETTINGS, runBenchmark
 __all__ = ["main"]
 
 
+def _variants(pairs: list[str]) -> dict[str, str]:
+    variants = {}
+    for pair in pairs:
+        label, _, directory = pair.partition("=")
+        if not label or not directory or ":" in label:
+            raise SystemExit(f"madness-bench: error: --compare-models takes LABEL=DIR (a label without ':'), not {pair!r}")
+        variants[label] = directory
+    return variants
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="madness-bench", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="auto", help="torch device of MADNESS")
     run.add_argument("--model-dir", default=None, metavar="DIR",
                      help="MADNESS model directory (default: the shipped weights)")
+    run.add_argument("--compare-models", action="append", default=[], metavar="LABEL=DIR",
+                     help="also run vae/madness/fidelity with the models in DIR, as methods madness:LABEL etc., "
+                          "side by side on the same fields (repeatable)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
     run.add_argument("--quick", action="store_true", help="CI size: 1 field per setting, a small population")
     run.add_argument("--jax-cache", default=None, metavar="DIR",
@@ -105,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runBenchmark(args.out, args.fields, peaks=args.peaks, methods=args.methods, seed=args.seed,
                          populationSize=args.population, resume=args.resume, device=args.device,
-                         modelDir=args.model_dir,
+                         modelDir=args.model_dir, variants=_variants(args.compare_models),
                          compilationCacheDir=None if cache == "none" else cache)
         except (FileExistsError, ValueError) as error:
             print(f"madness-bench: error: {error}", file=sys.stderr)

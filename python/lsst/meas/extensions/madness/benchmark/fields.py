@@ -32,7 +32,7 @@ import numpy as np
 
 from . import metrics
 
-__all__ = ["METHODS", "FieldMethods", "evaluateField"]
+__all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase"]
 
 METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity")
 
@@ -50,23 +50,46 @@ def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, b, np.radians(theta)
 
 
+def methodBase(method: str) -> tuple[str, str | None]:
+    """``"madness:new"`` → ``("madness", "new")``: a method and the model variant it runs with (None: the
+    run's default models)."""
+    base, _, label = method.partition(":")
+    return base, label or None
+
+
+#: Methods that run the MADNESS networks, and so take a model variant.
+MODEL_METHODS: tuple[str, ...] = ("vae", "madness", "fidelity")
+
+
 class FieldMethods:
-    """The deblenders of a benchmark run, set up once (models loaded, JAX warm after the first field)."""
+    """The deblenders of a benchmark run, set up once (models loaded, JAX warm after the first field).
+
+    ``variants`` maps labels to further MADNESS model directories: a method ``"madness:LABEL"``
+    (or ``vae:LABEL``, ``fidelity:LABEL``) runs with those models, beside the default ones, so
+    two model sets are compared on the same fields in one run.
+    """
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
-                 compilationCacheDir: str | None = None, modelDir: str | None = None):
+                 compilationCacheDir: str | None = None, modelDir: str | None = None,
+                 variants: dict[str, str] | None = None):
         from ..afw.table import SourceTable
 
-        unknown = sorted(set(methods) - set(METHODS))
+        variants = dict(variants or {})
+        unknown = sorted(m for m in methods if methodBase(m)[0] not in METHODS
+                         or (methodBase(m)[1] is not None and (methodBase(m)[0] not in MODEL_METHODS
+                                                                or methodBase(m)[1] not in variants)))
         if unknown:
-            raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
+            raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}, and "
+                             f"{'/'.join(MODEL_METHODS)}:LABEL for a model variant LABEL given with its directory")
         self.methods = tuple(methods)
         self.tasks = {}
-        if {"madness", "vae", "fidelity"} & set(methods):
-            from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
+        from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
-            self.tasks["madness"] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
-                                                       config=MadnessDeblendConfig(device=device, modelDir=modelDir))
+        for label, directory in [(None, modelDir), *variants.items()]:
+            if any(methodBase(m) == (base, label) for m in methods for base in MODEL_METHODS):
+                key = "madness" if label is None else f"madness:{label}"
+                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
+                                                     config=MadnessDeblendConfig(device=device, modelDir=directory))
         if "scarlet" in methods:
             from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 
@@ -78,11 +101,13 @@ class FieldMethods:
         """(galaxies, bands, H, W): each true galaxy's predicted image on the field (zero if unmatched)."""
         height, width = mExposure.image.array.shape[1:]
         out = np.zeros((nGalaxies, len(mExposure.bands), height, width))
-        if method == "fidelity":
-            return self._fidelity(scene, out, mExposure)
-        if method == "vae":
-            return self._singlePass(mExposure, parents, out, matches)
-        task = self.tasks[method]
+        base, label = methodBase(method)
+        madness = self.tasks.get("madness" if label is None else f"madness:{label}")
+        if base == "fidelity":
+            return self._fidelity(madness, scene, out, mExposure)
+        if base == "vae":
+            return self._singlePass(madness, mExposure, parents, out, matches)
+        task = madness if base == "madness" else self.tasks[method]
         result = task.run(mExposure, parents)
         catalog = result.deblendedCatalog
         for parent in catalog[:len(parents)]:
@@ -98,7 +123,8 @@ class FieldMethods:
                 _add(out[galaxy], model.children.images[k], box.getMinY() + rows.start, box.getMinX() + cols.start)
         return out
 
-    def _decodeStamps(self, stamps: np.ndarray, encoder: str, offsets: np.ndarray, psfImages) -> np.ndarray:
+    @staticmethod
+    def _decodeStamps(task, stamps: np.ndarray, encoder: str, offsets: np.ndarray, psfImages) -> np.ndarray:
         """Posterior means of ``stamps`` (N, bands, S, S) under ``encoder``, drawn as the MADNESS task
         draws its children: through the exposure's PSF (``psfImages``, per band) for model-frame
         models, shifted by ``offsets`` (N, 2) = (dy, dx)."""
@@ -106,7 +132,6 @@ class FieldMethods:
 
         from ..deblend.fit import observationKernels, observedStamps
 
-        task = self.tasks["madness"]
         models, device = task.models, _device(task.models)
         scale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         with torch.no_grad():
@@ -118,12 +143,12 @@ class FieldMethods:
                 kernels = kernels.expand(len(stamps), *kernels.shape[1:])
             return observedStamps(models, latents, shifts, kernels).cpu().numpy()
 
-    def _singlePass(self, mExposure, parents, out, matches):
+    def _singlePass(self, task, mExposure, parents, out, matches):
         from ..deblend import makeBlend
 
         for parent in parents:
-            blend = makeBlend(mExposure, parent.getFootprint(), self.tasks["madness"].models.stampSize)
-            stamps = self._decodeStamps(blend.cutouts, "deblenderEncoder", blend.subpixel, blend.psfImages)
+            blend = makeBlend(mExposure, parent.getFootprint(), task.models.stampSize)
+            stamps = self._decodeStamps(task, blend.cutouts, "deblenderEncoder", blend.subpixel, blend.psfImages)
             for k, peak in enumerate(parent.getFootprint().getPeaks()):
                 galaxy = matches.get(int(peak.getId()))
                 if galaxy is not None:
@@ -131,10 +156,10 @@ class FieldMethods:
                          blend.canvasBox.getMinX() + blend.cols[k])
         return out
 
-    def _fidelity(self, scene, out, mExposure):
+    def _fidelity(self, task, scene, out, mExposure):
         offsets = scene.positions[:, ::-1] - np.floor(scene.positions[:, ::-1] + 0.5)  # (dy, dx)
         psfs = mExposure.getPsfs()
-        decoded = self._decodeStamps(scene.isolatedNoisy, "encoder", offsets,
+        decoded = self._decodeStamps(task, scene.isolatedNoisy, "encoder", offsets,
                                      None if psfs is None or None in psfs else [p.kernel for p in psfs])
         for i in range(len(decoded)):
             _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))

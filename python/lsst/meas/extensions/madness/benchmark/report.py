@@ -24,8 +24,19 @@ PAPER_HEADLINE: dict[str, dict[str, float | None]] = {
     "mean cosine similarity": {"none": None, "vae": 0.987, "madness": 0.994, "scarlet": 0.991},
     "σ(e1 residual)": {"none": None, "vae": 0.104, "madness": 0.069, "scarlet": 0.084},
 }
-NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET",
-         "fidelity": "VAE fidelity limit"}
+_NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET",
+          "fidelity": "VAE fidelity limit"}
+
+
+class _Names(dict):
+    """Display names; ``madness:LABEL`` is ``MADNESS [LABEL]``."""
+
+    def __missing__(self, method: str) -> str:
+        base, _, label = method.partition(":")
+        return f"{_NAMES[base]} [{label}]" if label else _NAMES[base]
+
+
+NAMES = _Names(_NAMES)
 
 
 def _column(galaxies: list[dict], method: str, key: str, band: int | None = None) -> np.ndarray:
@@ -180,8 +191,12 @@ def _bootstrapDifference(a: np.ndarray, b: np.ndarray, statistic, rng: np.random
 
 
 def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
-    """MADNESS against SCARLET on each headline metric, with bootstrap errors, and where MADNESS loses."""
-    if not {"madness", "scarlet"} <= set(methods):
+    """MADNESS (and each model variant) against SCARLET, and each variant against the default MADNESS,
+    on each headline metric with bootstrap errors; and where each method gains or loses."""
+    madness = [m for m in methods if m.partition(":")[0] == "madness"]
+    pairs = [(m, "scarlet") for m in madness if "scarlet" in methods]
+    pairs += [(m, "madness") for m in madness if m != "madness" and "madness" in methods]
+    if not pairs:
         return []
     galaxies = [g for record in records for g in record["galaxies"]]
     r = records[0]["bands"].index("r")
@@ -191,15 +206,17 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
     rows = [("mean |δF/F|, κ ≤ 5", lambda m: np.abs(_column(galaxies, m, "deltaF", r))[matched & (kappa <= 5)], np.mean, -1),
             ("mean cosine similarity", lambda m: _column(galaxies, m, "cosine", r)[matched], np.mean, +1),
             ("σ(e1 residual)", lambda m: _column(galaxies, m, "e1")[matched], np.std, -1)]
-    lines = ["| metric (r band) | MADNESS − SCARLET | verdict |", "|---|---|---|"]
-    for name, values, statistic, better in rows:
-        difference, error = _bootstrapDifference(values("madness"), values("scarlet"), statistic, rng)
-        if not np.isfinite(difference):
-            continue
-        wins = better * difference > 0
-        significant = abs(difference) > 2 * error
-        verdict = ("MADNESS better" if wins else "SCARLET better") + ("" if significant else " (within 2σ: a tie)")
-        lines.append(f"| {name.replace('|', chr(92) + '|')} | {difference:+.4f} ± {error:.4f} | {verdict} |")
+    lines = ["| metric (r band) | comparison | difference | verdict |", "|---|---|---|---|"]
+    for first, second in pairs:
+        for name, values, statistic, better in rows:
+            difference, error = _bootstrapDifference(values(first), values(second), statistic, rng)
+            if not np.isfinite(difference):
+                continue
+            wins = better * difference > 0
+            significant = abs(difference) > 2 * error
+            verdict = f"{NAMES[first] if wins else NAMES[second]} better" + ("" if significant else " (within 2σ: a tie)")
+            lines.append(f"| {name.replace('|', chr(92) + '|')} | {NAMES[first]} − {NAMES[second]} | "
+                         f"{difference:+.4f} ± {error:.4f} | {verdict} |")
     snr = np.array([g["snr"][r] for g in galaxies])
     beta = np.array([g["beta"][r] for g in galaxies])
     lines += ["", "Median r-band |δF/F| by bin (κ ≤ 5), to show where each method gains or loses; the "

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .fields import METHODS, FieldMethods, evaluateField
+from .fields import METHODS, MODEL_METHODS, FieldMethods, evaluateField
 
 __all__ = ["PEAK_SETTINGS", "runBenchmark", "readRun"]
 
@@ -22,19 +22,23 @@ PEAK_SETTINGS: tuple[str, ...] = ("truth", "detected")
 
 
 def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int,
-              modelDir: str | None) -> dict:
+              modelDir: str | None, variants: dict[str, str]) -> dict:
     return {"nFields": int(nFields), "seed": int(seed), "peaks": list(peaks), "methods": list(methods),
             "populationSize": int(populationSize), "dataset": "TestFields", "split": "test",
-            "modelDir": None if modelDir is None else str(modelDir)}
+            "modelDir": None if modelDir is None else str(modelDir),
+            "variants": {label: str(path) for label, path in variants.items()}}
 
 
 def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = PEAK_SETTINGS,
                  methods: Sequence[str] = METHODS, seed: int = 0, populationSize: int = 120_000,
                  resume: bool = False, device: str = "auto", progress: bool = True,
-                 compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None) -> Path:
+                 compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None,
+                 variants: dict[str, str | Path] | None = None) -> Path:
     """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
 
-    ``modelDir`` is the MADNESS model directory (default: the shipped weights), recorded in the run.
+    ``modelDir`` is the MADNESS model directory (default: the shipped weights). ``variants`` maps
+    labels to more model directories: each adds ``vae:LABEL``, ``madness:LABEL`` and
+    ``fidelity:LABEL`` beside whichever of those ``methods`` has. Both are recorded in the run.
 
     ``compilationCacheDir`` is SCARLET's JAX compilation cache (``ScarletDeblendConfig``): it changes
     SCARLET's speed, not its results, so a run may be resumed with or without it. Each field records
@@ -52,7 +56,9 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     from ..sim import TestFields, generatePopulation
 
     directory = Path(directory)
-    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir)
+    variants = {label: str(path) for label, path in (variants or {}).items()}
+    methods = list(methods) + [f"{m}:{label}" for label in variants for m in methods if m in MODEL_METHODS]
+    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants)
     runFile = directory / "run.json"
     if runFile.exists():
         if not resume:
@@ -68,7 +74,7 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
     cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
     deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir,
-                              modelDir=None if modelDir is None else str(modelDir))
+                              modelDir=None if modelDir is None else str(modelDir), variants=variants)
     for setting in peaks:
         path = directory / f"fields-{setting}.jsonl"
         _dropPartialLine(path)
