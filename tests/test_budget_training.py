@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
-from lsst.meas.extensions.madness.models.budgetTraining import loadInitialWeights
+from lsst.meas.extensions.madness.models.budgetTraining import adaptLegacyUnits, loadInitialWeights
+from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.models.config import ModelFrame
 from lsst.meas.extensions.madness.models.export import exportModels, weakBands
 from lsst.meas.extensions.madness.sim import generatePopulation
@@ -113,6 +114,38 @@ def test_init_from_an_exported_directory_copies_the_weights(tmp_path):
         loadInitialWeights(tmp_path, {"encoder": Encoder(other)})
 
 
+def test_legacy_weights_are_adapted_to_network_units():
+    """Weights trained on electrons / 1e4 compute the same function of network units after adaptation."""
+    config = _tiny(frame=False)
+    torch.manual_seed(4)
+    encoder, deblender, decoder = Encoder(config), Encoder(config), Decoder(config)
+    perUnit = torch.tensor([40.0, 35.0, 356.0, 430.0, 500.0, 540.0])
+    x = torch.rand(3, 6, 45, 45) * 50  # network units
+    z = torch.randn(3, config.latentDim)
+    legacyLatent = encoder(x * perUnit.view(1, -1, 1, 1) / 1e4)[0]
+    legacyImage = decoder(z) * 1e4 / perUnit.view(1, -1, 1, 1)
+    adaptLegacyUnits(encoder, deblender, decoder, 1e4, perUnit)
+    torch.testing.assert_close(encoder(x)[0], legacyLatent, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(decoder(z), legacyImage, rtol=1e-4, atol=1e-4)
+
+
+def test_standardised_latents_decode_the_same_and_reweight_the_prior():
+    config = _tiny()
+    torch.manual_seed(5)
+    encoder, deblender, decoder, flow = Encoder(config), Encoder(config), Decoder(config), makeFlow(config)
+    x = torch.rand(64, 6, 45, 45) * 20
+    images = decoder(encoder(x)[0])
+    mean, std = latentStatistics(encoder, x)
+    z = torch.randn(4, config.latentDim)
+    logPrior = flow().log_prob(mean + std * z)
+    prior = standardiseLatents(encoder, deblender, decoder, flow, mean, std)
+    torch.testing.assert_close(decoder(encoder(x)[0]), images, rtol=1e-4, atol=1e-4)
+    standardised = encoder(x)[0]
+    torch.testing.assert_close(standardised.mean(0), torch.zeros(config.latentDim), atol=1e-3, rtol=0)
+    torch.testing.assert_close(standardised.std(0), torch.ones(config.latentDim), atol=1e-3, rtol=0)
+    torch.testing.assert_close(prior(z), logPrior + torch.log(std).sum())
+
+
 def test_softplus_output_keeps_a_gradient_where_relu_dies():
     for activation, alive in (("relu", False), ("softplus", True)):
         config = ModelConfig.model_validate({**_tiny(False).model_dump(), "decoder": {
@@ -165,6 +198,7 @@ def test_gpu_command_rehearsed_on_cpu_without_galsim_or_astropy(tmp_path, popula
                for s in ("vae", "flow", "deblender"))
     metrics = card["validation"]["modelFrame"]
     assert set(metrics["perBand"]) == set(BANDS) and metrics["stamps"] == 32
+    assert len(training["latentStandardisation"]["std"]) == card["latentDim"]
     stamps = models.decode(torch.zeros(2, card["latentDim"]))
     assert tuple(stamps.shape) == (2, 6, 45, 45) and bool((stamps > 0).all())  # softplus: positive everywhere
     assert np.isfinite(json.loads((out / "summary.json").read_text())["training"]["trainedSeconds"])

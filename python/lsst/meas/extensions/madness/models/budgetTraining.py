@@ -54,9 +54,11 @@ from torch import nn
 from .config import ModelConfig
 from .device import resolveDevice
 from .flow import FlowLogProb, makeFlow
+from .latentScale import latentStatistics, standardiseLatents
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
 
-__all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights"]
+__all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
+           "adaptLegacyUnits"]
 
 _log = logging.getLogger(__name__)
 _STAGES = ("vae", "flow", "deblender")
@@ -88,7 +90,8 @@ class BudgetConfig(BaseModel):
     lrFloor: float = Field(0.05, gt=0, le=1, description="The cosine decay ends at this fraction of lr.")
     checkpointSeconds: float = Field(60.0, gt=0, description="Seconds between checkpoints.")
     validationStamps: int = Field(512, ge=8, description="Held-out stamps of the per-stage validation loss.")
-    metricStamps: int = Field(5000, ge=8, description="Held-out isolated galaxies of the final per-band metrics.")
+    metricStamps: int = Field(5000, ge=8, description="Held-out isolated galaxies of the final per-band metrics; as "
+                                                      "many others standardise the exported latents (models.latentScale).")
     seed: int = Field(0, description="Seed of initialisation, galaxies, PSFs and noise.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
@@ -134,6 +137,26 @@ def loadInitialWeights(directory: str | os.PathLike, modules: dict[str, nn.Modul
         target.load_state_dict(state, strict=False)
         loaded.append(name)
     return loaded
+
+
+@torch.no_grad()
+def adaptLegacyUnits(encoder: Encoder, deblender: Encoder, decoder: Decoder, normalisation: float,
+                     electronsPerUnit: torch.Tensor) -> None:
+    r"""Make networks trained on electrons / ``normalisation`` compute the same on network units.
+
+    A pixel :math:`x` in network units is :math:`x\,c_b/N` in the old units (:math:`c_b`
+    electrons per unit of band :math:`b`, :math:`N` the normalisation): the encoders' first
+    convolution is multiplied by :math:`c_b/N` along its input channels, and the decoder's last
+    layer by :math:`N/c_b` along its output channels (exact for a ReLU output, close for a
+    softplus above a few units).
+    """
+    factor = electronsPerUnit.to(torch.float32) / normalisation
+    for encoderLike in (encoder, deblender):
+        first: nn.Conv2d = encoderLike.features[0]
+        first.weight *= factor.view(1, -1, 1, 1)
+    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    last.weight /= factor.view(1, -1, 1, 1)
+    last.bias /= factor
 
 
 def _cosineLr(stage: BudgetStage, fraction: float, floor: float) -> float:
@@ -298,7 +321,11 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         Checkpoints in ``outDir/<stage>/``, models in ``outDir/models/``, a summary in
         ``outDir/summary.json``.
     initFrom
-        An exported model directory to start from (same profile), e.g. the shipped weights.
+        An exported model directory to start from (same profile), e.g. the shipped weights; weights
+        of a model without a frame are adapted to the new units (:func:`adaptLegacyUnits`).
+
+    The exported latents are standardised (:mod:`.latentScale`) on ``config.metricStamps``
+    held-out galaxies, so that the MAP fit's fixed learning rate suits them.
 
     Returns
     -------
@@ -324,10 +351,17 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     batchSize = config.batchSize or (256 if device.type == "cuda" else 32)
     encoder, decoder = Encoder(modelConfig), Decoder(modelConfig)
     flow, deblender = makeFlow(modelConfig), Encoder(modelConfig)
-    initialised = []
+    initialised, adapted = [], None
     if initFrom is not None:
         initialised = loadInitialWeights(initFrom, {"encoder": encoder, "decoder": decoder, "flow": flow,
                                                     "deblenderEncoder": deblender})
+        card = json.loads((Path(initFrom) / "model_card.json").read_text())
+        resumed = (Path(outDir) / "vae" / _CHECKPOINT).is_file()  # then the checkpoints replace these weights
+        if not card.get("modelFrame") and not resumed:
+            # Weights of a model without a frame take electrons / normalisation: rescale their first and
+            # last layers so that they start from the same function of the new units.
+            adapted = float(card["normalisation"])
+            adaptLegacyUnits(encoder, deblender, decoder, adapted, simulator.electronsPerUnit.cpu())
     for module in (encoder, decoder, flow, deblender):
         module.to(device)
     sky = (simulator.skyElectrons / simulator.electronsPerUnit**2).float()
@@ -361,6 +395,9 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         simulator.blended, fixed(validationSimulator.blended, config.validationStamps, 3), config,
         total * config.deblender.share, batchSize, outDir, device, progress)
     trainedSeconds = time.perf_counter() - began
+    stamps = torch.cat([b["observed"] for b in fixed(validationSimulator.isolated, config.metricStamps, 5)])
+    latentMean, latentStd = latentStatistics(encoder, stamps, batchSize)
+    prior = standardiseLatents(encoder, deblender, decoder, flow, latentMean, latentStd)
     metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
@@ -371,12 +408,14 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "observedPsfs": {"fwhm": list(simulator.psfRange.fwhm), "moffatFraction": simulator.psfRange.moffatFraction},
         "galaxies": {"train": simulator.size, "validation": validationSimulator.size},
         "recipe": list(recipe) if recipe else None, "torchVersion": torch.__version__,
+        "legacyUnitsAdaptedFrom": adapted,
+        "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(), "std": latentStd.tolist()},
     }
     summary = {"training": training, "validation": metrics}
     if export:
         from .export import exportModels
 
-        card = exportModels(outDir / "models", modelConfig, encoder, decoder, flow, deblender,
+        card = exportModels(outDir / "models", modelConfig, encoder, decoder, prior, deblender,
                             conditions=simulator.conditions.model_dump(mode="json"), training=training,
                             validation={"modelFrame": metrics})
         summary["card"] = str(card)
