@@ -366,7 +366,6 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         module.to(device)
     sky = (simulator.skyElectrons / simulator.electronsPerUnit**2).float()
     perUnit = simulator.electronsPerUnit.float()
-    began = time.perf_counter()
     total = config.minutes * 60.0
 
     def fixed(draw, count: int, seed: int) -> list[dict]:
@@ -394,7 +393,7 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "deblender", {"deblender": deblender}, deblender, lambda b: _deblenderLoss(deblender, encoder, b),
         simulator.blended, fixed(validationSimulator.blended, config.validationStamps, 3), config,
         total * config.deblender.share, batchSize, outDir, device, progress)
-    trainedSeconds = time.perf_counter() - began
+    trainedSeconds = sum(record["seconds"] for record in records.values())  # over resumed runs too
     stamps = torch.cat([b["observed"] for b in fixed(validationSimulator.isolated, config.metricStamps, 5)])
     latentMean, latentStd = latentStatistics(encoder, stamps, batchSize)
     prior = standardiseLatents(encoder, deblender, decoder, flow, latentMean, latentStd)
