@@ -307,6 +307,9 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
                       export: bool = True, recipe: Sequence[str] | None = None) -> dict[str, Any]:
     """Train the three networks within ``config.minutes`` and export them to ``outDir/models``.
 
+    The exported latents are standardised (:mod:`.latentScale`) on ``config.metricStamps``
+    held-out galaxies, so that the MAP fit's fixed learning rate suits them.
+
     Parameters
     ----------
     modelConfig
@@ -323,9 +326,6 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     initFrom
         An exported model directory to start from (same profile), e.g. the shipped weights; weights
         of a model without a frame are adapted to the new units (:func:`adaptLegacyUnits`).
-
-    The exported latents are standardised (:mod:`.latentScale`) on ``config.metricStamps``
-    held-out galaxies, so that the MAP fit's fixed learning rate suits them.
 
     Returns
     -------
