@@ -222,11 +222,7 @@ class _Data:
 
     def galaxies(self):
         if self._galaxies is None:
-            from ..sim.galaxies import loadGalaxies
-
-            args = self.args
-            self._galaxies = loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
-                                          snrCut=args.snr_cut if args.snr_cut > 0 else None)
+            self._galaxies = _galaxies(self.args)
         return self._galaxies
 
     def _stream(self, kind: str, split: str, seed: int):
@@ -273,30 +269,29 @@ def _population(args, bands):
                                     f"`madness-train population --out {args.population}`)")
         arrays = {split: loadPopulationArrays(args.population, split) for split in ("train", "validation")}
     else:
-        from ..sim.galaxies import loadGalaxies
-        from ..sim.trainingStamps import populationArrays
-        from ..sim.splits import splitOf
-        import numpy as np
+        from ..sim.trainingStamps import trainingSplits
 
-        galaxies = loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
-                                snrCut=args.snr_cut if args.snr_cut > 0 else None)
-        split = splitOf(np.asarray(galaxies["galtileid"]))
-        arrays = {name: populationArrays(galaxies[split == name], bands) for name in ("train", "validation")}
+        arrays = trainingSplits(_galaxies(args), bands)
     stored = [str(b) for b in arrays["train"]["bands"]]
     if stored != list(bands):
         raise ValueError(f"{args.population}: galaxies with bands {''.join(stored)}, the models take {''.join(bands)}")
     return arrays
 
 
-def _writePopulation(args) -> int:
+def _galaxies(args):
+    """The CatSim catalogue of --catalog, or the built-in population, with the S/N cut of the options."""
     from ..sim.galaxies import loadGalaxies
+
+    return loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
+                        snrCut=args.snr_cut if args.snr_cut > 0 else None)
+
+
+def _writePopulation(args) -> int:
     from ..sim.trainingStamps import savePopulationArrays
 
     out = args.out if args.out.suffix == ".npz" else args.out.with_suffix(".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    galaxies = loadGalaxies(args.catalog, nGalaxies=args.population_size, seed=args.population_seed,
-                            snrCut=args.snr_cut if args.snr_cut > 0 else None)
-    arrays = savePopulationArrays(out, galaxies, "ugrizy")
+    arrays = savePopulationArrays(out, _galaxies(args), _modelConfig(args, "vae").bands)
     print(f"{out}: {len(arrays['train']['magnitudes'])} train and {len(arrays['validation']['magnitudes'])} "
           f"validation galaxies ({out.stat().st_size / 1e6:.1f} MB)")
     return 0

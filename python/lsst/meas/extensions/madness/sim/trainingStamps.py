@@ -41,6 +41,7 @@ __all__ = [
     "nJyPerElectron",
     "skyNoiseNJy",
     "populationArrays",
+    "trainingSplits",
     "savePopulationArrays",
     "loadPopulationArrays",
     "ObservedPsfRange",
@@ -90,6 +91,14 @@ def populationArrays(table, bands: Sequence[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def trainingSplits(galaxies, bands: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`populationArrays` of the train and validation galaxies of a CatSim table (never the test split)."""
+    from .splits import splitOf
+
+    split = splitOf(np.asarray(galaxies["galtileid"]))
+    return {name: populationArrays(galaxies[split == name], bands) for name in ("train", "validation")}
+
+
 def savePopulationArrays(path: str | os.PathLike, galaxies, bands: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
     """Write the train and validation galaxies of a CatSim table to a compressed ``.npz``.
 
@@ -97,10 +106,7 @@ def savePopulationArrays(path: str | os.PathLike, galaxies, bands: Sequence[str]
     (:func:`loadPopulationArrays`); the test split is left out, so a benchmark's galaxies
     never reach training. Returns the arrays of each split.
     """
-    from .splits import splitOf
-
-    split = splitOf(np.asarray(galaxies["galtileid"]))
-    arrays = {name: populationArrays(galaxies[split == name], bands) for name in ("train", "validation")}
+    arrays = trainingSplits(galaxies, bands)
     np.savez_compressed(path, **{f"{name}.{k}": v for name, a in arrays.items() for k, v in a.items()})
     return arrays
 
