@@ -53,6 +53,30 @@ def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory):
         main(["run", "--out", str(tmp_path / "bad"), "--quick", "--compare-models", "frame"])
 
 
+def test_model_set_joins_a_finished_run(tmp_path, tinyFrameModelDirectory):
+    """Retrained weights join a run: only their methods run, on the fields already done, and the report
+    shows them beside the methods that ran first."""
+    run = tmp_path / "run"
+    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu"]
+    assert main(base + ["--methods", "none", "madness"]) == 0
+    first = (run / "fields-truth.jsonl").read_text()
+    assert main(base + ["--resume", "--compare-models", f"frame={tinyFrameModelDirectory}"]) == 0
+    assert (run / "fields-truth.jsonl").read_text() == first
+    added = json.loads((run / "fields-truth+frame.jsonl").read_text().splitlines()[0])
+    assert set(added["seconds"]) == {"madness:frame"}
+    stored = json.loads((run / "run.json").read_text())
+    assert [a["label"] for a in stored["additions"]] == ["frame"]
+    assert stored["settings"]["methods"] == ["none", "madness", "madness:frame"]
+    # Resuming again evaluates nothing; another directory under the same label is refused.
+    assert main(base + ["--resume", "--compare-models", f"frame={tinyFrameModelDirectory}"]) == 0
+    assert len((run / "fields-truth+frame.jsonl").read_text().splitlines()) == 1
+    assert main(base + ["--resume", "--compare-models", f"frame={tmp_path}"]) == 2
+    doc = tmp_path / "bench.md"
+    assert main(["report", str(run), "--doc", str(doc), "--static", str(tmp_path / "static"),
+                 "--results", str(tmp_path / "results.json")]) == 0
+    assert "| MADNESS [frame] − MADNESS |" in doc.read_text()
+
+
 def test_profile_splits_a_madness_run_into_stages(tmp_path):
     from lsst.meas.extensions.madness.benchmark.profile import profileMadness
 

@@ -10,7 +10,8 @@
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
-``--resume`` continues a stopped run. ``report`` writes the tables (Markdown), the figures
+``--resume`` continues a stopped run; ``--resume --compare-models LABEL=DIR`` adds a model set
+to a run, evaluating only its methods on the fields already done. ``report`` writes the tables (Markdown), the figures
 (``doc/_static/bench_*.png``) and the results JSON (``doc/_generated/benchmark-results.json``).
 """
 
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--compare-models", action="append", default=[], metavar="LABEL=DIR",
                      help="also run vae/madness/fidelity with the models in DIR, as methods madness:LABEL etc., "
                           "side by side on the same fields (repeatable)")
-    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out (its stored methods); with a new --compare-models label, "
+                          "add that model set to the fields already done")
     run.add_argument("--quick", action="store_true", help="CI size: 1 field per setting, a small population")
     run.add_argument("--jax-cache", default=None, metavar="DIR",
                      help="JAX compilation cache of SCARLET, shared by runs (default OUT/jax-cache; 'none': off); "

@@ -4,6 +4,13 @@
 ``DIR/fields-<peaks>.jsonl`` gets one line per evaluated field (:func:`~.fields.evaluateField`),
 written and flushed as soon as the field is done, so a run stopped at any point continues with
 ``resume=True`` from the first field not yet written.
+
+A model set can join a run afterwards: ``resume=True`` with a new variant label evaluates only
+that set's methods on the fields already done, into ``DIR/fields-<peaks>+<label>.jsonl``, and
+:func:`readRun` merges those lines into the field records. Retrained weights are then compared
+with SCARLET and the shipped weights on the same fields without running those again. The
+methods' accuracy is unaffected; their seconds per field were measured at different times, which
+``run.json`` records (``additions``).
 """
 
 from __future__ import annotations
@@ -51,45 +58,72 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     ValueError
         ``resume`` with settings other than the stored run's.
     """
-    from tqdm.auto import tqdm
-
     from ..sim import TestFields, generatePopulation
 
     directory = Path(directory)
     variants = {label: str(path) for label, path in (variants or {}).items()}
+    runFile = directory / "run.json"
+    stored = json.loads(runFile.read_text()) if runFile.exists() else None
+    if stored is not None and not resume:
+        raise FileExistsError(f"{runFile} exists: continue that run with --resume, or give another directory")
+    added, changed = {}, {}
+    if stored is not None:
+        # Labels the stored run lacks join it; the methods given are the stored ones.
+        known = stored["settings"]["variants"]
+        added = {label: path for label, path in variants.items() if label not in known}
+        changed = {label: (known[label], path) for label, path in variants.items()
+                   if label in known and known[label] != path}
+        variants = {**known, **added}
+        methods = [m for m in stored["settings"]["methods"] if ":" not in m]
     methods = list(methods) + [f"{m}:{label}" for label in variants for m in methods if m in MODEL_METHODS]
     settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants)
-    runFile = directory / "run.json"
-    if runFile.exists():
-        if not resume:
-            raise FileExistsError(f"{runFile} exists: continue that run with --resume, or give another directory")
-        stored = json.loads(runFile.read_text())["settings"]
-        different = {k: (stored.get(k), v) for k, v in settings.items() if k != "nFields" and stored.get(k) != v}
-        if different:
-            raise ValueError(f"{runFile}: --resume with other settings than the stored run's: {different}")
-    directory.mkdir(parents=True, exist_ok=True)
     from ..version import __version__
 
-    runFile.write_text(json.dumps({"settings": settings, "package": __version__}, indent=2) + "\n")
+    run = {"settings": settings, "package": __version__, "additions": []}
+    if stored is not None:
+        different = {k: (stored["settings"].get(k), v) for k, v in settings.items()
+                     if k not in ("nFields", "methods", "variants") and stored["settings"].get(k) != v}
+        if different or changed:
+            raise ValueError(f"{runFile}: --resume with other settings than the stored run's: {different or changed}")
+        run["additions"] = stored.get("additions", []) + [
+            {"label": label, "directory": path, "package": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            for label, path in added.items()]
+    directory.mkdir(parents=True, exist_ok=True)
+    runFile.write_text(json.dumps(run, indent=2) + "\n")
     fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
     cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
     deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir,
                               modelDir=None if modelDir is None else str(modelDir), variants=variants)
     for setting in peaks:
         path = directory / f"fields-{setting}.jsonl"
-        _dropPartialLine(path)
-        done = {record["index"] for record in _lines(path)}
-        todo = [i for i in range(nFields) if i not in done]
-        with path.open("a") as stream:
-            for index in tqdm(todo, desc=f"fields ({setting} peaks)", unit="field", disable=not progress):
-                start = time.perf_counter()
-                record = evaluateField(fields.make(index), fields, deblenders, peaks=setting)
-                record["wallSeconds"] = time.perf_counter() - start
-                record["compilationCache"] = cacheDir is not None
-                record["maxRssMB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                stream.write(json.dumps(record) + "\n")
-                stream.flush()
+        for addition in run["additions"]:
+            label = addition["label"]
+            before = [r["index"] for r in _lines(path) if not _has(r, label)]
+            only = FieldMethods([m for m in methods if m.endswith(f":{label}")], device=device,
+                                variants={label: variants[label]})
+            _evaluate(directory / f"fields-{setting}+{label}.jsonl", before, fields, only, setting, cacheDir,
+                      f"fields ({setting} peaks, adding {label})", progress)
+        _evaluate(path, range(nFields), fields, deblenders, setting, cacheDir, f"fields ({setting} peaks)", progress)
     return directory
+
+
+def _evaluate(path: Path, indices, fields, deblenders, setting: str, cacheDir: str | None, description: str,
+              progress: bool) -> None:
+    """Append to ``path`` one record per field of ``indices`` that it lacks."""
+    from tqdm.auto import tqdm
+
+    _dropPartialLine(path)
+    done = {record["index"] for record in _lines(path)}
+    todo = [i for i in indices if i not in done]
+    with path.open("a") as stream:
+        for index in tqdm(todo, desc=description, unit="field", disable=not progress):
+            start = time.perf_counter()
+            record = evaluateField(fields.make(index), fields, deblenders, peaks=setting)
+            record["wallSeconds"] = time.perf_counter() - start
+            record["compilationCache"] = cacheDir is not None
+            record["maxRssMB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            stream.write(json.dumps(record) + "\n")
+            stream.flush()
 
 
 def _dropPartialLine(path: Path) -> None:
@@ -122,9 +156,32 @@ def readRun(directory: str | Path) -> tuple[dict, dict[str, list[dict]]]:
     runFile = directory / "run.json"
     if not runFile.exists():
         raise FileNotFoundError(f"{runFile}: not a benchmark run directory (made by `madness-bench run`)")
-    settings = json.loads(runFile.read_text())["settings"]
+    stored = json.loads(runFile.read_text())
+    settings = stored["settings"]
     records = {}
     for setting in settings["peaks"]:
         byIndex = {r["index"]: r for r in _lines(directory / f"fields-{setting}.jsonl")}
+        for addition in stored.get("additions", []):
+            path = directory / f"fields-{setting}+{addition['label']}.jsonl"
+            for extra in _lines(path):
+                if extra["index"] in byIndex:
+                    _merge(byIndex[extra["index"]], extra, path)
+            # Every method is compared on the same fields: those the label has not reached yet wait.
+            byIndex = {i: r for i, r in byIndex.items() if _has(r, addition["label"])}
         records[setting] = [byIndex[i] for i in sorted(byIndex)]
     return settings, records
+
+
+def _has(record: dict, label: str) -> bool:
+    """Whether a field record holds the methods of model set ``label``."""
+    return any(method.endswith(f":{label}") for method in record["seconds"])
+
+
+def _merge(record: dict, extra: dict, path: Path) -> None:
+    """Add the methods of ``extra`` (a line of an addition file) to the field ``record``."""
+    if extra["nGalaxies"] != record["nGalaxies"]:
+        raise ValueError(f"{path}: field {record['index']} has {extra['nGalaxies']} galaxies there and "
+                         f"{record['nGalaxies']} in the run")
+    record["seconds"].update(extra["seconds"])
+    for galaxy, more in zip(record["galaxies"], extra["galaxies"]):
+        galaxy.update({k: v for k, v in more.items() if k in extra["seconds"]})
