@@ -105,7 +105,7 @@ def measureThroughput(nFields: int = 8, batchSizes: Sequence[int] = (8, 16, 32, 
         from ..models.export import loadShippedModels
 
         models = loadShippedModels(device=torchDevice)
-    config = mapConfig if mapConfig is not None else MadnessDeblendConfig().mapConfig()
+    config = mapConfig if mapConfig is not None else MadnessDeblendConfig().mapConfig(models.mapLearningRate)
     byField = fieldBlends(nFields, models.stampSize, seed=seed, populationSize=populationSize)
     everything = [blend for blends in byField for blend in blends]
     _timeFit(models, byField[0][:1], 1, torchDevice, config)  # warm-up: TorchScript compiles here

@@ -57,7 +57,10 @@ from .footprints import ChildModels
 from .mapCore import MapConfig
 from .scarletTask import ScarletDeblendTask
 
-__all__ = ["MadnessDeblendConfig", "MadnessDeblendTask"]
+__all__ = ["DEFAULT_MAP_LR", "MadnessDeblendConfig", "MadnessDeblendTask"]
+
+#: MAP step size of models whose card does not choose one (measured on the shipped weights).
+DEFAULT_MAP_LR = 0.1
 
 
 class MadnessDeblendConfig(DeblendBaseConfig):
@@ -68,8 +71,10 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                   "package.")
     device: str = Field("auto", doc="Torch device of the MAP core: 'auto' (CUDA when available), 'cpu', 'cuda', "
                                     "'cuda:1', ...")
-    lr: float = Field(0.1, gt=0, doc="Initial Adam learning rate in latent space (the paper: 0.05, with which "
-                                     "bright galaxies do not converge in 200 steps; doc/madness-deblend.md).")
+    lr: float | None = Field(
+        None, gt=0, doc="Initial Adam learning rate in latent space. None: the step size chosen for the models on "
+                        "validation blends (their card's map.lr, madness-models tune-map), else 0.1 (the paper: "
+                        "0.05, with which bright galaxies do not converge in 200 steps; doc/madness-deblend.md).")
     lrDecay: float = Field(0.9, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery steps "
                                                 "(the paper: 0.8).")
     lrDecayEvery: int = Field(30, ge=1, doc="Steps between learning-rate decays.")
@@ -96,8 +101,10 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
-    def mapConfig(self) -> MapConfig:
-        return MapConfig(lr=self.lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
+    def mapConfig(self, modelLr: float | None = None) -> MapConfig:
+        """The MAP core's settings; ``modelLr`` is the models' own step size (``MadnessModels.mapLearningRate``)."""
+        lr = self.lr if self.lr is not None else modelLr if modelLr is not None else DEFAULT_MAP_LR
+        return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance)
 
     def validate(self) -> None:
@@ -211,7 +218,7 @@ class MadnessDeblendTask(DeblendBaseTask):
         if not blends:
             return []
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
-        kwargs = dict(config=self.config.mapConfig(), maxGalaxies=maxGalaxies, device=self.config.device,
+        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
                       progress=self.progress, subpixel=self.config.subpixelShift,
                       secondsPerBlend=self.config.maxSecondsPerParent)
         try:

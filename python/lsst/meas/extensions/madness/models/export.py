@@ -199,6 +199,13 @@ class MadnessModels:
         conditions = SurveyConditions.model_validate(self.card["surveyConditions"])
         return np.array([scale / nJyPerElectron(conditions, band) for band, scale in zip(self.bands, frame["bandScales"])])
 
+    @property
+    def mapLearningRate(self) -> float | None:
+        """The MAP step size chosen for these networks on validation blends (card ``map.lr``,
+        written by ``madness-models tune-map``), or None when the card has none."""
+        value = (self.card.get("map") or {}).get("lr")
+        return None if value is None else float(value)
+
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Stamps of ``latent`` in network units (multiply by :meth:`imageScale` for image units); in the
         model frame for models that have one."""

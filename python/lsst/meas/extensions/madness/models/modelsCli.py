@@ -23,6 +23,9 @@ Turn a madness-train run into the TorchScript model directory the deblender load
              them in the model card
   plots      training curves, reconstructions, flow samples vs N(0, I), latent pairs and
              VAE-deblender examples (paper Figs. 3, 4, 6) as PNG files
+  tune-map   choose the MAP step size of a model directory on validation blends (every band's
+             child fluxes against the truth) and store it in the card (map.lr), which the
+             deblend task uses unless its lr is set
   info       print a model directory's card (default: the shipped LSST models)
 
 examples:
@@ -31,6 +34,7 @@ examples:
       --stamps 5000 --write-card --markdown doc/_generated/model-metrics.md
   madness-models plots runs/lsst/export --run runs/lsst --isolated sims/iso-val \\
       --blended sims/blend-val --out doc/_static
+  madness-models tune-map runs/cpu/models --lrs 0.01 0.02 0.05 0.1 --scenes 40
   madness-models info
 """
 
@@ -65,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     plots.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
     plots.add_argument("--prefix", default="models_", help="file name prefix (default: models_)")
     plots.add_argument("--seed", type=int, default=0, help="seed of the examples and samples")
+
+    tune = commands.add_parser("tune-map", help="choose the MAP step size on validation blends; store it in the card")
+    tune.add_argument("models", type=Path, help="model directory")
+    tune.add_argument("--lrs", type=float, nargs="+", default=None,
+                      help="Adam learning rates to try (default 0.01 0.02 0.05 0.1)")
+    tune.add_argument("--scenes", type=int, default=40, help="validation blends of 2-3 galaxies (default 40)")
+    tune.add_argument("--seed", type=int, default=21, help="seed of those blends (default 21)")
+    tune.add_argument("--device", default="auto", help="torch device of the MAP fits")
+    tune.add_argument("--dry-run", action="store_true", help="print the scores, leave the card as it is")
 
     info = commands.add_parser("info", help="print a model card")
     info.add_argument("models", type=Path, nargs="?", help="model directory (default: the shipped LSST models)")
@@ -131,6 +144,16 @@ def _plots(args) -> int:
     return 0
 
 
+def _tuneMap(args) -> int:
+    from .mapTuning import DEFAULT_CANDIDATES, tuneMapLearningRate
+
+    record = tuneMapLearningRate(args.models, args.lrs or DEFAULT_CANDIDATES, nScenes=args.scenes, seed=args.seed,
+                                 device=args.device, write=not args.dry_run)
+    where = "(not stored: --dry-run)" if args.dry_run else f"stored in {args.models / 'model_card.json'} (map.lr)"
+    print(f"chosen MAP learning rate {record['lr']:g} {where}")
+    return 0
+
+
 def _info(args) -> int:
     from .export import loadModels, shippedModelsPath
 
@@ -152,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``madness-models``; returns the exit status (2 with a one-line message on errors)."""
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "info": _info}
+    commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "tune-map": _tuneMap, "info": _info}
     try:
         return commands[args.command](args)
     except (ValueError, OSError) as error:

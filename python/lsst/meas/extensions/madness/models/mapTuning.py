@@ -1,0 +1,94 @@
+r"""The MAP step size of a model set, chosen on validation blends and stored in its model card.
+
+The Adam step in latent space that converges within the iteration cap depends on how the
+networks map latents to pixels: a decoder that changes faster per latent unit needs smaller
+steps, and a step that is too large walks into latents that fit the blend with wrong shapes.
+So each model set carries its own step size: :func:`tuneMapLearningRate` deblends the same
+blends of the *validation* split (never the benchmark's test fields) with each candidate, scores
+every child by its model flux against the galaxy's noiseless isolated flux in every band,
+
+.. math:: s = \frac{1}{B} \sum_b \big\langle \min(|F_b^{\rm model}/F_b^{\rm true} - 1|, 1) \big\rangle_{\rm children},
+
+and writes the best candidate to the card (``map.lr``, with every candidate's scores).
+:class:`~lsst.meas.extensions.madness.deblend.MadnessDeblendTask` uses it unless its ``lr`` is set.
+
+References
+----------
+Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 3.5 (MAP by gradient descent in latent space).
+Kingma & Ba 2015, ICLR, "Adam: a method for stochastic optimization".
+
+Example
+-------
+::
+
+    madness-models tune-map runs/cpu2/models --lrs 0.01 0.02 0.05 0.1 --scenes 40
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["DEFAULT_CANDIDATES", "tuneMapLearningRate"]
+
+#: Candidate Adam step sizes, a factor of about 2 apart.
+DEFAULT_CANDIDATES: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+
+
+def tuneMapLearningRate(directory: str | os.PathLike, candidates: Sequence[float] = DEFAULT_CANDIDATES,
+                        nScenes: int = 40, seed: int = 21, device: str = "auto", write: bool = True,
+                        progress=print) -> dict:
+    """Score each step size of ``candidates`` on ``nScenes`` validation blends; store the best.
+
+    Parameters
+    ----------
+    directory
+        Exported model directory (its card gets ``map`` when ``write``).
+    candidates
+        Adam learning rates to try (each > 0).
+    nScenes
+        BlendedSims scenes of 2-3 galaxies from the validation split.
+    seed
+        Seed of those scenes.
+    device
+        Torch device of the MAP fits.
+    write
+        Store the choice in the model card.
+    progress
+        Called with one line per candidate (None: silent).
+
+    Returns
+    -------
+    dict
+        ``lr`` (the choice), ``scores`` per candidate (:func:`~..deblend.mapSettings.scoreSetting`'s
+        record), ``split``, ``scenes``, ``seed`` and ``criterion``.
+
+    Raises
+    ------
+    ValueError
+        No candidate, a candidate ≤ 0, or ``nScenes`` < 1.
+    """
+    from ..deblend.mapSettings import populationBlends, scoreSetting
+    from .export import updateModelCard
+
+    if not candidates or min(candidates) <= 0:
+        raise ValueError(f"candidates must be positive learning rates, got {list(candidates)}")
+    if nScenes < 1:
+        raise ValueError(f"nScenes must be at least 1, got {nScenes}")
+    blends = list(populationBlends(nScenes, seed=seed, split="validation"))
+    scores = {}
+    for lr in candidates:
+        scores[str(lr)] = scoreSetting(blends, dict(modelDir=str(directory), device=device, lr=float(lr)))
+        if progress is not None:
+            s = scores[str(lr)]
+            progress(f"lr {lr:g}: score {s['score']:.4f}, r mean |dF/F| {s['mean']:.4f}, "
+                     + ", ".join(f"{b} {v:.3f}" for b, v in s["perBand"].items())
+                     + f"; {s['iterations']:.0f} steps, {s['seconds']:.0f} s")
+    best = min(candidates, key=lambda lr: scores[str(lr)]["score"])
+    record = {"lr": float(best), "split": "validation", "scenes": int(nScenes), "seed": int(seed),
+              "criterion": "mean over bands of the mean capped |F_model/F_true - 1| of the children",
+              "scores": scores}
+    if write:
+        updateModelCard(Path(directory), map=record)
+    return record
