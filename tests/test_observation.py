@@ -12,7 +12,12 @@ from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, Multiba
 from lsst.meas.extensions.madness.deblend import MapConfig, MapObjective, makeBlend
 from lsst.meas.extensions.madness.deblend.fit import fitBlends
 from lsst.meas.extensions.madness.deblend.mapCore import shiftStamps
-from lsst.meas.extensions.madness.deblend.observation import convolveStamps, differenceKernelSpectrum
+from lsst.meas.extensions.madness.deblend.observation import (
+    convolveStamps,
+    cropPsfImage,
+    differenceKernelSpectrum,
+    kernelGridSize,
+)
 from lsst.meas.extensions.madness.models import loadModels
 from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyParameters, PsfSpec
 
@@ -61,6 +66,29 @@ def test_kernel_never_amplifies_and_bad_psfs_are_refused():
         differenceKernelSpectrum([_gaussianImage(0.8), np.full((5, 5), np.nan)], 0.35, 0.2, 45)
     with pytest.raises(ValueError, match="positive sum"):
         differenceKernelSpectrum([np.zeros((5, 5))], 0.35, 0.2, 45)
+
+
+def test_cropped_kernel_keeps_the_light_and_shrinks_the_grid():
+    """A Moffat PSF image cut where its light ends: at most the tolerance of its light is outside, a
+    smaller FFT grid, and the observed galaxy changes by less than that tolerance."""
+    psfImage = FourierRenderer(41, 0.2).draw(GalaxyParameters.single([1.0], agnFraction=1.0),
+                                              PsfSpec.moffat([0.7], [3.5]))[0, 0].numpy()
+    cropped = cropPsfImage(psfImage, 1e-3)
+    assert cropped.shape[0] == cropped.shape[1] < 41 and cropped.shape[0] % 2 == 1
+    assert cropped.sum() >= (1 - 1e-3) * psfImage.sum()
+    assert np.unravel_index(cropped.argmax(), cropped.shape) == (cropped.shape[0] // 2,) * 2
+    assert cropPsfImage(psfImage, 1e-6).shape[0] > cropped.shape[0]
+    assert kernelGridSize(45, cropped.shape[0]) < kernelGridSize(45, 41)
+    delta = np.zeros((41, 41))
+    delta[20, 20] = 1.0
+    assert cropPsfImage(delta).shape == (1, 1)
+    renderer = FourierRenderer(45, 0.2)
+    galaxy = GalaxyParameters.single([1.0], hlrDisk=0.6, qDisk=0.5, paDisk=30.0)
+    model = renderer.draw(galaxy, PsfSpec.gaussian([0.35]))
+    full = convolveStamps(model, differenceKernelSpectrum(psfImage[None], 0.35, 0.2, 45)[None], None)
+    cut = convolveStamps(model, differenceKernelSpectrum(cropped[None], 0.35, 0.2, 45)[None], None)
+    assert float((cut - full).abs().max() / full.max()) < 1e-3
+    assert abs(float(cut.sum() / full.sum()) - 1) < 1e-3
 
 
 @pytest.fixture(scope="module")

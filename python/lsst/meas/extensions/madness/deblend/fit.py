@@ -33,7 +33,7 @@ from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
 from .mapCore import MapConfig, MapObjective, fitLatents, shiftStamps
-from .observation import convolveStamps, differenceKernelSpectrum, kernelGridSize
+from .observation import convolveStamps, cropPsfImage, differenceKernelSpectrum, kernelGridSize
 
 __all__ = ["BlendFit", "fitBlends", "observationKernels", "observedStamps"]
 
@@ -61,7 +61,8 @@ class BlendFit:
 def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.ndarray] | None],
                        device: str | torch.device, check: bool = False) -> torch.Tensor | None:
     """Difference-kernel spectra (N, bands, M, M // 2 + 1) of N blends' PSF kernel images, for models
-    with a model frame (None for the others), on one grid.
+    with a model frame (None for the others), on one grid, the kernels cut to where their light is
+    (:func:`~.observation.cropPsfImage`).
 
     Raises
     ------
@@ -77,6 +78,7 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
                          f"blend {missing[0]} has none")
     if check:
         return None
+    psfImages = [[cropPsfImage(p) for p in images] for images in psfImages]
     size = kernelGridSize(models.stampSize, max(max(p.shape) for images in psfImages for p in images))
     return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size)
                         for images in psfImages]).to(device)
