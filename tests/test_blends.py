@@ -180,3 +180,48 @@ def test_a_child_below_threshold_gets_no_footprint():
     children, unassigned = childFootprints(blend, _fitOf(blend, stamps), parent, ["g", "r"], threshold=1.0)
     assert children[1] is None and children[0].getArea() == 25
     assert unassigned == parent.getArea() - 25
+
+
+def test_blends_are_cut_in_the_deblenders_units_and_children_go_back():
+    """``scales`` multiply data and cutouts and divide weights by their square; heavy footprints come back in
+    the exposure's units, with the same pixels (threshold in σ) whatever the scale."""
+    from lsst.meas.extensions.madness.deblend import childFootprints
+
+    mExp = _exposure(size=100, bands="gr")
+    mExp.image.array[:] += 5.0
+    parent = _footprint(130, 230, 40, 30, [(140, 240), (155, 245)])
+    plain = makeBlend(mExp, parent)
+    scaled = makeBlend(mExp, parent, scales=[2.0, 0.25])
+    factor = np.array([2.0, 0.25])[:, None, None]
+    np.testing.assert_allclose(scaled.data, plain.data * factor)
+    np.testing.assert_allclose(scaled.weight, plain.weight / factor**2)
+    np.testing.assert_allclose(scaled.cutouts, plain.cutouts * factor[None])
+    np.testing.assert_array_equal(scaled.variance, plain.variance)  # the exposure's, for the heavy footprints
+    yy, xx = np.mgrid[:45, :45]
+    blob = np.exp(-((yy - 22) ** 2 + (xx - 22) ** 2) / 30.0)
+    stamps = np.stack([np.stack([20 * blob, 10 * blob]), np.stack([5 * blob, 15 * blob])])
+    for conserveFlux in (True, False):
+        want, _ = childFootprints(plain, _fitOf(plain, stamps), parent, ["g", "r"], conserveFlux=conserveFlux)
+        got, _ = childFootprints(scaled, _fitOf(scaled, stamps * factor[None]), parent, ["g", "r"],
+                                 conserveFlux=conserveFlux)
+        for a, b in zip(want, got):
+            assert a.getSpans() == b.getSpans()
+            np.testing.assert_allclose(b.getImageArray(), a.getImageArray(), rtol=1e-6)
+    with pytest.raises(ValueError, match="one positive number per band"):
+        makeBlend(mExp, parent, scales=[1.0])
+
+
+def test_band_calibration_takes_each_sides_calibration_and_refuses_neither():
+    from lsst.meas.extensions.madness.afw import PhotoCalib
+    from lsst.meas.extensions.madness.deblend import MissingCalibrationError, bandCalibration
+
+    mExp = _exposure(bands="gri")
+    mExp.setAllPhotoCalibs([PhotoCalib(1.0), None, PhotoCalib(4.0)])
+    calibration = bandCalibration(mExp, [PhotoCalib(0.5), PhotoCalib(3.0), None])
+    assert calibration.toDeblender.tolist() == [2.0, 1.0, 1.0]
+    assert calibration.instFluxToNanojansky(np.ones(3)).tolist() == [1.0, 3.0, 4.0]
+    # A calibration that went through MAGZERO's decimal digits is the same units, bit for bit.
+    assert bandCalibration(mExp, [PhotoCalib(1.0 + 1e-15), PhotoCalib(1.0), None]).toDeblender.tolist() == [1.0] * 3
+    mExp.setAllPhotoCalibs([PhotoCalib(1.0), None, None])
+    with pytest.raises(MissingCalibrationError, match=r"band\(s\) \['r'\]"):
+        bandCalibration(mExp, [None, None, PhotoCalib(1.0)])

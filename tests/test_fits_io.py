@@ -13,14 +13,18 @@ from lsst.meas.extensions.madness import (
     HeavyFootprint,
     MultibandExposure,
     MultibandFootprint,
+    PhotoCalib,
     Point2I,
     SourceCatalog,
     SourceTable,
     SpanSet,
     makeHeavyFootprint,
+    makePhotoCalibFromCalibZeroPoint,
 )
 
 BANDS = ("u", "g", "r", "i", "z", "y")
+#: AB magnitude of one count in each band of the fixture.
+ZERO_POINTS = (26.5, 28.25, 28.1, 27.75, 27.375, 26.6)
 
 
 def kernel(sigma, size=13):
@@ -38,7 +42,8 @@ def mExposure():
     variance = rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
     bbox = Box2I(Point2I(1000, -20), Extent2I(41, 32))
     mExp = MultibandExposure.fromArrays(
-        BANDS, image, None, variance, bbox=bbox, psfs=[kernel(1.0 + 0.1 * i) for i in range(len(BANDS))]
+        BANDS, image, None, variance, bbox=bbox, psfs=[kernel(1.0 + 0.1 * i) for i in range(len(BANDS))],
+        photoCalibs=[makePhotoCalibFromCalibZeroPoint(10 ** (0.4 * m)) for m in ZERO_POINTS],
     )
     bit = mExp.mask.addMaskPlane("BRIGHT_OBJECT")
     mExp.mask.array[:, 3, 4] = 1 << bit
@@ -184,6 +189,17 @@ EXPOSURE_DEFECTS = {
     "clashing mask bits": (lambda h: h["MASK"].header.set("MP_SAT", 0), "both use bit 0"),
     "unnamed mask bit": (lambda h: h["MASK"].header.remove("MP_EDGE"), "mask bit 4, which no MP_ keyword names"),
     "negative variance": (lambda h: h["VARIANCE"].data.__setitem__((3, 5, 7), -1.0), "negative variance at band 'i' pixel (x=7, y=5)"),
+    "no calibration": (lambda h: h[0].header.remove("MAGZERO"),
+                       "[PRIMARY]: no photometric calibration: the header needs BUNIT = 'nJy' (calibrated images) or "
+                       "MAGZERO"),
+    "counts without zero point": (lambda h: (h[0].header.remove("MAGZERO"), h[0].header.set("BUNIT", "adu")),
+                                  "[PRIMARY]: no photometric calibration (BUNIT = 'adu' is not 'nJy')"),
+    "MAGZERO per band": (lambda h: h[0].header.set("MAGZERO", "27.0,28.0"),
+                         "[PRIMARY]: MAGZERO gives 2 zero points for 6 band(s)"),
+    "MAGZERO not numbers": (lambda h: h[0].header.set("MAGZERO", "27,x,27,27,27,27"),
+                            "MAGZERO = '27,x,27,27,27,27' is not a comma-separated list of numbers"),
+    "BUNIT nJy against MAGZERO": (lambda h: h[0].header.set("BUNIT", "nJy"),
+                                  "BUNIT = 'nJy' but MAGZERO = '26.5,"),
     "non-finite PSF": (lambda h: h["PSF"].data.__setitem__((1, 0, 0), np.nan), "band 'g' kernel has non-finite"),
     "even PSF": (lambda h: setattr(h["PSF"], "data", h["PSF"].data[:, :-1, :-1]), "sides must be odd"),
     "PSF not unit sum": (lambda h: setattr(h["PSF"], "data", h["PSF"].data * 2), "sums to 2"),
@@ -257,10 +273,17 @@ class TestMalformedFiles:
 
     def test_single_band_file_without_band(self, mExposure, tmp_path):
         path = tmp_path / "noband.fits"
-        Exposure(mExposure["g"].getMaskedImage(), psf=mExposure["g"].getPsf()).writeFits(path)
+        Exposure(mExposure["g"].getMaskedImage(), psf=mExposure["g"].getPsf(), photoCalib=PhotoCalib(1.0)).writeFits(path)
         with pytest.raises(FitsFormatError, match=r"\[PRIMARY\]: no BAND or FILTER keyword"):
             MultibandExposure.readFits([path])
         assert MultibandExposure.readFits([path], bands=["g"]).bands == ("g",)
+
+    def test_writers_refuse_an_exposure_without_calibration(self, mExposure, tmp_path):
+        mExposure.setAllPhotoCalibs([None] * len(BANDS))
+        with pytest.raises(ValueError, match=r"no photometric calibration for band\(s\) \['u'"):
+            mExposure.writeFits(tmp_path / "x.fits")
+        with pytest.raises(ValueError, match="no photometric calibration"):
+            mExposure["r"].writeFits(tmp_path / "r.fits")
 
     def test_error_carries_location(self, catalog, tmp_path):
         good = tmp_path / "good.fits"
@@ -270,6 +293,76 @@ class TestMalformedFiles:
             SourceCatalog.readFits(bad)
         assert (info.value.extension, info.value.column, info.value.row) == ("SPANS", "x1", 1)
         assert isinstance(info.value, ValueError)
+
+
+class TestCalibration:
+    """BUNIT = 'nJy' or MAGZERO per band in the primary header; magZero= for files that state neither."""
+
+    def test_zero_points_round_trip(self, mExposure, tmp_path):
+        path = tmp_path / "counts.fits"
+        mExposure.writeFits(path)
+        with fits.open(path) as hdus:
+            assert "BUNIT" not in hdus[0].header
+            np.testing.assert_allclose([float(m) for m in hdus[0].header["MAGZERO"].split(",")], ZERO_POINTS)
+        back = MultibandExposure.readFits(path)
+        for band, m in zip(BANDS, ZERO_POINTS):
+            calib = back[band].getPhotoCalib()
+            assert calib.instFluxToMagnitude(1.0) == pytest.approx(m, abs=1e-12)
+            assert calib.getCalibrationMean() == pytest.approx(mExposure[band].getPhotoCalib().getCalibrationMean(),
+                                                               rel=1e-13)
+
+    def test_nanojansky_images_say_bunit(self, mExposure, tmp_path):
+        mExposure.setAllPhotoCalibs([PhotoCalib(1.0)] * len(BANDS))
+        path = tmp_path / "nJy.fits"
+        mExposure.writeFits(path)
+        with fits.open(path) as hdus:
+            assert hdus[0].header["BUNIT"] == "nJy" and "MAGZERO" not in hdus[0].header
+        assert MultibandExposure.readFits(path).getPhotoCalibs() == [PhotoCalib(1.0)] * len(BANDS)
+
+    def test_magzero_argument_supplies_a_missing_calibration(self, mExposure, tmp_path):
+        path = rewrite(self._written(mExposure, tmp_path), tmp_path / "bare.fits", lambda h: h[0].header.remove("MAGZERO"))
+        with pytest.raises(FitsFormatError) as info:
+            MultibandExposure.readFits(path)
+        message = str(info.value)
+        assert str(path) in message and "BUNIT" in message and "MAGZERO" in message and "--magzero" in message
+        one = MultibandExposure.readFits(path, magZero=27.0)
+        assert [c.instFluxToMagnitude(1.0) for c in one.getPhotoCalibs()] == pytest.approx([27.0] * 6)
+        each = MultibandExposure.readFits(path, magZero=ZERO_POINTS)
+        assert [c.instFluxToMagnitude(1.0) for c in each.getPhotoCalibs()] == pytest.approx(ZERO_POINTS)
+        with pytest.raises(FitsFormatError, match=r"magZero \(--magzero\) gives 2 zero points for 6 band"):
+            MultibandExposure.readFits(path, magZero=[27.0, 28.0])
+
+    def test_magzero_argument_must_agree_with_the_header(self, mExposure, tmp_path):
+        path = self._written(mExposure, tmp_path)
+        assert MultibandExposure.readFits(path, magZero=list(ZERO_POINTS)).bands == BANDS
+        with pytest.raises(FitsFormatError, match=r"states its calibration \(MAGZERO = '26.5,.*disagrees"):
+            MultibandExposure.readFits(path, magZero=27.0)
+
+    def test_single_band_files_read_bunit_from_the_image_header(self, mExposure, tmp_path):
+        """afw writes BUNIT in the image HDU; a numeric MAGZERO card is one zero point."""
+        written = tmp_path / "r.fits"
+        mExposure["r"].writeFits(written)
+        assert Exposure.readFits(written).getPhotoCalib().instFluxToMagnitude(1.0) == pytest.approx(28.1)
+
+        def toImageHeader(h):
+            h[0].header.remove("MAGZERO")
+            h["IMAGE"].header["BUNIT"] = "nJy"
+
+        calibrated = rewrite(written, tmp_path / "nJy.fits", toImageHeader)
+        assert Exposure.readFits(calibrated).getPhotoCalib() == PhotoCalib(1.0)
+        numeric = rewrite(written, tmp_path / "numeric.fits", lambda h: h[0].header.set("MAGZERO", 30.0))
+        assert Exposure.readFits(numeric).getPhotoCalib().instFluxToMagnitude(1.0) == pytest.approx(30.0)
+        bare = rewrite(written, tmp_path / "bare.fits", lambda h: h[0].header.remove("MAGZERO"))
+        with pytest.raises(FitsFormatError, match=r"bare.fits\[PRIMARY\]: no photometric calibration"):
+            MultibandExposure.readFits([bare])
+        assert MultibandExposure.readFits([bare], magZero=[29.0])["r"].getPhotoCalib().instFluxToMagnitude(1.0) == \
+            pytest.approx(29.0)
+
+    @staticmethod
+    def _written(mExposure, tmp_path):
+        path = tmp_path / "exposure.fits"
+        mExposure.writeFits(path)
+        return path
 
 
 def test_footprint_of_peaks_only_round_trips(tmp_path):

@@ -32,6 +32,7 @@ from lsst.meas.extensions.madness.afw import (
     Mask,
     MaskedImage,
     MultibandExposure,
+    PhotoCalib,
     MultibandFootprint,
     PeakRecord,
     Point2I,
@@ -672,8 +673,12 @@ def multibandExposures(draw):
         kernel = (half + half[::-1, ::-1]).astype(np.float64)
         kernel[py // 2, px // 2] += 1.0
         psfs.append((kernel / kernel.sum()).astype(np.float32))
+    # Calibrations: all bands in nJy (BUNIT), or any positive nJy per count (MAGZERO).
+    inNanojansky = draw(st.booleans())
+    means = [1.0] * nBands if inNanojansky else draw(st.lists(st.floats(1e-6, 1e6), min_size=nBands, max_size=nBands))
     mExposure = MultibandExposure.fromArrays(
-        bands, image, mask, variance, bbox=Box2I(xy0, Extent2I(width, height)), psfs=psfs, maskPlanes=planes
+        bands, image, mask, variance, bbox=Box2I(xy0, Extent2I(width, height)), psfs=psfs, maskPlanes=planes,
+        photoCalibs=[PhotoCalib(m) for m in means],
     )
     return mExposure
 
@@ -686,6 +691,9 @@ def assertExposuresEqual(back: MultibandExposure, original: MultibandExposure) -
     assert back.mask.getMaskPlaneDict() == original.mask.getMaskPlaneDict()
     for readPsf, psf in zip(back.getPsfs(), original.getPsfs()):
         assertBitEqual(readPsf.kernel, psf.kernel)
+    # MAGZERO keeps 15 significant digits of a magnitude: the calibration to 1e-13.
+    for readCalib, calib in zip(back.getPhotoCalibs(), original.getPhotoCalibs()):
+        assert readCalib.getCalibrationMean() == pytest.approx(calib.getCalibrationMean(), rel=1e-12, abs=0)
 
 
 @FITS_IO

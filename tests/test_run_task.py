@@ -170,3 +170,78 @@ def test_pipeline_step_retargeted_from_the_config_directory(inputs, tinyModelDir
     assert len(catalog) == 5 and not catalog["deblend_fallback"].any()
     assert "madness_logPrior" in task.schema and "madness_logPrior" not in mock.catalog.schema
     assert set(result.modelData.blends) == set(mock.catalog["id"])
+
+
+def _stripCalibration(path: Path, out: Path) -> Path:
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        hdus = fits.HDUList([hdu.copy() for hdu in hdus])
+    for key in ("BUNIT", "MAGZERO"):
+        hdus[0].header.remove(key, ignore_missing=True)
+    hdus.writeto(out)
+    return out
+
+
+def test_an_exposure_without_calibration_exits_2_unless_magzero_gives_it(inputs, tmp_path, capsys):
+    directory, mock = inputs
+    bare = _stripCalibration(directory / "exposure.fits", tmp_path / "bare.fits")
+    common = ["--catalog", str(directory / "parents.fits"), "--config", str(directory / "config.py"),
+              "--device", "cpu", "--no-progress"]
+    assert main(["--exposure", str(bare), "--output", str(tmp_path / "refused"), *common]) == 2
+    error = capsys.readouterr().err
+    assert f"{bare}[PRIMARY]: no photometric calibration" in error and "BUNIT" in error and "MAGZERO" in error
+    assert not (tmp_path / "refused" / "metadata.json").exists()
+    assert main(["--exposure", str(bare), "--output", str(tmp_path / "o"), "--magzero", "27", "28", *common]) == 2
+    assert "gives 2 zero points for 6 band(s)" in capsys.readouterr().err
+    zeroPoints = [calib.instFluxToMagnitude(1.0) for calib in mock.mExposure.getPhotoCalibs()]
+    assert main(["--exposure", str(bare), "--output", str(tmp_path / "o"), "--magzero",
+                 *map(repr, zeroPoints), *common]) == 0
+    metadata = json.loads((tmp_path / "o" / "metadata.json").read_text())
+    expected = {band: calib.getCalibrationMean() for band, calib in zip(mock.mExposure.bands,
+                                                                        mock.mExposure.getPhotoCalibs())}
+    assert metadata["inputs"]["nanojanskyPerImageUnit"] == pytest.approx(expected, rel=1e-12)
+    # A header that states its calibration wins, and a --magzero that contradicts it is refused.
+    assert main(["--exposure", str(directory / "exposure.fits"), "--output", str(tmp_path / "c"),
+                 "--magzero", "27", *common]) == 2
+    assert "disagrees with it" in capsys.readouterr().err
+
+
+def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path):
+    """The same field in nJy (BUNIT) and in counts of zero point 27 (MAGZERO), deblended with the shipped
+    models: same children, fluxes in nJy, heavy footprints in each file's own units."""
+    from lsst.meas.extensions.madness.afw import PhotoCalib
+
+    mock = makeMockMultibandExposure(shape=(100, 100), nGalaxies=3, seed=3, positions=_POSITIONS,
+                                     hlrRange=(0.3, 0.6), magZero=27.0)
+    counts = mock.mExposure
+    nJyPerCount = counts["r"].getPhotoCalib().getCalibrationMean()
+    assert nJyPerCount == pytest.approx(10 ** (-0.4 * (27.0 - 31.4000656)), rel=1e-6)
+    calibrated = counts.clone()
+    calibrated.image.array[:] = counts.image.array * np.float32(nJyPerCount)
+    calibrated.variance.array[:] = counts.variance.array * np.float32(nJyPerCount**2)
+    calibrated.setAllPhotoCalibs([PhotoCalib(1.0)] * len(counts.bands))
+    counts.writeFits(tmp_path / "counts.fits")
+    calibrated.writeFits(tmp_path / "nJy.fits")
+    mock.catalog.writeFits(tmp_path / "parents.fits", bbox=counts.getBBox())
+    (tmp_path / "config.py").write_text("config.maxIter = 60\nconfig.minIter = 20\n")
+    catalogs = {}
+    for name in ("counts", "nJy"):
+        assert main(["--exposure", str(tmp_path / f"{name}.fits"), "--catalog", str(tmp_path / "parents.fits"),
+                     "--output", str(tmp_path / name), "--config", str(tmp_path / "config.py"), "--device", "cpu",
+                     "--no-progress"]) == 0
+        catalogs[name] = SourceCatalog.readFits(tmp_path / name / "deblendedCatalog.fits")
+    fromCounts, fromNJy = catalogs["counts"], catalogs["nJy"]
+    assert len(fromCounts) == len(fromNJy) == 5
+    assert fromNJy.schema.find("madness_flux_r").field.units == "nJy"
+    assert list(fromCounts["deblend_iterations"]) == list(fromNJy["deblend_iterations"])
+    assert (fromCounts["madness_flux_r"][2:] > 1000).all()  # nJy: r ~ 23-25 mag galaxies
+    for band in counts.bands:
+        column = f"madness_flux_{band}"
+        np.testing.assert_allclose(fromNJy[column][2:], fromCounts[column][2:], rtol=1e-4,
+                                   atol=1e-4 * np.abs(fromCounts[column][2:]).max())  # the shipped models draw no u
+    for a, b in zip(fromCounts[2:], fromNJy[2:]):
+        assert a.getFootprint().getSpans() == b.getFootprint().getSpans()
+        pixels = a.getFootprint().getImageArray()
+        np.testing.assert_allclose(b.getFootprint().getImageArray() / nJyPerCount, pixels, rtol=1e-4,
+                                   atol=1e-4 * np.abs(pixels).max())

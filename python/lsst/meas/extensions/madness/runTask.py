@@ -3,12 +3,16 @@
 ::
 
     madness-run-task --exposure EXP.fits --catalog CAT.fits --output DIR [--config FILE]
-                     [--device auto|cpu|cuda] [--plot N] [--deblender madness|scarlet]
+                     [--device auto|cpu|cuda] [--plot N] [--deblender madness|scarlet] [--magzero M ...]
     madness-run-task --exposure A.fits B.fits ... --catalog a.fits b.fits ... --output DIR [--resume]
     madness-run-task --demo DIR
 
 The inputs are the package's FITS formats (``doc/file-formats.md``): a multiband exposure and a
-parent catalogue with footprints and peaks. ``DIR`` receives
+parent catalogue with footprints and peaks. The exposure states its calibration (``BUNIT = 'nJy'``
+or ``MAGZERO``); for one that does not, ``--magzero`` gives the AB magnitude of one image unit
+(one value, or one per band), and without it the exposure is refused (exit status 2). The
+children's ``madness_flux_<band>`` are in nJy; their heavy footprints in the exposure's units.
+``DIR`` receives
 
 ``deblendedCatalog.fits``
     the parents, flagged, then their children with heavy footprints;
@@ -70,9 +74,10 @@ def _taskClass(name: str):
     return {"madness": MadnessDeblendTask, "scarlet": ScarletDeblendTask}[name]
 
 
-def _read(exposurePath: Path, catalogPath: Path) -> tuple[MultibandExposure, SourceCatalog]:
+def _read(exposurePath: Path, catalogPath: Path,
+          magZero: list[float] | None = None) -> tuple[MultibandExposure, SourceCatalog]:
     try:
-        mExposure = MultibandExposure.readFits(exposurePath)
+        mExposure = MultibandExposure.readFits(exposurePath, magZero=magZero)
         catalog = SourceCatalog.readFits(catalogPath, bbox=mExposure.getBBox())
     except (FitsFormatError, FileNotFoundError) as error:
         raise InputError(str(error)) from None
@@ -113,6 +118,8 @@ def _plotParents(directory: Path, mExposure: MultibandExposure, catalog: SourceC
         children = np.zeros((len(model.children), *image.shape))
         for k, childImage in enumerate(model.children.images):
             children[(k, slice(None), *model.children.slices(k))] = childImage
+        if modelData.toDeblender is not None:  # the models are in the deblender's units; plot the exposure's
+            children /= modelData.toDeblender[None, :, None, None]
         footprint = parent.getFootprint()
         peaks = np.array([[p.getFx() - box.getMinX(), p.getFy() - box.getMinY()] for p in footprint.getPeaks()])
         title = (f"parent {parent.getId()}: {len(peaks)} peaks, {model.method}"
@@ -146,19 +153,24 @@ def _modelInfo(task) -> dict | None:
 
 
 def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: Path | None = None,
-            device: str | None = None, plot: int = 0, deblender: str = "madness", progress: bool = True) -> dict:
+            device: str | None = None, plot: int = 0, deblender: str = "madness", progress: bool = True,
+            magZero: list[float] | None = None) -> dict:
     """Deblend the files and write the outputs (module docstring); returns the metadata written.
+
+    ``magZero`` is the AB magnitude of one image unit (one, or one per band) for an exposure whose
+    header states no calibration.
 
     Raises
     ------
     InputError
-        Unreadable or malformed files, a bad configuration file, or models that cannot be loaded.
+        Unreadable or malformed files (an exposure without calibration among them), a bad
+        configuration file, or models that cannot be loaded.
     """
     clock = {"start": time.perf_counter()}
     output = Path(output)
     # metadata.json marks a complete output: remove an old one before anything else is rewritten.
     (output / "metadata.json").unlink(missing_ok=True)
-    mExposure, catalog = _read(Path(exposurePath), Path(catalogPath))
+    mExposure, catalog = _read(Path(exposurePath), Path(catalogPath), magZero)
     clock["read"] = time.perf_counter()
     task = _makeTask(deblender, catalog.schema.copy(), configFile, device, progress)
     clock["setup"] = time.perf_counter()
@@ -185,7 +197,9 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
     runtimes = parents["deblend_runtime"][np.isfinite(parents["deblend_runtime"])]
     metadata = {
         "command": sys.argv,
-        "inputs": {"exposure": str(exposurePath), "catalog": str(catalogPath)},
+        "inputs": {"exposure": str(exposurePath), "catalog": str(catalogPath),
+                   "nanojanskyPerImageUnit": {band: calib.getCalibrationMean()
+                                              for band, calib in zip(mExposure.bands, mExposure.getPhotoCalibs())}},
         "deblender": type(task).__name__,
         "device": str(getattr(task.config, "device", "cpu")),
         "resolvedDevice": _resolvedDevice(task),
@@ -235,19 +249,21 @@ def _demo(directory: Path, seed: int) -> tuple[Path, Path, Path]:
     return files.exposure, files.parents, files.truth
 
 
-def _compareWithTruth(output: Path, truthPath: Path) -> str:
+def _compareWithTruth(output: Path, truthPath: Path, exposurePath: Path) -> str:
     from .sim.inputs import MATCH_RADIUS, readFieldTruth
 
     truth = readFieldTruth(truthPath)
     catalog = SourceCatalog.readFits(output / "deblendedCatalog.fits")
     children = catalog[catalog["parent"] > 0]
     r = truth.bands.index("r")
+    # The truth is in the exposure's units (ADU), the flux columns in nJy.
+    calib = MultibandExposure.readFits(exposurePath)["r"].getPhotoCalib()
     errors = []
     for child in children:
         distance = np.hypot(truth.truth["x"] - child["deblend_peak_center_x"], truth.truth["y"] - child["deblend_peak_center_y"])
         j = int(np.argmin(distance))
         if distance[j] <= MATCH_RADIUS and np.isfinite(child["madness_flux_r"]):
-            errors.append(abs(child["madness_flux_r"] / truth.isolated[j, r].sum() - 1))
+            errors.append(abs(child["madness_flux_r"] / calib.instFluxToNanojansky(truth.isolated[j, r].sum()) - 1))
     if not errors:
         return "no child matched a true galaxy"
     return (f"{len(errors)} children matched to true galaxies: r-band model flux |dF/F| median "
@@ -265,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="torch device for MADNESS: auto (default in the config), cpu, cuda, cuda:1")
     parser.add_argument("--plot", type=int, default=0, metavar="N", help="diagnostic PNGs for N parents")
     parser.add_argument("--deblender", choices=DEBLENDERS, default="madness", help="deblend task (default madness)")
+    parser.add_argument("--magzero", type=float, nargs="+", metavar="M",
+                        help="AB magnitude of one image unit, for exposures whose header states no calibration "
+                             "(neither BUNIT = 'nJy' nor MAGZERO): one value, or one per band in BANDS order")
     parser.add_argument("--demo", type=Path, metavar="DIR", help="simulate a small field and deblend it into DIR")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the --demo field")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -305,7 +324,7 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
     start = time.perf_counter()
     try:
         metadata = runTask(exposure, catalog, output, configFile=args.config, device=args.device, plot=plot,
-                           deblender=args.deblender, progress=not args.no_progress)
+                           deblender=args.deblender, progress=not args.no_progress, magZero=args.magzero)
     except InputError as error:
         print(f"madness-run-task: error: {error}", file=sys.stderr)
         return 2
@@ -314,7 +333,7 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
           f"({counts['nSkipped']} skipped, {counts['nFailed']} failed, {counts['nFallback']} by the fallback) "
           f"in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}")
     if truthPath is not None:
-        print(_compareWithTruth(output, truthPath))
+        print(_compareWithTruth(output, truthPath, exposure))
     print(f"Wrote {output / 'deblendedCatalog.fits'}, {output / 'config.py'} and {output / 'metadata.json'}")
     for path in metadata["outputs"]["plots"]:
         print(f"Plot: {output / path}")

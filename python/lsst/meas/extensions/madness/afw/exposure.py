@@ -3,6 +3,9 @@
 A :class:`MultibandExposure` stores its planes as cubes ``(band, y, x)``; indexing one band
 (``mExp["r"]``) or a box (``mExp[:, bbox]``) returns views sharing those cubes, so a
 deblender can cut stamps without copying.
+
+What an exposure says about itself travels with it, as in afw: each band's PSF and
+photometric calibration (:class:`~.photoCalib.PhotoCalib`, ``mExp["r"].getPhotoCalib()``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from .geom import Box2I, Extent2I, Point2D, Point2I
 from .image import DEFAULT_MASK_PLANES, Image, Mask, MaskedImage
+from .photoCalib import PhotoCalib
 from .psf import ImagePsf
 
 __all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
@@ -40,7 +44,7 @@ class FilterLabel:
 
 
 class Exposure:
-    """A masked image with its PSF and band.
+    """A masked image with its PSF, band and photometric calibration.
 
     Parameters
     ----------
@@ -50,14 +54,18 @@ class Exposure:
         The PSF model (may be ``None``).
     band
         The band label (``"r"``).
+    photoCalib
+        The photometric calibration of the pixels (may be ``None``).
     """
 
-    def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None):
+    def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None,
+                 photoCalib: PhotoCalib | None = None):
         if isinstance(maskedImage, Box2I):
             maskedImage = MaskedImage(maskedImage)
         self._maskedImage = maskedImage
         self._psf = psf
         self._filter = FilterLabel(band=band)
+        self._photoCalib = photoCalib
 
     def getMaskedImage(self) -> MaskedImage:
         return self._maskedImage
@@ -88,6 +96,15 @@ class Exposure:
     def hasPsf(self) -> bool:
         return self._psf is not None
 
+    def getPhotoCalib(self) -> PhotoCalib | None:
+        """The photometric calibration (nJy per pixel unit), or ``None`` when the exposure has none."""
+        return self._photoCalib
+
+    def setPhotoCalib(self, photoCalib: PhotoCalib | None) -> None:
+        self._photoCalib = photoCalib
+
+    photoCalib = property(getPhotoCalib, setPhotoCalib)
+
     def getFilter(self) -> FilterLabel:
         return self._filter
 
@@ -110,21 +127,25 @@ class Exposure:
         return self._maskedImage.getDimensions()
 
     def subset(self, bbox: Box2I) -> "Exposure":
-        return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band)
+        return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band,
+                        photoCalib=self._photoCalib)
 
     def __getitem__(self, bbox: Box2I) -> "Exposure":
         return self.subset(bbox)
 
     def clone(self) -> "Exposure":
         psf = None if self._psf is None else self._psf.clone()
-        return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band)
+        return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band, photoCalib=self._photoCalib)
 
     @classmethod
-    def readFits(cls, path: str | PathLike, band: str | None = None) -> "Exposure":
-        """Read a single-band LSST-style exposure file (``IMAGE``/``MASK``/``VARIANCE`` HDUs)."""
+    def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> "Exposure":
+        """Read a single-band LSST-style exposure file (``IMAGE``/``MASK``/``VARIANCE`` HDUs).
+
+        The calibration comes from the header (``BUNIT = 'nJy'`` or ``MAGZERO``) or from ``magZero``.
+        """
         from ..io.exposureFits import readExposureFits
 
-        return readExposureFits(path, band=band)
+        return readExposureFits(path, band=band, magZero=magZero)
 
     def writeFits(self, path: str | PathLike) -> None:
         """Write a single-band LSST-style exposure file."""
@@ -338,6 +359,8 @@ class MultibandExposure:
         Cubes of the planes.
     psfs
         One PSF per band, or ``None``.
+    photoCalibs
+        One photometric calibration per band (``None`` for a band without), or ``None``.
 
     Examples
     --------
@@ -356,6 +379,7 @@ class MultibandExposure:
         mask: MultibandMask,
         variance: MultibandImage,
         psfs: Sequence[ImagePsf | None] | None = None,
+        photoCalibs: Sequence[PhotoCalib | None] | None = None,
     ):
         bands = tuple(bands)
         for name, plane in (("image", image), ("mask", mask), ("variance", variance)):
@@ -367,9 +391,13 @@ class MultibandExposure:
             )
         if psfs is not None and len(psfs) != len(bands):
             raise ValueError(f"{len(psfs)} PSFs for {len(bands)} bands")
+        if photoCalibs is not None and len(photoCalibs) != len(bands):
+            raise ValueError(f"{len(photoCalibs)} photometric calibrations for {len(bands)} bands")
         self._bands = bands
         self._image, self._mask, self._variance = image, mask, variance
         self._psfs: list[ImagePsf | None] = list(psfs) if psfs is not None else [None] * len(bands)
+        self._photoCalibs: list[PhotoCalib | None] = (list(photoCalibs) if photoCalibs is not None
+                                                      else [None] * len(bands))
 
     @classmethod
     def fromArrays(
@@ -381,12 +409,13 @@ class MultibandExposure:
         bbox: Box2I | None = None,
         psfs: Sequence[ImagePsf | np.ndarray] | np.ndarray | None = None,
         maskPlanes: Mapping[str, int] | None = None,
+        photoCalibs: Sequence[PhotoCalib | None] | None = None,
     ) -> "MultibandExposure":
         """Make a multiband exposure from ``(band, y, x)`` arrays.
 
         ``bbox`` gives the parent position (only its minimum is used; its size must match);
         missing masks are zero and missing variances are zero. ``psfs`` may be a
-        ``(band, py, px)`` cube of kernels.
+        ``(band, py, px)`` cube of kernels; ``photoCalibs`` gives each band's calibration.
         """
         image = np.asarray(image)
         if image.ndim != 3:
@@ -409,11 +438,13 @@ class MultibandExposure:
             MultibandMask(bands, mask, xy0, planes=maskPlanes),
             MultibandImage(bands, variance, xy0),
             psfs,
+            photoCalibs,
         )
 
     @classmethod
     def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> "MultibandExposure":
-        """Stack single-band exposures that share a bounding box and mask layout."""
+        """Stack single-band exposures that share a bounding box and mask layout (with their PSFs and
+        calibrations)."""
         bands = tuple(bands)
         if len(bands) != len(exposures):
             raise ValueError(f"{len(bands)} bands but {len(exposures)} exposures")
@@ -432,6 +463,7 @@ class MultibandExposure:
             MultibandMask(bands, np.stack([e.getMask().array for e in exposures]), xy0, planes=planes),
             MultibandImage(bands, np.stack([e.getVariance().array for e in exposures]), xy0),
             [e.getPsf() for e in exposures],
+            [e.getPhotoCalib() for e in exposures],
         )
 
     @property
@@ -472,6 +504,16 @@ class MultibandExposure:
             raise ValueError(f"{len(psfs)} PSFs for {len(self._bands)} bands")
         self._psfs = list(psfs)
 
+    def getPhotoCalibs(self) -> list[PhotoCalib | None]:
+        """Each band's photometric calibration (``None`` for a band without); ``mExp[band].getPhotoCalib()``
+        in afw."""
+        return list(self._photoCalibs)
+
+    def setAllPhotoCalibs(self, photoCalibs: Sequence[PhotoCalib | None]) -> None:
+        if len(photoCalibs) != len(self._bands):
+            raise ValueError(f"{len(photoCalibs)} photometric calibrations for {len(self._bands)} bands")
+        self._photoCalibs = list(photoCalibs)
+
     def _requirePsfs(self) -> list[ImagePsf]:
         missing = [band for band, psf in zip(self._bands, self._psfs) if psf is None]
         if missing:
@@ -504,7 +546,7 @@ class MultibandExposure:
             maskedImage = MaskedImage(
                 self._image[band], self._mask[band], self._variance[band]
             )
-            exposure = Exposure(maskedImage, psf=self._psfs[index], band=band)
+            exposure = Exposure(maskedImage, psf=self._psfs[index], band=band, photoCalib=self._photoCalibs[index])
             return exposure if bbox is None else exposure.subset(bbox)
         bands = tuple(self._bands[i] for i in indices)
         selector = (list(bands), bbox) if bbox is not None else list(bands)
@@ -514,6 +556,7 @@ class MultibandExposure:
             self._mask[selector],
             self._variance[selector],
             [self._psfs[i] for i in indices],
+            [self._photoCalibs[i] for i in indices],
         )
 
     def clone(self) -> "MultibandExposure":
@@ -523,6 +566,7 @@ class MultibandExposure:
             self._mask.clone(),
             self._variance.clone(),
             [None if psf is None else psf.clone() for psf in self._psfs],
+            list(self._photoCalibs),
         )
 
     def __len__(self) -> int:
@@ -530,18 +574,21 @@ class MultibandExposure:
 
     @classmethod
     def readFits(
-        cls, path: str | PathLike | Sequence[str | PathLike], bands: Sequence[str] | None = None
+        cls, path: str | PathLike | Sequence[str | PathLike], bands: Sequence[str] | None = None,
+        magZero: float | Sequence[float] | None = None,
     ) -> "MultibandExposure":
         """Read the package's multiband exposure FITS format (see ``doc/file-formats``).
 
         ``path`` may also be a list of single-band LSST-style exposure files, one per band
-        (bands from ``bands`` or from each file's ``BAND`` header keyword).
+        (bands from ``bands`` or from each file's ``BAND`` header keyword). The calibration
+        comes from the files' headers (``BUNIT = 'nJy'`` or ``MAGZERO``), or from ``magZero``
+        (one AB zero point, or one per band) for files that state none.
         """
         from ..io.exposureFits import readExposureFiles, readMultibandExposureFits
 
         if isinstance(path, (list, tuple)):
-            return readExposureFiles(path, bands=bands)
-        return readMultibandExposureFits(path)
+            return readExposureFiles(path, bands=bands, magZero=magZero)
+        return readMultibandExposureFits(path, magZero=magZero)
 
     def writeFits(self, path: str | PathLike) -> None:
         """Write the package's multiband exposure FITS format."""

@@ -1,8 +1,9 @@
 """Deblending: parents cut into blends (:mod:`.blends`), fitted (:mod:`.mapCore`, :mod:`.fit`, or SCARLET in
 :mod:`.scarletCore`), turned into children (:mod:`.footprints`) by the deblend tasks (:mod:`.madnessTask`,
-:mod:`.scarletTask`, sharing :mod:`.baseTask`).
+:mod:`.scarletTask`, sharing :mod:`.baseTask`), in the pixel units of :mod:`.calibration`.
 """
 
+from .calibration import *  # noqa: F401,F403
 from .blends import *  # noqa: F401,F403
 from .mapCore import *  # noqa: F401,F403
 from .fit import *  # noqa: F401,F403

@@ -8,6 +8,10 @@ its children are appended with heavy footprints (:mod:`.footprints`) and the col
 the reason, and ``NOT_DEBLENDED`` in the mask), failed (with the exception's class name), or
 deblended into one child per peak (a peak whose model has no pixel above the threshold still
 gets a child, flagged ``deblend_zeroFlux``, with its peak and no pixels).
+
+Units (:mod:`.calibration`): the blends are cut in the deblender's pixel units
+(:meth:`DeblendBaseTask.deblenderPhotoCalibs`), the children's heavy footprints are in the
+exposure's, and their ``madness_flux_<band>`` columns in nJy, by the exposure's calibration.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import numpy as np
 from ..afw.detection import Footprint, MultibandFootprint, SpanSet
 from ..afw.exposure import MultibandExposure
 from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
+from ..afw.photoCalib import PhotoCalib
 from ..framework import Config, Field, Struct, Task, timeMethod
 from .blendModel import BlendModel, ModelData, NonFiniteModelError
 from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
+from .calibration import BandCalibration, bandCalibration, surveyPhotoCalibs
 from .columns import SKIP_FLAGS, DeblendColumns
 from .footprints import childFootprints
 from .invariants import STRICT_ENVIRONMENT, InvariantError, checkInputCatalog, checkInvariants
@@ -117,6 +123,14 @@ class DeblendBaseTask(Task):
         """The bands deblended when the constructor is given none."""
         raise NotImplementedError
 
+    def deblenderPhotoCalibs(self) -> list[PhotoCalib | None]:
+        """The calibration of the pixel units the deblender works in, per band of :attr:`bands` (None: the
+        exposure's units). Here the electrons of LSST's 10-year coadds (``sim.survey.LSST_CONDITIONS``) for
+        the LSST bands; MADNESS takes its models' ``surveyConditions``."""
+        from ..sim.survey import LSST_CONDITIONS
+
+        return surveyPhotoCalibs(LSST_CONDITIONS, self.bands)
+
     def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
                     parents: Sequence[SourceRecord]) -> list[BlendModel | Exception]:
         """One model per blend, in order; an exception in place of a blend that could not be modelled."""
@@ -130,10 +144,17 @@ class DeblendBaseTask(Task):
         -------
         Struct
             ``deblendedCatalog``: the parents, flagged, then their children (``parent`` = the
-            parent's id), with heavy footprints; ``modelData``: a :class:`~.blendModel.ModelData`.
+            parent's id), with heavy footprints (in the exposure's pixel units) and fluxes in nJy;
+            ``modelData``: a :class:`~.blendModel.ModelData` (models in the deblender's units).
+
+        Raises
+        ------
+        MissingCalibrationError
+            If a band has no photometric calibration, on the exposure or of the deblender.
         """
         checkInputCatalog(mergedSources, mExposure.getBBox())
         mExposure = self._selectBands(mExposure)
+        calibration = bandCalibration(mExposure, self.deblenderPhotoCalibs())
         table = SourceTable(self.schema, mergedSources.getTable().getIdFactory().clone())
         catalog = SourceCatalog(table)
         catalog.extend(mergedSources, deep=True)
@@ -148,11 +169,11 @@ class DeblendBaseTask(Task):
             if reason is not None:
                 self._skip(parent, footprint, reason, mExposure)
             elif len(peaks) == 1 and not self.config.processSingles:
-                self._copyIsolated(catalog, parent, footprint, mExposure)
+                self._copyIsolated(catalog, parent, footprint, mExposure, calibration)
             else:
                 try:
                     blend = makeBlend(mExposure, footprint, self.stampSize, self.config.badMask,
-                                      self.config.fitFootprintOnly)
+                                      self.config.fitFootprintOnly, scales=calibration.toDeblender)
                 except Exception as error:  # noqa: BLE001 - one bad parent must not stop the rest
                     self._fail(parent, error)
                     continue
@@ -166,14 +187,14 @@ class DeblendBaseTask(Task):
             if not self.config.catchFailures:
                 raise
             models = [error] * len(pending)
-        modelData = ModelData(self.bands)
+        modelData = ModelData(self.bands, toDeblender=calibration.toDeblender)
         for (parent, blend), model in zip(pending, models):
             if not isinstance(model, Exception) and not model.finite:
                 model = NonFiniteModelError(f"the {model.method} model of parent {parent.getId()} is not finite")
             if isinstance(model, Exception):
                 self._fail(parent, model)
                 continue
-            self._addChildren(catalog, parent, blend, model)
+            self._addChildren(catalog, parent, blend, model, calibration)
             modelData.blends[parent.getId()] = model
             modelData.boxes[parent.getId()] = blend.canvasBox
         self._summarise(catalog, len(mergedSources))
@@ -232,7 +253,7 @@ class DeblendBaseTask(Task):
         self.log.warning("parent %d failed: %s: %s", parent.getId(), type(error).__name__, error)
 
     def _copyIsolated(self, catalog: SourceCatalog, parent: SourceRecord, footprint: Footprint,
-                      mExposure: MultibandExposure) -> None:
+                      mExposure: MultibandExposure, calibration: BandCalibration) -> None:
         parent.set("deblend_skipped_isolatedParent", True)
         parent.set("deblend_nChild", 1)
         child = self._newChild(catalog, parent, footprint.getPeaks()[0], 1)
@@ -247,7 +268,12 @@ class DeblendBaseTask(Task):
         ys, xs = spans.indices()
         x0, y0 = mExposure.getXY0()
         parent.set("deblend_incompleteData", bool((~finite[:, ys - y0, xs - x0]).any()))
-        for band, flux in zip(self.bands, heavy.getImageArray().sum(axis=-1)):
+        self._setFluxes(child, heavy.getImageArray().sum(axis=-1), calibration)
+
+    def _setFluxes(self, child: SourceRecord, instFluxes: np.ndarray, calibration: BandCalibration) -> None:
+        """The one place the flux columns are filled: ``instFluxes`` (bands,) in the exposure's pixel units,
+        written in nJy."""
+        for band, flux in zip(self.bands, calibration.instFluxToNanojansky(instFluxes)):
             child.set(self.columns.fluxColumn(band), float(flux))
 
     def _newChild(self, catalog: SourceCatalog, parent: SourceRecord, peak, nPeaks: int) -> SourceRecord:
@@ -261,7 +287,8 @@ class DeblendBaseTask(Task):
         child.set("deblend_parentNChild", nPeaks)
         return child
 
-    def _addChildren(self, catalog: SourceCatalog, parent: SourceRecord, blend: Blend, model: BlendModel) -> None:
+    def _addChildren(self, catalog: SourceCatalog, parent: SourceRecord, blend: Blend, model: BlendModel,
+                     calibration: BandCalibration) -> None:
         footprint = parent.getFootprint()
         box = blend.canvasBox
         children = model.children
@@ -282,7 +309,9 @@ class DeblendBaseTask(Task):
         parent.set("deblend_fallbackReason", model.fallbackReason)
         parent.set("madness_logLikelihood", model.logLikelihood)
         parent.set("madness_converged", model.converged)
-        fluxes = children.fluxes()
+        fluxes = children.fluxes()  # the deblender's units
+        if blend.scale is not None:
+            fluxes = fluxes / blend.scale[None, :]
         peaks = footprint.getPeaks()
         for k, peak in enumerate(peaks):
             child = self._newChild(catalog, parent, peak, len(peaks))
@@ -297,8 +326,7 @@ class DeblendBaseTask(Task):
             image = children.images[k]
             overlap = float((image * total[where]).sum())
             child.set("deblend_blendedness", 1 - float((image**2).sum()) / overlap if overlap > 0 else 0.0)
-            for b, band in enumerate(self.bands):
-                child.set(self.columns.fluxColumn(band), float(fluxes[k, b]))
+            self._setFluxes(child, fluxes[k], calibration)
             child.set("madness_logPrior", float(model.logPrior[k]) if model.logPrior is not None else float("nan"))
             child.set("madness_logLikelihood", model.logLikelihood)
             child.set("madness_converged", model.converged)

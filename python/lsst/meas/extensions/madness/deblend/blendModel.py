@@ -47,12 +47,14 @@ class ModelData:
     """The models of every deblended parent (``Struct.modelData`` of the deblend tasks).
 
     ``blends[parentId]`` is the parent's :class:`BlendModel`, whose child images lie on the canvas
-    ``boxes[parentId]`` (exposure pixel coordinates).
+    ``boxes[parentId]`` (exposure pixel coordinates), in the deblender's pixel units: divide them by
+    ``toDeblender`` (per band; None: 1) for the exposure's (:mod:`.calibration`).
     """
 
     bands: tuple[str, ...]
     blends: dict[int, BlendModel] = field(default_factory=dict)
     boxes: dict[int, Box2I] = field(default_factory=dict)
+    toDeblender: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.blends)

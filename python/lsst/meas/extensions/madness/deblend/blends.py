@@ -14,6 +14,10 @@ For a parent with K peaks, :func:`makeBlend` cuts
 - each band's PSF kernel image at the parent's centre (what a model-frame decoder's stamps are
   convolved with, :mod:`.observation`).
 
+With ``scales`` (one per band: the deblender's pixel units per unit of the exposure's,
+:mod:`.calibration`) the data, weights and cutouts are in the deblender's units; this is the one
+place pixels change units. The mask and variance stay the exposure's, for the heavy footprints.
+
 :func:`stackBlends` pads a list of blends to common sizes and K for one batched fit.
 
 Examples
@@ -49,7 +53,7 @@ DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", 
 
 @dataclass
 class Blend:
-    """One parent, cut out for the MAP core (pixels in electrons, ``bands`` first)."""
+    """One parent, cut out for the MAP core (pixels in the deblender's units, ``bands`` first)."""
 
     canvasBox: Box2I  # in the exposure's pixel coordinates
     data: np.ndarray  # (bands, H, W)
@@ -60,8 +64,9 @@ class Blend:
     subpixel: np.ndarray  # (K, 2) peak position minus stamp centre, (dy, dx), in [-0.5, 0.5]
     cutouts: np.ndarray  # (K, bands, S, S)
     mask: np.ndarray  # (bands, H, W) the exposure's mask, 0 off it
-    variance: np.ndarray  # (bands, H, W) the exposure's variance, 0 off it
+    variance: np.ndarray  # (bands, H, W) the exposure's variance (its units), 0 off it
     psfImages: list[np.ndarray] | None = None  # per band, the PSF kernel image at the parent; None without PSFs
+    scale: np.ndarray | None = None  # (bands,) deblender units per exposure unit; None: the same units
 
     @property
     def nPeaks(self) -> int:
@@ -73,7 +78,8 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
 
     An added band has zero image, zero variance (so zero weight in :func:`makeBlend`) and the
     ``NO_DATA`` mask bit; its PSF is that of the nearest present band in ``bands``' order, which
-    only a PSF-convolving deblender (SCARLET) reads, and there with zero weight.
+    only a PSF-convolving deblender (SCARLET) reads, and there with zero weight; it has no
+    photometric calibration.
     """
     present = [b for b in bands if b in mExposure.bands]
     if not present:
@@ -96,9 +102,10 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
             mask.append(np.full(shape, noData, mExposure.mask.array.dtype))
             variance.append(np.zeros(shape, mExposure.variance.array.dtype))
             bandPsfs.append(psfs[mExposure.bands.index(nearest)])
+    calibs = [mExposure.getPhotoCalibs()[mExposure.bands.index(b)] if b in mExposure.bands else None for b in bands]
     return MultibandExposure.fromArrays(list(bands), np.stack(image), np.stack(mask), np.stack(variance),
                                         bbox=mExposure.getBBox(), psfs=None if any(p is None for p in bandPsfs) else bandPsfs,
-                                        maskPlanes=planes)
+                                        maskPlanes=planes, photoCalibs=calibs)
 
 
 def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,8 +130,11 @@ def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, 
 
 
 def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int = 45,
-              badMaskPlanes: Sequence[str] = DEFAULT_BAD_MASK_PLANES, footprintOnly: bool = True) -> Blend:
+              badMaskPlanes: Sequence[str] = DEFAULT_BAD_MASK_PLANES, footprintOnly: bool = True,
+              scales: Sequence[float] | np.ndarray | None = None) -> Blend:
     """Cut the canvas, weights, stamp corners and encoder cutouts of one parent (see module docs).
+
+    ``scales`` (per band) multiply the pixels into the deblender's units (``None``: all 1).
 
     Raises
     ------
@@ -149,6 +159,13 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
         good &= spans.asArray(canvasBox).astype(bool)[None]
     weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
     data = np.where(inside & np.isfinite(image), image, 0.0)
+    if scales is not None:
+        scales = np.asarray(scales, dtype=np.float64)
+        if scales.shape != (len(mExposure.bands),) or not (np.isfinite(scales).all() and (scales > 0).all()):
+            raise ValueError(f"scales must be one positive number per band ({len(mExposure.bands)}), got {scales}")
+        if (scales != 1.0).any():
+            data = data * scales[:, None, None]
+            weight = weight / scales[:, None, None] ** 2
 
     positions = np.array([[p.getFy(), p.getFx()] for p in peaks], np.float64)
     inFootprint = spans.asArray(bbox).astype(bool)
@@ -168,7 +185,7 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
     psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]
     return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
-                 mask.astype(np.int32), variance, psfImages)
+                 mask.astype(np.int32), variance, psfImages, scales)
 
 
 def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:

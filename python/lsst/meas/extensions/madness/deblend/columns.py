@@ -33,7 +33,7 @@ column                                              on    meaning
 ``madness_logLikelihood``                           P, C  the fit's log-likelihood (the parent's, on children)
 ``madness_logPrior``                                C     the flow's log-density of the child's latent
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
-``madness_flux_<band>``                             C     the model's flux in each band (image units)
+``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration)
 ==================================================  ====  ========================================================
 """
 
@@ -110,7 +110,7 @@ class DeblendColumns:
         self.schema = schema
         self.bands = tuple(bands)
         rows = list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
-        rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "count") for b in self.bands]
+        rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "nJy") for b in self.bands]
         for name, kind, doc, units in rows:
             if name not in schema:
                 schema.addField(name, type=kind, doc=doc, units=units)

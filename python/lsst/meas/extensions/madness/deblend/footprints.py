@@ -11,7 +11,8 @@ data shared in proportion to the models of the children whose footprints hold th
 .. math:: v_k = y \, \frac{m_k}{\sum_{j \ni \rm pixel} m_j},
 
 so that on every pixel some child holds, the children sum to the data exactly. The heavy
-footprints carry the exposure's mask and variance on their pixels.
+footprints are in the exposure's pixel units (the blend's are the deblender's, :mod:`.calibration`)
+and carry the exposure's mask and variance on their pixels.
 
 Examples
 --------
@@ -108,6 +109,8 @@ def childFootprints(blend: Blend, children: ChildModels, parent: Footprint, band
             values = share * blend.data[(slice(None), *where)]
         else:
             values = image
+        if blend.scale is not None:
+            values = values / blend.scale[:, None, None]  # back to the exposure's units
         corner = Point2I(box.getMinX() + int(children.cols[k]), box.getMinY() + int(children.rows[k]))
         spans = SpanSet.fromMask(holds[k], xy0=corner)
         footprint = Footprint(spans, [peaks[k]], parent.getRegion())

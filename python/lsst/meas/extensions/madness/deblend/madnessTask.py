@@ -9,6 +9,10 @@ the 16-d latent space of the trained VAE, maximising the posterior
 from the VAE-deblender encoder's latents (:mod:`.mapCore`, :mod:`.fit`), many parents in one
 batched optimisation, on CUDA when there is one. The decoded galaxies are the children's models.
 
+The blends are cut in the units the models were trained in (:meth:`MadnessDeblendTask.deblenderPhotoCalibs`,
+:mod:`.calibration`): an exposure in nJy and the same one in counts with its zero point give the
+same children.
+
 Parents that MADNESS should not model go to the ``fallback`` subtask (SCARLET by default),
 flagged ``deblend_fallback`` with ``deblend_fallbackReason``, by these rules:
 
@@ -140,6 +144,16 @@ class MadnessDeblendTask(DeblendBaseTask):
 
     def defaultBands(self) -> tuple[str, ...]:
         return self.models.bands
+
+    def deblenderPhotoCalibs(self):
+        """The units the models were trained in: their card's ``surveyConditions`` coadds (the shipped models:
+        electrons of LSST's 10-year coadds), or LSST's when the card has none."""
+        from ..sim.survey import LSST_CONDITIONS, SurveyConditions
+        from .calibration import surveyPhotoCalibs
+
+        conditions = self.models.card.get("surveyConditions")
+        conditions = LSST_CONDITIONS if not conditions else SurveyConditions.model_validate(conditions)
+        return surveyPhotoCalibs(conditions, self.bands)
 
     @property
     def models(self):

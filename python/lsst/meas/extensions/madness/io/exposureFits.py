@@ -5,7 +5,8 @@ Multiband format (one file; ``doc/file-formats.md``):
 ====================  ==========================================================
 HDU                   content
 ====================  ==========================================================
-primary               no data; ``BANDS = 'u,g,r,i,z,y'``
+primary               no data; ``BANDS = 'u,g,r,i,z,y'``; the calibration:
+                      ``BUNIT = 'nJy'`` or ``MAGZERO = '27.1,28.0,...'``
 ``IMAGE``             float32 cube (band, y, x); ``LTV1 = -x0``, ``LTV2 = -y0``
 ``MASK``              int32 cube; ``MP_<PLANE> = bit`` for every plane; LTV1/2
 ``VARIANCE``          float32 cube; LTV1/2
@@ -14,6 +15,12 @@ primary               no data; ``BANDS = 'u,g,r,i,z,y'``
 
 Single-band LSST-style files have ``IMAGE``, ``MASK`` and ``VARIANCE`` image extensions
 (and optionally ``PSF``, a 2-d kernel), as ``lsst.afw`` writes them.
+
+Calibration. Every exposure states how its pixels relate to physical flux: ``BUNIT = 'nJy'``
+for calibrated images (LSST's coadds), or ``MAGZERO``, the AB magnitude of one image unit
+(one value, or one per band in ``BANDS`` order, comma-separated). A file that states
+neither is refused unless the reader is given ``magZero``; the result carries a
+:class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` per band.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from astropy.io import fits
 from ..afw.exposure import Exposure, MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2I
 from ..afw.image import MAX_MASK_PLANES, ImageF, Mask, MaskedImage
+from ..afw.photoCalib import PhotoCalib, makePhotoCalibFromCalibZeroPoint
 from ..afw.psf import ImagePsf
 from .atomic import atomicPath
 from .errors import FitsFormatError
@@ -44,6 +52,10 @@ PLANES = ("IMAGE", "MASK", "VARIANCE")
 # Tolerances for a PSF kernel stored as float32.
 PSF_SUM_TOLERANCE = 1e-3
 PSF_CENTRE_TOLERANCE = 0.5
+#: Zero points (AB mag) that agree within this state the same calibration (31.4 for nJy is 6.6e-5 off).
+MAGZERO_TOLERANCE = 1e-3
+#: The BUNIT of calibrated images.
+NJY_UNIT = "nJy"
 
 
 def _xy0Header(xy0: Point2I) -> dict[str, int]:
@@ -79,6 +91,7 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     xy0 = _xy0Header(mExposure.getXY0())
     primary = fits.PrimaryHDU()
     primary.header["BANDS"] = (",".join(mExposure.bands), "band of each plane of the cubes")
+    _writeCalibration(primary.header, mExposure.getPhotoCalibs(), mExposure.bands, path)
     hdus = [
         primary,
         _imageHdu(mExposure.image.array.astype(np.float32, copy=False), "IMAGE", xy0),
@@ -92,6 +105,89 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     ]
     with atomicPath(path) as temporary:
         fits.HDUList(hdus).writeto(temporary, overwrite=True)
+
+
+def _magnitudeOfOneUnit(photoCalib: PhotoCalib) -> float:
+    return float(photoCalib.instFluxToMagnitude(1.0))
+
+
+def _writeCalibration(header: fits.Header, photoCalibs: Sequence[PhotoCalib | None], bands: Sequence[str],
+                      path) -> None:
+    """``BUNIT = 'nJy'`` when every band is in nJy, else ``MAGZERO`` per band; refuses bands without one."""
+    missing = [band for band, calib in zip(bands, photoCalibs) if calib is None]
+    if missing:
+        raise ValueError(f"cannot write {path}: no photometric calibration for band(s) {missing} (readers need "
+                         "BUNIT = 'nJy' or MAGZERO; give the exposure one with setPhotoCalib/setAllPhotoCalibs)")
+    if all(calib.getCalibrationMean() == 1.0 for calib in photoCalibs):
+        header["BUNIT"] = (NJY_UNIT, "pixel values are calibrated fluxes")
+    else:
+        # 15 significant digits: the calibration to 1e-13, without float noise ('26.5', not '26.500000000000004').
+        # No comment: the value may need CONTINUE cards. The AB magnitude of one pixel unit, per band.
+        header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in photoCalibs)
+
+
+def _parseMagZero(value, nBands: int, describe: str, fail) -> list[float]:
+    """One zero point per band from a header value or an argument: one number for all bands, or one per band."""
+    if isinstance(value, str):
+        try:
+            values = [float(v) for v in value.split(",")]
+        except ValueError:
+            raise fail(f"{describe} = {value!r} is not a comma-separated list of numbers") from None
+    elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        values = [float(value)]
+    else:
+        try:
+            values = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise fail(f"{describe} = {value!r} is not a number or a list of numbers") from None
+    if len(values) == 1:
+        values = values * nBands
+    if len(values) != nBands:
+        raise fail(f"{describe} gives {len(values)} zero points for {nBands} band(s): give one, or one per band")
+    if not all(np.isfinite(values)):
+        raise fail(f"{describe} = {value!r} is not finite")
+    return values
+
+
+def _readCalibration(reader: FitsReader, headers: Sequence[tuple[str, fits.Header]], bands: Sequence[str],
+                     magZero) -> list[PhotoCalib]:
+    """Each band's calibration from ``BUNIT``/``MAGZERO`` in the first of ``headers`` that has one, or
+    from ``magZero``; see the module docstring."""
+    where, header = next(((name, h) for name, h in headers if "BUNIT" in h or "MAGZERO" in h), headers[0])
+    fail = lambda reason: reader.error(reason, where)  # noqa: E731
+    bunit = header.get("BUNIT")
+    isNJy = bunit is not None and str(bunit).strip().lower() == NJY_UNIT.lower()
+    stated = None
+    if "MAGZERO" in header:
+        stated = _parseMagZero(header["MAGZERO"], len(bands), "MAGZERO", fail)
+        if isNJy:
+            nJy = _magnitudeOfOneUnit(PhotoCalib(1.0))
+            if any(abs(m - nJy) > MAGZERO_TOLERANCE for m in stated):
+                raise fail(f"BUNIT = {bunit!r} but MAGZERO = {header['MAGZERO']!r}; an image in nJy has "
+                           f"MAGZERO = {nJy:.5f} (or none)")
+    elif isNJy:
+        stated = [_magnitudeOfOneUnit(PhotoCalib(1.0))] * len(bands)
+    if magZero is not None:
+        given = _parseMagZero(magZero, len(bands), "magZero (--magzero)", fail)
+        if stated is not None and any(abs(a - b) > MAGZERO_TOLERANCE for a, b in zip(stated, given)):
+            states = f"BUNIT = {bunit!r}" if "MAGZERO" not in header else f"MAGZERO = {header['MAGZERO']!r}"
+            raise fail(f"the header states its calibration ({states}) and magZero (--magzero) "
+                       f"{list(given)} disagrees with it")
+        if stated is None:
+            return [_zeroPointCalib(m) for m in given]
+    if stated is None:
+        found = "" if bunit is None else f" (BUNIT = {bunit!r} is not {NJY_UNIT!r})"
+        raise fail(f"no photometric calibration{found}: the header needs BUNIT = '{NJY_UNIT}' (calibrated images) "
+                   "or MAGZERO (the AB magnitude of one image unit, one per band in BANDS order); or give the zero "
+                   "point with magZero= (madness-run-task --magzero)")
+    if isNJy:
+        return [PhotoCalib(1.0) for _ in bands]
+    return [_zeroPointCalib(m) for m in stated]
+
+
+def _zeroPointCalib(magZero: float) -> PhotoCalib:
+    """The calibration in which one image unit has AB magnitude ``magZero``."""
+    return makePhotoCalibFromCalibZeroPoint(10.0 ** (0.4 * magZero))
 
 
 def _readBands(reader: FitsReader) -> tuple[str, ...]:
@@ -197,20 +293,30 @@ def _readPlanes(
     return image.astype(np.float32, copy=False), mask, variance.astype(np.float32, copy=False), xy0, planes
 
 
-def readMultibandExposureFits(path: str | PathLike) -> MultibandExposure:
+def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[float] | None = None) -> MultibandExposure:
     """Read a multiband exposure file, checking everything it reads.
+
+    Parameters
+    ----------
+    path
+        The file.
+    magZero
+        AB magnitude of one image unit (one for all bands, or one per band) for a file whose
+        header states no calibration; it must agree with the header's when that has one.
 
     Raises
     ------
     FitsFormatError
         Naming the file and extension: missing extension or BANDS keyword, wrong
         dimensions or pixel types, cubes whose shapes or xy0 disagree, a band count that
-        does not match BANDS, unnamed or clashing mask bits, negative variance, or a PSF
-        that is not finite, odd-sized, centred and of unit sum.
+        does not match BANDS, unnamed or clashing mask bits, negative variance, a PSF
+        that is not finite, odd-sized, centred and of unit sum, or no calibration (neither
+        ``BUNIT = 'nJy'`` nor ``MAGZERO`` nor ``magZero``).
     """
     with FitsReader(path) as reader:
         bands = _readBands(reader)
         image, mask, variance, xy0, planes = _readPlanes(reader, 3, bands)
+        photoCalibs = _readCalibration(reader, [("PRIMARY", reader.primaryHeader)], bands, magZero)
         psf = reader.imageData("PSF", "f", 3)
         if psf.shape[0] != len(bands):
             raise reader.error(f"{psf.shape[0]} planes but BANDS lists {len(bands)} bands {bands}", "PSF")
@@ -225,15 +331,23 @@ def readMultibandExposureFits(path: str | PathLike) -> MultibandExposure:
             bbox=bbox,
             psfs=[ImagePsf(k) for k in psf],
             maskPlanes=planes,
+            photoCalibs=photoCalibs,
         )
 
 
 def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
-    """Write a single-band LSST-style exposure (``IMAGE``, ``MASK``, ``VARIANCE``, optional ``PSF``)."""
+    """Write a single-band LSST-style exposure (``IMAGE``, ``MASK``, ``VARIANCE``, optional ``PSF``).
+
+    Raises
+    ------
+    ValueError
+        If the exposure has no photometric calibration.
+    """
     xy0 = _xy0Header(exposure.getXY0())
     primary = fits.PrimaryHDU()
     if exposure.getFilter().bandLabel is not None:
         primary.header["BAND"] = exposure.getFilter().bandLabel
+    _writeCalibration(primary.header, [exposure.getPhotoCalib()], [exposure.getFilter().bandLabel or "?"], path)
     hdus = [
         primary,
         _imageHdu(exposure.image.array.astype(np.float32, copy=False), "IMAGE", xy0),
@@ -246,15 +360,24 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
         fits.HDUList(hdus).writeto(temporary, overwrite=True)
 
 
-def readExposureFits(path: str | PathLike, band: str | None = None) -> Exposure:
+def readExposureFits(path: str | PathLike, band: str | None = None, magZero: float | None = None) -> Exposure:
     """Read a single-band LSST-style exposure file.
 
     The band is ``band`` if given, else the primary header's ``BAND`` (or ``FILTER``)
     keyword. The PSF comes from a ``PSF`` image extension when present (afw's own PSF
     persistence is not readable outside the stack: pass PSFs to :func:`readExposureFiles`).
+    The calibration is ``BUNIT = 'nJy'`` or ``MAGZERO`` in the primary header, else in the
+    ``IMAGE`` header (where afw writes ``BUNIT``), else ``magZero``.
+
+    Raises
+    ------
+    FitsFormatError
+        As :func:`readMultibandExposureFits`.
     """
     with FitsReader(path) as reader:
         image, mask, variance, xy0, planes = _readPlanes(reader, 2, None)
+        headers = [("PRIMARY", reader.primaryHeader), ("IMAGE", reader.hdu("IMAGE").header)]
+        (photoCalib,) = _readCalibration(reader, headers, ["?"], magZero)
         psf = None
         if reader.has("PSF"):
             kernel = reader.imageData("PSF", "f", 2)
@@ -269,13 +392,14 @@ def readExposureFits(path: str | PathLike, band: str | None = None) -> Exposure:
             Mask(mask, xy0=xy0, planes=planes),
             ImageF(variance, xy0=xy0),
         )
-        return Exposure(maskedImage, psf=psf, band=band)
+        return Exposure(maskedImage, psf=psf, band=band, photoCalib=photoCalib)
 
 
 def readExposureFiles(
     paths: Sequence[str | PathLike],
     bands: Sequence[str] | None = None,
     psfs: Sequence[ImagePsf | np.ndarray] | None = None,
+    magZero: float | Sequence[float] | None = None,
 ) -> MultibandExposure:
     """Read one single-band exposure file per band into a :class:`MultibandExposure`.
 
@@ -287,6 +411,9 @@ def readExposureFiles(
         Band labels in the order of ``paths``; read from each file's header when omitted.
     psfs
         PSF kernels per band, overriding (or supplying) the files' ``PSF`` extensions.
+    magZero
+        AB magnitude of one image unit, for files that state no calibration: one for all
+        files, or one per file.
 
     Raises
     ------
@@ -299,9 +426,15 @@ def readExposureFiles(
         raise ValueError(f"{len(bands)} bands for {len(paths)} files")
     if psfs is not None and len(psfs) != len(paths):
         raise ValueError(f"{len(psfs)} PSFs for {len(paths)} files")
+    if magZero is not None and not np.isscalar(magZero):
+        magZero = [float(m) for m in magZero]
+        if len(magZero) not in (1, len(paths)):
+            raise ValueError(f"{len(magZero)} zero points for {len(paths)} files: give one, or one per file")
+        magZero = magZero * len(paths) if len(magZero) == 1 else magZero
     exposures = []
     for i, path in enumerate(paths):
-        exposure = readExposureFits(path, band=None if bands is None else bands[i])
+        zeroPoint = magZero if magZero is None or np.isscalar(magZero) else magZero[i]
+        exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoint)
         if exposure.getFilter().bandLabel is None:
             raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path, extension="PRIMARY")
         if psfs is not None:

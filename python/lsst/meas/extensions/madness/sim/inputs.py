@@ -4,7 +4,7 @@ For each field ``<name>`` three files:
 
 ``<name>_exposure.fits``
     The multiband exposure (package format, :doc:`/file-formats`): noisy image, variance
-    and one PSF kernel per band.
+    and one PSF kernel per band, in ADU of the survey's coadds (``MAGZERO`` per band).
 ``<name>_parents.fits``
     The parent catalogue from :func:`~lsst.meas.extensions.madness.detect.detectParents`
     on the band-combined detection image: footprints from photutils segmentation, and
@@ -74,8 +74,10 @@ class FieldTruth:
 
 
 def fieldExposure(scene: Scene, dataset: TestFields) -> MultibandExposure:
-    """The noisy field of ``scene`` as a :class:`MultibandExposure` with the band PSFs."""
+    """The noisy field of ``scene`` as a :class:`MultibandExposure` with the band PSFs and the survey's
+    calibration (its coadds' ADU: written as ``MAGZERO``)."""
     height, width = scene.image.shape[1:]
+    conditions = dataset.renderer.conditions
     return MultibandExposure.fromArrays(
         dataset.bands,
         scene.image,
@@ -83,6 +85,7 @@ def fieldExposure(scene: Scene, dataset: TestFields) -> MultibandExposure:
         scene.variance,
         bbox=Box2I(Point2I(0, 0), Extent2I(width, height)),
         psfs=dataset.renderer.psfs,
+        photoCalibs=[conditions.photoCalib(band) for band in dataset.bands],
     )
 
 

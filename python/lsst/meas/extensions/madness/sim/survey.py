@@ -91,6 +91,23 @@ class SurveyConditions(BaseModel):
     def electrons(self, band: str, magnitude: float) -> float:
         return self.band(band).electrons(magnitude)
 
+    def photoCalib(self, band: str):
+        r"""The calibration of this survey's coadd images (ADU: electrons over the gain) in ``band``.
+
+        One electron is :math:`3631\cdot10^{9}\,10^{-0.4 m_0}/t` nJy, as
+        :func:`~.trainingStamps.nJyPerElectron` computes it; one ADU is ``gain`` electrons.
+
+        Examples
+        --------
+        >>> calib = LSST_CONDITIONS.photoCalib("r")
+        >>> round(calib.getCalibrationMean(), 6), round(calib.instFluxToMagnitude(1.0), 3)
+        (0.003785, 37.455)
+        """
+        from ..afw.photoCalib import REFERENCE_FLUX_NJY, PhotoCalib
+
+        b = self.band(band)
+        return PhotoCalib(REFERENCE_FLUX_NJY * 10.0 ** (-0.4 * b.zeroPoint) / b.exposureTime * self.gain)
+
 
 LSST_CONDITIONS = SurveyConditions(
     name="LSST",

@@ -2,7 +2,7 @@ r"""Mock multiband exposures of a few galaxies, rendered with GalSim, with their
 
 The mocks stand in for LSST coadd patches in tests: sky-subtracted images in ADU with the
 Poisson noise of galaxy plus sky, a variance plane equal to the true noise variance, one
-Kolmogorov PSF per band, and a truth table with every galaxy's position, fluxes and shape
+Kolmogorov PSF and one photometric calibration per band, and a truth table with every galaxy's position, fluxes and shape
 plus its noiseless image. Everything is fixed by ``seed``.
 
 Pixel convention: as in :mod:`lsst.meas.extensions.madness.afw.geom`, the centre of pixel
@@ -19,7 +19,7 @@ import galsim
 import numpy as np
 from astropy.table import Table
 
-from ..afw import Box2I, Extent2I, ImagePsf, MultibandExposure, Point2I
+from ..afw import Box2I, Extent2I, ImagePsf, MultibandExposure, Point2I, makePhotoCalibFromCalibZeroPoint
 from ..afw.table import SourceCatalog
 from ..detect import detectParents
 from ..sim.render import pixelatedPsfs
@@ -42,6 +42,8 @@ DEFAULT_SKY_LEVEL: Mapping[str, float] = {"u": 300.0, "g": 700.0, "r": 1100.0, "
 
 _FALLBACK_PSF_FWHM = 0.85
 _FALLBACK_SKY_LEVEL = 1000.0
+#: AB magnitude of one ADU in bands that LSST does not have.
+_FALLBACK_MAG_ZERO = 27.0
 _MAX_PLACEMENT_TRIES = 1000
 # Spread of the per-band S/N around a flat spectrum (natural-log scatter).
 _COLOUR_SCATTER = 0.3
@@ -56,7 +58,8 @@ class MockBlend:
     mExposure
         The noisy exposure: image (sky subtracted, ADU), mask (``BAD`` pixels if asked for,
         ``DETECTED`` from :attr:`catalog`'s detection), variance (sky plus galaxies over
-        the gain: the variance the noise was drawn with) and one :class:`ImagePsf` per band.
+        the gain: the variance the noise was drawn with), one :class:`ImagePsf` and one
+        :class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` (from ``magZero``) per band.
     catalog
         Parents and peaks from :func:`~lsst.meas.extensions.madness.detect.detectParents`
         with its default parameters.
@@ -80,6 +83,13 @@ class MockBlend:
     models: np.ndarray
     noiseless: np.ndarray
     seed: int
+
+
+def _lsstMagZero() -> dict[str, float]:
+    """AB magnitude of one electron of LSST's 10-year coadds, per band."""
+    from ..sim.survey import LSST_CONDITIONS
+
+    return {band: float(LSST_CONDITIONS.photoCalib(band).instFluxToMagnitude(1.0)) for band in LSST_CONDITIONS.bands}
 
 
 def _perBand(
@@ -261,6 +271,7 @@ def makeMockMultibandExposure(
     margin: int | None = None,
     badPixels: int = 0,
     psfSize: int = 41,
+    magZero: float | Mapping[str, float] | Sequence[float] | None = None,
 ) -> MockBlend:
     r"""Render a few galaxies into a noisy multiband exposure with known truth.
 
@@ -331,6 +342,9 @@ def makeMockMultibandExposure(
         unchanged).
     psfSize
         Side of the PSF kernel images, odd.
+    magZero
+        AB magnitude of one ADU, as ``psfFwhm``; default that of an electron of LSST's 10-year
+        coadds in the LSST bands (the units of the shipped MADNESS models), 27 in others.
 
     Returns
     -------
@@ -399,8 +413,10 @@ def makeMockMultibandExposure(
     galsimSeed = int(np.random.default_rng(noiseSeq).integers(1, 2**31 - 1))
     image = _addNoise(noiseless, sky, gain, galsimSeed)
     variance = ((noiseless + sky[:, None, None]) / gain).astype(np.float32)
+    zeroPoints = _perBand(magZero, bands, _lsstMagZero(), _FALLBACK_MAG_ZERO, "magZero")
+    photoCalibs = [makePhotoCalibFromCalibZeroPoint(10.0 ** (0.4 * m)) for m in zeroPoints]
     mExposure = MultibandExposure.fromArrays(
-        bands, image, np.zeros(image.shape, np.int32), variance, bbox=bbox, psfs=psfs
+        bands, image, np.zeros(image.shape, np.int32), variance, bbox=bbox, psfs=psfs, photoCalibs=photoCalibs
     )
     if badPixels:
         flat = np.random.default_rng(maskSeq).choice(height * width, size=badPixels, replace=False)

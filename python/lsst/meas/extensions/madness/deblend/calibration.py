@@ -1,0 +1,104 @@
+r"""Pixel units: from the exposure's calibration to the deblender's, and the children's fluxes in nJy.
+
+An exposure says what its pixels are (each band's :class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib`,
+:math:`c_e` nJy per pixel unit: 1 for LSST's nJy coadds); a deblender works in the units it
+was made for (:math:`c_d` nJy per unit: for the shipped MADNESS models, electrons of LSST's
+10-year coadds, their card's ``surveyConditions``). The blends are cut in the deblender's
+units, multiplying the pixels by
+
+.. math:: s = c_e / c_d
+
+in :func:`~.blends.makeBlend`, the one place where pixels change units, so an exposure in
+nJy and the same exposure in counts with its zero point give the same children. Heavy
+footprints go back to the exposure's units (LSST's convention), and every flux column is
+converted to nJy with the exposure's calibration where the columns are filled.
+
+A band without a calibration on one side takes the other side's: an exposure band without
+a PhotoCalib is taken to be in the deblender's units (:math:`s = 1`), and a deblender with no
+units of its own for a band works in the exposure's. A band with neither is refused
+(:class:`MissingCalibrationError`): its fluxes could not be given in nJy.
+
+Examples
+--------
+>>> import numpy as np
+>>> from lsst.meas.extensions.madness.afw import MultibandExposure, PhotoCalib
+>>> mExp = MultibandExposure.fromArrays("gr", np.zeros((2, 5, 5), np.float32),
+...                                     photoCalibs=[PhotoCalib(1.0), PhotoCalib(2.0)])  # nJy; 2 nJy per count
+>>> calibration = bandCalibration(mExp, [PhotoCalib(0.5), None])
+>>> calibration.toDeblender.tolist(), calibration.instFluxToNanojansky(np.array([10.0, 10.0])).tolist()
+([2.0, 1.0], [10.0, 20.0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..afw.exposure import MultibandExposure
+from ..afw.photoCalib import PhotoCalib
+
+__all__ = ["MissingCalibrationError", "BandCalibration", "bandCalibration", "surveyPhotoCalibs"]
+
+#: Scales within this of 1 are taken as 1: a calibration that went through MAGZERO's decimal digits
+#: leaves the pixels bit for bit as they were.
+UNIT_SCALE_TOLERANCE = 1e-12
+
+
+class MissingCalibrationError(ValueError):
+    """A band has no photometric calibration, on the exposure or in the deblender, so no flux in nJy."""
+
+
+@dataclass(frozen=True)
+class BandCalibration:
+    """Each band's calibration (nJy per exposure pixel unit) and the factor to the deblender's units."""
+
+    bands: tuple[str, ...]
+    photoCalibs: tuple[PhotoCalib, ...]
+    toDeblender: np.ndarray  # (bands,) deblender units per exposure unit
+
+    def instFluxToNanojansky(self, instFluxes: np.ndarray) -> np.ndarray:
+        """Fluxes ``(..., bands)`` in the exposure's pixel units to nJy."""
+        instFluxes = np.asarray(instFluxes, dtype=np.float64)
+        return np.stack([calib.instFluxToNanojansky(instFluxes[..., b]) for b, calib in enumerate(self.photoCalibs)],
+                        axis=-1)
+
+
+def bandCalibration(mExposure: MultibandExposure,
+                    deblenderCalibs: Sequence[PhotoCalib | None]) -> BandCalibration:
+    """The calibration of ``mExposure``'s bands against the deblender's own (one per band, or None).
+
+    Raises
+    ------
+    MissingCalibrationError
+        If a band has no calibration on either side.
+    """
+    bands = tuple(mExposure.bands)
+    if len(deblenderCalibs) != len(bands):
+        raise ValueError(f"{len(deblenderCalibs)} deblender calibrations for {len(bands)} bands")
+    calibs, scales, missing = [], [], []
+    for band, exposureCalib, deblenderCalib in zip(bands, mExposure.getPhotoCalibs(), deblenderCalibs):
+        if exposureCalib is None and deblenderCalib is None:
+            missing.append(band)
+            continue
+        calib = exposureCalib if exposureCalib is not None else deblenderCalib
+        scale = 1.0
+        if exposureCalib is not None and deblenderCalib is not None:
+            scale = exposureCalib.getCalibrationMean() / deblenderCalib.getCalibrationMean()
+            scale = 1.0 if abs(scale - 1.0) <= UNIT_SCALE_TOLERANCE else scale
+        calibs.append(calib)
+        scales.append(scale)
+    if missing:
+        raise MissingCalibrationError(
+            f"band(s) {missing} of the exposure have no photometric calibration and the deblender has no units "
+            "of its own for them, so their fluxes cannot be given in nJy: give the exposure a PhotoCalib per band "
+            "(Exposure.setPhotoCalib, MultibandExposure.setAllPhotoCalibs; in files BUNIT = 'nJy' or MAGZERO)")
+    return BandCalibration(bands, tuple(calibs), np.array(scales))
+
+
+def surveyPhotoCalibs(conditions, bands: Sequence[str]) -> list[PhotoCalib | None]:
+    """The calibration of the coadd images of ``conditions`` (a
+    :class:`~lsst.meas.extensions.madness.sim.survey.SurveyConditions`) in each of ``bands``; None for a
+    band the survey does not have."""
+    return [conditions.photoCalib(band) if band in conditions.bands else None for band in bands]
