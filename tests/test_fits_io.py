@@ -295,6 +295,63 @@ class TestMalformedFiles:
         assert isinstance(info.value, ValueError)
 
 
+class TestWcs:
+    """A FITS WCS in the IMAGE header (array frame) is the exposure's SkyWcs in parent coordinates; PIXSCALE
+    gives the pixel scale without one."""
+
+    @staticmethod
+    def _wcs():
+        from lsst.meas.extensions.madness import Point2D, SpherePoint, degrees, makeSkyWcs
+
+        scale = 0.2 / 3600
+        cd = np.array([[-scale * np.cos(0.3), scale * np.sin(0.3)], [scale * np.sin(0.3), scale * np.cos(0.3)]])
+        return makeSkyWcs(Point2D(1020.0, -4.5), SpherePoint(53.1, -27.8, degrees), cd)
+
+    def test_wcs_round_trips_and_astropy_reads_the_file(self, mExposure, tmp_path):
+        from astropy.wcs import WCS
+
+        wcs = self._wcs()
+        mExposure.setWcs(wcs)
+        path = tmp_path / "wcs.fits"
+        mExposure.writeFits(path)
+        back = MultibandExposure.readFits(path)
+        xs, ys = np.array([1000.0, 1020.0, 1040.0, 1013.3]), np.array([-20.0, -4.5, 11.0, 0.7])
+        want = np.rad2deg(np.array(wcs.pixelToSkyArray(xs, ys)))
+        np.testing.assert_allclose(np.rad2deg(np.array(back.getWcs().pixelToSkyArray(xs, ys))), want, rtol=0, atol=1e-11)
+        with fits.open(path) as hdus:
+            header = hdus["IMAGE"].header
+            assert (header["CRPIX1"], header["CRPIX2"]) == (1020.0 + 1 - 1000, -4.5 + 1 + 20)  # the array's frame
+            ra, dec = WCS(header, naxis=2).all_pix2world(xs - 1000, ys + 20, 0)
+        np.testing.assert_allclose(np.stack([ra, dec]), want, rtol=0, atol=1e-11)
+        assert back["r"].getWcs() is back.getWcs() and back.getPixelScale().asArcseconds() == pytest.approx(0.2)
+        single = tmp_path / "r.fits"
+        back["r"].writeFits(single)
+        assert Exposure.readFits(single).getWcs() == back.getWcs()
+
+    def test_pixscale_without_wcs(self, mExposure, tmp_path):
+        from lsst.meas.extensions.madness import arcseconds
+
+        assert mExposure.getWcs() is None and mExposure.getPixelScale() is None
+        mExposure.setPixelScale(0.168 * arcseconds)
+        path = tmp_path / "hsc.fits"
+        mExposure.writeFits(path)
+        with fits.open(path) as hdus:
+            assert hdus[0].header["PIXSCALE"] == pytest.approx(0.168) and "CTYPE1" not in hdus["IMAGE"].header
+        back = MultibandExposure.readFits(path)
+        assert back.getWcs() is None and back.getPixelScale().asArcseconds() == pytest.approx(0.168)
+        bad = rewrite(path, tmp_path / "bad.fits", lambda h: h[0].header.set("PIXSCALE", -1.0))
+        with pytest.raises(FitsFormatError, match=r"bad.fits\[PRIMARY\]: PIXSCALE = -1.0 is not a positive"):
+            MultibandExposure.readFits(bad)
+
+    def test_unreadable_wcs_names_the_extension(self, mExposure, tmp_path):
+        mExposure.setWcs(self._wcs())
+        path = tmp_path / "wcs.fits"
+        mExposure.writeFits(path)
+        bad = rewrite(path, tmp_path / "bad.fits", lambda h: h["IMAGE"].header.set("CTYPE1", "PIXEL"))
+        with pytest.raises(FitsFormatError, match=r"bad.fits\[IMAGE\]: the WCS cannot be read: .*celestial"):
+            MultibandExposure.readFits(bad)
+
+
 class TestCalibration:
     """BUNIT = 'nJy' or MAGZERO per band in the primary header; magZero= for files that state neither."""
 

@@ -245,3 +245,41 @@ def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path):
         pixels = a.getFootprint().getImageArray()
         np.testing.assert_allclose(b.getFootprint().getImageArray() / nJyPerCount, pixels, rtol=1e-4,
                                    atol=1e-4 * np.abs(pixels).max())
+
+
+def test_children_and_parents_get_sky_coordinates_of_the_wcs(tmp_path, tinyModelDirectory):
+    """A simulated field (written with a WCS): every child's coord_ra/coord_dec is its peak's position through
+    the file's WCS as astropy reads it, every parent's its footprint's centroid."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from lsst.meas.extensions.madness.sim import SimulationConfig, TestFields, generatePopulation
+    from lsst.meas.extensions.madness.sim.inputs import writeFieldInputs
+
+    config = SimulationConfig(fieldSize=81, fieldInnerSize=50, fieldGalaxies=(4, 4))
+    fields = TestFields(generatePopulation(60, seed=5), config=config)
+    files = writeFieldInputs(fields.make(0), fields, tmp_path / "inputs", "field", peaks="truth")
+    (tmp_path / "config.py").write_text(
+        f"config.modelDir = {str(tinyModelDirectory)!r}\nconfig.maxIter = 3\nconfig.minIter = 1\n")
+    assert main(["--exposure", str(files.exposure), "--catalog", str(files.parents), "--output", str(tmp_path / "o"),
+                 "--config", str(tmp_path / "config.py"), "--device", "cpu", "--no-progress"]) == 0
+    catalog = SourceCatalog.readFits(tmp_path / "o" / "deblendedCatalog.fits")
+    with fits.open(files.exposure) as hdus:
+        header = hdus["IMAGE"].header
+        x0, y0 = -header.get("LTV1", 0), -header.get("LTV2", 0)
+        astropyWcs = WCS(header, naxis=2)
+    assert astropyWcs.has_celestial and astropyWcs.wcs.ctype[0] == "RA---TAN"
+    isParent = catalog["parent"] == 0
+    positions = np.array([tuple(r.getFootprint().getSpans().computeCentroid() if parent
+                                else r.getFootprint().getPeaks()[0].getCentroid())
+                          for r, parent in zip(catalog, isParent)])
+    assert isParent.sum() == files.nParents and (~isParent).sum() == files.nPeaks
+    ra, dec = astropyWcs.all_pix2world(positions[:, 0] - x0, positions[:, 1] - y0, 0)
+    assert np.isfinite(catalog["coord_ra"]).all() and np.isfinite(catalog["coord_dec"]).all()
+    separation = np.hypot((np.rad2deg(catalog["coord_ra"]) - ra) * np.cos(np.deg2rad(dec)),
+                          np.rad2deg(catalog["coord_dec"]) - dec) * 3600
+    assert separation.max() < 1e-6, separation  # arcsec
+    assert catalog.schema.find("coord_ra").field.units == "rad"
+    # The field is centred on SIMULATED_FIELD_CENTRE with LSST's pixels.
+    assert abs(ra.mean() - 150.1) < 81 * 0.2 / 3600 and abs(dec.mean() - 2.2) < 81 * 0.2 / 3600
+    assert np.hypot(*astropyWcs.pixel_scale_matrix[:, 0]) * 3600 == pytest.approx(0.2)

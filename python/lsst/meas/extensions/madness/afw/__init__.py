@@ -3,6 +3,7 @@
 from .geom import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .photoCalib import *  # noqa: F401,F403
+from .skyWcs import *  # noqa: F401,F403
 from .psf import *  # noqa: F401,F403
 from .exposure import *  # noqa: F401,F403
 from .detection import *  # noqa: F401,F403

@@ -5,7 +5,10 @@ A :class:`MultibandExposure` stores its planes as cubes ``(band, y, x)``; indexi
 deblender can cut stamps without copying.
 
 What an exposure says about itself travels with it, as in afw: each band's PSF and
-photometric calibration (:class:`~.photoCalib.PhotoCalib`, ``mExp["r"].getPhotoCalib()``).
+photometric calibration (:class:`~.photoCalib.PhotoCalib`, ``mExp["r"].getPhotoCalib()``), and
+the WCS its bands share (:class:`~.skyWcs.SkyWcs`, ``mExp.getWcs()``, ``mExp["r"].getWcs()``). An
+exposure without a WCS may still know its pixel scale (:meth:`MultibandExposure.getPixelScale`, a
+FITS file's ``PIXSCALE``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .geom import Box2I, Extent2I, Point2D, Point2I
+from .geom import Angle, Box2I, Extent2I, Point2D, Point2I
 from .image import DEFAULT_MASK_PLANES, Image, Mask, MaskedImage
 from .photoCalib import PhotoCalib
 from .psf import ImagePsf
+from .skyWcs import SkyWcs
 
 __all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
 
@@ -56,16 +60,22 @@ class Exposure:
         The band label (``"r"``).
     photoCalib
         The photometric calibration of the pixels (may be ``None``).
+    wcs
+        The world coordinate system (may be ``None``).
+    pixelScale
+        The pixel scale of an exposure without a WCS (may be ``None``; see :meth:`getPixelScale`).
     """
 
     def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None,
-                 photoCalib: PhotoCalib | None = None):
+                 photoCalib: PhotoCalib | None = None, wcs: SkyWcs | None = None, pixelScale: Angle | None = None):
         if isinstance(maskedImage, Box2I):
             maskedImage = MaskedImage(maskedImage)
         self._maskedImage = maskedImage
         self._psf = psf
         self._filter = FilterLabel(band=band)
         self._photoCalib = photoCalib
+        self._wcs = wcs
+        self._pixelScale = pixelScale
 
     def getMaskedImage(self) -> MaskedImage:
         return self._maskedImage
@@ -105,6 +115,26 @@ class Exposure:
 
     photoCalib = property(getPhotoCalib, setPhotoCalib)
 
+    def getWcs(self) -> SkyWcs | None:
+        return self._wcs
+
+    def setWcs(self, wcs: SkyWcs | None) -> None:
+        self._wcs = wcs
+
+    def hasWcs(self) -> bool:
+        return self._wcs is not None
+
+    wcs = property(getWcs, setWcs)
+
+    def getPixelScale(self) -> Angle | None:
+        """The WCS's pixel scale at the centre of the image, else the pixel scale given without a WCS,
+        else ``None`` (a convenience of this package; afw asks the WCS)."""
+        return _pixelScale(self._wcs, self._pixelScale, self.getBBox())
+
+    def setPixelScale(self, pixelScale: Angle | None) -> None:
+        """The pixel scale of an exposure without a WCS (a FITS file's ``PIXSCALE``)."""
+        self._pixelScale = pixelScale
+
     def getFilter(self) -> FilterLabel:
         return self._filter
 
@@ -128,14 +158,15 @@ class Exposure:
 
     def subset(self, bbox: Box2I) -> "Exposure":
         return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band,
-                        photoCalib=self._photoCalib)
+                        photoCalib=self._photoCalib, wcs=self._wcs, pixelScale=self._pixelScale)
 
     def __getitem__(self, bbox: Box2I) -> "Exposure":
         return self.subset(bbox)
 
     def clone(self) -> "Exposure":
         psf = None if self._psf is None else self._psf.clone()
-        return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band, photoCalib=self._photoCalib)
+        return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band, photoCalib=self._photoCalib,
+                        wcs=self._wcs, pixelScale=self._pixelScale)
 
     @classmethod
     def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> "Exposure":
@@ -155,6 +186,13 @@ class Exposure:
 
     def __repr__(self) -> str:
         return f"Exposure(band={self._filter.band!r}, bbox={self.getBBox()})"
+
+
+def _pixelScale(wcs: SkyWcs | None, pixelScale: Angle | None, bbox: Box2I) -> Angle | None:
+    if wcs is None:
+        return pixelScale
+    centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
+    return wcs.getPixelScale(centre)
 
 
 def _bandIndices(bands: tuple[str, ...], key) -> tuple[list[int], bool]:
@@ -361,6 +399,10 @@ class MultibandExposure:
         One PSF per band, or ``None``.
     photoCalibs
         One photometric calibration per band (``None`` for a band without), or ``None``.
+    wcs
+        The WCS of the common pixel grid, or ``None``.
+    pixelScale
+        The pixel scale of an exposure without a WCS, or ``None``.
 
     Examples
     --------
@@ -380,6 +422,8 @@ class MultibandExposure:
         variance: MultibandImage,
         psfs: Sequence[ImagePsf | None] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
+        wcs: SkyWcs | None = None,
+        pixelScale: Angle | None = None,
     ):
         bands = tuple(bands)
         for name, plane in (("image", image), ("mask", mask), ("variance", variance)):
@@ -398,6 +442,8 @@ class MultibandExposure:
         self._psfs: list[ImagePsf | None] = list(psfs) if psfs is not None else [None] * len(bands)
         self._photoCalibs: list[PhotoCalib | None] = (list(photoCalibs) if photoCalibs is not None
                                                       else [None] * len(bands))
+        self._wcs = wcs
+        self._pixelScale = pixelScale
 
     @classmethod
     def fromArrays(
@@ -410,12 +456,15 @@ class MultibandExposure:
         psfs: Sequence[ImagePsf | np.ndarray] | np.ndarray | None = None,
         maskPlanes: Mapping[str, int] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
+        wcs: SkyWcs | None = None,
+        pixelScale: Angle | None = None,
     ) -> "MultibandExposure":
         """Make a multiband exposure from ``(band, y, x)`` arrays.
 
         ``bbox`` gives the parent position (only its minimum is used; its size must match);
         missing masks are zero and missing variances are zero. ``psfs`` may be a
-        ``(band, py, px)`` cube of kernels; ``photoCalibs`` gives each band's calibration.
+        ``(band, py, px)`` cube of kernels; ``photoCalibs`` gives each band's calibration, ``wcs`` the
+        WCS (or ``pixelScale`` the pixel scale of an exposure without one).
         """
         image = np.asarray(image)
         if image.ndim != 3:
@@ -439,12 +488,14 @@ class MultibandExposure:
             MultibandImage(bands, variance, xy0),
             psfs,
             photoCalibs,
+            wcs,
+            pixelScale,
         )
 
     @classmethod
     def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> "MultibandExposure":
         """Stack single-band exposures that share a bounding box and mask layout (with their PSFs and
-        calibrations)."""
+        calibrations, and the first band's WCS)."""
         bands = tuple(bands)
         if len(bands) != len(exposures):
             raise ValueError(f"{len(bands)} bands but {len(exposures)} exposures")
@@ -464,6 +515,8 @@ class MultibandExposure:
             MultibandImage(bands, np.stack([e.getVariance().array for e in exposures]), xy0),
             [e.getPsf() for e in exposures],
             [e.getPhotoCalib() for e in exposures],
+            exposures[0].getWcs(),
+            None if exposures[0].getWcs() else exposures[0].getPixelScale(),
         )
 
     @property
@@ -514,6 +567,21 @@ class MultibandExposure:
             raise ValueError(f"{len(photoCalibs)} photometric calibrations for {len(self._bands)} bands")
         self._photoCalibs = list(photoCalibs)
 
+    def getWcs(self) -> SkyWcs | None:
+        """The WCS the bands share (``mExp[band].getWcs()`` in afw)."""
+        return self._wcs
+
+    def setWcs(self, wcs: SkyWcs | None) -> None:
+        self._wcs = wcs
+
+    def getPixelScale(self) -> Angle | None:
+        """The WCS's pixel scale at the centre of the image, else the pixel scale given without a WCS
+        (``PIXSCALE``), else ``None`` (a convenience of this package)."""
+        return _pixelScale(self._wcs, self._pixelScale, self.getBBox())
+
+    def setPixelScale(self, pixelScale: Angle | None) -> None:
+        self._pixelScale = pixelScale
+
     def _requirePsfs(self) -> list[ImagePsf]:
         missing = [band for band, psf in zip(self._bands, self._psfs) if psf is None]
         if missing:
@@ -546,7 +614,8 @@ class MultibandExposure:
             maskedImage = MaskedImage(
                 self._image[band], self._mask[band], self._variance[band]
             )
-            exposure = Exposure(maskedImage, psf=self._psfs[index], band=band, photoCalib=self._photoCalibs[index])
+            exposure = Exposure(maskedImage, psf=self._psfs[index], band=band, photoCalib=self._photoCalibs[index],
+                                wcs=self._wcs, pixelScale=self._pixelScale)
             return exposure if bbox is None else exposure.subset(bbox)
         bands = tuple(self._bands[i] for i in indices)
         selector = (list(bands), bbox) if bbox is not None else list(bands)
@@ -557,6 +626,8 @@ class MultibandExposure:
             self._variance[selector],
             [self._psfs[i] for i in indices],
             [self._photoCalibs[i] for i in indices],
+            self._wcs,
+            self._pixelScale,
         )
 
     def clone(self) -> "MultibandExposure":
@@ -567,6 +638,8 @@ class MultibandExposure:
             self._variance.clone(),
             [None if psf is None else psf.clone() for psf in self._psfs],
             list(self._photoCalibs),
+            self._wcs,
+            self._pixelScale,
         )
 
     def __len__(self) -> int:

@@ -1,5 +1,8 @@
 """Integer and floating-point pixel geometry, named as in ``lsst.geom``.
 
+Angles and sky positions are :class:`Angle` (``30 * degrees``) and :class:`SpherePoint`, as in
+``lsst.geom``.
+
 Pixel convention (as in LSST): pixel ``(x, y)`` covers ``[x - 0.5, x + 0.5)``, so the
 centre of pixel ``(x, y)`` has the floating-point position ``(x, y)``. Boxes are inclusive
 on both ends: a :class:`Box2I` with minimum ``(0, 0)`` and dimensions ``(3, 2)`` contains
@@ -14,7 +17,8 @@ from typing import Callable, Iterator, Union
 
 import numpy as np
 
-__all__ = ["Point2I", "Point2D", "Extent2I", "Box2I"]
+__all__ = ["Point2I", "Point2D", "Extent2I", "Box2I", "AngleUnit", "Angle", "radians", "degrees", "arcminutes",
+           "arcseconds", "SpherePoint"]
 
 
 class _XYPair:
@@ -308,3 +312,158 @@ class Box2I:
 
     def __repr__(self) -> str:
         return f"Box2I(minimum=Point2I({self._minX}, {self._minY}), dimensions=Extent2I({self._width}, {self._height}))"
+
+
+class AngleUnit:
+    """A unit of angle (``radians``, ``degrees``, ``arcminutes``, ``arcseconds``); ``3 * degrees`` is an
+    :class:`Angle`."""
+
+    __slots__ = ("_radians", "_name")
+
+    def __init__(self, inRadians: float, name: str):
+        self._radians = float(inRadians)
+        self._name = name
+
+    def __rmul__(self, value: float) -> "Angle":
+        return Angle(float(value), self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AngleUnit) and self._radians == other._radians
+
+    def __hash__(self) -> int:
+        return hash(self._radians)
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+radians = AngleUnit(1.0, "radians")
+degrees = AngleUnit(np.pi / 180.0, "degrees")
+arcminutes = AngleUnit(np.pi / (180.0 * 60.0), "arcminutes")
+arcseconds = AngleUnit(np.pi / (180.0 * 3600.0), "arcseconds")
+
+
+class Angle:
+    """An angle, stored in radians (``float(angle)``).
+
+    Examples
+    --------
+    >>> angle = 0.2 * arcseconds
+    >>> round(angle.asArcseconds(), 12), round((90 * degrees).asRadians(), 6)
+    (0.2, 1.570796)
+    """
+
+    __slots__ = ("_radians",)
+
+    def __init__(self, value: float, units: AngleUnit = radians):
+        self._radians = float(value) * units._radians
+
+    def asRadians(self) -> float:
+        return self._radians
+
+    def asDegrees(self) -> float:
+        return self._radians / degrees._radians
+
+    def asArcminutes(self) -> float:
+        return self._radians / arcminutes._radians
+
+    def asArcseconds(self) -> float:
+        return self._radians / arcseconds._radians
+
+    def asAngularUnits(self, units: AngleUnit) -> float:
+        return self._radians / units._radians
+
+    def wrap(self) -> "Angle":
+        """The angle in [0, 2π)."""
+        return Angle(self._radians % (2 * np.pi))
+
+    def __float__(self) -> float:
+        return self._radians
+
+    def __add__(self, other: "Angle") -> "Angle":
+        return Angle(self._radians + float(other))
+
+    def __sub__(self, other: "Angle") -> "Angle":
+        return Angle(self._radians - float(other))
+
+    def __neg__(self) -> "Angle":
+        return Angle(-self._radians)
+
+    def __mul__(self, factor: float) -> "Angle":
+        return Angle(self._radians * float(factor))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: float) -> "Angle":
+        return Angle(self._radians / float(divisor))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Angle) and self._radians == other._radians
+
+    def __lt__(self, other: "Angle") -> bool:
+        return self._radians < float(other)
+
+    def __hash__(self) -> int:
+        return hash(self._radians)
+
+    def __repr__(self) -> str:
+        return f"Angle({self._radians!r}, radians)"
+
+
+class SpherePoint:
+    """A position on the sky: longitude (right ascension, wrapped to [0, 2π)) and latitude (declination).
+
+    ``SpherePoint(ra, dec)`` with :class:`Angle` s, or ``SpherePoint(raValue, decValue, units)``.
+
+    Examples
+    --------
+    >>> a, b = SpherePoint(150.0, 2.0, degrees), SpherePoint(150.0, 2.001, degrees)
+    >>> round(a.getRa().asDegrees(), 6), round(a.separation(b).asArcseconds(), 6)
+    (150.0, 3.6)
+    """
+
+    __slots__ = ("_lon", "_lat")
+
+    def __init__(self, longitude, latitude, units: AngleUnit | None = None):
+        lon = Angle(longitude, units) if units is not None else Angle(float(longitude))
+        lat = Angle(latitude, units) if units is not None else Angle(float(latitude))
+        if not abs(lat.asRadians()) <= np.pi / 2 * (1 + 1e-15):
+            raise ValueError(f"latitude {lat.asDegrees()} deg is outside [-90, 90]")
+        self._lon, self._lat = lon.wrap(), lat
+
+    def getLongitude(self) -> Angle:
+        return self._lon
+
+    def getLatitude(self) -> Angle:
+        return self._lat
+
+    def getRa(self) -> Angle:
+        return self._lon
+
+    def getDec(self) -> Angle:
+        return self._lat
+
+    def __getitem__(self, i: int) -> Angle:
+        return (self._lon, self._lat)[i]
+
+    def __iter__(self) -> Iterator[Angle]:
+        yield self._lon
+        yield self._lat
+
+    def separation(self, other: "SpherePoint") -> Angle:
+        """The great-circle distance to ``other`` (Vincenty's formula, accurate at all separations)."""
+        lon1, lat1, lon2, lat2 = (float(a) for a in (self._lon, self._lat, other._lon, other._lat))
+        dlon = lon2 - lon1
+        numerator = np.hypot(np.cos(lat2) * np.sin(dlon),
+                             np.cos(lat1) * np.sin(lat2) - np.sin(lat1) * np.cos(lat2) * np.cos(dlon))
+        denominator = np.sin(lat1) * np.sin(lat2) + np.cos(lat1) * np.cos(lat2) * np.cos(dlon)
+        return Angle(float(np.arctan2(numerator, denominator)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpherePoint) and (self._lon, self._lat) == (other._lon, other._lat)
+
+    def __hash__(self) -> int:
+        return hash((self._lon, self._lat))
+
+    def __repr__(self) -> str:
+        return f"SpherePoint({self._lon.asDegrees()!r}*degrees, {self._lat.asDegrees()!r}*degrees)"

@@ -12,6 +12,9 @@ gets a child, flagged ``deblend_zeroFlux``, with its peak and no pixels).
 Units (:mod:`.calibration`): the blends are cut in the deblender's pixel units
 (:meth:`DeblendBaseTask.deblenderPhotoCalibs`), the children's heavy footprints are in the
 exposure's, and their ``madness_flux_<band>`` columns in nJy, by the exposure's calibration.
+
+Sky positions: with a WCS (``mExposure.getWcs()``) every child gets ``coord_ra``/``coord_dec`` at its
+peak, and every parent without them at its footprint's centroid.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import numpy as np
 
 from ..afw.detection import Footprint, MultibandFootprint, SpanSet
 from ..afw.exposure import MultibandExposure
-from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
+from ..afw.geom import Angle
 from ..afw.photoCalib import PhotoCalib
+from ..afw.skyWcs import SkyWcs
+from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
 from ..framework import Config, Field, Struct, Task, timeMethod
 from .blendModel import BlendModel, ModelData, NonFiniteModelError
 from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
@@ -131,6 +136,11 @@ class DeblendBaseTask(Task):
 
         return surveyPhotoCalibs(LSST_CONDITIONS, self.bands)
 
+    def deblenderPixelScale(self) -> Angle | None:
+        """The pixel scale the deblender is made for (None: any); an exposure of another scale is deblended
+        with a warning."""
+        return None
+
     def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
                     parents: Sequence[SourceRecord]) -> list[BlendModel | Exception]:
         """One model per blend, in order; an exception in place of a blend that could not be modelled."""
@@ -155,6 +165,7 @@ class DeblendBaseTask(Task):
         checkInputCatalog(mergedSources, mExposure.getBBox())
         mExposure = self._selectBands(mExposure)
         calibration = bandCalibration(mExposure, self.deblenderPhotoCalibs())
+        self._checkPixelScale(mExposure)
         table = SourceTable(self.schema, mergedSources.getTable().getIdFactory().clone())
         catalog = SourceCatalog(table)
         catalog.extend(mergedSources, deep=True)
@@ -197,6 +208,8 @@ class DeblendBaseTask(Task):
             self._addChildren(catalog, parent, blend, model, calibration)
             modelData.blends[parent.getId()] = model
             modelData.boxes[parent.getId()] = blend.canvasBox
+        if mExposure.getWcs() is not None:
+            _setCoords(catalog, len(mergedSources), mExposure.getWcs())
         self._summarise(catalog, len(mergedSources))
         self._checkOutput(mergedSources, catalog)
         return Struct(deblendedCatalog=catalog, modelData=modelData)
@@ -214,6 +227,15 @@ class DeblendBaseTask(Task):
 
     #: Stamp size of the blends cut for :meth:`modelBlends` (MADNESS: the models' stamp size).
     stampSize: int = 45
+
+    def _checkPixelScale(self, mExposure: MultibandExposure) -> None:
+        """Warn when the exposure's pixel scale (WCS or PIXSCALE) is not the deblender's, by more than 1 %."""
+        scale, expected = mExposure.getPixelScale(), self.deblenderPixelScale()
+        if scale is not None:
+            self.metadata["pixelScaleArcsec"] = scale.asArcseconds()
+        if scale is not None and expected is not None and abs(float(scale) / float(expected) - 1) > 0.01:
+            self.log.warning("the exposure's pixels are %.4g arcsec, the deblender's %.4g arcsec: the children "
+                             "will be drawn at the wrong scale", scale.asArcseconds(), expected.asArcseconds())
 
     def _selectBands(self, mExposure: MultibandExposure) -> MultibandExposure:
         """The exposure in the task's band order; missing bands added without data (``missingBands``)."""
@@ -351,6 +373,31 @@ class DeblendBaseTask(Task):
         self.log.info("deblended %d of %d parents into %d children (%d skipped, %d failed, %d by the fallback)",
                       counts["nDeblended"], nParents, counts["nChildren"], counts["nSkipped"], counts["nFailed"],
                       counts["nFallback"])
+
+
+def _setCoords(catalog: SourceCatalog, nParents: int, wcs: SkyWcs) -> None:
+    """``coord_ra``/``coord_dec``: children at their peak, parents that have none at their footprint's centroid."""
+    records, xs, ys = [], [], []
+    for index, record in enumerate(catalog):
+        footprint = record.getFootprint()
+        if index < nParents:
+            if np.isfinite(record.get("coord_ra")) and np.isfinite(record.get("coord_dec")):
+                continue
+            spans = footprint.getSpans()
+            position = spans.computeCentroid() if not spans.isEmpty() else (
+                footprint.getPeaks()[0].getCentroid() if footprint.getPeaks() else None)
+        else:
+            position = footprint.getPeaks()[0].getCentroid()
+        if position is not None:
+            records.append(record)
+            xs.append(position.getX())
+            ys.append(position.getY())
+    if not records:
+        return
+    ra, dec = wcs.pixelToSkyArray(np.array(xs), np.array(ys))
+    for record, a, d in zip(records, ra, dec):
+        record.set("coord_ra", float(a))
+        record.set("coord_dec", float(d))
 
 
 def _reducedChi2(residual: np.ndarray, weighted: np.ndarray, region: np.ndarray) -> float:

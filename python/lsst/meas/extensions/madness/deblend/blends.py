@@ -105,7 +105,8 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
     calibs = [mExposure.getPhotoCalibs()[mExposure.bands.index(b)] if b in mExposure.bands else None for b in bands]
     return MultibandExposure.fromArrays(list(bands), np.stack(image), np.stack(mask), np.stack(variance),
                                         bbox=mExposure.getBBox(), psfs=None if any(p is None for p in bandPsfs) else bandPsfs,
-                                        maskPlanes=planes, photoCalibs=calibs)
+                                        maskPlanes=planes, photoCalibs=calibs, wcs=mExposure.getWcs(),
+                                        pixelScale=None if mExposure.getWcs() else mExposure.getPixelScale())
 
 
 def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

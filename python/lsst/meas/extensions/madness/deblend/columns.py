@@ -34,6 +34,8 @@ column                                              on    meaning
 ``madness_logPrior``                                C     the flow's log-density of the child's latent
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
 ``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration)
+``coord_ra``, ``coord_dec``                         P, C  with a WCS, the sky position (rad): a child's peak, a
+                                                          parent's footprint centroid (if the input has none)
 ==================================================  ====  ========================================================
 """
 
@@ -56,6 +58,11 @@ SKIP_FLAGS: dict[str, str] = {
     "noData": "deblend_skipped_noData",
 }
 
+#: LSST's minimal-schema sky position, added when a parent catalogue lacks it (filled when the exposure has a WCS).
+_COORDS = [
+    ("coord_ra", "Angle", "position in ra/dec", "rad"),
+    ("coord_dec", "Angle", "position in ra/dec", "rad"),
+]
 _PARENT = [
     ("deblend_nChild", "I", "Number of children this object has (defaults to 0)", ""),
     ("deblend_nPeaks", "I", "Number of initial peaks in the blend", ""),
@@ -109,7 +116,7 @@ class DeblendColumns:
     def __init__(self, schema: Schema, bands: Sequence[str]):
         self.schema = schema
         self.bands = tuple(bands)
-        rows = list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
+        rows = list(_COORDS) + list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
         rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "nJy") for b in self.bands]
         for name, kind, doc, units in rows:
             if name not in schema:

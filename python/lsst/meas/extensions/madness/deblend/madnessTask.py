@@ -148,12 +148,21 @@ class MadnessDeblendTask(DeblendBaseTask):
     def deblenderPhotoCalibs(self):
         """The units the models were trained in: their card's ``surveyConditions`` coadds (the shipped models:
         electrons of LSST's 10-year coadds), or LSST's when the card has none."""
-        from ..sim.survey import LSST_CONDITIONS, SurveyConditions
         from .calibration import surveyPhotoCalibs
 
+        return surveyPhotoCalibs(self._surveyConditions(), self.bands)
+
+    def deblenderPixelScale(self):
+        """The pixel scale of the survey the models were trained on (0.2 arcsec for the shipped models)."""
+        from ..afw.geom import Angle, arcseconds
+
+        return Angle(self._surveyConditions().pixelScale, arcseconds)
+
+    def _surveyConditions(self):
+        from ..sim.survey import LSST_CONDITIONS, SurveyConditions
+
         conditions = self.models.card.get("surveyConditions")
-        conditions = LSST_CONDITIONS if not conditions else SurveyConditions.model_validate(conditions)
-        return surveyPhotoCalibs(conditions, self.bands)
+        return LSST_CONDITIONS if not conditions else SurveyConditions.model_validate(conditions)
 
     @property
     def models(self):

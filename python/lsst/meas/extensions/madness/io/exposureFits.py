@@ -7,7 +7,8 @@ HDU                   content
 ====================  ==========================================================
 primary               no data; ``BANDS = 'u,g,r,i,z,y'``; the calibration:
                       ``BUNIT = 'nJy'`` or ``MAGZERO = '27.1,28.0,...'``
-``IMAGE``             float32 cube (band, y, x); ``LTV1 = -x0``, ``LTV2 = -y0``
+``IMAGE``             float32 cube (band, y, x); ``LTV1 = -x0``, ``LTV2 = -y0``;
+                      optional FITS WCS (else ``PIXSCALE`` in the primary header)
 ``MASK``              int32 cube; ``MP_<PLANE> = bit`` for every plane; LTV1/2
 ``VARIANCE``          float32 cube; LTV1/2
 ``PSF``               float32 cube (band, py, px): odd sides, centred, unit sum
@@ -21,6 +22,11 @@ for calibrated images (LSST's coadds), or ``MAGZERO``, the AB magnitude of one i
 (one value, or one per band in ``BANDS`` order, comma-separated). A file that states
 neither is refused unless the reader is given ``magZero``; the result carries a
 :class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` per band.
+
+World coordinates. A FITS WCS in the ``IMAGE`` header (of the stored array: ``CRPIX`` counts
+from 1 at pixel ``[0, 0]``) becomes the exposure's
+:class:`~lsst.meas.extensions.madness.afw.skyWcs.SkyWcs` in parent coordinates (shifted by
+``xy0``); without one, ``PIXSCALE`` (arcsec) in the primary header gives the pixel scale.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import numpy as np
 from astropy.io import fits
 
 from ..afw.exposure import Exposure, MultibandExposure
-from ..afw.geom import Box2I, Extent2I, Point2I
+from ..afw.geom import Angle, Box2I, Extent2I, Point2I, arcseconds
 from ..afw.image import MAX_MASK_PLANES, ImageF, Mask, MaskedImage
 from ..afw.photoCalib import PhotoCalib, makePhotoCalibFromCalibZeroPoint
 from ..afw.psf import ImagePsf
+from ..afw.skyWcs import SkyWcs
 from .atomic import atomicPath
 from .errors import FitsFormatError
 from .fitsFile import FitsReader
@@ -92,9 +99,10 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     primary = fits.PrimaryHDU()
     primary.header["BANDS"] = (",".join(mExposure.bands), "band of each plane of the cubes")
     _writeCalibration(primary.header, mExposure.getPhotoCalibs(), mExposure.bands, path)
+    wcsCards = _writeWcs(primary.header, mExposure.getWcs(), mExposure.getPixelScale(), mExposure.getXY0())
     hdus = [
         primary,
-        _imageHdu(mExposure.image.array.astype(np.float32, copy=False), "IMAGE", xy0),
+        _imageHdu(mExposure.image.array.astype(np.float32, copy=False), "IMAGE", {**xy0, **wcsCards}),
         _imageHdu(
             mExposure.mask.array.astype(np.int32, copy=False),
             "MASK",
@@ -124,6 +132,32 @@ def _writeCalibration(header: fits.Header, photoCalibs: Sequence[PhotoCalib | No
         # 15 significant digits: the calibration to 1e-13, without float noise ('26.5', not '26.500000000000004').
         # No comment: the value may need CONTINUE cards. The AB magnitude of one pixel unit, per band.
         header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in photoCalibs)
+
+
+def _writeWcs(primaryHeader: fits.Header, wcs: SkyWcs | None, pixelScale: Angle | None, xy0: Point2I) -> dict:
+    """The ``IMAGE`` header's WCS cards (in the stored array's frame), or ``PIXSCALE`` in the primary header."""
+    if wcs is None:
+        if pixelScale is not None:
+            primaryHeader["PIXSCALE"] = (pixelScale.asArcseconds(), "pixel scale, arcsec (no WCS)")
+        return {}
+    return wcs.copyAtShiftedPixelOrigin((-xy0.x, -xy0.y)).getFitsMetadata()
+
+
+def _readWcs(reader: FitsReader, xy0: Point2I) -> tuple[SkyWcs | None, Angle | None]:
+    """The ``IMAGE`` header's WCS in parent coordinates, or else the primary header's ``PIXSCALE``."""
+    header = reader.hdu("IMAGE").header
+    if "CTYPE1" in header or "CTYPE2" in header:
+        try:
+            wcs = SkyWcs({key: header[key] for key in header if key not in ("COMMENT", "HISTORY", "")})
+        except (ValueError, KeyError, MemoryError) as error:
+            raise reader.error(f"the WCS cannot be read: {' '.join(str(error).split())}", "IMAGE") from None
+        return wcs.copyAtShiftedPixelOrigin((xy0.x, xy0.y)), None
+    if "PIXSCALE" in reader.primaryHeader:
+        value = reader.primaryHeader["PIXSCALE"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (np.isfinite(value) and value > 0):
+            raise reader.error(f"PIXSCALE = {value!r} is not a positive number of arcseconds", "PRIMARY")
+        return None, Angle(float(value), arcseconds)
+    return None, None
 
 
 def _parseMagZero(value, nBands: int, describe: str, fail) -> list[float]:
@@ -317,6 +351,7 @@ def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[fl
         bands = _readBands(reader)
         image, mask, variance, xy0, planes = _readPlanes(reader, 3, bands)
         photoCalibs = _readCalibration(reader, [("PRIMARY", reader.primaryHeader)], bands, magZero)
+        wcs, pixelScale = _readWcs(reader, xy0)
         psf = reader.imageData("PSF", "f", 3)
         if psf.shape[0] != len(bands):
             raise reader.error(f"{psf.shape[0]} planes but BANDS lists {len(bands)} bands {bands}", "PSF")
@@ -332,6 +367,8 @@ def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[fl
             psfs=[ImagePsf(k) for k in psf],
             maskPlanes=planes,
             photoCalibs=photoCalibs,
+            wcs=wcs,
+            pixelScale=pixelScale,
         )
 
 
@@ -348,9 +385,10 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
     if exposure.getFilter().bandLabel is not None:
         primary.header["BAND"] = exposure.getFilter().bandLabel
     _writeCalibration(primary.header, [exposure.getPhotoCalib()], [exposure.getFilter().bandLabel or "?"], path)
+    wcsCards = _writeWcs(primary.header, exposure.getWcs(), exposure.getPixelScale(), exposure.getXY0())
     hdus = [
         primary,
-        _imageHdu(exposure.image.array.astype(np.float32, copy=False), "IMAGE", xy0),
+        _imageHdu(exposure.image.array.astype(np.float32, copy=False), "IMAGE", {**xy0, **wcsCards}),
         _imageHdu(exposure.mask.array.astype(np.int32, copy=False), "MASK", {**xy0, **_maskHeader(exposure.mask.getMaskPlaneDict())}),
         _imageHdu(exposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
     ]
@@ -378,6 +416,7 @@ def readExposureFits(path: str | PathLike, band: str | None = None, magZero: flo
         image, mask, variance, xy0, planes = _readPlanes(reader, 2, None)
         headers = [("PRIMARY", reader.primaryHeader), ("IMAGE", reader.hdu("IMAGE").header)]
         (photoCalib,) = _readCalibration(reader, headers, ["?"], magZero)
+        wcs, pixelScale = _readWcs(reader, xy0)
         psf = None
         if reader.has("PSF"):
             kernel = reader.imageData("PSF", "f", 2)
@@ -392,7 +431,7 @@ def readExposureFits(path: str | PathLike, band: str | None = None, magZero: flo
             Mask(mask, xy0=xy0, planes=planes),
             ImageF(variance, xy0=xy0),
         )
-        return Exposure(maskedImage, psf=psf, band=band, photoCalib=photoCalib)
+        return Exposure(maskedImage, psf=psf, band=band, photoCalib=photoCalib, wcs=wcs, pixelScale=pixelScale)
 
 
 def readExposureFiles(

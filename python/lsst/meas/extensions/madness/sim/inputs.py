@@ -4,7 +4,7 @@ For each field ``<name>`` three files:
 
 ``<name>_exposure.fits``
     The multiband exposure (package format, :doc:`/file-formats`): noisy image, variance
-    and one PSF kernel per band, in ADU of the survey's coadds (``MAGZERO`` per band).
+    and one PSF kernel per band, in ADU of the survey's coadds (``MAGZERO`` per band), with a WCS.
 ``<name>_parents.fits``
     The parent catalogue from :func:`~lsst.meas.extensions.madness.detect.detectParents`
     on the band-combined detection image: footprints from photutils segmentation, and
@@ -74,18 +74,21 @@ class FieldTruth:
 
 
 def fieldExposure(scene: Scene, dataset: TestFields) -> MultibandExposure:
-    """The noisy field of ``scene`` as a :class:`MultibandExposure` with the band PSFs and the survey's
-    calibration (its coadds' ADU: written as ``MAGZERO``)."""
+    """The noisy field of ``scene`` as a :class:`MultibandExposure` with the band PSFs, the survey's
+    calibration (its coadds' ADU: written as ``MAGZERO``) and a tangent-plane WCS of the survey's pixel
+    scale centred on ``SIMULATED_FIELD_CENTRE``."""
     height, width = scene.image.shape[1:]
     conditions = dataset.renderer.conditions
+    bbox = Box2I(Point2I(0, 0), Extent2I(width, height))
     return MultibandExposure.fromArrays(
         dataset.bands,
         scene.image,
         np.zeros(scene.image.shape, np.int32),
         scene.variance,
-        bbox=Box2I(Point2I(0, 0), Extent2I(width, height)),
+        bbox=bbox,
         psfs=dataset.renderer.psfs,
         photoCalibs=[conditions.photoCalib(band) for band in dataset.bands],
+        wcs=conditions.skyWcs(bbox),
     )
 
 

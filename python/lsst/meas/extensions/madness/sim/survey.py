@@ -24,7 +24,10 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BandConditions", "SurveyConditions", "LSST_CONDITIONS"]
+__all__ = ["BandConditions", "SurveyConditions", "LSST_CONDITIONS", "SIMULATED_FIELD_CENTRE"]
+
+#: Where simulated images lie on the sky (right ascension, declination in degrees: the COSMOS field).
+SIMULATED_FIELD_CENTRE = (150.1, 2.2)
 
 
 class BandConditions(BaseModel):
@@ -107,6 +110,27 @@ class SurveyConditions(BaseModel):
 
         b = self.band(band)
         return PhotoCalib(REFERENCE_FLUX_NJY * 10.0 ** (-0.4 * b.zeroPoint) / b.exposureTime * self.gain)
+
+    def skyWcs(self, bbox, centre: tuple[float, float] = SIMULATED_FIELD_CENTRE):
+        """A tangent-plane WCS of this survey's pixel scale for an image on ``bbox`` (a ``Box2I``): north up,
+        east left, the box's centre at ``centre`` (degrees).
+
+        Examples
+        --------
+        >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Point2I
+        >>> wcs = LSST_CONDITIONS.skyWcs(Box2I(Point2I(0, 0), Extent2I(101, 101)))
+        >>> sky = wcs.pixelToSky(50.0, 50.0)
+        >>> round(sky.getRa().asDegrees(), 9), round(wcs.getPixelScale().asArcseconds(), 9)
+        (150.1, 0.2)
+        """
+        import numpy as np
+
+        from ..afw.geom import Point2D, SpherePoint, arcseconds, degrees
+        from ..afw.skyWcs import makeSkyWcs
+
+        scale = (self.pixelScale * arcseconds).asDegrees()
+        middle = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
+        return makeSkyWcs(middle, SpherePoint(*centre, degrees), np.array([[-scale, 0.0], [0.0, scale]]))
 
 
 LSST_CONDITIONS = SurveyConditions(

@@ -2,7 +2,7 @@ r"""Mock multiband exposures of a few galaxies, rendered with GalSim, with their
 
 The mocks stand in for LSST coadd patches in tests: sky-subtracted images in ADU with the
 Poisson noise of galaxy plus sky, a variance plane equal to the true noise variance, one
-Kolmogorov PSF and one photometric calibration per band, and a truth table with every galaxy's position, fluxes and shape
+Kolmogorov PSF and one photometric calibration per band, a WCS, and a truth table with every galaxy's position, fluxes and shape
 plus its noiseless image. Everything is fixed by ``seed``.
 
 Pixel convention: as in :mod:`lsst.meas.extensions.madness.afw.geom`, the centre of pixel
@@ -23,6 +23,7 @@ from ..afw import Box2I, Extent2I, ImagePsf, MultibandExposure, Point2I, makePho
 from ..afw.table import SourceCatalog
 from ..detect import detectParents
 from ..sim.render import pixelatedPsfs
+from ..sim.survey import LSST_CONDITIONS
 
 __all__ = [
     "DEFAULT_BANDS",
@@ -59,7 +60,9 @@ class MockBlend:
         The noisy exposure: image (sky subtracted, ADU), mask (``BAD`` pixels if asked for,
         ``DETECTED`` from :attr:`catalog`'s detection), variance (sky plus galaxies over
         the gain: the variance the noise was drawn with), one :class:`ImagePsf` and one
-        :class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` (from ``magZero``) per band.
+        :class:`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` (from ``magZero``) per band,
+        and a tangent-plane WCS of ``pixelScale`` (north up, east left; centre of the image at
+        ``sim.survey.SIMULATED_FIELD_CENTRE``).
     catalog
         Parents and peaks from :func:`~lsst.meas.extensions.madness.detect.detectParents`
         with its default parameters.
@@ -87,8 +90,6 @@ class MockBlend:
 
 def _lsstMagZero() -> dict[str, float]:
     """AB magnitude of one electron of LSST's 10-year coadds, per band."""
-    from ..sim.survey import LSST_CONDITIONS
-
     return {band: float(LSST_CONDITIONS.photoCalib(band).instFluxToMagnitude(1.0)) for band in LSST_CONDITIONS.bands}
 
 
@@ -415,8 +416,10 @@ def makeMockMultibandExposure(
     variance = ((noiseless + sky[:, None, None]) / gain).astype(np.float32)
     zeroPoints = _perBand(magZero, bands, _lsstMagZero(), _FALLBACK_MAG_ZERO, "magZero")
     photoCalibs = [makePhotoCalibFromCalibZeroPoint(10.0 ** (0.4 * m)) for m in zeroPoints]
+    wcs = LSST_CONDITIONS.model_copy(update={"pixelScale": pixelScale}).skyWcs(bbox)
     mExposure = MultibandExposure.fromArrays(
-        bands, image, np.zeros(image.shape, np.int32), variance, bbox=bbox, psfs=psfs, photoCalibs=photoCalibs
+        bands, image, np.zeros(image.shape, np.int32), variance, bbox=bbox, psfs=psfs, photoCalibs=photoCalibs,
+        wcs=wcs,
     )
     if badPixels:
         flat = np.random.default_rng(maskSeq).choice(height * width, size=badPixels, replace=False)
