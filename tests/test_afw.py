@@ -111,6 +111,44 @@ class TestPsf:
             ImagePsf(kernel)
 
 
+class TestGridPsf:
+    """A PSF that varies: kernels at the nodes of a grid, bilinear between them, held beyond them."""
+
+    kernels = [gaussianKernel(15, sigma) for sigma in (1.0, 1.5, 2.0, 2.5)]
+    positions = [(10.0, 20.0), (110.0, 20.0), (10.0, 80.0), (110.0, 80.0)]
+
+    def test_nodes_are_exact_and_between_them_bilinear(self):
+        from lsst.meas.extensions.madness import GridPsf
+
+        psf = GridPsf(self.kernels, self.positions)
+        for kernel, position in zip(self.kernels, self.positions):
+            np.testing.assert_array_equal(psf.computeKernelImage(Point2D(*position)).array,
+                                          ImagePsf(kernel).computeKernelImage().array)
+        k = [ImagePsf(kernel).kernel.astype(np.float64) for kernel in self.kernels]
+        at = psf.computeKernelImage(Point2D(35.0, 65.0)).array  # a quarter along x, three quarters along y
+        want = 0.75 * 0.25 * k[0] + 0.25 * 0.25 * k[1] + 0.75 * 0.75 * k[2] + 0.25 * 0.75 * k[3]
+        np.testing.assert_allclose(at, want, rtol=1e-12)
+        assert at.sum() == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_array_equal(psf.computeKernelImage(Point2D(-50.0, 500.0)).array, k[2])  # held at the corner
+        assert psf.getAveragePosition() == Point2D(60.0, 50.0)
+        np.testing.assert_allclose(psf.kernel, psf.computeKernelImage(Point2D(60.0, 50.0)).array)
+        image = psf.computeImage(Point2D(110.3, 20.0))
+        assert image.getBBox().getCenter() == Point2D(110.0, 20.0) and image.array.sum() == pytest.approx(1.0)
+        assert psf.clone() == psf and psf.computeBBox() == Box2I(Point2I(-7, -7), Extent2I(15, 15))
+
+    def test_positions_must_be_a_full_grid(self):
+        from lsst.meas.extensions.madness import GridPsf
+
+        with pytest.raises(ValueError, match="not a rectangular grid"):
+            GridPsf(self.kernels[:3], self.positions[:3])
+        with pytest.raises(ValueError, match="not a rectangular grid"):
+            GridPsf(self.kernels[:2], [(0.0, 0.0), (0.0, 0.0)])
+        with pytest.raises(ValueError, match="one per kernel"):
+            GridPsf(self.kernels, self.positions[:2])
+        with pytest.raises(ValueError, match="differ in shape"):
+            GridPsf([gaussianKernel(15), gaussianKernel(13)], self.positions[:2])
+
+
 class TestMultibandExposure:
     def test_band_and_box_views(self):
         mExp = makeExposure()

@@ -10,6 +10,7 @@ from lsst.meas.extensions.madness import (
     Extent2I,
     FitsFormatError,
     Footprint,
+    Point2D,
     HeavyFootprint,
     MultibandExposure,
     MultibandFootprint,
@@ -293,6 +294,55 @@ class TestMalformedFiles:
             SourceCatalog.readFits(bad)
         assert (info.value.extension, info.value.column, info.value.row) == ("SPANS", "x1", 1)
         assert isinstance(info.value, ValueError)
+
+
+class TestVaryingPsf:
+    """A grid of PSF kernels per band: PSF (band, node, py, px) and PSF_POSITIONS (x, y per node)."""
+
+    positions = [(1005.0, -15.0), (1035.0, -15.0), (1005.0, 5.0), (1035.0, 5.0)]
+
+    def _gridded(self, mExposure):
+        from lsst.meas.extensions.madness import GridPsf
+
+        psfs = [GridPsf([kernel(0.8 + 0.1 * b + 0.2 * n) for n in range(4)], self.positions) for b in range(len(BANDS))]
+        psfs[1] = mExposure.getPsfs()[1]  # a constant band beside gridded ones: written as a grid of one kernel
+        mExposure.setAllPsfs(psfs)
+        return mExposure
+
+    def test_grid_round_trips(self, mExposure, tmp_path):
+        from lsst.meas.extensions.madness import GridPsf
+
+        mExposure = self._gridded(mExposure)
+        path = tmp_path / "grid.fits"
+        mExposure.writeFits(path)
+        with fits.open(path) as hdus:
+            assert hdus["PSF"].data.shape == (6, 4, 13, 13)
+            assert hdus["PSF_POSITIONS"].data["x"].tolist() == [p[0] for p in self.positions]
+        back = MultibandExposure.readFits(path)
+        for band, psf in zip(BANDS, mExposure.getPsfs()):
+            read = back[band].getPsf()
+            assert isinstance(read, GridPsf)
+            for position in [*self.positions, (1020.0, -3.0), (900.0, 40.0)]:
+                np.testing.assert_array_equal(read.computeKernelImage(Point2D(*position)).array,
+                                              psf.computeKernelImage(Point2D(*position)).array)
+        single = tmp_path / "r.fits"
+        back["r"].writeFits(single)
+        assert Exposure.readFits(single).getPsf() == back["r"].getPsf()
+
+    def test_reader_checks_the_grid(self, mExposure, tmp_path):
+        path = tmp_path / "grid.fits"
+        self._gridded(mExposure).writeFits(path)
+
+        def notAGrid(h):
+            h["PSF_POSITIONS"].data["x"][1] = 1006.0
+
+        for edit, message in [(lambda h: h.pop(h.index_of("PSF_POSITIONS")), r"\[PSF_POSITIONS\]: missing extension"),
+                              (notAGrid, r"\[PSF_POSITIONS\]: the 4 positions are not a rectangular grid"),
+                              (lambda h: h["PSF"].data.__setitem__((2, 3, 0, 0), np.nan),
+                               r"\[PSF\]: band 'r' node 3 kernel has non-finite")]:
+            bad = rewrite(path, tmp_path / "bad.fits", edit)
+            with pytest.raises(FitsFormatError, match=message):
+                MultibandExposure.readFits(bad)
 
 
 class TestWcs:

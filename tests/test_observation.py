@@ -144,3 +144,39 @@ def test_objective_with_kernels_scripts(frameModels):
         scripted = torch.jit.script(eager)
     for a, b in zip(eager(*args), scripted(*args)):
         torch.testing.assert_close(a, b)
+
+
+def test_a_psf_that_varies_gives_each_parent_the_fit_of_its_own_psf(tinyFrameModelDirectory):
+    """Two parents under different PSFs (a GridPsf with a node at each parent's centre): each parent's children
+    are those it gets when the whole exposure has its PSF, and not those of the other PSF."""
+    from lsst.meas.extensions.madness.afw import GridPsf, ImagePsf, SourceCatalog, SourceTable
+    from lsst.meas.extensions.madness.testing.deblenders import quickMadnessTask
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 30, (6, 90, 180)).astype(np.float32)
+    image[:, 40:50, 40:50] += 500
+    image[:, 40:50, 140:150] += 500
+    catalog = SourceCatalog(SourceTable.makeMinimalSchema())
+    for x0 in (30, 130):  # footprints 30 px wide: box centres at x = x0 + 14.5, y = 44.5
+        footprint = Footprint(SpanSet(Box2I(Point2I(x0, 30), Extent2I(30, 30))))
+        footprint.addPeak(x0 + 12.0, 44.3, 500.0)
+        footprint.addPeak(x0 + 18.2, 45.0, 400.0)
+        catalog.addNew().setFootprint(footprint)
+    narrow, wide = _gaussianImage(0.6), _gaussianImage(1.3)
+    psfs = {"grid": GridPsf([narrow, wide], [(44.5, 44.5), (144.5, 44.5)]), "narrow": ImagePsf(narrow),
+            "wide": ImagePsf(wide)}
+    children = {}
+    for name, psf in psfs.items():
+        mExposure = MultibandExposure.fromArrays("ugrizy", image, np.zeros(image.shape, np.int32),
+                                                 np.full(image.shape, 900.0, np.float32), psfs=[psf] * 6)
+        # One parent per batch: a batch's difference kernels share one FFT grid, sized for its widest PSF
+        # (deblend/fit.py), which moves a narrow-PSF parent batched with a wide-PSF one by ~1e-3.
+        task = quickMadnessTask(tinyFrameModelDirectory, catalog.schema.copy(), maxIter=8, minIter=3,
+                                fallbackOnFailure=False, fallbackNonFinite=False, maxGalaxiesPerBatch=2,
+                                maxMadnessPeaks=2)
+        result = task.run(mExposure, catalog)
+        assert not result.deblendedCatalog["deblend_failed"].any()
+        children[name] = [np.stack(result.modelData.blends[parent.getId()].children.images) for parent in catalog]
+    for k, own, other in ((0, "narrow", "wide"), (1, "wide", "narrow")):
+        np.testing.assert_allclose(children["grid"][k], children[own][k], rtol=1e-6, atol=1e-6)
+        assert not np.allclose(children["grid"][k], children[other][k], rtol=1e-3, atol=1e-3)

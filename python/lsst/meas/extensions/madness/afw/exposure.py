@@ -22,7 +22,7 @@ import numpy as np
 from .geom import Angle, Box2I, Extent2I, Point2D, Point2I
 from .image import DEFAULT_MASK_PLANES, Image, Mask, MaskedImage
 from .photoCalib import PhotoCalib
-from .psf import ImagePsf
+from .psf import GridPsf, ImagePsf
 from .skyWcs import SkyWcs
 
 __all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
@@ -480,7 +480,7 @@ class MultibandExposure:
                 raise ValueError(f"bbox {bbox} does not match the image shape {image.shape[1:]}")
             xy0 = bbox.getMin()
         if psfs is not None:
-            psfs = [p if isinstance(p, ImagePsf) else ImagePsf(p) for p in psfs]
+            psfs = [p if isinstance(p, (ImagePsf, GridPsf)) else ImagePsf(p) for p in psfs]
         return cls(
             bands,
             MultibandImage(bands, image, xy0),

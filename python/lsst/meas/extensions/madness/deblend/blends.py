@@ -11,8 +11,10 @@ For a parent with K peaks, :func:`makeBlend` cuts
   (the decoder draws a galaxy centred in the stamp's central pixel; the paper rounds the
   positions too), and a ``stampSize`` cutout of the data around it, zero off the exposure,
   which the VAE-deblender encoder turns into the starting latent;
-- each band's PSF kernel image at the parent's centre (what a model-frame decoder's stamps are
-  convolved with, :mod:`.observation`).
+- each band's PSF kernel image at the parent's centre, the centre of the footprint's bounding box
+  (what a model-frame decoder's stamps are convolved with, :mod:`.observation`, and SCARLET's
+  PSF): a PSF that varies over the exposure (:class:`~lsst.meas.extensions.madness.afw.psf.GridPsf`)
+  is evaluated where each parent lies.
 
 With ``scales`` (one per band: the deblender's pixel units per unit of the exposure's,
 :mod:`.calibration`) the data, weights and cutouts are in the deblender's units; this is the one

@@ -2,7 +2,9 @@
 
 It is the baseline MADNESS is measured against and MADNESS's fallback. Each parent that passes
 the skip checks is fitted alone (:func:`~.scarletCore.fitScarletBlend`) on its footprint's
-bounding box grown by ``boxMargin`` pixels, with the band PSFs at the footprint's centroid;
+bounding box grown by ``boxMargin`` pixels, with the band PSFs at the blend's centre (the
+kernel images :func:`~.blends.makeBlend` evaluated there: a PSF that varies over the exposure
+is taken where each parent lies);
 sources start at the peaks. The children, columns and flags are those of every deblend task
 (:mod:`.baseTask`); the ``madness_*`` columns hold the SCARLET fit's log-likelihood and
 convergence, and no log-prior.
@@ -86,7 +88,13 @@ class ScarletDeblendTask(DeblendBaseTask):
         start = time.perf_counter()
         half = blend.cutouts.shape[-1] // 2
         height, width = blend.data.shape[1:]
-        psfs = mExposure.computePsfKernelImage(parent.getFootprint().getCentroid()).array
+        if blend.psfImages is None:  # raises, naming the bands without a PSF
+            psfs = mExposure.computePsfKernelImage(parent.getFootprint().getCentroid()).array
+        else:
+            shapes = {image.shape for image in blend.psfImages}
+            if len(shapes) != 1:
+                raise ValueError(f"PSF images have different sizes across bands: {sorted(shapes)}")
+            psfs = np.stack(blend.psfImages)
         size = min(psfs.shape[-1], (min(height, width) - 1) // 2 * 2 + 1)
         if size < psfs.shape[-1]:
             cut = (psfs.shape[-1] - size) // 2

@@ -11,11 +11,16 @@ primary               no data; ``BANDS = 'u,g,r,i,z,y'``; the calibration:
                       optional FITS WCS (else ``PIXSCALE`` in the primary header)
 ``MASK``              int32 cube; ``MP_<PLANE> = bit`` for every plane; LTV1/2
 ``VARIANCE``          float32 cube; LTV1/2
-``PSF``               float32 cube (band, py, px): odd sides, centred, unit sum
+``PSF``               float32 cube (band, py, px): odd sides, centred, unit sum;
+                      or (band, node, py, px) for a PSF that varies over the
+                      exposure, with ``PSF_POSITIONS``
+``PSF_POSITIONS``     binary table ``x``, ``y`` (float64, parent pixels): the
+                      nodes of the grid, shared by all bands
 ====================  ==========================================================
 
 Single-band LSST-style files have ``IMAGE``, ``MASK`` and ``VARIANCE`` image extensions
-(and optionally ``PSF``, a 2-d kernel), as ``lsst.afw`` writes them.
+(and optionally ``PSF``, a 2-d kernel, or a (node, py, px) grid with ``PSF_POSITIONS``), as
+``lsst.afw`` writes them.
 
 Calibration. Every exposure states how its pixels relate to physical flux: ``BUNIT = 'nJy'``
 for calibrated images (LSST's coadds), or ``MAGZERO``, the AB magnitude of one image unit
@@ -41,7 +46,7 @@ from ..afw.exposure import Exposure, MultibandExposure
 from ..afw.geom import Angle, Box2I, Extent2I, Point2I, arcseconds
 from ..afw.image import MAX_MASK_PLANES, ImageF, Mask, MaskedImage
 from ..afw.photoCalib import PhotoCalib, makePhotoCalibFromCalibZeroPoint
-from ..afw.psf import ImagePsf
+from ..afw.psf import GridPsf, ImagePsf
 from ..afw.skyWcs import SkyWcs
 from .atomic import atomicPath
 from .errors import FitsFormatError
@@ -95,6 +100,7 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     shapes = {psf.kernel.shape for psf in mExposure.getPsfs()}
     if len(shapes) != 1:
         raise ValueError(f"cannot write {path}: PSF kernels differ in size between bands {sorted(shapes)}")
+    psfHdus = _psfHdus(mExposure.getPsfs(), path)
     xy0 = _xy0Header(mExposure.getXY0())
     primary = fits.PrimaryHDU()
     primary.header["BANDS"] = (",".join(mExposure.bands), "band of each plane of the cubes")
@@ -109,7 +115,7 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
             {**xy0, **_maskHeader(mExposure.mask.getMaskPlaneDict())},
         ),
         _imageHdu(mExposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
-        _imageHdu(np.stack([psf.kernel for psf in mExposure.getPsfs()]).astype(np.float32), "PSF", {}),
+        *psfHdus,
     ]
     with atomicPath(path) as temporary:
         fits.HDUList(hdus).writeto(temporary, overwrite=True)
@@ -132,6 +138,59 @@ def _writeCalibration(header: fits.Header, photoCalibs: Sequence[PhotoCalib | No
         # 15 significant digits: the calibration to 1e-13, without float noise ('26.5', not '26.500000000000004').
         # No comment: the value may need CONTINUE cards. The AB magnitude of one pixel unit, per band.
         header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in photoCalibs)
+
+
+def _psfHdus(psfs, path, single: bool = False) -> list:
+    """``PSF`` (one kernel per band, or a grid per band) and, for a grid, ``PSF_POSITIONS``.
+
+    Bands of constant PSF beside gridded ones are written as grids of one kernel repeated.
+    """
+    grids = [psf for psf in psfs if isinstance(psf, GridPsf)]
+    if not grids:
+        cube = np.stack([psf.kernel for psf in psfs]).astype(np.float32)
+        return [_imageHdu(cube[0] if single else cube, "PSF", {})]
+    positions = grids[0].getPositions()
+    if any(not np.array_equal(grid.getPositions(), positions) for grid in grids[1:]):
+        raise ValueError(f"cannot write {path}: the bands' PSF grids have different node positions")
+    kernels = np.stack([psf.getKernels() if isinstance(psf, GridPsf) else np.repeat(psf.kernel[None], len(positions), 0)
+                        for psf in psfs]).astype(np.float32)
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column("x", "D", array=positions[:, 0]), fits.Column("y", "D", array=positions[:, 1])],
+        name="PSF_POSITIONS")
+    table.header["COMMENT"] = "Nodes of the PSF grid, parent pixel coordinates; the kernels are PSF[band, node]"
+    return [_imageHdu(kernels[0] if single else kernels, "PSF", {}), table]
+
+
+def _readPsfs(reader: FitsReader, bands: Sequence[str] | None) -> list[ImagePsf | GridPsf]:
+    """Each band's PSF from ``PSF`` (one kernel, or a grid with ``PSF_POSITIONS``), every kernel checked;
+    ``bands`` None for a single-band file."""
+    single = bands is None
+    labels = ["the"] if single else [f"band {band!r}" for band in bands]
+    constant = 2 if single else 3
+    grid = reader.hdu("PSF").header.get("NAXIS") == constant + 1
+    data = reader.imageData("PSF", "f", constant + 1 if grid else constant)
+    data = data[None] if single else data
+    if not single and data.shape[0] != len(bands):
+        raise reader.error(f"{data.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", "PSF")
+    if not grid:
+        for label, kernel in zip(labels, data):
+            _checkPsf(reader, "PSF", kernel, label)
+        return [ImagePsf(kernel) for kernel in data]
+    table = reader.table("PSF_POSITIONS", {"x": "f", "y": "f"})
+    positions = np.stack([reader.column("PSF_POSITIONS", table, "x", np.float64),
+                          reader.column("PSF_POSITIONS", table, "y", np.float64)], axis=1)
+    if len(positions) != data.shape[1]:
+        raise reader.error(f"{len(positions)} node positions for {data.shape[1]} kernels per band in PSF",
+                           "PSF_POSITIONS")
+    psfs = []
+    for label, kernels in zip(labels, data):
+        for node, kernel in enumerate(kernels):
+            _checkPsf(reader, "PSF", kernel, f"{label} node {node}")
+        try:
+            psfs.append(GridPsf(kernels, positions))
+        except ValueError as error:
+            raise reader.error(str(error), "PSF_POSITIONS") from None
+    return psfs
 
 
 def _writeWcs(primaryHeader: fits.Header, wcs: SkyWcs | None, pixelScale: Angle | None, xy0: Point2I) -> dict:
@@ -352,11 +411,7 @@ def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[fl
         image, mask, variance, xy0, planes = _readPlanes(reader, 3, bands)
         photoCalibs = _readCalibration(reader, [("PRIMARY", reader.primaryHeader)], bands, magZero)
         wcs, pixelScale = _readWcs(reader, xy0)
-        psf = reader.imageData("PSF", "f", 3)
-        if psf.shape[0] != len(bands):
-            raise reader.error(f"{psf.shape[0]} planes but BANDS lists {len(bands)} bands {bands}", "PSF")
-        for band, kernel in zip(bands, psf):
-            _checkPsf(reader, "PSF", kernel, f"band {band!r}")
+        psfs = _readPsfs(reader, bands)
         bbox = Box2I(xy0, Extent2I(image.shape[2], image.shape[1]))
         return MultibandExposure.fromArrays(
             bands,
@@ -364,7 +419,7 @@ def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[fl
             mask,
             variance,
             bbox=bbox,
-            psfs=[ImagePsf(k) for k in psf],
+            psfs=psfs,
             maskPlanes=planes,
             photoCalibs=photoCalibs,
             wcs=wcs,
@@ -393,7 +448,7 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
         _imageHdu(exposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
     ]
     if exposure.getPsf() is not None:
-        hdus.append(_imageHdu(exposure.getPsf().kernel.astype(np.float32), "PSF", {}))
+        hdus.extend(_psfHdus([exposure.getPsf()], path, single=True))
     with atomicPath(path) as temporary:
         fits.HDUList(hdus).writeto(temporary, overwrite=True)
 
@@ -417,11 +472,7 @@ def readExposureFits(path: str | PathLike, band: str | None = None, magZero: flo
         headers = [("PRIMARY", reader.primaryHeader), ("IMAGE", reader.hdu("IMAGE").header)]
         (photoCalib,) = _readCalibration(reader, headers, ["?"], magZero)
         wcs, pixelScale = _readWcs(reader, xy0)
-        psf = None
-        if reader.has("PSF"):
-            kernel = reader.imageData("PSF", "f", 2)
-            _checkPsf(reader, "PSF", kernel, "the")
-            psf = ImagePsf(kernel)
+        psf = _readPsfs(reader, None)[0] if reader.has("PSF") else None
         if band is None:
             header = reader.primaryHeader
             band = header.get("BAND", header.get("FILTER"))
@@ -478,7 +529,7 @@ def readExposureFiles(
             raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path, extension="PRIMARY")
         if psfs is not None:
             psf = psfs[i]
-            exposure.setPsf(psf if isinstance(psf, ImagePsf) else ImagePsf(psf))
+            exposure.setPsf(psf if isinstance(psf, (ImagePsf, GridPsf)) else ImagePsf(psf))
         if exposures:
             first = exposures[0]
             if exposure.getBBox() != first.getBBox():
