@@ -69,7 +69,7 @@ def brightBlends(nScenes: int, seed: int = 11, separation: float = 18.0):
 def scoreSetting(blends, overrides: dict) -> dict:
     """Deblend ``blends`` with MADNESS under ``overrides``; flux errors, iterations and time.
 
-    The r-band statistics are of :math:`|F_{\rm model}/F_{\rm true} - 1|`; ``perBand`` holds the
+    The r-band statistics are of :math:`|F_{\\rm model}/F_{\\rm true} - 1|`; ``perBand`` holds the
     mean of that error capped at 1 in every band (so one lost child counts as much as a total miss,
     no more), and ``score`` their mean over bands.
     """
