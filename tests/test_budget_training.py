@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
-from lsst.meas.extensions.madness.models.budgetTraining import adaptLegacyUnits, loadInitialWeights
+from lsst.meas.extensions.madness.models.budgetTraining import adaptLegacyUnits, loadInitialWeights, reviveDeadBands
 from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.models.config import ModelFrame
 from lsst.meas.extensions.madness.models.export import exportModels, weakBands
@@ -156,6 +156,31 @@ def test_softplus_output_keeps_a_gradient_where_relu_dies():
             last.bias.fill_(-50.0)  # every output pixel far below zero: a dead channel for a ReLU
         decoder(torch.randn(4, config.latentDim)).sum().backward()
         assert (last.bias.grad.abs().sum() > 0) == alive
+
+
+def test_a_dead_output_band_restarts_from_its_nearest_live_band():
+    """The shipped weights' u channel draws nothing; revived, it draws the g galaxy at u's brightness."""
+    config = ModelConfig.model_validate({**_tiny(False).model_dump(), "decoder": {
+        **_tiny(False).decoder.model_dump(), "outputActivation": "relu"}})
+    torch.manual_seed(8)
+    encoder, decoder = Encoder(config), Decoder(config)
+    last = decoder.upsample[-2]
+    with torch.no_grad():
+        last.bias[1:] += 1.0  # every band but u draws light
+        last.bias[0] = -50.0  # u: dead
+    batch = {"observed": torch.rand(16, 6, 45, 45) * 10, "model": torch.rand(16, 6, 45, 45) * 3}
+    batch["model"][:, 0] *= 0.2  # u is fainter than g in these units
+    assert reviveDeadBands(encoder, decoder, batch, BANDS) == ["u"]
+    with torch.no_grad():
+        flux = decoder(encoder(batch["observed"])[0]).sum(dim=(0, 2, 3))
+    target = batch["model"].sum(dim=(0, 2, 3))
+    assert float(flux[0]) > 0
+    torch.testing.assert_close(flux[0] / target[0], flux[1] / target[1], rtol=1e-4, atol=0)
+    assert reviveDeadBands(encoder, decoder, batch, BANDS) == []  # nothing left to revive
+    with torch.no_grad():
+        last.bias.fill_(-50.0)
+    with pytest.raises(ValueError, match="every band"):
+        reviveDeadBands(encoder, decoder, batch, BANDS)
 
 
 def test_weak_bands_from_the_card_warn_on_load(tmp_path):

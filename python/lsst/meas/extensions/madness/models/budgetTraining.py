@@ -58,7 +58,7 @@ from .latentScale import latentStatistics, standardiseLatents
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
 
 __all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
-           "adaptLegacyUnits"]
+           "adaptLegacyUnits", "reviveDeadBands"]
 
 _log = logging.getLogger(__name__)
 _STAGES = ("vae", "flow", "deblender")
@@ -157,6 +157,46 @@ def adaptLegacyUnits(encoder: Encoder, deblender: Encoder, decoder: Decoder, nor
     last: nn.ConvTranspose2d = decoder.upsample[-2]
     last.weight /= factor.view(1, -1, 1, 1)
     last.bias /= factor
+
+
+@torch.no_grad()
+def reviveDeadBands(encoder: Encoder, decoder: Decoder, batch: dict, bands: Sequence[str],
+                    minFluxRatio: float = 0.1) -> list[str]:
+    r"""Give output channels that draw (almost) nothing a fresh start from their nearest live band.
+
+    A channel whose decoded flux over ``batch`` is below ``minFluxRatio`` of the target's
+    (:func:`~.validation.silentBands`) has a last layer whose pre-activations sit far below zero:
+    a ReLU passes no gradient there and a softplus almost none, so fine-tuning alone never wakes
+    it (the shipped weights' u band). Its weights and bias in the decoder's last layer are
+    replaced by those of the nearest band in wavelength order that is alive, scaled by the ratio
+    :math:`\sum y_b / \sum y_{b'}` of their target fluxes (exact for a ReLU output, close for a
+    softplus above a few units): galaxies look alike from band to band, so training starts from a
+    galaxy of the right brightness instead of from nothing. Returns the revived bands.
+
+    Raises
+    ------
+    ValueError
+        If every band is dead (there is nothing to start from).
+    """
+    from .validation import silentBands
+
+    target = batch["model"]
+    decoded = decoder(encoder(batch["observed"])[0])
+    dead = silentBands(decoded.cpu().numpy(), target.cpu().numpy(), bands, minFluxRatio)
+    if not dead:
+        return []
+    alive = [b for b, band in enumerate(bands) if band not in dead]
+    if not alive:
+        raise ValueError(f"every band of the decoder is dead ({list(bands)}): train it from scratch instead")
+    flux = target.sum(dim=(0, 2, 3))
+    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    for band in dead:
+        b = list(bands).index(band)
+        donor = min(alive, key=lambda a: (abs(a - b), a))
+        ratio = float(flux[b] / flux[donor]) if float(flux[donor]) > 0 else 1.0
+        last.weight[:, b] = last.weight[:, donor] * ratio
+        last.bias[b] = last.bias[donor] * ratio
+    return dead
 
 
 def _cosineLr(stage: BudgetStage, fraction: float, floor: float) -> float:
@@ -364,6 +404,13 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
             adaptLegacyUnits(encoder, deblender, decoder, adapted, simulator.electronsPerUnit.cpu())
     for module in (encoder, decoder, flow, deblender):
         module.to(device)
+    revived: list[str] = []
+    if initialised and not (Path(outDir) / "vae" / _CHECKPOINT).is_file():
+        revived = reviveDeadBands(encoder, decoder, validationSimulator.isolated(
+            min(config.validationStamps, 256), torch.Generator(device=device).manual_seed(6)), modelConfig.bands)
+        if revived:
+            _log.warning("the initial decoder draws nothing in bands %s: restarted them from their nearest live band",
+                         revived)
     sky = (simulator.skyElectrons / simulator.electronsPerUnit**2).float()
     perUnit = simulator.electronsPerUnit.float()
     total = config.minutes * 60.0
@@ -407,7 +454,7 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "observedPsfs": {"fwhm": list(simulator.psfRange.fwhm), "moffatFraction": simulator.psfRange.moffatFraction},
         "galaxies": {"train": simulator.size, "validation": validationSimulator.size},
         "recipe": list(recipe) if recipe else None, "torchVersion": torch.__version__,
-        "legacyUnitsAdaptedFrom": adapted,
+        "legacyUnitsAdaptedFrom": adapted, "revivedBands": revived,
         "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(), "std": latentStd.tolist()},
     }
     summary = {"training": training, "validation": metrics}
