@@ -15,6 +15,7 @@ methods' accuracy is unaffected; their seconds per field were measured at differ
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import time
@@ -92,29 +93,35 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     runFile.write_text(json.dumps(run, indent=2) + "\n")
     fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
     cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
-    deblenders = FieldMethods(methods, device=device, compilationCacheDir=cacheDir,
-                              modelDir=None if modelDir is None else str(modelDir), variants=variants)
+    # Deblenders are set up (models loaded, SCARLET imported) only when a field needs them.
+    everything = functools.cache(lambda: FieldMethods(methods, device=device, compilationCacheDir=cacheDir,
+                                                      modelDir=None if modelDir is None else str(modelDir),
+                                                      variants=variants))
     for setting in peaks:
         path = directory / f"fields-{setting}.jsonl"
         for addition in run["additions"]:
             label = addition["label"]
             before = [r["index"] for r in _lines(path) if not _has(r, label)]
-            only = FieldMethods([m for m in methods if m.endswith(f":{label}")], device=device,
-                                variants={label: variants[label]})
+            only = functools.partial(FieldMethods, [m for m in methods if m.endswith(f":{label}")], device=device,
+                                     variants={label: variants[label]})
             _evaluate(directory / f"fields-{setting}+{label}.jsonl", before, fields, only, setting, cacheDir,
                       f"fields ({setting} peaks, adding {label})", progress)
-        _evaluate(path, range(nFields), fields, deblenders, setting, cacheDir, f"fields ({setting} peaks)", progress)
+        _evaluate(path, range(nFields), fields, everything, setting, cacheDir, f"fields ({setting} peaks)", progress)
     return directory
 
 
-def _evaluate(path: Path, indices, fields, deblenders, setting: str, cacheDir: str | None, description: str,
+def _evaluate(path: Path, indices, fields, makeMethods, setting: str, cacheDir: str | None, description: str,
               progress: bool) -> None:
-    """Append to ``path`` one record per field of ``indices`` that it lacks."""
+    """Append to ``path`` one record per field of ``indices`` that it lacks, with the deblenders
+    ``makeMethods()`` sets up (called only if a field is left)."""
     from tqdm.auto import tqdm
 
     _dropPartialLine(path)
     done = {record["index"] for record in _lines(path)}
     todo = [i for i in indices if i not in done]
+    if not todo:
+        return
+    deblenders = makeMethods()
     with path.open("a") as stream:
         for index in tqdm(todo, desc=description, unit="field", disable=not progress):
             start = time.perf_counter()
