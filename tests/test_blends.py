@@ -117,6 +117,8 @@ def test_fit_blends_batches_by_peaks_and_keeps_order(tmp_path):
               for (x, y) in [peaks[0]]]
     # Sorted by K; a batch holds at most 4 galaxies: [1, 3] (K = 1), then [2] (K = 2), then [0] (K = 3).
     assert _batches(blends, 4) == [[1, 3], [2], [0]]
+    # Blends of other pixel scales never share a batch (their stamps differ).
+    assert _batches(blends, 4, [1.0, 0.84, 1.0, 1.0]) == [[1], [3, 2], [0]]
     fits = fitBlends(models, blends, MapConfig(maxIter=10, minIter=5), maxGalaxies=4, device="cpu")
     assert [len(f.latents) for f in fits] == [3, 1, 2, 1]
     for fit, blend in zip(fits, blends):

@@ -16,7 +16,9 @@ from lsst.meas.extensions.madness.deblend.observation import (
     convolveStamps,
     cropPsfImage,
     differenceKernelSpectrum,
+    exposureStampSize,
     kernelGridSize,
+    pixelScaleRatio,
 )
 from lsst.meas.extensions.madness.models import loadModels
 from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyParameters, PsfSpec
@@ -44,6 +46,31 @@ def test_model_frame_convolved_with_the_kernel_is_the_observation():
     converted = convolveStamps(model, spectrum[None], None)
     assert float((converted - observed).abs().max() / observed.max()) < 2e-3
     assert abs(float(converted.sum() / observed.sum()) - 1) < 2e-3
+
+
+@pytest.mark.parametrize("pixelScale, fwhm", [(0.168, 0.6), (0.263, 1.0)])
+def test_model_frame_sampled_on_other_pixels_is_the_observation(pixelScale, fwhm):
+    """A galaxy drawn in the model frame (0.2″) and taken to an exposure of other pixels (HSC's
+    finer 0.168″, DES's coarser 0.263″), shifted by a sub-pixel offset, equals the galaxy drawn
+    on those pixels with that PSF and offset directly, and keeps its flux."""
+    galaxy = dict(hlrDisk=0.5, qDisk=0.6, paDisk=20.0, bulgeFraction=0.3, hlrBulge=0.2)
+    model = FourierRenderer(45, 0.2).draw(GalaxyParameters.single([1.0], **galaxy), PsfSpec.gaussian([0.35]))
+    psf = PsfSpec.moffat([fwhm], [4.5])
+    psfImage = FourierRenderer(41, pixelScale).draw(GalaxyParameters.single([1.0], agnFraction=1.0), psf)[0, 0].numpy()
+    ratio = pixelScaleRatio(pixelScale, 0.2)
+    size = exposureStampSize(45, ratio)
+    assert size * pixelScale >= 45 * 0.2 and size % 2 == 1
+    spectrum = differenceKernelSpectrum(psfImage[None], 0.35, 0.2, 45, psfPixelScale=pixelScale)
+    observed = convolveStamps(model, spectrum[None], torch.tensor([[0.3, -0.4]]), ratio)
+    expected = FourierRenderer(size, pixelScale).draw(GalaxyParameters.single([1.0], dx=-0.4, dy=0.3, **galaxy), psf)
+    assert observed.shape == expected.shape
+    assert float((observed - expected).abs().max() / expected.max()) < 1e-3
+    assert abs(float(observed.sum() / expected.sum()) - 1) < 1e-3
+    # The same pixels as the model frame's take the FFT path, whatever the spelling.
+    same = differenceKernelSpectrum(psfImage[None], 0.35, 0.2, 45, psfPixelScale=0.2)
+    assert torch.allclose(same, differenceKernelSpectrum(psfImage[None], 0.35, 0.2, 45), atol=1e-6)
+    with pytest.raises(ValueError, match="pixel scale"):
+        pixelScaleRatio(-1.0, 0.2)
 
 
 def test_phase_shift_agrees_with_lanczos_and_moves_the_centroid():
@@ -180,3 +207,43 @@ def test_a_psf_that_varies_gives_each_parent_the_fit_of_its_own_psf(tinyFrameMod
     for k, own, other in ((0, "narrow", "wide"), (1, "wide", "narrow")):
         np.testing.assert_allclose(children["grid"][k], children[own][k], rtol=1e-6, atol=1e-6)
         assert not np.allclose(children["grid"][k], children[other][k], rtol=1e-3, atol=1e-3)
+
+
+def test_cutouts_resampled_to_the_model_frame_keep_the_galaxy():
+    """An exposure cutout (0.168″ pixels) resampled to the model frame's 0.2″ pixels is the galaxy drawn
+    on 0.2″ pixels: what the VAE-deblender encoder sees whatever the exposure's pixels."""
+    from lsst.meas.extensions.madness.deblend.mapCore import resampleStamps
+
+    galaxy = GalaxyParameters.single([1.0], hlrDisk=0.6, qDisk=0.7, paDisk=30.0)
+    psf = PsfSpec.moffat([0.7], [4.5])
+    fine = FourierRenderer(55, 0.168).draw(galaxy, psf)
+    expected = FourierRenderer(45, 0.2).draw(galaxy, psf)
+    resampled = resampleStamps(fine, 45, 0.2 / 0.168)
+    assert resampled.shape == expected.shape
+    assert float((resampled - expected).abs().max() / expected.max()) < 1e-2
+    assert abs(float(resampled.sum() / expected.sum()) - 1) < 1e-2
+
+
+def test_an_exposure_of_other_pixels_is_fitted_on_its_own_pixels(tinyFrameModelDirectory):
+    """An HSC-like exposure (0.168″ pixels): blends are cut with 55-pixel stamps, the children are drawn
+    on the exposure's pixels, no pixel-scale warning, and an exposure that says nothing of its pixels
+    is taken to be on the model frame's."""
+    from lsst.meas.extensions.madness.afw import Angle, SourceCatalog, SourceTable, arcseconds
+    from lsst.meas.extensions.madness.testing.deblenders import quickMadnessTask
+
+    catalog = SourceCatalog(SourceTable.makeMinimalSchema())
+    catalog.addNew().setFootprint(_footprint())
+    sizes = {}
+    for pixelScale in (0.168, None):
+        exposure = _exposure(0.8)
+        exposure.setPixelScale(None if pixelScale is None else Angle(pixelScale, arcseconds))
+        task = quickMadnessTask(tinyFrameModelDirectory, catalog.schema.copy(), fallbackOnFailure=False,
+                                fallbackNonFinite=False)
+        assert task.deblenderPixelScale() is None  # a model frame serves every pixel scale
+        result = task.run(exposure, catalog)
+        parent = result.deblendedCatalog[0]
+        assert not parent["deblend_failed"] and parent["deblend_nChild"] == 2
+        children = result.modelData.blends[parent.getId()].children
+        sizes[pixelScale] = children.images[0].shape[-1]
+        assert np.isfinite(np.stack(children.images)).all()
+    assert sizes == {0.168: 55, None: 45}

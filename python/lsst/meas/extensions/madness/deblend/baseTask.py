@@ -137,8 +137,8 @@ class DeblendBaseTask(Task):
         return surveyPhotoCalibs(LSST_CONDITIONS, self.bands)
 
     def deblenderPixelScale(self) -> Angle | None:
-        """The pixel scale the deblender is made for (None: any); an exposure of another scale is deblended
-        with a warning."""
+        """The pixel scale the deblender is made for (None: any, it works on the exposure's pixels); an
+        exposure of another scale is deblended with a warning."""
         return None
 
     def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
@@ -170,6 +170,7 @@ class DeblendBaseTask(Task):
         catalog = SourceCatalog(table)
         catalog.extend(mergedSources, deep=True)
         limits = self.config.skipLimits()
+        stampSize = self.blendStampSize(mExposure)
         pending: list[tuple[SourceRecord, Blend]] = []
         # A snapshot: children are appended to ``catalog`` while the parents are gone through.
         for parent in list(catalog):
@@ -183,7 +184,7 @@ class DeblendBaseTask(Task):
                 self._copyIsolated(catalog, parent, footprint, mExposure, calibration)
             else:
                 try:
-                    blend = makeBlend(mExposure, footprint, self.stampSize, self.config.badMask,
+                    blend = makeBlend(mExposure, footprint, stampSize, self.config.badMask,
                                       self.config.fitFootprintOnly, scales=calibration.toDeblender)
                 except Exception as error:  # noqa: BLE001 - one bad parent must not stop the rest
                     self._fail(parent, error)
@@ -228,8 +229,13 @@ class DeblendBaseTask(Task):
     #: Stamp size of the blends cut for :meth:`modelBlends` (MADNESS: the models' stamp size).
     stampSize: int = 45
 
+    def blendStampSize(self, mExposure: MultibandExposure) -> int:
+        """Side, in the exposure's pixels, of the stamps of the blends cut from ``mExposure``."""
+        return self.stampSize
+
     def _checkPixelScale(self, mExposure: MultibandExposure) -> None:
-        """Warn when the exposure's pixel scale (WCS or PIXSCALE) is not the deblender's, by more than 1 %."""
+        """Warn when the exposure's pixel scale (WCS or PIXSCALE) is not the one the deblender is made for
+        (:meth:`deblenderPixelScale`), by more than 1 %."""
         scale, expected = mExposure.getPixelScale(), self.deblenderPixelScale()
         if scale is not None:
             self.metadata["pixelScaleArcsec"] = scale.asArcseconds()

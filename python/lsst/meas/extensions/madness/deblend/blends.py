@@ -11,6 +11,8 @@ For a parent with K peaks, :func:`makeBlend` cuts
   (the decoder draws a galaxy centred in the stamp's central pixel; the paper rounds the
   positions too), and a ``stampSize`` cutout of the data around it, zero off the exposure,
   which the VAE-deblender encoder turns into the starting latent;
+- the exposure's pixel scale (its WCS's, or ``PIXSCALE``), with which a model-frame deblender
+  samples its galaxies on the exposure's pixels; the stamps are ``stampSize`` exposure pixels;
 - each band's PSF kernel image at the parent's centre, the centre of the footprint's bounding box
   (what a model-frame decoder's stamps are convolved with, :mod:`.observation`, and SCARLET's
   PSF): a PSF that varies over the exposure (:class:`~lsst.meas.extensions.madness.afw.psf.GridPsf`)
@@ -69,6 +71,7 @@ class Blend:
     variance: np.ndarray  # (bands, H, W) the exposure's variance (its units), 0 off it
     psfImages: list[np.ndarray] | None = None  # per band, the PSF kernel image at the parent; None without PSFs
     scale: np.ndarray | None = None  # (bands,) deblender units per exposure unit; None: the same units
+    pixelScale: float | None = None  # the exposure's pixel side at the parent, arcsec; None: unknown
 
     @property
     def nPeaks(self) -> int:
@@ -187,8 +190,10 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     psfs = mExposure.getPsfs()
     centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
     psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]
+    pixelScale = mExposure.getPixelScale()
     return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
-                 mask.astype(np.int32), variance, psfImages, scales)
+                 mask.astype(np.int32), variance, psfImages, scales,
+                 None if pixelScale is None else pixelScale.asArcseconds())
 
 
 def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:

@@ -13,6 +13,12 @@ stamp's central pixel (:func:`~.mapCore.shiftStamps`), in the fit and in the chi
 ``False`` rounds the positions, as the paper does. The VAE-deblender encoder still sees the
 cutout around the rounded position, as in its training.
 
+An exposure whose pixels are not the model frame's (HSC's 0.168″, DES's 0.263″) is fitted on its
+own pixels: the blends' stamps are :func:`~.observation.exposureStampSize` exposure pixels, the
+encoder's cutouts are resampled to the model frame (:func:`~.mapCore.resampleStamps`), and the
+decoded galaxies are sampled on the exposure's pixels by the observation model. Blends are batched
+by pixel scale.
+
 Pixels are divided by the models' per-band image scale (:meth:`~..models.export.MadnessModels.imageScale`)
 before the networks see them, so the weights are multiplied by its square. Models that draw in
 a model frame have their decoded stamps convolved with each blend's difference kernels
@@ -32,10 +38,17 @@ import torch
 from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
-from .mapCore import MapConfig, MapObjective, fitLatents, shiftStamps
-from .observation import convolveStamps, cropPsfImage, differenceKernelSpectrum, kernelGridSize
+from .mapCore import MapConfig, MapObjective, fitLatents, resampleStamps, shiftStamps
+from .observation import (
+    convolveStamps,
+    cropPsfImage,
+    differenceKernelSpectrum,
+    exposureStampSize,
+    kernelGridSize,
+    pixelScaleRatio,
+)
 
-__all__ = ["BlendFit", "fitBlends", "observationKernels", "observedStamps"]
+__all__ = ["BlendFit", "blendPixelRatio", "blendStampSize", "fitBlends", "observationKernels", "observedStamps"]
 
 
 @dataclass
@@ -58,11 +71,24 @@ class BlendFit:
                     and np.isfinite(self.logPrior).all())
 
 
+def blendPixelRatio(models: MadnessModels, pixelScale: float | None) -> float:
+    """The exposure's pixel side over the model frame's, for pixels of ``pixelScale`` arcsec (None:
+    unknown); 1.0 for models without a model frame, which draw on the exposure's pixels whatever they are."""
+    frame = models.modelFrame
+    return 1.0 if frame is None else pixelScaleRatio(pixelScale, frame["pixelScale"])
+
+
+def blendStampSize(models: MadnessModels, pixelScale: float | None) -> int:
+    """Side, in exposure pixels, of the blends' stamps for ``models`` on pixels of ``pixelScale`` arcsec."""
+    return exposureStampSize(models.stampSize, blendPixelRatio(models, pixelScale))
+
+
 def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.ndarray] | None],
-                       device: str | torch.device, check: bool = False) -> torch.Tensor | None:
-    """Difference-kernel spectra (N, bands, M, M // 2 + 1) of N blends' PSF kernel images, for models
-    with a model frame (None for the others), on one grid, the kernels cut to where their light is
-    (:func:`~.observation.cropPsfImage`).
+                       device: str | torch.device, check: bool = False,
+                       pixelScale: float | None = None) -> torch.Tensor | None:
+    """Difference-kernel spectra (N, bands, M, M // 2 + 1) of N blends' PSF kernel images (on pixels of
+    ``pixelScale`` arcsec; None: the model frame's), for models with a model frame (None for the
+    others), on one grid, the kernels cut to where their light is (:func:`~.observation.cropPsfImage`).
 
     Raises
     ------
@@ -79,32 +105,37 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
     if check:
         return None
     psfImages = [[cropPsfImage(p) for p in images] for images in psfImages]
-    size = kernelGridSize(models.stampSize, max(max(p.shape) for images in psfImages for p in images))
-    return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size)
-                        for images in psfImages]).to(device)
+    ratio = blendPixelRatio(models, pixelScale)
+    extent = int(np.ceil(max(max(p.shape) for images in psfImages for p in images) * ratio))
+    size = kernelGridSize(models.stampSize, extent)
+    psfPixelScale = None if ratio == 1.0 else pixelScale
+    return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size,
+                                                 psfPixelScale) for images in psfImages]).to(device)
 
 
 @torch.no_grad()
 def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.Tensor | None,
-                   kernels: torch.Tensor | None) -> torch.Tensor:
-    """Decoded ``latents`` (N, D) as the exposure sees them, in image units (N, bands, S, S):
-    through their difference kernels (N, ...) for model-frame models, shifted by ``offsets``
-    (N, 2) = (dy, dx) when given; the one way children's stamps are drawn."""
+                   kernels: torch.Tensor | None, ratio: float = 1.0) -> torch.Tensor:
+    """Decoded ``latents`` (N, D) as the exposure sees them, in image units (N, bands, S', S'):
+    through their difference kernels (N, ...) for model-frame models, on exposure pixels ``ratio``
+    times the model frame's, shifted by ``offsets`` (N, 2) = (dy, dx) when given; the one way
+    children's stamps are drawn."""
     decoded = models.decode(latents)
     if kernels is not None:
-        decoded = convolveStamps(decoded, kernels, offsets)
+        decoded = convolveStamps(decoded, kernels, offsets, ratio)
     elif offsets is not None:
         decoded = shiftStamps(decoded, offsets)
     scale = torch.as_tensor(models.imageScale(), dtype=decoded.dtype, device=decoded.device)
     return decoded * scale.view(1, -1, 1, 1)
 
 
-def _batches(blends: Sequence[Blend], maxGalaxies: int) -> list[list[int]]:
-    order = sorted(range(len(blends)), key=lambda i: blends[i].nPeaks)
+def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] | None = None) -> list[list[int]]:
+    ratios = ratios or [1.0] * len(blends)
+    order = sorted(range(len(blends)), key=lambda i: (ratios[i], blends[i].nPeaks))
     batches: list[list[int]] = []
     for i in order:
-        # Sorted by K, so the newest blend has the batch's largest K.
-        if batches and (len(batches[-1]) + 1) * blends[i].nPeaks <= maxGalaxies:
+        # Sorted by K within a pixel scale, so the newest blend has the batch's largest K.
+        if batches and ratios[batches[-1][0]] == ratios[i] and (len(batches[-1]) + 1) * blends[i].nPeaks <= maxGalaxies:
             batches[-1].append(i)
         else:
             batches.append([i])
@@ -126,10 +157,13 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     """
     from tqdm.auto import tqdm
 
-    for index, blend in enumerate(blends):
-        if blend.data.shape[0] != len(models.bands) or blend.cutouts.shape[-1] != models.stampSize:
+    ratios = [blendPixelRatio(models, blend.pixelScale) for blend in blends]
+    for index, (blend, ratio) in enumerate(zip(blends, ratios)):
+        size = exposureStampSize(models.stampSize, ratio)
+        if blend.data.shape[0] != len(models.bands) or blend.cutouts.shape[-1] != size:
             raise ValueError(f"blend {index} has {blend.data.shape[0]} bands and {blend.cutouts.shape[-1]}-pixel "
-                             f"stamps; the models take {len(models.bands)} bands and {models.stampSize} pixels")
+                             f"stamps; the models take {len(models.bands)} bands and, on its "
+                             f"{blend.pixelScale or 'unknown'} arcsec pixels, {size}-pixel stamps")
     device = resolveDevice(device)
     bandScale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device)
     observationKernels(models, [blend.psfImages for blend in blends], "cpu", check=True)  # fail before any fit
@@ -141,8 +175,9 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         objective = torch.jit.script(MapObjective(models.decoder, models.flowLogProb)).to(device)
     results: list[BlendFit | None] = [None] * len(blends)
     bar = tqdm(total=len(blends), unit="blend", desc="MAP fits", disable=not progress)
-    for indices in _batches(blends, maxGalaxies):
+    for indices in _batches(blends, maxGalaxies, ratios):
         start = time.perf_counter()
+        ratio = ratios[indices[0]]
         arrays = stackBlends([blends[i] for i in indices])
         tensors = {key: torch.as_tensor(value, device=device) for key, value in arrays.items()}
         scale = bandScale.view(1, -1, 1, 1)
@@ -151,16 +186,20 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         cutouts = tensors["cutouts"].float() / scale.unsqueeze(0)
         b, k = cutouts.shape[:2]
         offsets = tensors["subpixel"].float() if subpixel else None
-        kernels = observationKernels(models, [blends[i].psfImages for i in indices], device)
+        kernels = observationKernels(models, [blends[i].psfImages for i in indices], device,
+                                     pixelScale=blends[indices[0]].pixelScale)
+        cutouts = cutouts.reshape(b * k, *cutouts.shape[2:])
+        if ratio != 1.0:
+            cutouts = resampleStamps(cutouts, models.stampSize, 1.0 / ratio)
         with torch.no_grad():
-            initial = models.deblenderEncoder(cutouts.reshape(b * k, *cutouts.shape[2:]))[0].view(b, k, -1)
+            initial = models.deblenderEncoder(cutouts)[0].view(b, k, -1)
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
         result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
-                            config, offsets, timeLimit=limit, kernels=kernels)
+                            config, offsets, timeLimit=limit, kernels=kernels, ratio=ratio)
         stamps = observedStamps(models, result.latents.reshape(b * k, -1),
                                 None if offsets is None else offsets.reshape(b * k, 2),
-                                None if kernels is None else kernels.repeat_interleave(k, dim=0))
-        stamps = stamps.view(b, k, *cutouts.shape[2:])
+                                None if kernels is None else kernels.repeat_interleave(k, dim=0), ratio)
+        stamps = stamps.view(b, k, *stamps.shape[1:])
         elapsed = 1e3 * (time.perf_counter() - start)
         peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):

@@ -153,10 +153,20 @@ class MadnessDeblendTask(DeblendBaseTask):
         return surveyPhotoCalibs(self._surveyConditions(), self.bands)
 
     def deblenderPixelScale(self):
-        """The pixel scale of the survey the models were trained on (0.2 arcsec for the shipped models)."""
+        """None for models with a model frame, which sample their galaxies on the exposure's pixels
+        (:mod:`.observation`); else the pixel scale of the survey the models were trained on."""
         from ..afw.geom import Angle, arcseconds
 
+        if self.models.modelFrame is not None:
+            return None
         return Angle(self._surveyConditions().pixelScale, arcseconds)
+
+    def blendStampSize(self, mExposure: MultibandExposure) -> int:
+        """The models' stamp, in the exposure's pixels (:func:`~.fit.blendStampSize`)."""
+        from .fit import blendStampSize
+
+        scale = mExposure.getPixelScale()
+        return blendStampSize(self.models, None if scale is None else scale.asArcseconds())
 
     def _surveyConditions(self):
         from ..sim.survey import LSST_CONDITIONS, SurveyConditions

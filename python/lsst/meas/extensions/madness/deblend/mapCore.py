@@ -54,7 +54,7 @@ from torch import nn
 
 from .observation import convolveStamps
 
-__all__ = ["MapConfig", "shiftMatrices", "shiftStamps", "placeStamps", "MapObjective", "MapResult", "fitLatents"]
+__all__ = ["MapConfig", "shiftMatrices", "shiftStamps", "resampleStamps", "placeStamps", "MapObjective", "MapResult", "fitLatents"]
 
 
 class MapConfig(BaseModel):
@@ -76,16 +76,24 @@ def _lanczos3(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x.abs() < 3, torch.sinc(x) * torch.sinc(x / 3), torch.zeros_like(x))
 
 
-def shiftMatrices(offsets: torch.Tensor, size: int) -> torch.Tensor:
-    """Lanczos-3 matrices (N, size, size) that shift a length-``size`` profile by ``offsets`` (N,) pixels.
+def shiftMatrices(offsets: torch.Tensor, size: int, outSize: int = -1, step: float = 1.0) -> torch.Tensor:
+    """Lanczos-3 matrices (N, outSize, size) that sample a length-``size`` profile, shifted by
+    ``offsets`` (N,) pixels, at ``outSize`` (default ``size``) points ``step`` pixels apart, the
+    central points of both aligned.
 
-    Row ``i`` samples the input at ``i - offset``; the kernel is normalised to unit sum, so an
-    interior profile keeps its flux.
+    Row ``i`` samples the input at :math:`c + (i - c') s - \\delta` (:math:`c`, :math:`c'` the central
+    pixels, :math:`s` the step); each row's taps are normalised to unit sum, so an interior
+    profile keeps its flux per unit length.
     """
+    out = size if outSize < 0 else outSize
     index = torch.arange(size, device=offsets.device, dtype=offsets.dtype)
-    t = index.view(1, size, 1) - index.view(1, 1, size) - offsets.view(-1, 1, 1)
-    taps = torch.arange(-3, 4, device=offsets.device, dtype=offsets.dtype).view(1, 7) - offsets.view(-1, 1)
-    return _lanczos3(t) / _lanczos3(taps).sum(dim=1).view(-1, 1, 1)
+    points = (torch.arange(out, device=offsets.device, dtype=offsets.dtype) - float(out // 2)) * step + float(size // 2)
+    positions = points.view(1, out) - offsets.view(-1, 1)  # (N, out)
+    t = positions.unsqueeze(-1) - index.view(1, 1, size)
+    fraction = positions - torch.floor(positions)
+    taps = torch.arange(-3, 5, device=offsets.device, dtype=offsets.dtype).view(1, 1, 8)
+    total = _lanczos3(fraction.unsqueeze(-1) - taps).sum(dim=-1, keepdim=True)
+    return _lanczos3(t) / total
 
 
 def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -94,6 +102,15 @@ def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     rows = shiftMatrices(offsets[:, 0].to(stamps.dtype), size)
     cols = shiftMatrices(offsets[:, 1].to(stamps.dtype), size)
     return torch.matmul(torch.matmul(rows.unsqueeze(1), stamps), cols.transpose(1, 2).unsqueeze(1))
+
+
+def resampleStamps(stamps: torch.Tensor, outSize: int, step: float) -> torch.Tensor:
+    """Stamps (N, C, S, S) sampled at ``outSize`` × ``outSize`` points ``step`` pixels apart about their
+    central pixel (Lanczos-3), in flux per output pixel (× ``step``²): how an exposure's cutouts are
+    taken to the model frame's pixels."""
+    zero = torch.zeros(stamps.shape[0], device=stamps.device, dtype=stamps.dtype)
+    matrix = shiftMatrices(zero, stamps.shape[-1], outSize, step)
+    return torch.matmul(torch.matmul(matrix.unsqueeze(1), stamps), matrix.transpose(1, 2).unsqueeze(1)) * step**2
 
 
 def placeStamps(stamps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
@@ -124,14 +141,15 @@ class MapObjective(nn.Module):
 
     def forward(self, latents: torch.Tensor, data: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor,
                 cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                kernels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                kernels: Optional[torch.Tensor] = None,
+                ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)
         if kernels is not None:
             # Model-frame stamps: each blend's difference kernels, with the sub-pixel shift as a phase.
             flatOffsets = offsets.reshape(b * k, 2) if offsets is not None else None
-            stamps = convolveStamps(stamps, kernels.repeat_interleave(k, dim=0), flatOffsets)
+            stamps = convolveStamps(stamps, kernels.repeat_interleave(k, dim=0), flatOffsets, ratio)
         elif offsets is not None:
             stamps = shiftStamps(stamps, offsets.reshape(b * k, 2))
         stamps = stamps.view(b, k, stamps.shape[1], stamps.shape[2], stamps.shape[3])
@@ -158,12 +176,13 @@ class MapResult:
 def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
                rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
                config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None,
-               timeLimit: float | None = None, kernels: torch.Tensor | None = None) -> MapResult:
+               timeLimit: float | None = None, kernels: torch.Tensor | None = None, ratio: float = 1.0) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
     ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
     stamps' central pixels. ``kernels`` (B, C, M, M // 2 + 1), for model-frame decoders, are each
-    blend's difference-kernel spectra (:mod:`.observation`). After ``timeLimit`` seconds the
+    blend's difference-kernel spectra (:mod:`.observation`), and ``ratio`` the exposure's pixel side over
+    the model frame's (:func:`~.observation.pixelScaleRatio`). After ``timeLimit`` seconds the
     optimisation stops; the blends that had not met the stopping rule are marked ``timedOut``.
     """
     start = time.perf_counter()
@@ -180,7 +199,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     history = []
     timedOut = torch.zeros(b, dtype=torch.bool)
     for step in range(config.maxIter + 1):
-        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels)
+        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels, ratio)
         current = loss.detach().double().cpu()
         history.append(current)
         if step > 0:
@@ -208,6 +227,6 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     running = (~stopped).to(latents.device)
     best[running] = latents.detach()[running]
     with torch.no_grad():
-        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels)
+        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels, ratio)
     iterations[timedOut] = len(history) - 1
     return MapResult(best, loss, logLikelihood, logPrior, iterations, stopped.clone(), torch.stack(history), timedOut)

@@ -17,6 +17,19 @@ image, would otherwise amplify high frequencies), and applied to the decoded sta
 product of transforms, together with each galaxy's sub-pixel shift as the phase
 :math:`e^{-2\pi i (f_x \delta_x + f_y \delta_y)}` (an exact shift, not an interpolation).
 
+**Other pixel scales.** An exposure whose pixels are :math:`s` arcsec, not the model frame's
+:math:`a`, is reached without interpolating twice. The PSF image's spectrum is evaluated at the
+model grid's frequencies by a direct (separable) discrete Fourier transform of its pixels at their
+positions :math:`(j - c)\,s/a` in model pixels, zero beyond the exposure's Nyquist frequency
+(what its pixels cannot carry). The product of transforms is then summed back, by a second
+separable transform, at the exposure's pixel centres
+
+.. math:: x_j = c_m + (j - c_e - \delta)\,\frac{s}{a},
+
+which is band-limited (Dirichlet) interpolation of the observed galaxy, the sub-pixel shift
+:math:`\delta` included, and multiplied by :math:`(s/a)^2` so that a pixel holds the flux of
+its area. With :math:`s = a` both transforms reduce to the FFT path.
+
 References
 ----------
 Melchior et al. 2018, Astronomy and Computing 24, 129, "SCARLET" (model frame, observation and
@@ -33,6 +46,11 @@ Examples
 >>> observed = convolveStamps(stamps, spectrum[None], None)
 >>> round(float(observed.sum()), 4), int(observed[0, 0].argmax()) == 22 * 45 + 22
 (1.0, True)
+>>> ratio = 0.168 / 0.2  # an HSC exposure
+>>> spectrum = differenceKernelSpectrum(psf[None], 0.35, 0.2, 45, psfPixelScale=0.168)
+>>> hsc = convolveStamps(stamps, spectrum[None], None, ratio)
+>>> hsc.shape[-1], exposureStampSize(45, ratio), round(float(hsc.sum()), 3)
+(55, 55, 1.0)
 """
 
 from __future__ import annotations
@@ -45,10 +63,44 @@ import torch
 
 from ..sim.fourier import FWHM_TO_SIGMA, fastFftSize
 
-__all__ = ["PSF_CROP_TOLERANCE", "cropPsfImage", "differenceKernelSpectrum", "convolveStamps", "kernelGridSize"]
+__all__ = ["PIXEL_SCALE_TOLERANCE", "PSF_CROP_TOLERANCE", "convolveStamps", "cropPsfImage", "differenceKernelSpectrum",
+           "exposureStampSize", "kernelGridSize", "pixelScaleRatio"]
 
 #: Fraction of a PSF image's light that cropping may drop (what remains is renormalised).
 PSF_CROP_TOLERANCE = 1e-3
+
+#: Relative difference of pixel scales below which the exposure is taken to be on the model frame's pixels.
+PIXEL_SCALE_TOLERANCE = 1e-3
+
+
+def pixelScaleRatio(exposurePixelScale: float | None, modelPixelScale: float) -> float:
+    """The exposure's pixel side over the model frame's, :math:`s/a`; exactly 1.0 when they agree to
+    :data:`PIXEL_SCALE_TOLERANCE` or the exposure's is unknown (None).
+
+    Examples
+    --------
+    >>> pixelScaleRatio(0.168, 0.2), pixelScaleRatio(0.20001, 0.2), pixelScaleRatio(None, 0.2)
+    (0.84, 1.0, 1.0)
+    """
+    if exposurePixelScale is None:
+        return 1.0
+    if not (math.isfinite(exposurePixelScale) and exposurePixelScale > 0):
+        raise ValueError(f"the exposure's pixel scale must be a positive number of arcsec, not {exposurePixelScale}")
+    ratio = exposurePixelScale / modelPixelScale
+    return 1.0 if abs(ratio - 1.0) < PIXEL_SCALE_TOLERANCE else ratio
+
+
+def exposureStampSize(stampSize: int, ratio: float) -> int:
+    """Side, in exposure pixels, of the odd stamp that covers a ``stampSize`` model-frame stamp when
+    the exposure's pixels are ``ratio`` times the model frame's.
+
+    Examples
+    --------
+    >>> exposureStampSize(45, 1.0), exposureStampSize(45, 0.84), exposureStampSize(45, 1.315)
+    (45, 55, 35)
+    """
+    size = int(math.ceil(stampSize / ratio - 1e-6))
+    return size + 1 - size % 2
 
 
 def cropPsfImage(image: np.ndarray, tolerance: float = PSF_CROP_TOLERANCE) -> np.ndarray:
@@ -95,58 +147,87 @@ def kernelGridSize(stampSize: int, psfSize: int) -> int:
 
 
 def differenceKernelSpectrum(psfImages: np.ndarray | Sequence[np.ndarray], modelPsfFwhm: float, pixelScale: float,
-                             stampSize: int, gridSize: int | None = None) -> torch.Tensor:
+                             stampSize: int, gridSize: int | None = None,
+                             psfPixelScale: float | None = None) -> torch.Tensor:
     r"""The difference kernels :math:`\tilde D` of ``psfImages`` (bands, h, w), as an rfft2 spectrum
-    ``(bands, M, M // 2 + 1)`` on an ``M``-pixel grid (default :func:`kernelGridSize`).
+    ``(bands, M, M // 2 + 1)`` on an ``M``-pixel model-frame grid (default :func:`kernelGridSize`).
 
     Each PSF image is normalised to unit sum and centred on its pixel ``[h // 2, w // 2]`` (afw's
-    kernel image convention).
+    kernel image convention). ``psfPixelScale`` is the side of its pixels in arcsec, when they are
+    not the model frame's ``pixelScale`` (see the module docstring).
 
     Raises
     ------
     ValueError
         A PSF image that is not 2-d, is not finite, or does not sum to a positive number.
     """
+    ratio = 1.0 if psfPixelScale is None else pixelScaleRatio(psfPixelScale, pixelScale)
     images = [np.asarray(p, dtype=np.float64) for p in psfImages]
-    height = max(p.shape[0] for p in images) if images else 1
-    width = max(p.shape[1] for p in images) if images else 1
-    size = gridSize or kernelGridSize(stampSize, max(height, width))
+    extent = max((max(p.shape) if p.ndim == 2 else 1) for p in images) if images else 1
+    extent = int(math.ceil(extent * ratio))  # in model pixels
+    size = gridSize or kernelGridSize(stampSize, extent)
+    fy = np.fft.fftfreq(size)
+    fx = np.fft.rfftfreq(size)
+    k2 = (2 * np.pi / pixelScale) ** 2 * (fx[None, :] ** 2 + fy[:, None] ** 2)
+    model = np.exp(-0.5 * (modelPsfFwhm * FWHM_TO_SIGMA) ** 2 * k2) * np.sinc(fx)[None, :] * np.sinc(fy)[:, None]
+    # What the exposure's pixels can carry: up to its Nyquist frequency, 0.5 / ratio cycles per model pixel.
+    band = (np.abs(fy)[:, None] * ratio <= 0.5) & (np.abs(fx)[None, :] * ratio <= 0.5)
     spectra = []
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.rfftfreq(size)[None, :]
-    k2 = (2 * np.pi / pixelScale) ** 2 * (fx**2 + fy**2)
-    model = np.exp(-0.5 * (modelPsfFwhm * FWHM_TO_SIGMA) ** 2 * k2) * np.sinc(fx) * np.sinc(fy)
-    for band, image in enumerate(images):
+    for index, image in enumerate(images):
         total = image.sum() if image.ndim == 2 else float("nan")
         if image.ndim != 2 or not np.isfinite(image).all() or not total > 0:
-            raise ValueError(f"the PSF image of band {band} must be a finite 2-d kernel with a positive sum")
-        if max(image.shape) > size:
-            raise ValueError(f"the PSF image of band {band} ({image.shape}) is larger than the {size}-pixel grid")
-        grid = np.zeros((size, size))
+            raise ValueError(f"the PSF image of band {index} must be a finite 2-d kernel with a positive sum")
+        if math.ceil(max(image.shape) * ratio) > size:
+            raise ValueError(f"the PSF image of band {index} ({image.shape}) is larger than the {size}-pixel grid")
         h, w = image.shape
-        grid[:h, :w] = image / total
-        grid = np.roll(grid, (-(h // 2), -(w // 2)), axis=(0, 1))  # the kernel's centre to pixel (0, 0)
-        ratio = np.fft.rfft2(grid) / model
-        modulus = np.abs(ratio)
-        spectra.append(np.where(modulus > 1.0, ratio / np.maximum(modulus, 1e-300), ratio))
+        # A direct transform of the pixels at their model-frame positions (the FFT when ratio is 1).
+        rowPhase = np.exp(-2j * np.pi * np.outer(fy, (np.arange(h) - h // 2) * ratio))
+        colPhase = np.exp(-2j * np.pi * np.outer((np.arange(w) - w // 2) * ratio, fx))
+        ratioSpectrum = np.where(band, rowPhase @ (image / total) @ colPhase, 0.0) / model
+        modulus = np.abs(ratioSpectrum)
+        spectra.append(np.where(modulus > 1.0, ratioSpectrum / np.maximum(modulus, 1e-300), ratioSpectrum))
     return torch.as_tensor(np.stack(spectra)).to(torch.complex64)
 
 
-def convolveStamps(stamps: torch.Tensor, spectra: torch.Tensor, offsets: Optional[torch.Tensor]) -> torch.Tensor:
+def convolveStamps(stamps: torch.Tensor, spectra: torch.Tensor, offsets: Optional[torch.Tensor],
+                   ratio: float = 1.0) -> torch.Tensor:
     r"""Model-frame stamps ``(N, C, S, S)`` as observed: each convolved with its difference kernel
     ``spectra`` ``(N, C, M, M // 2 + 1)`` (from :func:`differenceKernelSpectrum`, broadcast over
-    ``N`` when its first axis is 1) and shifted by ``offsets`` ``(N, 2)`` = (dy, dx) pixels.
+    ``N`` when its first axis is 1) and shifted by ``offsets`` ``(N, 2)`` = (dy, dx) exposure pixels.
 
-    Light the kernel spreads beyond the stamp is cut, as the stamp itself cuts the model.
+    With ``ratio`` (:func:`pixelScaleRatio`) other than 1 the result is sampled on the exposure's
+    pixels, ``(N, C, S', S')`` with ``S'`` = :func:`exposureStampSize` (module docstring). Light the
+    kernel spreads beyond the stamp is cut, as the stamp itself cuts the model.
     """
     size = spectra.shape[-2]
     s = stamps.shape[-1]
     transform = torch.fft.rfft2(stamps, s=(size, size))
     product = transform * spectra
-    if offsets is not None:
-        fy = torch.fft.fftfreq(size, device=stamps.device, dtype=stamps.dtype)
-        fx = torch.fft.rfftfreq(size, device=stamps.device, dtype=stamps.dtype)
-        angle = -2.0 * math.pi * (fy.view(1, -1, 1) * offsets[:, 0].view(-1, 1, 1)
-                                  + fx.view(1, 1, -1) * offsets[:, 1].view(-1, 1, 1))
-        product = product * torch.polar(torch.ones_like(angle), angle).unsqueeze(1)
-    return torch.fft.irfft2(product, s=(size, size))[:, :, :s, :s]
+    if ratio == 1.0:
+        if offsets is not None:
+            fy = torch.fft.fftfreq(size, device=stamps.device, dtype=stamps.dtype)
+            fx = torch.fft.rfftfreq(size, device=stamps.device, dtype=stamps.dtype)
+            angle = -2.0 * math.pi * (fy.view(1, -1, 1) * offsets[:, 0].view(-1, 1, 1)
+                                      + fx.view(1, 1, -1) * offsets[:, 1].view(-1, 1, 1))
+            product = product * torch.polar(torch.ones_like(angle), angle).unsqueeze(1)
+        return torch.fft.irfft2(product, s=(size, size))[:, :, :s, :s]
+    out = exposureStampSize(s, ratio)
+    n = stamps.shape[0]
+    if offsets is None:
+        offsets = torch.zeros(n, 2, device=stamps.device, dtype=stamps.dtype)
+    pixels = torch.arange(out, device=stamps.device, dtype=stamps.dtype) - float(out // 2)
+    rows = float(s // 2) + (pixels.view(1, -1) - offsets[:, 0:1]) * ratio  # (N, S') in model pixels
+    cols = float(s // 2) + (pixels.view(1, -1) - offsets[:, 1:2]) * ratio
+    fy = torch.fft.fftfreq(size, device=stamps.device, dtype=stamps.dtype)
+    fx = torch.fft.rfftfreq(size, device=stamps.device, dtype=stamps.dtype)
+    # The inverse real transform's weights: the columns kx > 0 stand for their conjugates too.
+    weight = torch.full_like(fx, 2.0)
+    weight[0] = 1.0
+    if size % 2 == 0:
+        weight[-1] = 1.0
+    rowAngle = 2.0 * math.pi * rows.unsqueeze(-1) * fy.view(1, 1, -1)  # (N, S', M)
+    colAngle = 2.0 * math.pi * cols.unsqueeze(-1) * fx.view(1, 1, -1)  # (N, S', M // 2 + 1)
+    rowPhase = torch.polar(torch.ones_like(rowAngle), rowAngle) / size
+    colPhase = torch.polar(weight.view(1, 1, -1) / size, colAngle).transpose(1, 2)
+    sampled = torch.matmul(torch.matmul(rowPhase.unsqueeze(1), product), colPhase.unsqueeze(1))
+    return sampled.real * (ratio * ratio)
