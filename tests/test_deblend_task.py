@@ -371,6 +371,18 @@ def test_missing_bands_raise_or_get_zero_weight(tinyModels):
     deblended = catalog[:len(parents)]
     assert deblended["deblend_incompleteData"].all() and not deblended["deblend_failed"].any()
     assert len(catalog) == len(parents) + sum(len(r.getFootprint().getPeaks()) for r in parents)
+    # The absent bands are not fitted: no flux (NaN), and the MADNESS children drawn there are empty.
+    children = catalog[len(parents):]
+    for band in "uzy":
+        assert np.isnan(children[f"madness_flux_{band}"]).all()
+    for band in "gri":
+        assert np.isfinite(children[f"madness_flux_{band}"]).all()
+    result = task.run(mExp, parents)
+    for parent in result.deblendedCatalog[:len(parents)]:
+        model = result.modelData.blends.get(parent.getId())
+        if model is not None and not parent["deblend_fallback"]:
+            images = np.stack(model.children.images)
+            assert not images[:, [0, 4, 5]].any() and images[:, 1:4].any()
 
 
 def test_scarlet_is_the_default_fallback_and_deblends(tinyModels):

@@ -92,7 +92,7 @@ def test_fit_recovers_the_data_and_stops(models):
 class _Flat(torch.nn.Module):
     """An objective that no step can improve."""
 
-    def forward(self, latents, data, weight, rows, cols, present, offsets=None, kernels=None, ratio=1.0):
+    def forward(self, latents, data, weight, rows, cols, present, offsets=None, kernels=None, ratio=1.0, channels=None):
         loss = latents.sum(dim=(1, 2)) * 0 + 1
         return loss, -loss, torch.zeros(latents.shape[:2])
 

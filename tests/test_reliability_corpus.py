@@ -71,14 +71,15 @@ def _pixels(catalog, row):
     return catalog[row].getFootprint().getSpans().indices()
 
 
-def _assertInvariants(catalog, result):
+def _assertInvariants(catalog, result, absent=()):
     from lsst.meas.extensions.madness.deblend.invariants import checkInvariants
 
-    assert checkInvariants(catalog, result.deblendedCatalog) == []
+    assert checkInvariants(catalog, result.deblendedCatalog, absent) == []
 
 
-def _assertDeblended(result, catalog, ids=None):
-    """The parents (all, or those of ``ids``) have one child per peak and no skip or failure flag."""
+def _assertDeblended(result, catalog, ids=None, absent=()):
+    """The parents (all, or those of ``ids``) have one child per peak and no skip or failure flag; their
+    fluxes are finite, NaN in the ``absent`` bands."""
     out = result.deblendedCatalog
     for record in out[:len(catalog)]:
         if ids is not None and record.getId() not in ids:
@@ -90,7 +91,7 @@ def _assertDeblended(result, catalog, ids=None):
         assert record.get("deblend_nChild") == len(kids) == nPeaks > 0, record.getId()
         for child in kids:
             fluxes = [child.get(f"madness_flux_{band}") for band in _BANDS]
-            assert np.all(np.isfinite(fluxes)), (child.getId(), fluxes)
+            assert list(np.isfinite(fluxes)) == [band not in absent for band in _BANDS], (child.getId(), fluxes)
 
 
 def _assertFlagged(result, catalog, parentId):
@@ -113,13 +114,13 @@ def _assertHandledPerParent(result, catalog, badIds):
     _assertInvariants(catalog, result)
 
 
-def _assertZeroWeight(result, catalog, incompleteIds):
+def _assertZeroWeight(result, catalog, incompleteIds, absent=()):
     """Every parent deblended; deblend_incompleteData exactly on ``incompleteIds``."""
-    _assertDeblended(result, catalog)
+    _assertDeblended(result, catalog, absent=absent)
     out = result.deblendedCatalog
     flagged = [r.getId() for r in out[:len(catalog)] if r.get("deblend_incompleteData")]
     assert flagged == sorted(incompleteIds)
-    _assertInvariants(catalog, result)
+    _assertInvariants(catalog, result, absent)
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,7 +562,13 @@ def test_missing_u_band_gets_zero_weight(mock, tinyModelDirectory):
     task, result = _run(tinyModelDirectory, mExposure[list(_BANDS[1:])], catalog)
     # LSST's TaskMetadata gives an array's last element by key; getArray gives the list.
     assert task.metadata.getArray("missingBands") == ["u"]
-    _assertZeroWeight(result, catalog, [1, 2, 3, 4])
+    _assertZeroWeight(result, catalog, [1, 2, 3, 4], absent=("u",))
+    # An absent band's flux is NaN, never invented; the invariants say so if one is not.
+    from lsst.meas.extensions.madness.deblend.invariants import checkInvariants
+
+    out = result.deblendedCatalog
+    out[len(catalog)].set("madness_flux_u", 1.0)
+    assert any("bands the exposure lacks" in p for p in checkInvariants(catalog, out, ("u",)))
 
 
 def test_bands_in_another_order_give_the_same_children(mock, tinyModelDirectory):

@@ -163,8 +163,9 @@ class DeblendBaseTask(Task):
             If a band has no photometric calibration, on the exposure or of the deblender.
         """
         checkInputCatalog(mergedSources, mExposure.getBBox())
+        absent = [band for band in self.bands if band not in mExposure.bands]
         mExposure = self._selectBands(mExposure)
-        calibration = bandCalibration(mExposure, self.deblenderPhotoCalibs())
+        calibration = bandCalibration(mExposure, self.deblenderPhotoCalibs(), absent)
         self._checkPixelScale(mExposure)
         table = SourceTable(self.schema, mergedSources.getTable().getIdFactory().clone())
         catalog = SourceCatalog(table)
@@ -212,11 +213,11 @@ class DeblendBaseTask(Task):
         if mExposure.getWcs() is not None:
             _setCoords(catalog, len(mergedSources), mExposure.getWcs())
         self._summarise(catalog, len(mergedSources))
-        self._checkOutput(mergedSources, catalog)
+        self._checkOutput(mergedSources, catalog, absent)
         return Struct(deblendedCatalog=catalog, modelData=modelData)
 
-    def _checkOutput(self, mergedSources: SourceCatalog, catalog: SourceCatalog) -> None:
-        violations = checkInvariants(mergedSources, catalog)
+    def _checkOutput(self, mergedSources: SourceCatalog, catalog: SourceCatalog, absentBands: Sequence[str]) -> None:
+        violations = checkInvariants(mergedSources, catalog, absentBands)
         self.metadata["nInvariantViolations"] = len(violations)
         if not violations:
             return

@@ -16,7 +16,8 @@ converted to nJy with the exposure's calibration where the columns are filled.
 A band without a calibration on one side takes the other side's: an exposure band without
 a PhotoCalib is taken to be in the deblender's units (:math:`s = 1`), and a deblender with no
 units of its own for a band works in the exposure's. A band with neither is refused
-(:class:`MissingCalibrationError`): its fluxes could not be given in nJy.
+(:class:`MissingCalibrationError`): its fluxes could not be given in nJy. A band the exposure
+lacks altogether (``absentBands``) has no flux: NaN, not a number the models invented.
 
 Examples
 --------
@@ -57,17 +58,20 @@ class BandCalibration:
     bands: tuple[str, ...]
     photoCalibs: tuple[PhotoCalib, ...]
     toDeblender: np.ndarray  # (bands,) deblender units per exposure unit
+    absent: tuple[str, ...] = ()  # bands the exposure lacks: no flux
 
     def instFluxToNanojansky(self, instFluxes: np.ndarray) -> np.ndarray:
-        """Fluxes ``(..., bands)`` in the exposure's pixel units to nJy."""
+        """Fluxes ``(..., bands)`` in the exposure's pixel units to nJy (NaN in the absent bands)."""
         instFluxes = np.asarray(instFluxes, dtype=np.float64)
-        return np.stack([calib.instFluxToNanojansky(instFluxes[..., b]) for b, calib in enumerate(self.photoCalibs)],
-                        axis=-1)
+        return np.stack([np.full_like(instFluxes[..., b], np.nan) if band in self.absent
+                         else calib.instFluxToNanojansky(instFluxes[..., b])
+                         for b, (band, calib) in enumerate(zip(self.bands, self.photoCalibs))], axis=-1)
 
 
-def bandCalibration(mExposure: MultibandExposure,
-                    deblenderCalibs: Sequence[PhotoCalib | None]) -> BandCalibration:
-    """The calibration of ``mExposure``'s bands against the deblender's own (one per band, or None).
+def bandCalibration(mExposure: MultibandExposure, deblenderCalibs: Sequence[PhotoCalib | None],
+                    absentBands: Sequence[str] = ()) -> BandCalibration:
+    """The calibration of ``mExposure``'s bands against the deblender's own (one per band, or None);
+    ``absentBands`` are those added without data (:func:`~.blends.withoutData`).
 
     Raises
     ------
@@ -94,7 +98,7 @@ def bandCalibration(mExposure: MultibandExposure,
             f"band(s) {missing} of the exposure have no photometric calibration and the deblender has no units "
             "of its own for them, so their fluxes cannot be given in nJy: give the exposure a PhotoCalib per band "
             "(Exposure.setPhotoCalib, MultibandExposure.setAllPhotoCalibs; in files BUNIT = 'nJy' or MAGZERO)")
-    return BandCalibration(bands, tuple(calibs), np.array(scales))
+    return BandCalibration(bands, tuple(calibs), np.array(scales), tuple(absentBands))
 
 
 def surveyPhotoCalibs(conditions, bands: Sequence[str]) -> list[PhotoCalib | None]:

@@ -33,7 +33,8 @@ column                                              on    meaning
 ``madness_logLikelihood``                           P, C  the fit's log-likelihood (the parent's, on children)
 ``madness_logPrior``                                C     the flow's log-density of the child's latent
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
-``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration)
+``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration);
+                                                          NaN in a band the exposure lacks
 ``coord_ra``, ``coord_dec``                         P, C  with a WCS, the sky position (rad): a child's peak, a
                                                           parent's footprint centroid (if the input has none)
 ==================================================  ====  ========================================================

@@ -19,6 +19,9 @@ encoder's cutouts are resampled to the model frame (:func:`~.mapCore.resampleSta
 decoded galaxies are sampled on the exposure's pixels by the observation model. Blends are batched
 by pixel scale.
 
+A band with no weight in any blend of a batch (one the exposure lacks) is not fitted: the
+objective leaves it out, and the children drawn in it are zero, not invented.
+
 Pixels are divided by the models' per-band image scale (:meth:`~..models.export.MadnessModels.imageScale`)
 before the networks see them, so the weights are multiplied by its square. Models that draw in
 a model frame have their decoded stamps convolved with each blend's difference kernels
@@ -183,6 +186,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         scale = bandScale.view(1, -1, 1, 1)
         data = tensors["data"].float() / scale
         weight = tensors["weight"].float() * scale**2
+        live = (weight > 0).any(dim=3).any(dim=2).any(dim=0)  # (bands,)
+        channels = None if bool(live.all()) else live.nonzero().flatten()
         cutouts = tensors["cutouts"].float() / scale.unsqueeze(0)
         b, k = cutouts.shape[:2]
         offsets = tensors["subpixel"].float() if subpixel else None
@@ -193,13 +198,16 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             cutouts = resampleStamps(cutouts, models.stampSize, 1.0 / ratio)
         with torch.no_grad():
             initial = models.deblenderEncoder(cutouts)[0].view(b, k, -1)
+        fitted = (data, weight, kernels) if channels is None else (
+            data[:, channels], weight[:, channels], None if kernels is None else kernels[:, channels])
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
-        result = fitLatents(objective, initial, data, weight, tensors["rows"], tensors["cols"], tensors["present"],
-                            config, offsets, timeLimit=limit, kernels=kernels, ratio=ratio)
+        result = fitLatents(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"],
+                            tensors["present"], config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio,
+                            channels=channels)
         stamps = observedStamps(models, result.latents.reshape(b * k, -1),
                                 None if offsets is None else offsets.reshape(b * k, 2),
                                 None if kernels is None else kernels.repeat_interleave(k, dim=0), ratio)
-        stamps = stamps.view(b, k, *stamps.shape[1:])
+        stamps = stamps.view(b, k, *stamps.shape[1:]) * live.to(stamps.dtype).view(1, 1, -1, 1, 1)
         elapsed = 1e3 * (time.perf_counter() - start)
         peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):

@@ -9,7 +9,7 @@ than trusted:
 - :func:`checkInvariants`, after the run: every input parent is in the output, in order; every
   peak of a deblended parent has exactly one child (or the parent carries a flag saying why
   not); ids are unique and every child links to an input parent; no child flux or heavy-footprint
-  pixel is NaN or infinite; heavy-footprint pixels lie inside the parent footprint. A violation
+  pixel is NaN or infinite, except the fluxes of the bands the exposure lacks, which are NaN; heavy-footprint pixels lie inside the parent footprint. A violation
   is a bug of this package: the tasks report it in their metadata, and raise
   :class:`InvariantError` when ``strictInvariants`` is set or the environment variable
   ``MADNESS_STRICT_INVARIANTS=1`` is (as the test suite does).
@@ -66,8 +66,9 @@ def checkInputCatalog(mergedSources, bbox=None) -> None:
                                     f"{spans.getBBox()}) has pixels off the exposure ({bbox})")
 
 
-def checkInvariants(mergedSources, deblendedCatalog) -> list[str]:
-    """The violated invariants of the module docstring, one message each (empty when all hold)."""
+def checkInvariants(mergedSources, deblendedCatalog, absentBands=()) -> list[str]:
+    """The violated invariants of the module docstring, one message each (empty when all hold);
+    ``absentBands`` are the bands the exposure lacked."""
     problems: list[str] = []
     nParents = len(mergedSources)
     inputIds = [record.getId() for record in mergedSources]
@@ -90,6 +91,8 @@ def checkInvariants(mergedSources, deblendedCatalog) -> list[str]:
     schema = deblendedCatalog.schema
     fluxColumns = [f.getName() for f in schema.getFields()
                    if f.getName().startswith("madness_flux_") and f.getTypeString() in ("F", "D")]
+    absentColumns = [f"madness_flux_{band}" for band in absentBands]
+    fluxColumns = [c for c in fluxColumns if c not in absentColumns]
     hasFlags = all(flag in schema for flag in _NO_CHILDREN_FLAGS)
     for parentId, parent in parents.items():
         kids = children[parentId]
@@ -97,6 +100,9 @@ def checkInvariants(mergedSources, deblendedCatalog) -> list[str]:
         parentSpans = None if parent.getFootprint() is None else parent.getFootprint().getSpans()
         for child in kids:
             problems += _checkChild(child, parentSpans, fluxColumns)
+            invented = [c for c in absentColumns if c in schema and not np.isnan(child.get(c))]
+            if invented:
+                problems.append(f"child {child.getId()} has a flux in {invented}, bands the exposure lacks")
     return problems
 
 

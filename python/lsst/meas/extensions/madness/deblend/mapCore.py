@@ -141,11 +141,13 @@ class MapObjective(nn.Module):
 
     def forward(self, latents: torch.Tensor, data: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor,
                 cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                kernels: Optional[torch.Tensor] = None,
-                ratio: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
+                channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)
+        if channels is not None:
+            stamps = stamps.index_select(1, channels)
         if kernels is not None:
             # Model-frame stamps: each blend's difference kernels, with the sub-pixel shift as a phase.
             flatOffsets = offsets.reshape(b * k, 2) if offsets is not None else None
@@ -176,13 +178,16 @@ class MapResult:
 def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
                rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
                config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None,
-               timeLimit: float | None = None, kernels: torch.Tensor | None = None, ratio: float = 1.0) -> MapResult:
+               timeLimit: float | None = None, kernels: torch.Tensor | None = None, ratio: float = 1.0,
+               channels: torch.Tensor | None = None) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
     ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
     stamps' central pixels. ``kernels`` (B, C, M, M // 2 + 1), for model-frame decoders, are each
     blend's difference-kernel spectra (:mod:`.observation`), and ``ratio`` the exposure's pixel side over
-    the model frame's (:func:`~.observation.pixelScaleRatio`). After ``timeLimit`` seconds the
+    the model frame's (:func:`~.observation.pixelScaleRatio`). ``channels``, when given, are the
+    decoder's output bands that ``data``, ``weight`` and ``kernels`` hold (the others are not fitted).
+    After ``timeLimit`` seconds the
     optimisation stops; the blends that had not met the stopping rule are marked ``timedOut``.
     """
     start = time.perf_counter()
@@ -199,7 +204,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     history = []
     timedOut = torch.zeros(b, dtype=torch.bool)
     for step in range(config.maxIter + 1):
-        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels, ratio)
+        loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels, ratio, channels)
         current = loss.detach().double().cpu()
         history.append(current)
         if step > 0:
@@ -227,6 +232,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     running = (~stopped).to(latents.device)
     best[running] = latents.detach()[running]
     with torch.no_grad():
-        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels, ratio)
+        loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels, ratio,
+                                                  channels)
     iterations[timedOut] = len(history) - 1
     return MapResult(best, loss, logLikelihood, logPrior, iterations, stopped.clone(), torch.stack(history), timedOut)
