@@ -9,7 +9,7 @@ measures, per galaxy and method (:mod:`.metrics`):
   galaxies, in elliptical apertures of semi-axes :math:`\\sqrt{(2a_{\\rm hlr})^2 + d^2}` (Eq. 13)
   centred on the true centre; :math:`\\delta F/F`, contamination :math:`\\kappa` and blendedness
   :math:`\\beta` (Eq. 11-14) per band;
-- cosine similarity and SSIM per band against the noiseless isolated galaxy on its 45×45 stamp;
+- cosine similarity and SSIM per band against the noiseless isolated galaxy on its stamp (45×45 LSST pixels);
 - r-band ellipticity residuals (adaptive moments, Eq. 18) against the noiseless isolated galaxy;
 - g−r colour residuals against the catalogue (:math:`\\delta C^T`) and against the photometry of
   the noisy isolated galaxy (:math:`\\delta C^B`).
@@ -124,31 +124,34 @@ class FieldMethods:
         return out
 
     @staticmethod
-    def _decodeStamps(task, stamps: np.ndarray, encoder: str, offsets: np.ndarray, psfImages) -> np.ndarray:
-        """Posterior means of ``stamps`` (N, bands, S, S) under ``encoder``, drawn as the MADNESS task
-        draws its children: through the exposure's PSF (``psfImages``, per band) for model-frame
-        models, shifted by ``offsets`` (N, 2) = (dy, dx)."""
+    def _decodeStamps(task, stamps: np.ndarray, encoder: str, offsets: np.ndarray, psfImages,
+                      pixelScale: float | None) -> np.ndarray:
+        """Posterior means of ``stamps`` (N, bands, S', S', on pixels of ``pixelScale`` arcsec) under
+        ``encoder``, drawn as the MADNESS task draws its children: through the exposure's PSF
+        (``psfImages``, per band) on its pixels for model-frame models, shifted by ``offsets`` (N, 2) = (dy, dx)."""
         import torch
 
-        from ..deblend.fit import observationKernels, observedStamps
+        from ..deblend.fit import blendPixelRatio, encodeCutouts, observationKernels, observedStamps
 
         models, device = task.models, _device(task.models)
+        ratio = blendPixelRatio(models, pixelScale)
         scale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         with torch.no_grad():
             x = torch.as_tensor(stamps, dtype=torch.float32, device=device) / scale
-            latents = getattr(models, encoder)(x)[0]
+            latents = encodeCutouts(models, getattr(models, encoder), x, ratio)
             shifts = torch.as_tensor(offsets, dtype=torch.float32, device=device) if task.config.subpixelShift else None
-            kernels = observationKernels(models, [psfImages], device)
+            kernels = observationKernels(models, [psfImages], device, pixelScale=pixelScale)
             if kernels is not None:
                 kernels = kernels.expand(len(stamps), *kernels.shape[1:])
-            return observedStamps(models, latents, shifts, kernels).cpu().numpy()
+            return observedStamps(models, latents, shifts, kernels, ratio).cpu().numpy()
 
     def _singlePass(self, task, mExposure, parents, out, matches):
         from ..deblend import makeBlend
 
         for parent in parents:
-            blend = makeBlend(mExposure, parent.getFootprint(), task.models.stampSize)
-            stamps = self._decodeStamps(task, blend.cutouts, "deblenderEncoder", blend.subpixel, blend.psfImages)
+            blend = makeBlend(mExposure, parent.getFootprint(), task.blendStampSize(mExposure))
+            stamps = self._decodeStamps(task, blend.cutouts, "deblenderEncoder", blend.subpixel, blend.psfImages,
+                                        blend.pixelScale)
             for k, peak in enumerate(parent.getFootprint().getPeaks()):
                 galaxy = matches.get(int(peak.getId()))
                 if galaxy is not None:
@@ -159,8 +162,10 @@ class FieldMethods:
     def _fidelity(self, task, scene, out, mExposure):
         offsets = scene.positions[:, ::-1] - np.floor(scene.positions[:, ::-1] + 0.5)  # (dy, dx)
         psfs = mExposure.getPsfs()
+        scale = mExposure.getPixelScale()
         decoded = self._decodeStamps(task, scene.isolatedNoisy, "encoder", offsets,
-                                     None if psfs is None or None in psfs else [p.kernel for p in psfs])
+                                     None if psfs is None or None in psfs else [p.kernel for p in psfs],
+                                     None if scale is None else scale.asArcseconds())
         for i in range(len(decoded)):
             _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
         return out

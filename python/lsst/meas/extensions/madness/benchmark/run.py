@@ -11,6 +11,10 @@ that set's methods on the fields already done, into ``DIR/fields-<peaks>+<label>
 with SCARLET and the shipped weights on the same fields without running those again. The
 methods' accuracy is unaffected; their seconds per field were measured at different times, which
 ``run.json`` records (``additions``).
+
+Other observations: ``psfScale`` multiplies every band's PSF FWHM and ``pixelScale`` sets the pixel
+side (arcsec) of the simulated fields (:func:`benchmarkFields`). The fields keep their area on the
+sky, their galaxies and their depth; only how they are observed changes.
 """
 
 from __future__ import annotations
@@ -24,29 +28,66 @@ from typing import Sequence
 
 from .fields import METHODS, MODEL_METHODS, FieldMethods, evaluateField
 
-__all__ = ["PEAK_SETTINGS", "runBenchmark", "readRun"]
+__all__ = ["PEAK_SETTINGS", "benchmarkFields", "runBenchmark", "readRun"]
 
 PEAK_SETTINGS: tuple[str, ...] = ("truth", "detected")
 
+#: Settings a run made before they existed had, and their meaning: LSST's PSFs and pixels.
+_NOMINAL = {"psfScale": 1.0, "pixelScale": None}
+
+
+def benchmarkFields(populationSize: int, seed: int, psfScale: float = 1.0, pixelScale: float | None = None):
+    """The test fields of a run: LSST's (``sim.survey.LSST_CONDITIONS``), with every band's PSF FWHM
+    times ``psfScale`` and pixels of ``pixelScale`` arcsec (None: LSST's 0.2).
+
+    On other pixels the fields, the galaxies' stamps and how far they are drawn keep their size in
+    arcsec (:func:`~..deblend.observation.exposureStampSize`), so the same galaxies at the same
+    places are observed.
+    """
+    from ..deblend.observation import exposureStampSize
+    from ..sim import TestFields, generatePopulation
+    from ..sim.datasets import SimulationConfig
+    from ..sim.survey import LSST_CONDITIONS
+
+    if not (psfScale > 0 and (pixelScale is None or pixelScale > 0)):
+        raise ValueError(f"psfScale and pixelScale must be positive, got {psfScale} and {pixelScale}")
+    conditions = LSST_CONDITIONS.model_copy(update={
+        "bands": {name: band.model_copy(update={"psfFwhm": band.psfFwhm * psfScale})
+                  for name, band in LSST_CONDITIONS.bands.items()},
+        "pixelScale": LSST_CONDITIONS.pixelScale if pixelScale is None else pixelScale})
+    ratio = conditions.pixelScale / LSST_CONDITIONS.pixelScale
+    nominal = SimulationConfig()
+    config = nominal.model_copy(update={
+        "stampSize": exposureStampSize(nominal.stampSize, ratio),
+        "fieldSize": int(round(nominal.fieldSize / ratio)),
+        "fieldInnerSize": int(round(nominal.fieldInnerSize / ratio)),
+        "maxRadius": int(round(nominal.maxRadius / ratio))})
+    return TestFields(generatePopulation(populationSize, seed=seed), seed=seed, conditions=conditions, config=config)
+
 
 def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int,
-              modelDir: str | None, variants: dict[str, str]) -> dict:
+              modelDir: str | None, variants: dict[str, str], psfScale: float = 1.0,
+              pixelScale: float | None = None) -> dict:
     return {"nFields": int(nFields), "seed": int(seed), "peaks": list(peaks), "methods": list(methods),
             "populationSize": int(populationSize), "dataset": "TestFields", "split": "test",
             "modelDir": None if modelDir is None else str(modelDir),
-            "variants": {label: str(path) for label, path in variants.items()}}
+            "variants": {label: str(path) for label, path in variants.items()},
+            "psfScale": float(psfScale), "pixelScale": None if pixelScale is None else float(pixelScale)}
 
 
 def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = PEAK_SETTINGS,
                  methods: Sequence[str] = METHODS, seed: int = 0, populationSize: int = 120_000,
                  resume: bool = False, device: str = "auto", progress: bool = True,
                  compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None,
-                 variants: dict[str, str | Path] | None = None) -> Path:
+                 variants: dict[str, str | Path] | None = None, psfScale: float = 1.0,
+                 pixelScale: float | None = None) -> Path:
     """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
 
     ``modelDir`` is the MADNESS model directory (default: the shipped weights). ``variants`` maps
     labels to more model directories: each adds ``vae:LABEL``, ``madness:LABEL`` and
     ``fidelity:LABEL`` beside whichever of those ``methods`` has. Both are recorded in the run.
+
+    ``psfScale`` and ``pixelScale`` observe the fields otherwise (:func:`benchmarkFields`).
 
     ``compilationCacheDir`` is SCARLET's JAX compilation cache (``ScarletDeblendConfig``): it changes
     SCARLET's speed, not its results, so a run may be resumed with or without it. Each field records
@@ -59,8 +100,6 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
     ValueError
         ``resume`` with settings other than the stored run's.
     """
-    from ..sim import TestFields, generatePopulation
-
     directory = Path(directory)
     variants = {label: str(path) for label, path in (variants or {}).items()}
     runFile = directory / "run.json"
@@ -77,13 +116,14 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
         variants = {**known, **added}
         methods = [m for m in stored["settings"]["methods"] if ":" not in m]
     methods = list(methods) + [f"{m}:{label}" for label in variants for m in methods if m in MODEL_METHODS]
-    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants)
+    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants, psfScale, pixelScale)
     from ..version import __version__
 
     run = {"settings": settings, "package": __version__, "additions": []}
     if stored is not None:
-        different = {k: (stored["settings"].get(k), v) for k, v in settings.items()
-                     if k not in ("nFields", "methods", "variants") and stored["settings"].get(k) != v}
+        before = {**_NOMINAL, **stored["settings"]}
+        different = {k: (before.get(k), v) for k, v in settings.items()
+                     if k not in ("nFields", "methods", "variants") and before.get(k) != v}
         if different or changed:
             raise ValueError(f"{runFile}: --resume with other settings than the stored run's: {different or changed}")
         run["additions"] = stored.get("additions", []) + [
@@ -91,7 +131,7 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
             for label, path in added.items()]
     directory.mkdir(parents=True, exist_ok=True)
     runFile.write_text(json.dumps(run, indent=2) + "\n")
-    fields = TestFields(generatePopulation(populationSize, seed=seed), seed=seed)
+    fields = benchmarkFields(populationSize, seed, psfScale, pixelScale)
     cacheDir = None if compilationCacheDir is None else str(compilationCacheDir)
     # Deblenders are set up (models loaded, SCARLET imported) only when a field needs them.
     everything = functools.cache(lambda: FieldMethods(methods, device=device, compilationCacheDir=cacheDir,

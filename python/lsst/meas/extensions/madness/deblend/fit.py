@@ -51,7 +51,8 @@ from .observation import (
     pixelScaleRatio,
 )
 
-__all__ = ["BlendFit", "blendPixelRatio", "blendStampSize", "fitBlends", "observationKernels", "observedStamps"]
+__all__ = ["BlendFit", "blendPixelRatio", "blendStampSize", "encodeCutouts", "fitBlends", "observationKernels",
+           "observedStamps"]
 
 
 @dataclass
@@ -114,6 +115,17 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
     psfPixelScale = None if ratio == 1.0 else pixelScale
     return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size,
                                                  psfPixelScale) for images in psfImages]).to(device)
+
+
+@torch.no_grad()
+def encodeCutouts(models: MadnessModels, encoder: torch.nn.Module, cutouts: torch.Tensor,
+                  ratio: float = 1.0) -> torch.Tensor:
+    """Posterior-mean latents (N, D) of ``encoder`` (the models' ``encoder`` or ``deblenderEncoder``) for
+    cutouts (N, bands, S', S') in the networks' units on exposure pixels ``ratio`` times the model
+    frame's, resampled to the model frame's first (:func:`~.mapCore.resampleStamps`)."""
+    if ratio != 1.0:
+        cutouts = resampleStamps(cutouts, models.stampSize, 1.0 / ratio)
+    return encoder(cutouts)[0]
 
 
 @torch.no_grad()
@@ -193,11 +205,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         offsets = tensors["subpixel"].float() if subpixel else None
         kernels = observationKernels(models, [blends[i].psfImages for i in indices], device,
                                      pixelScale=blends[indices[0]].pixelScale)
-        cutouts = cutouts.reshape(b * k, *cutouts.shape[2:])
-        if ratio != 1.0:
-            cutouts = resampleStamps(cutouts, models.stampSize, 1.0 / ratio)
-        with torch.no_grad():
-            initial = models.deblenderEncoder(cutouts)[0].view(b, k, -1)
+        initial = encodeCutouts(models, models.deblenderEncoder, cutouts.reshape(b * k, *cutouts.shape[2:]),
+                                ratio).view(b, k, -1)
         fitted = (data, weight, kernels) if channels is None else (
             data[:, channels], weight[:, channels], None if kernels is None else kernels[:, channels])
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
