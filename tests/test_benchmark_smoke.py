@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from lsst.meas.extensions.madness.benchmark.cli import main
@@ -104,3 +105,25 @@ def test_throughput_sweeps_batch_sizes_and_fields(tmp_path):
     assert "| 64 |" in doc.read_text() and (static / "bench_throughput_cpu.png").exists()
     with pytest.raises(ValueError, match="fieldCounts"):
         writeThroughput(doc, nFields=2, fieldCounts=(3,), populationSize=3000, device="cpu")
+
+
+def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDirectory):
+    """--psf-scale and --pixel-scale: the same sky on HSC-like pixels with sharper PSFs; the run records
+    them and a resume with other ones is refused."""
+    from lsst.meas.extensions.madness.benchmark.run import benchmarkFields
+
+    nominal, hsc = benchmarkFields(3000, 0), benchmarkFields(3000, 0, psfScale=0.7, pixelScale=0.168)
+    assert hsc.renderer.conditions.pixelScale == 0.168 and hsc.config.stampSize == 55
+    assert hsc.config.fieldSize * 0.168 == pytest.approx(nominal.config.fieldSize * 0.2, abs=0.2)
+    for band in "ugrizy":
+        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(0.7 * nominal.renderer.conditions.band(band).psfFwhm)
+    run = tmp_path / "run"
+    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness", "vae",
+            "fidelity", "--model-dir", str(tinyFrameModelDirectory), "--pixel-scale", "0.168"]
+    assert main(base + ["--psf-scale", "0.7"]) == 0
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    assert settings["psfScale"] == 0.7 and settings["pixelScale"] == 0.168
+    record = json.loads((run / "fields-truth.jsonl").read_text().splitlines()[0])
+    for method in ("madness", "vae", "fidelity"):
+        assert all(np.isfinite(g[method]["cosine"]).all() for g in record["galaxies"])
+    assert main(base + ["--psf-scale", "1.4", "--resume"]) == 2

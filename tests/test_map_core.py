@@ -105,6 +105,30 @@ def test_a_blend_that_cannot_improve_stops_at_min_iter(models):
     assert len(result.history) == 21
 
 
+class _Stiff(torch.nn.Module):
+    """A narrow quadratic bowl (minimum at 0) on which Adam's learning rate overshoots and oscillates."""
+
+    def forward(self, latents, data, weight, rows, cols, present, offsets=None, kernels=None, ratio=1.0, channels=None):
+        loss = 1e4 * (latents**2).sum(dim=(1, 2))
+        return loss, -loss, torch.zeros(latents.shape[:2])
+
+
+def test_a_blend_keeps_the_lowest_loss_it_reached():
+    """Steps that overshoot are not kept: without backtracking the optimiser ends above where it started
+    but the latents of the lowest loss seen are returned; with it (the default) a blend whose loss rose
+    goes back and steps shorter, so its loss never rises and ends below the plain optimiser's."""
+    initial = torch.full((2, 1, 4), 0.05)
+    initial[1] = 0.5
+    args = (torch.zeros(1), torch.zeros(1), torch.zeros(2, 1), torch.zeros(2, 1), torch.ones(2, 1, dtype=torch.bool))
+    settings = dict(lr=0.3, maxIter=20, minIter=20, lrDecay=1.0)
+    plain = fitLatents(_Stiff(), initial, *args, MapConfig(backtrack=False, **settings))
+    assert float(plain.history[-1, 0]) > float(plain.history[0, 0])  # it ended above where it started ...
+    torch.testing.assert_close(plain.loss.double(), plain.history.min(dim=0).values)  # ... the best step is kept
+    careful = fitLatents(_Stiff(), initial, *args, MapConfig(**settings))
+    assert bool((careful.history[1:] <= careful.history[:-1]).all())
+    assert bool((careful.loss < plain.loss).all())
+
+
 def test_max_iter_bounds_a_blend_that_keeps_improving(models):
     truth, data, weight, rows, cols, present = _blends(models, nBlends=1)
     objective = MapObjective(models.decoder, models.flowLogProb)

@@ -247,3 +247,34 @@ def test_an_exposure_of_other_pixels_is_fitted_on_its_own_pixels(tinyFrameModelD
         sizes[pixelScale] = children.images[0].shape[-1]
         assert np.isfinite(np.stack(children.images)).all()
     assert sizes == {0.168: 55, None: 45}
+
+
+def test_fits_are_the_same_on_first_and_later_calls():
+    """The MAP step's gradient must not change once the objective has run (TorchScript's autodiff of a
+    scripted objective with difference kernels gave other gradients after its first call): the same
+    blend, fitted in a fresh process's first call and again, gets the same children, on the model
+    frame's pixels and on HSC's."""
+    import subprocess
+    import sys
+
+    script = f"""
+import warnings, numpy as np
+warnings.simplefilter("ignore")
+from lsst.meas.extensions.madness.afw import Angle, arcseconds
+from lsst.meas.extensions.madness.models import loadShippedModels
+from lsst.meas.extensions.madness.deblend import MapConfig, makeBlend
+from lsst.meas.extensions.madness.deblend.fit import fitBlends, blendStampSize
+import test_observation as t
+models = loadShippedModels(device="cpu")  # the tiny test networks do not show it
+for scale in (None, 0.168):
+    exposure = t._exposure(0.8)
+    exposure.setPixelScale(None if scale is None else Angle(scale, arcseconds))
+    blend = makeBlend(exposure, t._footprint(), blendStampSize(models, scale))
+    fits = [fitBlends(models, [blend], MapConfig(maxIter=30, minIter=30), device="cpu")[0] for _ in range(3)]
+    for fit in fits[1:]:
+        assert np.allclose(fit.stamps, fits[0].stamps, rtol=1e-4, atol=1e-4), (scale, np.abs(fit.stamps - fits[0].stamps).max())
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=str(__import__("pathlib").Path(__file__).parent))
+    assert done.returncode == 0 and "same" in done.stdout, done.stderr[-2000:]

@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="continue the run in --out (its stored methods); with a new --compare-models label, "
                           "add that model set to the fields already done")
     run.add_argument("--quick", action="store_true", help="CI size: 1 field per setting, a small population")
+    run.add_argument("--psf-scale", type=float, default=1.0, metavar="F",
+                     help="observe the fields with every band's PSF FWHM times F (default 1: LSST's)")
+    run.add_argument("--pixel-scale", type=float, default=None, metavar="S",
+                     help="observe the fields on pixels of S arcsec (default: LSST's 0.2; HSC's are 0.168)")
     run.add_argument("--jax-cache", default=None, metavar="DIR",
                      help="JAX compilation cache of SCARLET, shared by runs (default OUT/jax-cache; 'none': off); "
                           "about halves SCARLET's time, same results")
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             runBenchmark(args.out, args.fields, peaks=args.peaks, methods=args.methods, seed=args.seed,
                          populationSize=args.population, resume=args.resume, device=args.device,
                          modelDir=args.model_dir, variants=_variants(args.compare_models),
-                         compilationCacheDir=None if cache == "none" else cache)
+                         compilationCacheDir=None if cache == "none" else cache, psfScale=args.psf_scale,
+                         pixelScale=args.pixel_scale)
         except (FileExistsError, ValueError) as error:
             print(f"madness-bench: error: {error}", file=sys.stderr)
             return 2

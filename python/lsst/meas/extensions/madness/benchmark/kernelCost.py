@@ -3,7 +3,7 @@
 A model-frame decoder's stamps meet the data only after each band is convolved with the
 exposure's difference kernel (:mod:`~lsst.meas.extensions.madness.deblend.observation`). This
 times one MAP step (objective forward and backward, as :func:`~..deblend.mapCore.fitLatents`
-runs it) of the scripted :class:`~..deblend.mapCore.MapObjective`, with and without the
+runs it) of :class:`~..deblend.mapCore.MapObjective` (:func:`~..deblend.fit.mapObjective`), with and without the
 kernels (on LSST's pixels, and on HSC-like 0.168″ pixels, where the observation model also
 samples the galaxies on the exposure's pixels), for the shipped networks' sizes on blends of a
 fixed shape in the sky, and writes the ratios.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 __all__ = ["measureKernelCost", "writeKernelCost"]
@@ -37,8 +36,7 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
     import numpy as np
     import torch
 
-    from ..deblend.mapCore import MapObjective
-    from ..deblend.fit import blendPixelRatio, blendStampSize, observationKernels
+    from ..deblend.fit import blendPixelRatio, blendStampSize, mapObjective, observationKernels
     from ..models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
     from ..models.config import ModelFrame
     from ..models.device import resolveDevice
@@ -52,9 +50,7 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
         exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
                      conditions=LSST_CONDITIONS.model_dump(mode="json"))
         models = loadModels(directory, device=device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        objective = torch.jit.script(MapObjective(models.decoder, models.flowLogProb)).to(device)
+    objective = mapObjective(models, device)
     y, x = np.mgrid[-(psfSize // 2):psfSize // 2 + 1, -(psfSize // 2):psfSize // 2 + 1]
     modelScale = config.modelFrame.pixelScale
 

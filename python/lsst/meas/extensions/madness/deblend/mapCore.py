@@ -23,7 +23,11 @@ normalised so that a shift conserves flux. :math:`\delta = 0` is the paper's rou
 (lr 0.05, ×0.8 every 30 steps) for a batch of blends padded to the largest K, and stops each
 blend when the exponentially weighted loss decrease over the last ``window`` steps falls below
 ``tolerance`` times the mean decrease of its first ``window`` steps (after ``minIter`` steps;
-at most ``maxIter``). A blend that stops keeps the latents of the step it stopped at.
+at most ``maxIter``). A blend keeps the latents of the lowest loss it reached up to the step it
+stopped at. Adam's steps are the learning rate in every latent direction at once, and where the
+decoder is steep (bright galaxies, latents the VAE barely uses) a step can overshoot; so a blend
+whose loss rises goes back to its best latents, forgets its momentum and takes steps half as long
+from then on (``backtrack``): its loss never ends above where it started.
 
 :class:`MapObjective` is the per-step computation (placing stamps, likelihood, prior) as a
 ``torch.jit.script``-able module built from the exported decoder and flow.
@@ -70,6 +74,8 @@ class MapConfig(BaseModel):
     window: int = Field(15, ge=1, description="Steps over which loss decreases are compared.")
     tolerance: float = Field(
         0.05, ge=0, description="Stop when the recent loss decrease is below this fraction of the first one.")
+    backtrack: bool = Field(
+        True, description="A blend whose loss rises goes back to its best latents and halves its step length.")
 
 
 def _lanczos3(x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +112,7 @@ def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 def resampleStamps(stamps: torch.Tensor, outSize: int, step: float) -> torch.Tensor:
     """Stamps (N, C, S, S) sampled at ``outSize`` × ``outSize`` points ``step`` pixels apart about their
-    central pixel (Lanczos-3), in flux per output pixel (× ``step``²): how an exposure's cutouts are
+    central pixel (Lanczos-3), in flux per output pixel (times the step squared): how an exposure's cutouts are
     taken to the model frame's pixels."""
     zero = torch.zeros(stamps.shape[0], device=stamps.device, dtype=stamps.dtype)
     matrix = shiftMatrices(zero, stamps.shape[-1], outSize, step)
@@ -196,6 +202,8 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lrDecayEvery, config.lrDecay)
     b = initial.shape[0]
     best = initial.detach().clone()
+    lowest = torch.full((b,), float("inf"), dtype=torch.float64)
+    gain = torch.ones(b, dtype=torch.float64)  # each blend's step length, in units of the learning rate
     stopped = torch.zeros(b, dtype=torch.bool)
     iterations = torch.full((b,), config.maxIter, dtype=torch.long)
     alpha = 2.0 / (config.window + 1)
@@ -207,6 +215,14 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
         loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels, ratio, channels)
         current = loss.detach().double().cpu()
         history.append(current)
+        better = (current < lowest) & ~stopped
+        if bool(better.any()):
+            best[better.to(latents.device)] = latents.detach()[better.to(latents.device)]
+            lowest = torch.where(better, current, lowest)
+        rose = (current > lowest) & ~stopped if config.backtrack else torch.zeros_like(stopped)
+        if bool(rose.any()):
+            current = torch.where(rose, lowest, current)  # where the blend goes back to
+            history[-1] = current
         if step > 0:
             decrease = history[-2] - current
             recent = alpha * decrease + (1 - alpha) * recent if step > 1 else decrease
@@ -216,8 +232,6 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                 # "<=": a blend that starts at its optimum (no decrease at all) stops too.
                 rule = (recent <= config.tolerance * first) & ~stopped
                 if bool(rule.any()):
-                    onDevice = rule.to(latents.device)  # the stopping bookkeeping lives on the CPU
-                    best[onDevice] = latents.detach()[onDevice]
                     iterations[rule] = step
                     stopped |= rule
         if step == config.maxIter or bool(stopped.all()):
@@ -227,10 +241,17 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
             break
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
+        before = latents.detach().clone()
         optimizer.step()
+        with torch.no_grad():
+            latents.copy_(before + gain.to(latents.device, latents.dtype).view(-1, 1, 1) * (latents - before))
+            if bool(rose.any()):
+                # A blend that overshot skips this step: back to its best latents, without its momentum.
+                onDevice = rose.to(latents.device)
+                latents[onDevice] = best[onDevice]
+                optimizer.state[latents]["exp_avg"][onDevice] = 0.0
+                gain = torch.where(rose, gain * 0.5, gain)
         scheduler.step()
-    running = (~stopped).to(latents.device)
-    best[running] = latents.detach()[running]
     with torch.no_grad():
         loss, logLikelihood, logPrior = objective(best, data, weight, rows, cols, present, offsets, kernels, ratio,
                                                   channels)
