@@ -129,6 +129,15 @@ def test_a_blend_keeps_the_lowest_loss_it_reached():
     assert bool((careful.loss < plain.loss).all())
 
 
+def test_progress_is_told_as_blends_stop(models):
+    """``onStop`` hears of each blend when it stops, during the fit, not all at the end."""
+    _, data, weight, rows, cols, present = _blends(models, nBlends=2)
+    heard = []
+    result = fitLatents(_Flat(), torch.zeros(2, 2, TINY.latentDim), data, weight, rows, cols, present,
+                        MapConfig(maxIter=60, minIter=20), onStop=heard.append)
+    assert sum(heard) == int(result.converged.sum()) == 2 and len(result.history) < 61
+
+
 def test_max_iter_bounds_a_blend_that_keeps_improving(models):
     truth, data, weight, rows, cols, present = _blends(models, nBlends=1)
     objective = MapObjective(models.decoder, models.flowLogProb)

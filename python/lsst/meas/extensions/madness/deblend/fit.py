@@ -218,7 +218,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
         result = fitLatents(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"],
                             tensors["present"], config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio,
-                            channels=channels)
+                            channels=channels, onStop=bar.update)
+        bar.update(int((~result.converged).sum()))  # the blends that ran to maxIter or out of time
         stamps = observedStamps(models, result.latents.reshape(b * k, -1),
                                 None if offsets is None else offsets.reshape(b * k, 2),
                                 None if kernels is None else kernels.repeat_interleave(k, dim=0), ratio)
@@ -233,6 +234,5 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
                 converged=bool(result.converged[row]), runtime=elapsed * n / peaks,
                 timedOut=bool(result.timedOut[row]))
-        bar.update(len(indices))
     bar.close()
     return results  # every slot was filled: each blend is in exactly one batch

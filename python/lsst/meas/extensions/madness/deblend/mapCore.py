@@ -50,7 +50,7 @@ from __future__ import annotations
 import time
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -185,7 +185,7 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
                config: MapConfig = MapConfig(), offsets: torch.Tensor | None = None,
                timeLimit: float | None = None, kernels: torch.Tensor | None = None, ratio: float = 1.0,
-               channels: torch.Tensor | None = None) -> MapResult:
+               channels: torch.Tensor | None = None, onStop: Callable[[int], None] | None = None) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
     ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
@@ -193,7 +193,8 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
     blend's difference-kernel spectra (:mod:`.observation`), and ``ratio`` the exposure's pixel side over
     the model frame's (:func:`~.observation.pixelScaleRatio`). ``channels``, when given, are the
     decoder's output bands that ``data``, ``weight`` and ``kernels`` hold (the others are not fitted).
-    After ``timeLimit`` seconds the
+    ``onStop(n)``, when given, is told of the ``n`` blends that stopped at each step (progress
+    bars). After ``timeLimit`` seconds the
     optimisation stops; the blends that had not met the stopping rule are marked ``timedOut``.
     """
     start = time.perf_counter()
@@ -234,6 +235,8 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                 if bool(rule.any()):
                     iterations[rule] = step
                     stopped |= rule
+                    if onStop is not None:
+                        onStop(int(rule.sum()))
         if step == config.maxIter or bool(stopped.all()):
             break
         if timeLimit is not None and time.perf_counter() - start > timeLimit:
