@@ -127,3 +127,15 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     for method in ("madness", "vae", "fidelity"):
         assert all(np.isfinite(g[method]["cosine"]).all() for g in record["galaxies"])
     assert main(base + ["--psf-scale", "1.4", "--resume"]) == 2
+    # Beside a nominal run, the observations report gives MADNESS's flux error over its nominal value.
+    nominal = tmp_path / "nominal"
+    assert main(base[:2] + [str(nominal)] + base[3:-2]) == 0
+    doc, results = tmp_path / "obs.md", tmp_path / "obs.json"
+    assert main(["observations", str(nominal), str(run), "--doc", str(doc), "--results", str(results)]) == 0
+    runs = {r["label"]: r["summary"]["methods"]["madness"] for r in json.loads(results.read_text())["runs"]}
+    assert set(runs) == {"nominal (LSST)", "PSF × 0.7, 0.168″ pixels"}
+    assert runs["nominal (LSST)"]["over nominal"] == 1.0
+    assert runs["PSF × 0.7, 0.168″ pixels"]["over nominal"] == pytest.approx(
+        runs["PSF × 0.7, 0.168″ pixels"]["mean |δF/F|, κ ≤ 5"] / runs["nominal (LSST)"]["mean |δF/F|, κ ≤ 5"])
+    assert "| PSF × 0.7, 0.168″ pixels | MADNESS |" in doc.read_text()
+    assert main(["observations", str(run), "--doc", str(doc), "--results", str(results)]) == 2  # no nominal run

@@ -8,6 +8,7 @@
     madness-bench throughput [--device cuda] [--fields 64] [--batch-sizes 16 64 256 1024]
     madness-bench report runs/bench [runs/bench2 ...] [--doc doc/_generated/benchmark-results.md]
     madness-bench real --out runs/real [--npz ../shared/data/hsc_cosmos.npz] [--methods madness scarlet]
+    madness-bench observations runs/nominal runs/psf07 [...]   # runs made with --psf-scale/--pixel-scale
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
@@ -144,7 +145,27 @@ def main(argv: list[str] | None = None) -> int:
                       help="results JSON (default doc/_generated/benchmark-real.json)")
     real.add_argument("--static", type=Path, default=Path("doc/_static"),
                       help="figure directory; the figure is real_<npz stem>.png (default doc/_static)")
+    observed = commands.add_parser(
+        "observations", help="MADNESS and SCARLET across PSF sizes and pixel scales (runs made with "
+                             "--psf-scale/--pixel-scale, one of them nominal)")
+    observed.add_argument("runs", type=Path, nargs="+", help="run directories, one per observation")
+    observed.add_argument("--peaks", default="truth", choices=PEAK_SETTINGS, help="peak setting (default truth)")
+    observed.add_argument("--doc", type=Path, default=Path("doc/_generated/benchmark-observations.md"),
+                          help="Markdown tables (default doc/_generated/benchmark-observations.md)")
+    observed.add_argument("--results", type=Path, default=Path("doc/_generated/benchmark-observations.json"),
+                          help="results JSON (default doc/_generated/benchmark-observations.json)")
     args = parser.parse_args(argv)
+    if args.command == "observations":
+        from .observations import writeObservationsReport
+
+        try:
+            writeObservationsReport(args.runs, args.doc, args.results, args.peaks,
+                                    command="madness-bench observations " + " ".join(str(r) for r in args.runs))
+        except (FileNotFoundError, ValueError) as error:
+            print(f"madness-bench: error: {error}", file=sys.stderr)
+            return 2
+        print(args.doc.read_text())
+        return 0
     if args.command == "real":
         return _real(args, argv)
     if args.command == "kernel-cost":
