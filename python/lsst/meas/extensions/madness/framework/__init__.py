@@ -8,9 +8,7 @@ LSST pipeline.
 """
 
 from .config import (
-    OVERRIDE_IMPORT_MODULES,
-    OVERRIDE_IMPORT_PREFIXES,
-    SAFE_BUILTINS,
+    DATA_CONFIG_SUFFIXES,
     Config,
     ConfigLoadError,
     ConfigurableField,
@@ -27,9 +25,7 @@ from .task import Task, TaskError
 from .timer import logInfo, logPairs, timeMethod
 
 __all__ = [
-    "OVERRIDE_IMPORT_MODULES",
-    "OVERRIDE_IMPORT_PREFIXES",
-    "SAFE_BUILTINS",
+    "DATA_CONFIG_SUFFIXES",
     "TRACE",
     "VERBOSE",
     "Config",

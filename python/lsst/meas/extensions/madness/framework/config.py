@@ -3,17 +3,16 @@
 A `Config` is a `pydantic.BaseModel` with pex_config semantics on top:
 ``setDefaults``/``validate``/``freeze`` hooks, subtasks declared with
 `ConfigurableField` and retargeted with ``config.<sub>.retarget(...)``,
-override files in pex_config syntax (``config.maxIter = 300``) executed in a
-restricted namespace, YAML files, and conversion from ``lsst.pex.config``
-objects (see `~lsst.meas.extensions.madness.framework.pexConfigBridge`).
+override files in pex_config syntax (``config.maxIter = 300``), which are
+trusted Python code, data configs (YAML or JSON mappings of field values),
+which run no code, and conversion from ``lsst.pex.config`` objects (see
+`~lsst.meas.extensions.madness.framework.pexConfigBridge`).
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "OVERRIDE_IMPORT_MODULES",
-    "OVERRIDE_IMPORT_PREFIXES",
-    "SAFE_BUILTINS",
+    "DATA_CONFIG_SUFFIXES",
     "Config",
     "ConfigLoadError",
     "ConfigurableField",
@@ -25,6 +24,7 @@ __all__ = [
 
 import copy
 import io
+import json
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -43,13 +43,14 @@ from .configErrors import (
 )
 from .configurable import ConfigurableField, ConfigurableInstance, _configurableSpecs
 from .overrides import (
-    OVERRIDE_IMPORT_MODULES,
-    OVERRIDE_IMPORT_PREFIXES,
-    SAFE_BUILTINS,
+    DATA_CONFIG_SUFFIXES,
+    _dataError,
+    _dataFormat,
     _dottedName,
     _ImportNamer,
     _literal,
     _loadError,
+    _readDataConfig,
     _yamlValue,
 )
 
@@ -275,8 +276,9 @@ class Config(pydantic.BaseModel):
     - `validate` re-checks everything (including lists changed in place) and
       is the hook for cross-field checks;
     - `freeze` makes the config and every sub-config read-only;
-    - `save`/`load` write and read override files in pex_config syntax,
-      `saveYaml`/`loadYaml` YAML files.
+    - `save`/`load` write and read override files in pex_config syntax
+      (``.py``, trusted Python code) or data configs (``.yaml``, ``.yml``,
+      ``.json``: field values only, no code run, no retargets).
 
     Examples
     --------
@@ -427,7 +429,13 @@ class Config(pydantic.BaseModel):
         """
         self._applyMapping(kwargs)
 
-    def _applyMapping(self, mapping: Mapping[str, Any]) -> None:
+    def _applyMapping(self, mapping: Mapping[str, Any], dataOnly: bool = False) -> None:
+        """Set fields from a nested mapping.
+
+        ``dataOnly`` is for data configs: subtask entries then set field
+        values only, and a ``target`` naming another class is refused
+        (`ConfigurableInstance._applyData`), so the file chooses no code.
+        """
         cls = type(self)
         specs = _configurableSpecs(cls)
         for name, value in mapping.items():
@@ -437,9 +445,12 @@ class Config(pydantic.BaseModel):
             if name in specs:
                 if self._frozen:
                     raise _frozenError(self._where(name))
-                current._assign(value)
+                if dataOnly:
+                    current._applyData(value)
+                else:
+                    current._assign(value)
             elif isinstance(value, Mapping) and isinstance(current, Config):
-                current._applyMapping(value)
+                current._applyMapping(value, dataOnly)
             else:
                 setattr(self, name, value)
 
@@ -724,46 +735,67 @@ class Config(pydantic.BaseModel):
         return stream.getvalue()
 
     def save(self, filename: str, root: str = "config") -> None:
-        """Write an override file that `load` turns back into this config.
+        """Write a file that `load` turns back into this config.
 
         Parameters
         ----------
         filename : `str`
-            Destination.
+            Destination. A name ending in ``.yaml`` or ``.yml`` gets YAML
+            (`toYaml`), one ending in ``.json`` JSON with the same content;
+            any other an override file in pex_config syntax.
         root : `str`, optional
-            Name of the config variable in the file.
+            Name of the config variable in an override file.
+
+        Notes
+        -----
+        A data config records the subtask targets, but `load` refuses it if
+        a target differs from the class in place (data configs cannot
+        retarget): save a retargeted config as an override file.
         """
-        text = self.saveToString(root=root)
+        filename = str(filename)
+        format = _dataFormat(filename)
+        if format == "YAML":
+            text = self.toYaml()
+        elif format == "JSON":
+            text = json.dumps(self._yamlData(type(self).__name__), indent=2) + "\n"
+        else:
+            text = self.saveToString(root=root)
         with open(filename, "w") as outfile:
             outfile.write(text)
 
     def load(self, filename: str, root: str = "config") -> None:
-        """Apply an override file.
+        """Apply a config file: an override file or a data config, by its suffix.
 
         Parameters
         ----------
         filename : `str`
-            Python file in pex_config syntax (``config.maxIter = 300``).
+            A data config if the name ends in ``.yaml``, ``.yml`` or
+            ``.json`` (see `loadYaml`); otherwise an override file, Python in
+            pex_config syntax (``config.maxIter = 300``).
         root : `str`, optional
-            Name of the config variable in the file.
+            Name of the config variable in an override file.
 
         Raises
         ------
         ConfigLoadError
-            Raised, naming the file and line, if the file fails: bad field
-            name or value, forbidden import or builtin, syntax error.
+            Raised, naming the file (and line where known), if the file
+            fails: syntax error, exception, unknown field, invalid value, or
+            in a data config a YAML tag or a retarget.
 
         Notes
         -----
-        The file runs with only ``config`` (``root``), ``__file__`` and
-        `SAFE_BUILTINS` in scope; ``import`` works for modules under
-        ``lsst.`` and for ``math`` and ``numpy``. This guards against
-        mistakes and casual misuse; it is not a security sandbox, so load
-        only files you trust.
+        An override file is trusted code: it runs as ordinary Python with
+        the user's rights (``config`` and ``__file__`` in its namespace, all
+        builtins and imports available), as ``lsst.pex.config`` runs it.
+        Load one only from a place you would run a script from. Configs from
+        untrusted places belong in data configs, which run no code.
         """
-        with open(filename) as infile:
-            code = infile.read()
-        self.loadFromString(code, root=root, filename=filename)
+        filename = str(filename)
+        format = _dataFormat(filename)
+        if format is not None:
+            self._loadDataFile(filename, format)
+            return
+        self.loadFromString(_readText(filename), root=root, filename=filename)
 
     def loadFromStream(
         self,
@@ -811,6 +843,10 @@ class Config(pydantic.BaseModel):
         ------
         ConfigLoadError
             Raised, naming the file and line, if the code fails.
+
+        Notes
+        -----
+        The code is trusted: it runs as ordinary Python (see `load`).
         """
         label = filename or "<string>"
         try:
@@ -819,7 +855,9 @@ class Config(pydantic.BaseModel):
             raise ConfigLoadError(
                 f"{label}, line {err.lineno}: invalid syntax: {err.msg}", filename=label, lineno=err.lineno
             ) from err
-        namespace: dict[str, Any] = {"__builtins__": dict(SAFE_BUILTINS), "__file__": filename}
+        # Plain Python, as pex_config runs it: the code is trusted, and a
+        # filter on imports or builtins would only pretend otherwise.
+        namespace: dict[str, Any] = {"__file__": filename}
         if extraLocals:
             if root in extraLocals:
                 raise ValueError(f"extraLocals must not contain the root name {root!r}")
@@ -830,7 +868,7 @@ class Config(pydantic.BaseModel):
         except Exception as err:
             raise _loadError(err, label, code) from err
 
-    # -- YAML ---------------------------------------------------------------
+    # -- data configs (YAML, JSON) -------------------------------------------
 
     def _yamlData(self, where: str) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -855,7 +893,9 @@ class Config(pydantic.BaseModel):
         -------
         text : `str`
             Nested mappings; subtasks as ``{target: "module.Class",
-            config: {...}}``.
+            config: {...}}``. The targets are a record: loading the text
+            back (`fromYaml`, `loadYaml`) accepts them only where they name
+            the class already in place.
         """
         import yaml
 
@@ -863,7 +903,7 @@ class Config(pydantic.BaseModel):
 
     @classmethod
     def fromYaml(cls: type[_ConfigT], text: str) -> _ConfigT:
-        """Build a config from YAML text written by `toYaml`.
+        """Build a config from YAML text, a data config (see `loadYaml`).
 
         Parameters
         ----------
@@ -877,18 +917,16 @@ class Config(pydantic.BaseModel):
 
         Raises
         ------
+        ConfigLoadError
+            Raised for invalid YAML, a tag of a non-plain value or a
+            document that is not a mapping.
         FieldValidationError
-            Raised for invalid values or unknown fields.
-        ImportError
-            Raised if a ``target`` cannot be resolved (its module must be
-            imported already or allowed for override files).
+            Raised for invalid values, unknown fields and retargets.
         """
-        import yaml
-
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, Mapping):
-            raise ValueError(f"YAML config for {cls.__name__} must be a mapping, not {type(data).__name__}")
-        return cls.fromDict(data)
+        config = cls()
+        data, _ = _readDataConfig(text, "<string>", "YAML")
+        config._applyMapping(data, dataOnly=True)
+        return config
 
     def saveYaml(self, filename: str) -> None:
         """Write the config as YAML (see `toYaml`).
@@ -903,35 +941,51 @@ class Config(pydantic.BaseModel):
             outfile.write(text)
 
     def loadYaml(self, filename: str) -> None:
-        """Apply a YAML file written by `saveYaml` to this config.
+        """Apply a YAML data config to this config; no code runs.
 
         Parameters
         ----------
         filename : `str`
-            YAML file; fields left out are unchanged.
+            YAML file: a mapping of field names to values, sub-configs and
+            subtasks as nested mappings (``fallback: {maxIter: 100}``);
+            fields left out are unchanged.
 
         Raises
         ------
         ConfigLoadError
-            Raised, naming the file, for YAML errors, unknown fields, bad
-            values and unresolvable targets.
-        """
-        import yaml
+            Raised, naming the file and, where known, the line, for YAML
+            errors, repeated keys, unknown fields (with their key path), bad
+            values (with the field and value), tags of non-plain values
+            and retargets.
 
-        with open(filename) as infile:
-            try:
-                data = yaml.safe_load(infile) or {}
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                lineno = mark.line + 1 if mark is not None else None
-                where = f"{filename}, line {lineno}" if lineno else filename
-                raise ConfigLoadError(f"{where}: invalid YAML: {err}", filename=filename, lineno=lineno) from err
+        Notes
+        -----
+        The file is read with ``yaml.safe_load`` after a check that every
+        node is a plain value (null, boolean, number, string, list,
+        mapping), so that no tag constructs an object. A subtask entry may
+        be written ``{target: ..., config: {...}}`` (as `toYaml` does), but
+        only with the target already in place: choosing another class would
+        let the file choose code, so retargets belong in override files.
+        `load` calls this for names ending in ``.yaml`` or ``.yml``, and
+        reads names ending in ``.json`` the same way as JSON.
+        """
+        self._loadDataFile(str(filename), "YAML")
+
+    def _loadDataFile(self, filename: str, format: str) -> None:
+        data, lines = _readDataConfig(_readText(filename), filename, format)
         try:
-            if not isinstance(data, Mapping):
-                raise ValueError(f"the YAML document must be a mapping, not {type(data).__name__}")
-            self._applyMapping(data)
-        except Exception as err:
-            raise ConfigLoadError(f"{filename}: {err}", filename=filename) from err
+            self._applyMapping(data, dataOnly=True)
+        except Exception as err:  # a data file from anywhere must end in a message, never a traceback
+            raise _dataError(err, filename, lines) from err
+
+
+def _readText(filename: str) -> str:
+    """The text of a config file; one that is not text is a `ConfigLoadError`, not a decoding traceback."""
+    try:
+        with open(filename, encoding="utf-8") as infile:
+            return infile.read()
+    except UnicodeDecodeError as err:
+        raise ConfigLoadError(f"{filename}: not a UTF-8 text file: {err}", filename=filename) from err
 
 
 def _mappingFromPex(cls: type[Config], pexConfig: Any) -> dict[str, Any]:

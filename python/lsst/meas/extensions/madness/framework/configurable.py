@@ -376,6 +376,55 @@ class ConfigurableInstance:
                 value=value,
             )
 
+    def _applyData(self, value: Any) -> None:
+        """Apply the entry of a data config (YAML, JSON): field values, never a retarget.
+
+        A ``target`` (or ``ConfigClass``) entry is accepted only when it
+        names the class already in place, as `Config.toYaml` writes it;
+        naming another class would make the file choose code to run.
+        """
+        if self._frozen:
+            raise _frozenError(self._where)
+        if not isinstance(value, Mapping):
+            raise FieldValidationError(
+                f"{self._where} = {value!r} is invalid: expected a mapping of {self._ConfigClass.__name__} fields",
+                configName=self._root or "",
+                fieldPath=".".join(self._path),
+                value=value,
+            )
+        fields = self._ConfigClass.model_fields
+        if any(key in value and key not in fields for key in ("target", "ConfigClass")):
+            for key, current in (("target", self._target), ("ConfigClass", self._ConfigClass)):
+                named = value.get(key)
+                if named is not None and named != f"{current.__module__}.{current.__qualname__}":
+                    raise FieldValidationError(
+                        f"{self._where}: {key} {named!r} is not allowed: a data config (YAML, JSON) sets field "
+                        f"values only and cannot retarget a subtask (here "
+                        f"{self._target.__module__}.{self._target.__qualname__}); retarget in a .py override "
+                        f"file, which is trusted Python code: config.{'.'.join(self._path)}.retarget(...)",
+                        configName=self._root or "",
+                        fieldPath=".".join((*self._path, key)),
+                        value=named,
+                    )
+            extra = sorted(map(str, set(value) - {"target", "ConfigClass", "config"}))
+            if extra:
+                raise FieldValidationError(
+                    f"{self._where}: next to 'target', only 'ConfigClass' and 'config' may be given, not {extra}; "
+                    "put field values under 'config'",
+                    configName=self._root or "",
+                    fieldPath=".".join((*self._path, extra[0])),
+                )
+            value = value.get("config") or {}
+            if not isinstance(value, Mapping):
+                raise FieldValidationError(
+                    f"{self._where}.config = {value!r} is invalid: expected a mapping of "
+                    f"{self._ConfigClass.__name__} fields",
+                    configName=self._root or "",
+                    fieldPath=".".join((*self._path, "config")),
+                    value=value,
+                )
+        self._value._applyMapping(value, dataOnly=True)
+
     def __getattr__(self, name: str) -> Any:
         # Private names are never forwarded: copy and pickle probe them
         # before _value exists.

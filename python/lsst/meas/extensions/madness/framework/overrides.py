@@ -1,91 +1,46 @@
-"""Override-file machinery of `~lsst.meas.extensions.madness.framework.config.Config`.
+"""File machinery of `~lsst.meas.extensions.madness.framework.config.Config`.
 
-Override files in pex_config syntax run with only `SAFE_BUILTINS` in scope,
-whose ``__import__`` allows the modules named by `OVERRIDE_IMPORT_PREFIXES`
-and `OVERRIDE_IMPORT_MODULES`. This module also holds the helpers that
-write override files (Python literals and import lines) and YAML values,
-resolve dotted names of YAML ``target`` entries, and turn failures of an
-override file into a `ConfigLoadError`.
+Two kinds of config file exist. Override files (``.py``, pex_config syntax:
+``config.maxIter = 300``) are trusted Python code, run with the user's
+rights exactly as ``lsst.pex.config`` runs them; this module writes them
+(Python literals and import lines) and turns their failures into a
+`ConfigLoadError` that names the file and line. Data configs (``.yaml``,
+``.yml``, ``.json``) hold a mapping of field names to plain values and run no
+code; this module reads them (refusing YAML tags that would construct
+objects) and writes their values.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "OVERRIDE_IMPORT_MODULES",
-    "OVERRIDE_IMPORT_PREFIXES",
-    "SAFE_BUILTINS",
+    "DATA_CONFIG_SUFFIXES",
 ]
 
-import builtins
 import importlib
+import json
 import math
 import numbers
-import sys
+import os
+import re
 import types
 from collections.abc import Mapping
 from typing import Any
 
-from .configErrors import ConfigLoadError
+from .configErrors import ConfigLoadError, UnknownFieldError
 
-
-# ---------------------------------------------------------------------------
-# Imports allowed in override files
-
-
-OVERRIDE_IMPORT_PREFIXES: tuple[str, ...] = ("lsst.",)
-"""Modules whose name starts with one of these may be imported by override files."""
-
-OVERRIDE_IMPORT_MODULES: frozenset[str] = frozenset({"math", "numpy"})
-"""Modules (exact names) that may also be imported by override files."""
-
-
-def _importAllowed(name: str) -> bool:
-    return name in OVERRIDE_IMPORT_MODULES or name.startswith(OVERRIDE_IMPORT_PREFIXES)
-
-
-def _restrictedImport(
-    name: str,
-    globals: Mapping[str, Any] | None = None,
-    locals: Mapping[str, Any] | None = None,
-    fromlist: tuple[str, ...] | None = (),
-    level: int = 0,
-) -> types.ModuleType:
-    if level != 0:
-        raise ImportError("relative imports are not allowed in config override files")
-    if not _importAllowed(name):
-        allowed = ", ".join([f"{p}*" for p in OVERRIDE_IMPORT_PREFIXES] + sorted(OVERRIDE_IMPORT_MODULES))
-        raise ImportError(f"importing {name!r} is not allowed in config override files (allowed: {allowed})")
-    return builtins.__import__(name, globals, locals, fromlist, level)
-
-
-SAFE_BUILTINS: Mapping[str, Any] = types.MappingProxyType(
-    {
-        "True": True,
-        "False": False,
-        "None": None,
-        **{
-            name: getattr(builtins, name)
-            for name in (
-                "int float str bool list dict tuple set len range min max abs round sorted enumerate zip"
-            ).split()
-        },
-        "__import__": _restrictedImport,
-    }
-)
-"""Builtins visible to override files; ``__import__`` is the restricted one."""
+DATA_CONFIG_SUFFIXES: Mapping[str, str] = types.MappingProxyType({".yaml": "YAML", ".yml": "YAML", ".json": "JSON"})
+"""File suffixes (lower case) of data configs, and their formats; any other suffix is an override file."""
 
 
 def _resolveDotted(path: str) -> Any:
-    """Resolve ``"package.module.Class"`` for a YAML ``target``.
+    """Resolve ``"package.module.Class"`` given as a subtask target.
 
-    Modules already imported are always usable (importing them again has no
-    side effects); others must satisfy the override-file import policy.
+    Only Python callers reach this (`Config.fromDict`, `Config.update`,
+    keyword arguments); data configs never retarget, so they import nothing.
     """
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
         moduleName = ".".join(parts[:i])
-        if moduleName not in sys.modules and not _importAllowed(moduleName):
-            continue
         try:
             obj: Any = importlib.import_module(moduleName)
         except ModuleNotFoundError as err:
@@ -98,10 +53,7 @@ def _resolveDotted(path: str) -> Any:
         except AttributeError:
             continue
         return obj
-    raise ImportError(
-        f"cannot resolve {path!r}: no importable module provides it (modules must be imported "
-        f"already or be allowed in override files)"
-    )
+    raise ImportError(f"cannot resolve {path!r}: no importable module provides it")
 
 
 def _dottedName(obj: Any, where: str) -> str:
@@ -116,7 +68,7 @@ def _dottedName(obj: Any, where: str) -> str:
 
 
 def _literal(value: Any, where: str) -> str:
-    """Python source that evaluates, with `SAFE_BUILTINS`, to ``value``."""
+    """Python source that evaluates to ``value`` (builtins only, no imports)."""
     if value is None or isinstance(value, (bool, str)):
         return repr(value)
     if isinstance(value, numbers.Integral):
@@ -183,15 +135,13 @@ def _loadError(err: Exception, label: str, code: str) -> ConfigLoadError:
     lines = code.splitlines()
     source = lines[lineno - 1].strip() if lineno is not None and 0 < lineno <= len(lines) else ""
     message = f"{label}, line {lineno}: {type(err).__name__}: {err}"
-    if isinstance(err, NameError) and getattr(err, "name", None) and hasattr(builtins, err.name):
-        message += f" (override files may only use these builtins: {', '.join(sorted(SAFE_BUILTINS))})"
     if source:
         message += f"\n    {source}"
     return ConfigLoadError(message, filename=label, lineno=lineno)
 
 
 # ---------------------------------------------------------------------------
-# YAML writing
+# Data configs: writing (YAML, and JSON with the same values)
 
 
 def _yamlValue(value: Any, where: str) -> Any:
@@ -207,3 +157,150 @@ def _yamlValue(value: Any, where: str) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     raise TypeError(f"cannot write {where} = {value!r} to YAML: unsupported type {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# Data configs: reading
+
+# The YAML tags of plain values. Any other tag (``!!python/object/apply:...``,
+# ``!!binary``, a timestamp, an application tag) would construct an object, so
+# a data config refuses it before anything is constructed.
+_YAML_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "seq", "map", "merge")
+)
+
+
+def _dataFormat(filename: str) -> str | None:
+    """Return ``"YAML"`` or ``"JSON"`` for a data config by its suffix, `None` for an override file."""
+    return DATA_CONFIG_SUFFIXES.get(os.path.splitext(filename)[1].lower())
+
+
+def _keyPath(path: tuple[str, ...]) -> str:
+    return "".join(part if part.startswith("[") else f".{part}" for part in path).lstrip(".")
+
+
+def _checkYamlNode(node: Any, path: tuple[str, ...], label: str, lines: dict, seen: set[int]) -> None:
+    """Refuse non-plain tags and repeated keys; record the line of each key path."""
+    import yaml
+
+    # An alias shares its anchor's node: check each node once, which also
+    # ends the walk through recursive or exponentially aliased documents.
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    line = node.start_mark.line + 1
+    if node.tag not in _YAML_PLAIN_TAGS:
+        raise ConfigLoadError(
+            f"{label}, line {line}: {_keyPath(path) or 'the document'}: the YAML tag {node.tag!r} is not allowed: "
+            "a data config holds plain values only (null, booleans, numbers, strings, lists and mappings) and "
+            "constructs no objects (quote a value that is meant as a string)",
+            filename=label,
+            lineno=line,
+        )
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _checkYamlNode(item, (*path, f"[{i}]"), label, lines, seen)
+    elif isinstance(node, yaml.MappingNode):
+        keys: set[Any] = set()
+        for keyNode, valueNode in node.value:
+            _checkYamlNode(keyNode, path, label, lines, seen)
+            if keyNode.tag == "tag:yaml.org,2002:merge":
+                _checkYamlNode(valueNode, path, label, lines, seen)
+                continue
+            key = keyNode.value if isinstance(keyNode, yaml.ScalarNode) else f"<{keyNode.id}>"
+            keyPath = (*path, key)
+            keyLine = keyNode.start_mark.line + 1
+            if key in keys:
+                raise ConfigLoadError(
+                    f"{label}, line {keyLine}: {_keyPath(keyPath)} is given twice", filename=label, lineno=keyLine
+                )
+            keys.add(key)
+            lines.setdefault(keyPath, keyLine)
+            _checkYamlNode(valueNode, keyPath, label, lines, seen)
+
+
+def _yamlSyntaxError(err: Exception, label: str) -> ConfigLoadError:
+    mark = getattr(err, "problem_mark", None)
+    lineno = mark.line + 1 if mark is not None else None
+    where = f"{label}, line {lineno}" if lineno else label
+    return ConfigLoadError(f"{where}: invalid YAML: {err}", filename=label, lineno=lineno)
+
+
+def _readYaml(text: str, label: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    import yaml
+
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        # Composing builds the node tree only; nothing is constructed before
+        # every tag has been checked.
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            return {}, lines
+        _checkYamlNode(root, (), label, lines, set())
+        return yaml.safe_load(text), lines
+    except yaml.YAMLError as err:
+        raise _yamlSyntaxError(err, label) from err
+
+
+def _readJson(text: str, label: str) -> Any:
+    def uniqueKeys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in data:
+                raise ConfigLoadError(f"{label}: key {key!r} is given twice in one JSON object", filename=label)
+            data[key] = value
+        return data
+
+    try:
+        return json.loads(text, object_pairs_hook=uniqueKeys)
+    except json.JSONDecodeError as err:
+        raise ConfigLoadError(
+            f"{label}, line {err.lineno}: invalid JSON: {err.msg}", filename=label, lineno=err.lineno
+        ) from err
+
+
+def _readDataConfig(text: str, label: str, format: str) -> tuple[Mapping[str, Any], dict[tuple[str, ...], int]]:
+    """Parse a data config into plain values, running no code.
+
+    Parameters
+    ----------
+    text : `str`
+        The document.
+    label : `str`
+        File name for messages.
+    format : `str`
+        ``"YAML"`` or ``"JSON"``.
+
+    Returns
+    -------
+    data : `~collections.abc.Mapping`
+        Field names to plain values (an empty document gives ``{}``).
+    lines : `dict` [`tuple` [`str`, ...], `int`]
+        Line of each key path (YAML only), for messages.
+
+    Raises
+    ------
+    ConfigLoadError
+        Raised, naming the file (and line where known), for syntax errors,
+        repeated keys, YAML tags of non-plain values, and a document that
+        is not a mapping.
+    """
+    data, lines = _readYaml(text, label) if format == "YAML" else (_readJson(text, label), {})
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigLoadError(
+            f"{label}: a {format} config must be a mapping of field names to values, not a {type(data).__name__}",
+            filename=label,
+        )
+    return data, lines
+
+
+def _dataError(err: Exception, label: str, lines: Mapping[tuple[str, ...], int]) -> ConfigLoadError:
+    """A `ConfigLoadError` for a value of a data config, naming the file and the key's line."""
+    parts = tuple(re.findall(r"\[\d+\]|[^.\[\]]+", getattr(err, "fieldPath", "") or ""))
+    lineno = next((lines[parts[:n]] for n in range(len(parts), 0, -1) if parts[:n] in lines), None)
+    where = f"{label}, line {lineno}" if lineno is not None else label
+    if isinstance(err, UnknownFieldError):
+        where += f": unknown key {_keyPath(parts)}"
+    return ConfigLoadError(f"{where}: {err}", filename=label, lineno=lineno)
