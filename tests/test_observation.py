@@ -186,8 +186,8 @@ def test_a_psf_that_varies_gives_each_parent_the_fit_of_its_own_psf(tinyFrameMod
     catalog = SourceCatalog(SourceTable.makeMinimalSchema())
     for x0 in (30, 130):  # footprints 30 px wide: box centres at x = x0 + 14.5, y = 44.5
         footprint = Footprint(SpanSet(Box2I(Point2I(x0, 30), Extent2I(30, 30))))
-        footprint.addPeak(x0 + 12.0, 44.3, 500.0)
-        footprint.addPeak(x0 + 18.2, 45.0, 400.0)
+        footprint.addPeak(x0 + 12.0, 44.3, 500.0, id=x0)  # peak ids are unique over the catalogue
+        footprint.addPeak(x0 + 18.2, 45.0, 400.0, id=x0 + 1)
         catalog.addNew().setFootprint(footprint)
     narrow, wide = _gaussianImage(0.6), _gaussianImage(1.3)
     psfs = {"grid": GridPsf([narrow, wide], [(44.5, 44.5), (144.5, 44.5)]), "narrow": ImagePsf(narrow),

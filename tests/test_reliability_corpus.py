@@ -361,6 +361,200 @@ def test_exposure_without_u_band_deblends_from_the_command_line(files, mock, tmp
     assert parents["deblend_incompleteData"].all() and (parents["deblend_nChild"] > 0).all()
 
 
+@pytest.fixture
+def modelling(monkeypatch):
+    """The blends handed to the deblender's modelling (none when a run is refused before any work)."""
+    calls = []
+    original = MadnessDeblendTask.modelBlends
+
+    def spy(self, *args, **kwargs):
+        calls.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MadnessDeblendTask, "modelBlends", spy)
+    return calls
+
+
+def test_parent_id_near_the_int64_maximum_exits_2_before_deblending(files, mock, tmp_path, capsys, modelling):
+    # The children's ids follow the largest id: 6 peaks past 2**63 - 3 overflow int64, which the writer
+    # found only after the whole deblend.
+    _, catalog = _fresh(mock)
+    catalog[3].setId(2**63 - 3)
+    path = tmp_path / "huge-id.fits"
+    catalog.writeFits(path, bbox=mock.mExposure.getBBox())
+    status, err = _cli(capsys, files, tmp_path, catalog=path)
+    assert status == 2, err
+    assert f"{path}[SOURCES]" in err and "row 3" in err and "int64" in err, err
+    assert modelling == []
+
+
+def test_parent_ids_just_below_the_int64_maximum_are_accepted():
+    from lsst.meas.extensions.madness.deblend.invariants import INT64_MAX, checkInputCatalog
+
+    mock = makeMockMultibandExposure(shape=(120, 120), nGalaxies=6, seed=3, positions=_POSITIONS,
+                                     hlrRange=(0.3, 0.6))
+    catalog = mock.catalog
+    catalog[3].setId(INT64_MAX - 6)  # six peaks: the last child gets INT64_MAX itself
+    checkInputCatalog(catalog, mock.mExposure.getBBox())
+    catalog[3].setId(INT64_MAX - 5)
+    with pytest.raises(ValueError, match="row 3"):
+        checkInputCatalog(catalog, mock.mExposure.getBBox())
+
+
+def test_catalogue_of_another_image_exits_2_naming_both_boxes(files, mock, tmp_path, capsys, modelling):
+    # Every footprint lies inside both boxes: only the recorded box tells that the catalogue is not
+    # this exposure's.
+    other = Box2I(Point2I(-20, -20), Extent2I(160, 160))
+    path = tmp_path / "other-image.fits"
+    mock.catalog.writeFits(path, bbox=other)
+    status, err = _cli(capsys, files, tmp_path, catalog=path)
+    assert status == 2, err
+    assert f"{path}[PRIMARY]" in err and repr(other) in err and repr(mock.mExposure.getBBox()) in err, err
+    assert modelling == []
+
+
+def _makeReadOnly(directory: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    directory.mkdir()
+    directory.chmod(0o555)
+    if os.geteuid() == 0:
+        # Root writes in a directory of mode 555 all the same: a read-only file system is what it cannot
+        # write, so refuse creating files there as one would.
+        create = os.open
+
+        def readOnlyOpen(path, flags, *args, **kwargs):
+            if Path(path).parent == directory and flags & os.O_CREAT:
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return create(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", readOnlyOpen)
+
+
+def _existingFile(path: Path, monkeypatch) -> None:
+    path.write_text("not a directory\n")
+
+
+def _symlinkLoop(path: Path, monkeypatch) -> None:
+    path.symlink_to(path.with_name("loop-b"))
+    path.with_name("loop-b").symlink_to(path)
+
+
+_OUTPUT_CASES = {"read_only_directory": (_makeReadOnly, "Read-only file system|Permission denied"),
+                 "existing_file": (_existingFile, "exists and is not a directory"),
+                 "symlink_loop": (_symlinkLoop, "Too many levels of symbolic links")}
+
+
+@pytest.mark.parametrize("case", list(_OUTPUT_CASES))
+def test_unusable_output_directory_exits_2_before_deblending(case, files, tmp_path, capsys, monkeypatch,
+                                                             modelling):
+    import re
+
+    make, reason = _OUTPUT_CASES[case]
+    output = tmp_path / "out"
+    make(output, monkeypatch)
+    status, err = _cli(capsys, files, tmp_path)
+    assert status == 2, err
+    assert f"{output}: cannot" in err and re.search(reason, err), err
+    assert modelling == []
+
+
+@pytest.mark.parametrize("device", ["", "gpu", "cuda:x"])
+def test_a_device_torch_does_not_know_exits_2_before_reading(device, files, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--exposure", str(files / "exposure.fits"), "--catalog", str(files / "parents.fits"),
+              "--output", str(tmp_path / "out"), "--config", str(files / "config.py"), "--device", device])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"--device {device!r}" in err and "cpu" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_device_torch_does_not_know_in_the_config_file_exits_2(files, tmp_path, capsys, modelling):
+    config = tmp_path / "gpu-config.py"
+    config.write_text((files / "config.py").read_text() + "config.device = 'gpu'\n")
+    status, err = _cli(capsys, files, tmp_path, config=config)
+    assert status == 2, err
+    assert "device 'gpu' is not a torch device name" in err, err
+    assert modelling == []
+
+
+_CONFIG_CASES = {
+    # case: (lines added to the config file, texts the message must hold)
+    "unknown_bad_mask_plane": ("config.badMask = ['BAD', 'SATURATED']\n", ["[MASK]", "config.badMask", "'SATURATED'"]),
+    "unknown_mask_limit_plane": ("config.maskLimits = {'NODATA': 0.5}\n", ["[MASK]", "config.maskLimits", "'NODATA'"]),
+    "min_iter_above_max_iter": ("config.minIter = 50\n", ["minIter (50)", "maxIter (5)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(_CONFIG_CASES))
+def test_config_values_that_cannot_work_exit_2_before_deblending(case, files, tinyModelDirectory, tmp_path, capsys,
+                                                                 modelling):
+    lines, fragments = _CONFIG_CASES[case]
+    config = tmp_path / f"{case}.py"
+    config.write_text(_configText(tinyModelDirectory) + lines)
+    status, err = _cli(capsys, files, tmp_path, config=config)
+    assert status == 2, err
+    assert all(fragment in err for fragment in fragments), err
+    assert modelling == []
+
+
+def test_bad_mask_planes_of_lsst_that_the_exposure_lacks_are_accepted(files, tinyModelDirectory, tmp_path, capsys):
+    # STREAK is one of LSST's planes: an exposure without it simply has no streak.
+    config = tmp_path / "streak.py"
+    config.write_text(_configText(tinyModelDirectory) + "config.badMask = ['BAD', 'SAT', 'STREAK']\n")
+    status, err = _cli(capsys, files, tmp_path, config=config)
+    assert status == 0, err
+
+
+@pytest.mark.parametrize("bands", [["g", "r", "i"], ["r", "i", "z", "y", "g"]])
+def test_plots_of_an_exposure_lacking_bands_are_written(bands, files, mock, tmp_path, capsys):
+    path = tmp_path / "gri.fits"
+    mock.mExposure[bands].writeFits(path)
+    capsys.readouterr()
+    status = main(["--exposure", str(path), "--catalog", str(files / "parents.fits"), "--output",
+                   str(tmp_path / "out"), "--config", str(files / "config.py"), "--no-progress", "--plot", "2"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert metadata["plotErrors"] == [] and len(metadata["outputs"]["plots"]) == 2
+    assert all((tmp_path / "out" / plot).stat().st_size > 10_000 for plot in metadata["outputs"]["plots"])
+
+
+def test_a_failing_plot_does_not_fail_the_run(files, tmp_path, capsys, monkeypatch):
+    from lsst.meas.extensions.madness.deblend import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulated plot failure")
+
+    monkeypatch.setattr(plots, "drawBlendDiagnostics", broken)
+    capsys.readouterr()
+    status = main(["--exposure", str(files / "exposure.fits"), "--catalog", str(files / "parents.fits"), "--output",
+                   str(tmp_path / "out"), "--config", str(files / "config.py"), "--no-progress", "--plot", "2"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "no plot of parent" in err and "simulated plot failure" in err, err
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert metadata["outputs"]["plots"] == [] and len(metadata["plotErrors"]) == 2
+    assert metadata["plotErrors"][0]["error"] == "ValueError: simulated plot failure"
+    assert len(SourceCatalog.readFits(tmp_path / "out" / "deblendedCatalog.fits")) == 4 + 6
+
+
+def test_madness_sim_bands_with_commas_or_unknown_bands(tmp_path, capsys):
+    from lsst.meas.extensions.madness.sim.cli import main as simMain
+
+    for bands, fragment in (("g,x,i", "unknown band(s) ['x']"), ("g,r,r", "repeats ['r']"), (",", "unknown band(s)")):
+        assert simMain(["inputs", "--bands", bands, "--out", str(tmp_path / "sims")]) == 2
+        err = capsys.readouterr().err
+        assert f"--bands {bands!r}" in err and fragment in err and "Traceback" not in err, err
+    assert not (tmp_path / "sims").exists()
+    # Commas are what a user of madness-run-task's band lists types: they are read as separators.
+    assert simMain(["inputs", "--bands", "g,r,i", "--scenes", "1", "--population-size", "400", "--workers", "1",
+                    "--quiet", "--out", str(tmp_path / "sims")]) == 0
+    (exposure,) = (tmp_path / "sims").glob("*_exposure.fits")
+    assert fits.getheader(exposure)["BANDS"] == "g,r,i"
+
+
 # --------------------------------------------------------------------------------------------
 # Model directories: exit status 2 (or an error at set-up) naming the directory or file.
 
@@ -501,6 +695,25 @@ def test_record_without_footprint_fails_fast_naming_the_row(mock, tinyModelDirec
     _refuse(tinyModelDirectory, mExposure, catalog, "row 2", "id 3")
 
 
+def test_parent_id_zero_fails_fast_naming_the_row(mock, tinyModelDirectory):
+    # Its children would be written with parent = 0 and read back as parents.
+    mExposure, catalog = _fresh(mock)
+    catalog[2].setId(0)
+    _refuse(tinyModelDirectory, mExposure, catalog, "row 2", "id 0")
+
+
+@pytest.mark.parametrize("case", ["within_a_parent", "across_parents"])
+def test_repeated_peak_ids_fail_fast_naming_the_rows(case, mock, tinyModelDirectory):
+    mExposure, catalog = _fresh(mock)
+    first = catalog[0].getFootprint().getPeaks()[0]
+    if case == "within_a_parent":
+        catalog[0].getFootprint().getPeaks()[1].id = first.id
+        _refuse(tinyModelDirectory, mExposure, catalog, "row 0 (id 1)", f"peak id {first.id} twice")
+    else:
+        catalog[2].getFootprint().getPeaks()[1].id = first.id
+        _refuse(tinyModelDirectory, mExposure, catalog, "rows 0 and 2", f"peak id {first.id}")
+
+
 def test_empty_catalogue_gives_an_empty_result(mock, tinyModelDirectory):
     mExposure, _ = _fresh(mock)
     empty = SourceCatalog(SourceTable(mock.catalog.schema.copy()))
@@ -593,14 +806,14 @@ def test_peak_outside_its_footprint_is_handled_per_parent(mock, tinyModelDirecto
     holes = np.argwhere(footprint.getSpans().asArray(box) == 0) + [box.getMinY(), box.getMinX()]
     y, x = holes[np.argmin(np.hypot(holes[:, 1] - peak.getIx(), holes[:, 0] - peak.getIy()))]
     assert not footprint.contains(Point2I(int(x), int(y)))
-    footprint.addPeak(float(x), float(y), 50.0)
+    footprint.addPeak(float(x), float(y), 50.0, id=101)  # peak ids are unique over the catalogue
     _, result = _run(tinyModelDirectory, mExposure, catalog)
     _assertHandledPerParent(result, catalog, [1])
 
 
 def test_peak_outside_the_image_is_handled_per_parent(mock, tinyModelDirectory):
     mExposure, catalog = _fresh(mock)
-    catalog[2].getFootprint().addPeak(-6.0, 80.0, 50.0)
+    catalog[2].getFootprint().addPeak(-6.0, 80.0, 50.0, id=101)
     _, result = _run(tinyModelDirectory, mExposure, catalog)
     _assertHandledPerParent(result, catalog, [3])
 

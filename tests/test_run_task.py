@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +143,19 @@ def test_several_exposures_resume_and_interrupted_runs_look_incomplete(inputs, t
     for name in ("patchB", "patchC"):
         assert len(SourceCatalog.readFits(output / name / "deblendedCatalog.fits")) == 5
         assert json.loads((output / name / "metadata.json").read_text())["invariantViolations"] == []
-    # Without --resume a rerun starts by removing the completion marker.
+    # Without --resume a rerun removes the completion marker once it has checked its inputs, before it
+    # deblends: one interrupted while reading them leaves the complete output as it was, one interrupted
+    # while deblending leaves it incomplete.
+    single = ["--exposure", exposures[0], "--catalog", catalogs[0], "--output", str(output / "patchA"), *common[2:]]
+    original = runTaskModule._read
     monkeypatch.setattr(runTaskModule, "_read", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        main(["--exposure", exposures[0], "--catalog", catalogs[0], "--output", str(output / "patchA"), *common[2:]])
+        main(single)
+    assert (output / "patchA" / "metadata.json").stat().st_mtime_ns == before
+    monkeypatch.setattr(runTaskModule, "_read", original)
+    monkeypatch.setattr(runTaskModule, "_deblend", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        main(single)
     assert not (output / "patchA" / "metadata.json").exists()
 
 
@@ -283,3 +297,124 @@ def test_children_and_parents_get_sky_coordinates_of_the_wcs(tmp_path, tinyModel
     # The field is centred on SIMULATED_FIELD_CENTRE with LSST's pixels.
     assert abs(ra.mean() - 150.1) < 81 * 0.2 / 3600 and abs(dec.mean() - 2.2) < 81 * 0.2 / 3600
     assert np.hypot(*astropyWcs.pixel_scale_matrix[:, 0]) * 3600 == pytest.approx(0.2)
+
+
+# --------------------------------------------------------------------------------------------
+# The output directory: one run at a time, its old content removed only after the inputs are checked.
+
+
+def _command(directory: Path, output: Path, *extra: str) -> list[str]:
+    return ["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
+            "--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu", "--no-progress",
+            *extra]
+
+
+def _python(code: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], text=True, **kwargs)
+
+
+def test_a_second_run_on_a_locked_output_exits_2_naming_the_holder(inputs, tmp_path, capsys, monkeypatch):
+    from lsst.meas.extensions.madness.deblend import MadnessDeblendTask
+    from lsst.meas.extensions.madness.io.atomic import LOCK_NAME, lockDirectory
+
+    directory, _ = inputs
+    output = tmp_path / "out"
+    output.mkdir()
+    calls = []
+    monkeypatch.setattr(MadnessDeblendTask, "modelBlends", lambda self, *a: calls.append(a))
+    # Another process holds the directory: the second run is refused, naming its PID, and deblends nothing.
+    holder = _python(f"import sys\nfrom lsst.meas.extensions.madness.io.atomic import lockDirectory\n"
+                     f"with lockDirectory({str(output)!r}):\n    print('held', flush=True)\n    sys.stdin.read()\n",
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(_command(directory, output)) == 2
+        err = capsys.readouterr().err
+        assert f"PID {holder.pid} on host {socket.gethostname()!r}" in err and str(output / LOCK_NAME) in err, err
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0 and not (output / LOCK_NAME).exists() and calls == []
+    # So is a run started while this process holds it.
+    with lockDirectory(output):
+        assert main(_command(directory, output)) == 2
+        assert f"PID {os.getpid()}" in capsys.readouterr().err
+    assert calls == []
+
+
+def test_a_killed_run_leaves_a_lock_and_a_partial_file_that_the_next_run_clears(inputs, tmp_path, capsys):
+    from lsst.meas.extensions.madness.io.atomic import LOCK_NAME
+
+    directory, _ = inputs
+    output = tmp_path / "out"
+    output.mkdir()
+    # A run killed (SIGKILL) while it writes its catalogue: its lock file and its temporary file stay.
+    killed = _python(f"import os, signal\nfrom pathlib import Path\n"
+                     f"from lsst.meas.extensions.madness.io.atomic import atomicPath, lockDirectory\n"
+                     f"with lockDirectory({str(output)!r}):\n"
+                     f"    with atomicPath(Path({str(output)!r}) / 'deblendedCatalog.fits') as temporary:\n"
+                     f"        temporary.write_bytes(b'SIMPLE  =')\n"
+                     f"        os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed.wait(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    partial = output / f".deblendedCatalog.partial-{killed.pid}.fits"
+    assert partial.is_file() and json.loads((output / LOCK_NAME).read_text())["pid"] == killed.pid
+    # A temporary file of a process still running (this one) is not stale, and stays.
+    live = output / f".notes.partial-{os.getpid()}.txt"
+    live.write_text("being written")
+    capsys.readouterr()
+    assert main(_command(directory, output)) == 0
+    err = capsys.readouterr().err
+    assert f"taking over the lock of a run that ended without removing it (PID {killed.pid}" in err, err
+    assert f"removed {partial}" in err and not partial.exists() and live.exists()
+    assert not (output / LOCK_NAME).exists() and (output / "metadata.json").is_file()
+
+
+def test_a_lock_of_another_host_is_not_taken_over(inputs, tmp_path, capsys):
+    from lsst.meas.extensions.madness.io.atomic import LOCK_NAME
+
+    directory, _ = inputs
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / LOCK_NAME).write_text(json.dumps({"pid": 1234, "host": "elsewhere.example", "started": "then"}))
+    assert main(_command(directory, output)) == 2
+    err = capsys.readouterr().err
+    assert "PID 1234 on host 'elsewhere.example'" in err and f"remove {output / LOCK_NAME}" in err, err
+    assert (output / LOCK_NAME).exists() and not (output / "metadata.json").exists()
+
+
+def test_a_rerun_with_bad_arguments_keeps_the_complete_output(inputs, tmp_path, capsys):
+    directory, _ = inputs
+    output = tmp_path / "out"
+    assert main(_command(directory, output, "--plot", "1")) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in output.iterdir()}
+    mistakes = (["--exposure", str(tmp_path / "typo.fits")], ["--config", str(tmp_path / "no-such-config.py")],
+                ["--deblender", "scarlet"])  # --device is MADNESS's only
+    for mistake in mistakes:
+        command = _command(directory, output)
+        if mistake[0] in command:
+            command[command.index(mistake[0]) + 1] = mistake[1]
+        else:
+            command += mistake
+        capsys.readouterr()
+        assert main(command) == 2, mistake
+        assert {p.name: p.stat().st_mtime_ns for p in output.iterdir()} == before, mistake
+    assert json.loads((output / "metadata.json").read_text())["outputs"]["plots"]
+
+
+def test_a_rerun_without_plots_removes_the_plots_of_the_previous_run(inputs, tmp_path):
+    directory, _ = inputs
+    output = tmp_path / "out"
+    assert main(_command(directory, output, "--plot", "2")) == 0
+    assert sorted(p.name for p in (output / "plots").iterdir()) == ["parent_1.png", "parent_2.png"]
+    assert main(_command(directory, output, "--plot", "1")) == 0
+    assert [p.name for p in (output / "plots").iterdir()] == [
+        Path(json.loads((output / "metadata.json").read_text())["outputs"]["plots"][0]).name]
+    notes = output / "plots" / "notes.txt"  # not a file of this command's: kept
+    notes.write_text("mine")
+    assert main(_command(directory, output)) == 0
+    assert [p.name for p in (output / "plots").iterdir()] == ["notes.txt"]
+    notes.unlink()
+    assert main(_command(directory, output)) == 0
+    assert not (output / "plots").exists()
+    assert json.loads((output / "metadata.json").read_text())["outputs"]["plots"] == []

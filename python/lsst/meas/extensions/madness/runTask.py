@@ -25,24 +25,30 @@ children's ``madness_flux_<band>`` are in nJy; their heavy footprints in the exp
     with the most children.
 
 ``metadata.json`` is written last, and every file through a temporary name that is renamed when
-it is whole, so an output directory with ``metadata.json`` is complete and one without it is not
-(a rerun removes ``metadata.json`` before it starts). With several exposures, each gets
-``DIR/<exposure file stem>/``, and ``--resume`` skips those already complete.
+it is whole, so an output directory with ``metadata.json`` is complete and one without it is not.
+A run holds its output directory (a lock file naming its PID, host and start time; a second run
+there exits with status 2), checks all its inputs, and only then removes the old
+``metadata.json``, the old plots and the temporary files of killed runs. With several exposures,
+each gets ``DIR/<exposure file stem>/``, and ``--resume`` skips those already complete.
 
 ``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it with the shipped
 weights, and compares the children's r-band fluxes with the truth.
 
 Exit status: 0 when every parent was handled (deblended or skipped by rule), 1 when some parents
-failed (``deblend_failed``), 2 for bad input (files, configuration, models); over several
-exposures, the worst of theirs (a bad one does not stop the others).
+failed (``deblend_failed``), 2 for bad input (files, configuration, models, device, an output
+directory that cannot be written or that another run holds); over several exposures, the worst of
+theirs (a bad one does not stop the others). A plot that fails is reported, not fatal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import hashlib
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -52,9 +58,9 @@ import numpy as np
 from .afw.exposure import MultibandExposure
 from .afw.table import SourceCatalog
 from .deblend.baseTask import MissingBandsError
-from .deblend.invariants import InputCatalogError
+from .deblend.invariants import InputCatalogError, UnknownMaskPlaneError, checkInputCatalog, checkMaskPlanes
 from .framework import ConfigLoadError
-from .io.atomic import atomicPath, writeTextAtomic
+from .io.atomic import OutputLockedError, atomicPath, lockDirectory, removeStalePartials, writeTextAtomic
 from .io.errors import FitsFormatError
 from .version import __version__
 
@@ -83,6 +89,11 @@ def _read(exposurePath: Path, catalogPath: Path,
         raise InputError(str(error)) from None
     if len(catalog) == 0:
         raise InputError(f"{catalogPath}: the catalogue has no parents")
+    try:
+        # The task checks it again; here it is checked before the old output is touched.
+        checkInputCatalog(catalog, mExposure.getBBox())
+    except InputCatalogError as error:
+        raise InputError(f"{catalogPath}[SOURCES]: {error}") from None
     return mExposure, catalog
 
 
@@ -104,32 +115,53 @@ def _makeTask(deblender: str, schema, configFile: Path | None, device: str | Non
         raise InputError(f"cannot set up {TaskClass.__name__}: {error}") from None
 
 
-def _plotParents(directory: Path, mExposure: MultibandExposure, catalog: SourceCatalog, modelData, count: int) -> list[Path]:
+#: The names of the plots this command writes in ``plots/``; only these are removed as stale.
+_PLOT_NAME = re.compile(r"^parent_-?[0-9]+\.png$")
+
+
+def _plotParents(directory: Path, mExposure: MultibandExposure, catalog: SourceCatalog, modelData,
+                 count: int) -> tuple[list[Path], list[dict]]:
+    """Diagnostic PNGs of the ``count`` deblended parents with the most children; the plots written and,
+    for each parent whose plot failed, its id and error (a plot is a diagnostic: it never fails the run)."""
+    parents = [r for r in catalog if r.getParent() == 0 and r.getId() in modelData.blends]
+    parents.sort(key=lambda r: (-r.get("deblend_nChild"), r.getId()))
+    written, failures = [], []
+    for parent in parents[:count]:
+        try:
+            written.append(_plotParent(directory, mExposure, catalog, modelData, parent))
+        except Exception as error:  # noqa: BLE001 - the catalogue is written; a plot must not lose it
+            message = f"{type(error).__name__}: {error}"
+            print(f"madness-run-task: warning: no plot of parent {parent.getId()}: {message}", file=sys.stderr)
+            failures.append({"parent": parent.getId(), "error": message})
+    return written, failures
+
+
+def _plotParent(directory: Path, mExposure: MultibandExposure, catalog: SourceCatalog, modelData, parent) -> Path:
     from .deblend import canvasCutout
     from .deblend.plots import drawBlendDiagnostics
 
-    parents = [r for r in catalog if r.getParent() == 0 and r.getId() in modelData.blends]
-    parents.sort(key=lambda r: (-r.get("deblend_nChild"), r.getId()))
-    written = []
-    for parent in parents[:count]:
-        box = modelData.boxes[parent.getId()]
-        model = modelData.blends[parent.getId()]
-        image, variance, _, _ = canvasCutout(mExposure, box)
-        children = np.zeros((len(model.children), *image.shape))
-        for k, childImage in enumerate(model.children.images):
-            children[(k, slice(None), *model.children.slices(k))] = childImage
-        if modelData.toDeblender is not None:  # the models are in the deblender's units; plot the exposure's
-            children /= modelData.toDeblender[None, :, None, None]
-        footprint = parent.getFootprint()
-        peaks = np.array([[p.getFx() - box.getMinX(), p.getFy() - box.getMinY()] for p in footprint.getPeaks()])
-        title = (f"parent {parent.getId()}: {len(peaks)} peaks, {model.method}"
-                 f"{' (fallback: ' + model.fallbackReason + ')' if model.fallbackReason else ''}, "
-                 f"chi2/pixel {parent.get('deblend_chi2'):.2f}")
-        written.append(drawBlendDiagnostics(
-            directory / f"parent_{parent.getId()}.png", image, variance, children, mExposure.bands, peaks,
-            title=title, childLabels=[str(c.getId()) for c in catalog.getChildren(parent.getId())],
-            footprint=footprint.getSpans().asArray(box).astype(bool)))
-    return written
+    box = modelData.boxes[parent.getId()]
+    model = modelData.blends[parent.getId()]
+    # The models hold the deblender's bands in its order; the exposure may lack some (they were given no
+    # weight) or order them otherwise: plot the bands both have, in the models' order.
+    bands = [band for band in modelData.bands if band in mExposure.bands]
+    inModels = [modelData.bands.index(band) for band in bands]
+    image, variance, _, _ = canvasCutout(mExposure[bands], box)
+    children = np.zeros((len(model.children), len(modelData.bands), *image.shape[1:]))
+    for k, childImage in enumerate(model.children.images):
+        children[(k, slice(None), *model.children.slices(k))] = childImage
+    children = children[:, inModels]
+    if modelData.toDeblender is not None:  # the models are in the deblender's units; plot the exposure's
+        children /= np.asarray(modelData.toDeblender)[inModels][None, :, None, None]
+    footprint = parent.getFootprint()
+    peaks = np.array([[p.getFx() - box.getMinX(), p.getFy() - box.getMinY()] for p in footprint.getPeaks()])
+    title = (f"parent {parent.getId()}: {len(peaks)} peaks, {model.method}"
+             f"{' (fallback: ' + model.fallbackReason + ')' if model.fallbackReason else ''}, "
+             f"chi2/pixel {parent.get('deblend_chi2'):.2f}")
+    return drawBlendDiagnostics(
+        directory / f"parent_{parent.getId()}.png", image, variance, children, bands, peaks,
+        title=title, childLabels=[str(c.getId()) for c in catalog.getChildren(parent.getId())],
+        footprint=footprint.getSpans().asArray(box).astype(bool))
 
 
 def _versions(deblender: str) -> dict:
@@ -160,20 +192,102 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
     ``magZero`` is the AB magnitude of one image unit (one, or one per band) for an exposure whose
     header states no calibration.
 
+    Everything is checked before the output directory's old content is touched: the directory
+    (created if need be, and locked for this run), the files, the configuration, the models and
+    the bands. Only then are the old completion marker (``metadata.json``), plots and temporary
+    files of killed writers removed, and the deblending starts.
+
     Raises
     ------
     InputError
-        Unreadable or malformed files (an exposure without calibration among them), a bad
-        configuration file, or models that cannot be loaded.
+        An output directory that cannot be created or written, or that another run holds;
+        unreadable or malformed files (an exposure without calibration among them); a bad
+        configuration file (mask planes the exposure does not know among them); or models that
+        cannot be loaded.
     """
     clock = {"start": time.perf_counter()}
     output = Path(output)
-    # metadata.json marks a complete output: remove an old one before anything else is rewritten.
+    with contextlib.ExitStack() as held:
+        _makeOutputDirectory(output)
+        try:
+            held.enter_context(lockDirectory(output, warn=_warn))
+        except OutputLockedError as error:
+            raise InputError(str(error)) from None
+        except OSError as error:
+            raise InputError(f"{output}: cannot write in the output directory ({error.strerror or error})") from None
+        mExposure, catalog = _read(Path(exposurePath), Path(catalogPath), magZero)
+        clock["read"] = time.perf_counter()
+        task = _makeTask(deblender, catalog.schema.copy(), configFile, device, progress)
+        _checkTaskInputs(task, mExposure, Path(exposurePath))
+        clock["setup"] = time.perf_counter()
+        _clearOutput(output)
+        return _deblend(task, mExposure, catalog, Path(exposurePath), Path(catalogPath), output, plot, deblender,
+                        clock)
+
+
+def _warn(message: str) -> None:
+    print(f"madness-run-task: warning: {message}", file=sys.stderr)
+
+
+def _makeOutputDirectory(output: Path) -> None:
+    """Create ``output`` (and its parents) if need be; :class:`InputError` naming it if that cannot be."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.filename is not None and str(error.filename) != str(output):
+            reason = f"{error.filename}: {reason}"  # a parent that could not be made
+        try:
+            output.stat()
+        except OSError as statError:
+            if statError.errno != errno.ENOENT:  # a symbolic-link loop says so here, mkdir only that it exists
+                reason = statError.strerror or str(statError)
+        else:
+            if not output.is_dir():
+                reason = "it exists and is not a directory"
+        raise InputError(f"{output}: cannot be the output directory: {reason}") from None
+
+
+def _checkTaskInputs(task, mExposure: MultibandExposure, exposurePath: Path) -> None:
+    """What the task would refuse only once running: the bands and the config's mask planes."""
+    absent = [band for band in task.bands if band not in mExposure.bands]
+    if absent and (task.config.missingBands == "raise" or len(absent) == len(task.bands)):
+        raise InputError(f"{exposurePath}[PRIMARY]: {type(task).__name__} needs bands {list(task.bands)}; the "
+                         f"exposure has {list(mExposure.bands)} (missing {absent}; config.missingBands="
+                         f"{task.config.missingBands!r})")
+    planes = {"badMask": task.config.badMask, "maskLimits": list(task.config.maskLimits)}
+    fallback = getattr(task, "fallback", None)
+    if fallback is not None:
+        planes.update({"fallback.badMask": fallback.config.badMask,
+                       "fallback.maskLimits": list(fallback.config.maskLimits)})
+    try:
+        checkMaskPlanes(planes, mExposure.mask)
+    except UnknownMaskPlaneError as error:
+        raise InputError(f"{exposurePath}[MASK]: {error}") from None
+
+
+def _clearOutput(output: Path) -> None:
+    """Remove what a previous run left that this one would not replace, once all inputs are checked.
+
+    ``metadata.json`` marks a complete output, so it goes first; then the hidden temporary files of
+    writers that were killed, and the plots this command wrote (a run without ``--plot`` must not leave
+    them beside its new catalogue).
+    """
     (output / "metadata.json").unlink(missing_ok=True)
-    mExposure, catalog = _read(Path(exposurePath), Path(catalogPath), magZero)
-    clock["read"] = time.perf_counter()
-    task = _makeTask(deblender, catalog.schema.copy(), configFile, device, progress)
-    clock["setup"] = time.perf_counter()
+    plots = output / "plots"
+    for directory in (output, plots):
+        for path in removeStalePartials(directory):
+            _warn(f"removed {path}, a file left half-written by a run that was killed")
+    if plots.is_dir():
+        for path in plots.iterdir():
+            if _PLOT_NAME.match(path.name) and path.is_file():
+                path.unlink()
+        with contextlib.suppress(OSError):  # left if it holds files of the user's
+            plots.rmdir()
+
+
+def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposurePath: Path, catalogPath: Path,
+             output: Path, plot: int, deblender: str, clock: dict) -> dict:
     try:
         # The task checks its inputs before any modelling; name the file they came from.
         result = task.run(mExposure, catalog)
@@ -182,13 +296,13 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
     except MissingBandsError as error:
         raise InputError(f"{exposurePath}[PRIMARY]: {error}") from None
     clock["deblend"] = time.perf_counter()
-    output.mkdir(parents=True, exist_ok=True)
     deblended = result.deblendedCatalog
     deblended.writeFits(output / "deblendedCatalog.fits", bbox=mExposure.getBBox())
     with atomicPath(output / "config.py") as temporary:
         task.config.save(str(temporary))
     clock["write"] = time.perf_counter()
-    plots = _plotParents(output / "plots", mExposure, deblended, result.modelData, plot) if plot > 0 else []
+    plots, plotErrors = (_plotParents(output / "plots", mExposure, deblended, result.modelData, plot)
+                         if plot > 0 else ([], []))
     clock["plot"] = time.perf_counter()
 
     parents = deblended[:len(catalog)]
@@ -219,6 +333,8 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         "versions": _versions(deblender),
         "outputs": {"catalog": "deblendedCatalog.fits", "config": "config.py",
                     "plots": [str(p.relative_to(output)) for p in plots]},
+        # Plots that failed (parent id and error); the run goes on without them.
+        "plotErrors": plotErrors,
     }
     writeTextAtomic(output / "metadata.json", json.dumps(metadata, indent=2, default=str) + "\n")
     return metadata
@@ -290,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.plot < 0:
         parser.error("--plot must be >= 0")
+    if args.device is not None:
+        from .models.device import resolveDevice
+
+        # Before any file is read: torch's own error would come only when the models load.
+        try:
+            resolveDevice(args.device)
+        except ValueError as error:
+            parser.error(f"--device {args.device!r}: {error}")
     truthPath = None
     if args.demo is not None:
         if args.exposure or args.catalog:

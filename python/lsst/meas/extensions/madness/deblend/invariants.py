@@ -4,8 +4,10 @@ A deblend step runs unattended over millions of parents, so its bookkeeping is c
 than trusted:
 
 - :func:`checkInputCatalog`, before any work: the catalogue holds parents only (no record with a
-  ``parent`` link), with unique ids and a footprint each, on the exposure. A violation is the
-  user's input and raises :class:`InputCatalogError` naming the row.
+  ``parent`` link), with unique non-zero ids that leave room for the children's, and a footprint
+  each, on the exposure, with unique peak ids. A violation is the user's input and raises
+  :class:`InputCatalogError` naming the row.
+- :func:`checkMaskPlanes`, before any work: the mask planes a config names exist.
 - :func:`checkInvariants`, after the run: every input parent is in the output, in order; every
   peak of a deblended parent has exactly one child (or the parent carries a flag saying why
   not); ids are unique and every child links to an input parent; no child flux or heavy-footprint
@@ -25,10 +27,12 @@ Examples
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["InputCatalogError", "InvariantError", "checkInputCatalog", "checkInvariants", "STRICT_ENVIRONMENT"]
+__all__ = ["InputCatalogError", "InvariantError", "checkInputCatalog", "checkInvariants", "checkMaskPlanes",
+           "STRICT_ENVIRONMENT", "UnknownMaskPlaneError"]
 
 #: Environment variable that makes every invariant violation raise.
 STRICT_ENVIRONMENT = "MADNESS_STRICT_INVARIANTS"
@@ -41,22 +45,48 @@ class InputCatalogError(ValueError):
     """The parent catalogue cannot be deblended as given; the message names the row."""
 
 
+class UnknownMaskPlaneError(ValueError):
+    """A config names a mask plane that the exposure does not have (:func:`checkMaskPlanes`)."""
+
+
 class InvariantError(RuntimeError):
     """The deblended catalogue breaks an invariant of the module docstring (a bug)."""
 
 
+#: The largest id a record can have: ids are written as 64-bit signed integers.
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def checkInputCatalog(mergedSources, bbox=None) -> None:
-    """Raise :class:`InputCatalogError` for a record that is a child, a repeated id, a missing footprint,
-    or (given the exposure's ``bbox``) a footprint with pixels off the exposure, as the FITS reader does."""
+    """Refuse a parent catalogue the deblender cannot turn into a correct output, naming the row.
+
+    Raises
+    ------
+    InputCatalogError
+        For a record that is a child; an id of 0 (the ``parent`` value of a record without parent,
+        so its children would read back as parents); a repeated id; a record without a footprint;
+        given the exposure's ``bbox``, a footprint with pixels off the exposure (as the FITS reader
+        does); a peak id that repeats within a footprint or across parents (children are matched to
+        their peak by ``deblend_peakId``); or ids so large that the children's ids, which follow the
+        largest one, would pass the int64 maximum.
+    """
     seen: dict[int, int] = {}
+    peakRows: dict[int, int] = {}
+    nPeaks = 0
+    largest: tuple[int, int] | None = None  # (id, row) of the largest id
     for row, record in enumerate(mergedSources):
         sourceId = record.getId()
         if record.getParent() != 0:
             raise InputCatalogError(f"mergedSources row {row} (id {sourceId}) is a child of {record.getParent()}: "
                                     "give the deblender parents only (children are what it makes)")
+        if sourceId == 0:
+            raise InputCatalogError(f"mergedSources row {row}: id 0 is the parent value of a record without "
+                                    "parent, so its children would read back as parents; give parents ids > 0")
         if sourceId in seen:
             raise InputCatalogError(f"mergedSources row {row}: id {sourceId} repeats row {seen[sourceId]}")
         seen[sourceId] = row
+        if largest is None or sourceId > largest[0]:
+            largest = (sourceId, row)
         footprint = record.getFootprint()
         if footprint is None:
             raise InputCatalogError(f"mergedSources row {row} (id {sourceId}) has no footprint")
@@ -64,6 +94,71 @@ def checkInputCatalog(mergedSources, bbox=None) -> None:
         if bbox is not None and spans.clippedTo(bbox).getArea() != spans.getArea():
             raise InputCatalogError(f"mergedSources row {row} (id {sourceId}): the footprint (bbox "
                                     f"{spans.getBBox()}) has pixels off the exposure ({bbox})")
+        for peak in footprint.getPeaks():
+            peakId = peak.getId()
+            if peakId in peakRows:
+                first = peakRows[peakId]
+                where = (f"row {row} (id {sourceId}) has peak id {peakId} twice" if first == row else
+                         f"rows {first} and {row} (ids {mergedSources[first].getId()} and {sourceId}) both have "
+                         f"peak id {peakId}")
+                raise InputCatalogError(f"mergedSources {where}: peak ids must be unique, as each child is "
+                                        "matched to its peak by deblend_peakId")
+            peakRows[peakId] = row
+        nPeaks += len(footprint.getPeaks())
+    # Children get the ids after the largest one, at most one per peak; checked now, as the writer would
+    # only find the overflow after the whole deblend.
+    if largest is not None and largest[0] + nPeaks > INT64_MAX:
+        largestId, row = largest
+        raise InputCatalogError(f"mergedSources row {row} (id {largestId}): the children's ids (one per peak, "
+                                f"{nPeaks}) follow the largest id and would pass the int64 maximum {INT64_MAX}; "
+                                "renumber the parents with smaller ids")
+
+
+#: Mask planes an exposure may lack without a config that names them being wrong: afw's default
+#: planes and those of LSST's coadds. A plane that is neither one of these nor the exposure's is
+#: most likely a typing error, which would otherwise silently mask nothing.
+KNOWN_MASK_PLANES = frozenset({
+    "BAD", "SAT", "INTRP", "CR", "EDGE", "DETECTED", "DETECTED_NEGATIVE", "SUSPECT", "NO_DATA",
+    "BRIGHT_OBJECT", "CLIPPED", "CROSSTALK", "INEXACT_PSF", "INJECTED", "NOT_DEBLENDED", "REJECTED",
+    "SENSOR_EDGE", "STREAK", "UNMASKEDNAN", "VIGNETTED",
+})
+
+
+def checkMaskPlanes(planes: Mapping[str, Iterable[str]], mask) -> None:
+    """Refuse mask-plane names that neither the exposure's ``mask`` nor LSST knows.
+
+    Parameters
+    ----------
+    planes
+        The plane names by the config field that gives them, e.g.
+        ``{"badMask": config.badMask, "maskLimits": config.maskLimits}``.
+    mask
+        The exposure's mask (``getMaskPlaneDict``).
+
+    Raises
+    ------
+    UnknownMaskPlaneError
+        Naming the field, the plane and the exposure's planes. A plane of :data:`KNOWN_MASK_PLANES`
+        the exposure lacks is accepted: no pixel has it.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.afw import Extent2I
+    >>> from lsst.meas.extensions.madness.afw.image import Mask
+    >>> checkMaskPlanes({"badMask": ["BAD", "STREAK"]}, Mask(Extent2I(2, 2)))
+    >>> try:
+    ...     checkMaskPlanes({"badMask": ["SATURATED"]}, Mask(Extent2I(2, 2)))
+    ... except UnknownMaskPlaneError as error:
+    ...     print(error)  # doctest: +ELLIPSIS
+    config.badMask: mask plane 'SATURATED' is not a plane of the exposure (BAD, SAT, ...) nor one of LSST's
+    """
+    defined = dict(mask.getMaskPlaneDict())
+    for field, names in planes.items():
+        for name in names:
+            if name not in defined and name not in KNOWN_MASK_PLANES:
+                raise UnknownMaskPlaneError(
+                    f"config.{field}: mask plane {name!r} is not a plane of the exposure "
+                    f"({', '.join(sorted(defined, key=defined.get))}) nor one of LSST's")
 
 
 def checkInvariants(mergedSources, deblendedCatalog, absentBands=()) -> list[str]:

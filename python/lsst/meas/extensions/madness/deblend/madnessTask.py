@@ -116,6 +116,17 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         if self.maxMadnessPeaks > self.maxGalaxiesPerBatch:
             raise ValueError(f"maxMadnessPeaks ({self.maxMadnessPeaks}) must not exceed maxGalaxiesPerBatch "
                              f"({self.maxGalaxiesPerBatch}): a batch holds at least one whole parent")
+        if self.minIter > self.maxIter:
+            # The stopping rule would never be reached: every parent would end unconverged at maxIter.
+            raise ValueError(f"minIter ({self.minIter}) must not exceed maxIter ({self.maxIter})")
+        if self.device != "auto":
+            from ..models.device import checkDeviceName
+
+            # Only the spelling: whether this machine has the device is asked when the models load.
+            try:
+                checkDeviceName(self.device)
+            except ValueError as error:
+                raise ValueError(f"device: {error}") from None
 
 
 class MadnessCoreError(RuntimeError):

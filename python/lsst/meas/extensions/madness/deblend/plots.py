@@ -38,6 +38,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..io.atomic import atomicPath
+
 __all__ = ["drawBlendDiagnostics"]
 
 _RESIDUAL_LIMIT = 5.0
@@ -196,6 +198,7 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     fig.suptitle(f"{title}  —  {heading}" if title else heading, fontsize=10, y=1 - 0.08 / figHeight, va="top")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    with atomicPath(path) as temporary:  # a run killed while drawing leaves no half PNG
+        fig.savefig(temporary, format="png")
     fig.clear()  # the figure has no pyplot manager, so clearing frees its artists
     return path

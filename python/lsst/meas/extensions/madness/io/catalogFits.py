@@ -373,19 +373,26 @@ def readSourceCatalogFits(path: str | PathLike, bbox: Box2I | None = None) -> So
     path
         The file.
     bbox
-        The image the footprints must lie in; defaults to the box recorded in the file.
+        The image the footprints must lie in; defaults to the box recorded in the file, and
+        must equal it when the file records one.
 
     Raises
     ------
     FitsFormatError
-        Naming file, extension, column and row: missing extension or column, wrong column
-        types, duplicate ids, a parent that is not in the catalogue, a span or peak of an
+        Naming file, extension, column and row: missing extension or column, a recorded
+        image box other than ``bbox``, wrong column types, duplicate ids, a parent that is not in the catalogue, a span or peak of an
         unknown source, a span with x1 < x0 or outside the image, overlapping spans, a peak
         outside its footprint, or heavy pixels that do not match their footprint.
     """
     with FitsReader(path) as reader:
         catalog, ids = _readSources(reader)
-        bbox = _readBBox(reader) if bbox is None else bbox
+        recorded = _readBBox(reader)
+        if bbox is not None and recorded is not None and recorded != bbox:
+            # Footprints of another image could still fall inside this one's box, and be deblended on the
+            # wrong pixels without a word.
+            raise reader.error(f"BBOX_X0, BBOX_Y0, BBOX_W, BBOX_H describe the image {recorded}, not the one the "
+                               f"catalogue is read for, {bbox}: the footprints belong to another image", "PRIMARY")
+        bbox = recorded if bbox is None else bbox
         spans = _readSpans(reader, ids, bbox)
         peaks = _readPeaks(reader, ids, spans)
         heavyKind, bands, heavy = (None, (), {})

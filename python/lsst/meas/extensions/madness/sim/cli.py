@@ -60,7 +60,8 @@ def _addSimulationOptions(parser: argparse.ArgumentParser, defaultSplit: str) ->
     group.add_argument("--scenes", type=int, metavar="N",
                        help="number of scenes (default: one pass over the split's galaxies)")
     group.add_argument("--start", type=int, default=0, metavar="K", help="index of the first scene (default: 0)")
-    group.add_argument("--bands", default="ugrizy", help="bands to draw, e.g. 'gri' (default: %(default)s)")
+    group.add_argument("--bands", default="ugrizy",
+                       help="bands to draw, e.g. 'gri' or 'g,r,i' (default: %(default)s)")
     group.add_argument("--workers", type=int, metavar="N", help="worker processes (default: all cores)")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -147,9 +148,35 @@ def _galaxies(args):
                         conditions=_conditions(args))
 
 
+def _bands(text: str, conditions: SurveyConditions) -> list[str]:
+    """The bands of ``--bands``: letters run together (``gri``) or separated by commas (``g,r,i``).
+
+    Raises
+    ------
+    ValueError
+        For no band, a repeated band, or one the survey conditions do not have (naming it and theirs).
+
+    Examples
+    --------
+    >>> _bands("g,r,i", LSST_CONDITIONS), _bands("gri", LSST_CONDITIONS)
+    (['g', 'r', 'i'], ['g', 'r', 'i'])
+    """
+    bands = [b.strip() for b in text.split(",")] if "," in text else list(text.strip())
+    known = conditions.bandNames
+    unknown = [b for b in bands if b not in known]
+    if not bands or unknown:
+        raise ValueError(f"--bands {text!r}: {'no band' if not bands else f'unknown band(s) {unknown}'}; "
+                         f"the survey {conditions.name!r} has bands {','.join(known)} (give e.g. 'gri' or 'g,r,i')")
+    repeated = sorted({b for b in bands if bands.count(b) > 1})
+    if repeated:
+        raise ValueError(f"--bands {text!r} repeats {repeated}")
+    return bands
+
+
 def _dataset(args, kind: str):
-    bands = list(args.bands)
-    return DATASETS[kind](_galaxies(args), args.split, seed=args.seed, bands=bands, conditions=_conditions(args),
+    conditions = _conditions(args)
+    bands = _bands(args.bands, conditions)
+    return DATASETS[kind](_galaxies(args), args.split, seed=args.seed, bands=bands, conditions=conditions,
                           config=SimulationConfig())
 
 
