@@ -448,3 +448,14 @@ def test_torchscript_artefacts_deblend_without_zuko(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok None []")
+
+
+def test_a_mask_plane_no_one_knows_is_refused_by_the_task(tinyModels):
+    """Through the task API too (not only madness-run-task), a misspelled badMask plane is an error, not
+    a plane that silently masks nothing."""
+    from lsst.meas.extensions.madness.deblend.invariants import UnknownMaskPlaneError
+
+    mExp, parents = _mock(seed=9)
+    task = _task(tinyModels, parents.schema.copy(), badMask=["BAD", "SATURATED"])
+    with pytest.raises(UnknownMaskPlaneError, match="SATURATED"):
+        task.run(mExp, parents)

@@ -393,7 +393,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="parent catalogue FITS file(s) (footprints and peaks), one per exposure")
     parser.add_argument("--output", type=Path, help="output directory (one subdirectory per exposure if several)")
     parser.add_argument("--resume", action="store_true", help="skip exposures whose output is already complete")
-    parser.add_argument("--config", type=Path, help="config override file (pex_config syntax: config.maxIter = 300)")
+    parser.add_argument("--config", type=Path,
+                        help="config of the deblend task: a .py override file (pex_config syntax, config.maxIter = "
+                             "300; trusted code, runs as Python) or a .yaml/.yml/.json data config (maxIter: 300; "
+                             "runs no code)")
     parser.add_argument("--device", help="torch device for MADNESS: auto (default in the config), cpu, cuda, cuda:1")
     parser.add_argument("--plot", type=int, default=0, metavar="N", help="diagnostic PNGs for N parents")
     parser.add_argument("--deblender", choices=DEBLENDERS, default="madness", help="deblend task (default madness)")

@@ -37,7 +37,7 @@ from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
 from .calibration import BandCalibration, bandCalibration, surveyPhotoCalibs
 from .columns import SKIP_FLAGS, DeblendColumns
 from .footprints import childFootprints
-from .invariants import STRICT_ENVIRONMENT, InvariantError, checkInputCatalog, checkInvariants
+from .invariants import STRICT_ENVIRONMENT, InvariantError, checkInputCatalog, checkInvariants, checkMaskPlanes
 from .skips import SkipLimits, skipReason
 
 __all__ = ["DeblendBaseConfig", "DeblendBaseTask", "MissingBandsError"]
@@ -163,6 +163,7 @@ class DeblendBaseTask(Task):
             If a band has no photometric calibration, on the exposure or of the deblender.
         """
         checkInputCatalog(mergedSources, mExposure.getBBox())
+        checkMaskPlanes({"badMask": self.config.badMask, "maskLimits": list(self.config.maskLimits)}, mExposure.mask)
         absent = [band for band in self.bands if band not in mExposure.bands]
         mExposure = self._selectBands(mExposure)
         calibration = bandCalibration(mExposure, self.deblenderPhotoCalibs(), absent)
