@@ -39,6 +39,11 @@ def test_ups_table_and_layout():
     table = (ROOT / "ups" / "meas_extensions_madness.table").read_text()
     assert "envPrepend(PYTHONPATH, ${PRODUCT_DIR}/python)" in table
     assert "setupRequired(" in table
+    # Every directory the table puts on a path exists (there is no bin/: the commands are console scripts).
+    for line in table.splitlines():
+        if line.startswith("env") and "${PRODUCT_DIR}" in line:
+            directory = line.split("${PRODUCT_DIR}/", 1)[1].rstrip(")")
+            assert (ROOT / directory).is_dir(), line
     for path in ("python/lsst/__init__.py", "python/lsst/meas/__init__.py", "python/lsst/meas/extensions/__init__.py"):
         assert "extend_path" in (ROOT / path).read_text()
 

@@ -418,3 +418,86 @@ def test_a_rerun_without_plots_removes_the_plots_of_the_previous_run(inputs, tmp
     assert main(_command(directory, output)) == 0
     assert not (output / "plots").exists()
     assert json.loads((output / "metadata.json").read_text())["outputs"]["plots"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# The console: a summary that names every outcome, and log lines with a logger name and a level.
+
+
+def test_the_summary_counts_unconverged_and_fallback_parents(inputs, tmp_path, capsys):
+    directory, _ = inputs
+    config = tmp_path / "config.py"
+    # One step: no parent can meet the stopping rule, so every one stops at maxIter.
+    config.write_text((directory / "config.py").read_text() + "config.maxIter = 1\nconfig.minIter = 1\n")
+    command = _command(directory, tmp_path / "out")
+    command[command.index("--config") + 1] = str(config)
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    counts = json.loads((tmp_path / "out" / "metadata.json").read_text())["counts"]
+    assert counts["nNotConverged"] == 2 and counts["nFailed"] == 0
+    assert (f"Deblended 2 of 2 parents into 3 children (0 skipped, 0 failed, 2 not converged, "
+            f"{counts['nFallback']} by the fallback)") in printed, printed
+    assert "2 parents stopped at maxIter before converging" in printed, printed
+
+
+def test_the_summary_says_so_when_every_parent_converged(inputs, capsys):
+    from lsst.meas.extensions.madness.runTask import _summary
+
+    counts = {"nDeblended": 2, "nParents": 2, "nChildren": 3, "nSkipped": 0, "nFailed": 0, "nNotConverged": 0,
+              "nFallback": 1}
+    assert _summary(counts).endswith("(0 skipped, 0 failed, 0 not converged, 1 by the fallback)")
+
+
+def test_log_lines_carry_logger_name_and_level_and_log_level_filters_them(inputs, tmp_path, capsys, monkeypatch):
+    import logging
+
+    from lsst.meas.extensions.madness import runTask as runTaskModule
+
+    directory, _ = inputs
+    original = runTaskModule._read
+
+    def readWithDebugLine(*args):
+        logging.getLogger("lsst.madnessDeblend").debug("simulated debug line")
+        return original(*args)
+
+    monkeypatch.setattr(runTaskModule, "_read", readWithDebugLine)
+    root, package = logging.getLogger(), logging.getLogger("lsst")
+    before = (list(root.handlers), root.level, package.level)
+    assert main(_command(directory, tmp_path / "info")) == 0
+    err = capsys.readouterr().err
+    # The task's summary, as pipetask writes log lines: logger name, level, message.
+    assert "lsst.madnessDeblend INFO: deblended 2 of 2 parents into 3 children" in err, err
+    assert "simulated debug line" not in err
+    assert main(_command(directory, tmp_path / "debug", "--log-level", "debug")) == 0
+    err = capsys.readouterr().err
+    assert "lsst.madnessDeblend DEBUG: simulated debug line" in err and "lsst.madnessDeblend INFO: " in err, err
+    assert main(_command(directory, tmp_path / "warning", "--log-level", "WARNING")) == 0
+    captured = capsys.readouterr()
+    assert " INFO: " not in captured.err and " DEBUG: " not in captured.err, captured.err
+    assert "Deblended 2 of 2 parents" in captured.out  # the command's own summary is not a log line
+    # The command leaves the logging of its caller as it found it.
+    assert (list(root.handlers), root.level, package.level) == before
+    with pytest.raises(SystemExit) as exit_:
+        main(_command(directory, tmp_path / "bad", "--log-level", "LOUD"))
+    assert exit_.value.code == 2 and "--log-level" in capsys.readouterr().err
+
+
+def test_warnings_become_log_lines_that_log_level_error_hides(inputs, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from lsst.meas.extensions.madness import runTask as runTaskModule
+
+    directory, _ = inputs
+    original = runTaskModule._read
+
+    def readWithWarning(*args):
+        warnings.warn("simulated warning of a library", UserWarning, stacklevel=1)
+        return original(*args)
+
+    monkeypatch.setattr(runTaskModule, "_read", readWithWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(_command(directory, tmp_path / "shown")) == 0
+        assert "py.warnings WARNING: UserWarning: simulated warning of a library" in capsys.readouterr().err
+        assert main(_command(directory, tmp_path / "hidden", "--log-level", "ERROR")) == 0
+        assert "simulated warning" not in capsys.readouterr().err

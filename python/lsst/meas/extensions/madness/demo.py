@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .framework import LOG_LEVELS
 from .runTask import main as runTaskMain
 
 
@@ -19,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("demo_output"), help="folder for the files written")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the simulated field")
     parser.add_argument("--device", default=None, help="torch device (default: auto)")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", metavar="LEVEL",
+                        help="lowest level of the log messages shown: DEBUG, INFO (default), WARNING or ERROR")
     args = parser.parse_args(argv)
     extra = ["--device", args.device] if args.device else []
-    return runTaskMain(["--demo", str(args.output), "--seed", str(args.seed), "--plot", "2", *extra])
+    return runTaskMain(["--demo", str(args.output), "--seed", str(args.seed), "--plot", "2",
+                        "--log-level", args.log_level, *extra])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 
     madness-run-task --exposure EXP.fits --catalog CAT.fits --output DIR [--config FILE]
                      [--device auto|cpu|cuda] [--plot N] [--deblender madness|scarlet] [--magzero M ...]
+                     [--log-level DEBUG|INFO|WARNING|ERROR]
     madness-run-task --exposure A.fits B.fits ... --catalog a.fits b.fits ... --output DIR [--resume]
     madness-run-task --demo DIR
 
@@ -34,6 +35,10 @@ each gets ``DIR/<exposure file stem>/``, and ``--resume`` skips those already co
 ``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it with the shipped
 weights, and compares the children's r-band fluxes with the truth.
 
+The tasks' log messages go to standard error as ``<logger> <LEVEL>: <message>`` lines (for
+example ``lsst.madnessDeblend INFO: ...``, as LSST's ``pipetask`` writes them), from ``--log-level``
+up (default ``INFO``); the summary and the files written go to standard output.
+
 Exit status: 0 when every parent was handled (deblended or skipped by rule), 1 when some parents
 failed (``deblend_failed``), 2 for bad input (files, configuration, models, device, an output
 directory that cannot be written or that another run holds); over several exposures, the worst of
@@ -59,7 +64,7 @@ from .afw.exposure import MultibandExposure
 from .afw.table import SourceCatalog
 from .deblend.baseTask import MissingBandsError
 from .deblend.invariants import InputCatalogError, UnknownMaskPlaneError, checkInputCatalog, checkMaskPlanes
-from .framework import ConfigLoadError
+from .framework import LOG_LEVELS, ConfigLoadError, consoleLogging
 from .io.atomic import OutputLockedError, atomicPath, lockDirectory, removeStalePartials, writeTextAtomic
 from .io.errors import FitsFormatError
 from .version import __version__
@@ -406,7 +411,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", type=Path, metavar="DIR", help="simulate a small field and deblend it into DIR")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the --demo field")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", metavar="LEVEL",
+                        help="lowest level of the log messages shown: DEBUG, INFO (default), WARNING or ERROR "
+                             "(also TRACE, VERBOSE, CRITICAL)")
     args = parser.parse_args(argv)
+    with consoleLogging(args.log_level):
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The body of :func:`main`, with the console logging set up; the exit status."""
     if args.plot < 0:
         parser.error("--plot must be >= 0")
     if args.device is not None:
@@ -446,6 +460,20 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def _summary(counts: dict) -> str:
+    """The summary line of one exposure's ``metadata.json`` counts: what became of every parent.
+
+    Examples
+    --------
+    >>> _summary({"nDeblended": 8, "nParents": 10, "nChildren": 15, "nSkipped": 1, "nFailed": 1,
+    ...           "nNotConverged": 3, "nFallback": 2})
+    'Deblended 8 of 10 parents into 15 children (1 skipped, 1 failed, 3 not converged, 2 by the fallback)'
+    """
+    return (f"Deblended {counts['nDeblended']} of {counts['nParents']} parents into {counts['nChildren']} children "
+            f"({counts['nSkipped']} skipped, {counts['nFailed']} failed, {counts.get('nNotConverged', 0)} not "
+            f"converged, {counts['nFallback']} by the fallback)")
+
+
 def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthPath: Path | None) -> int:
     """Deblend one exposure for :func:`main`; its exit status."""
     start = time.perf_counter()
@@ -456,9 +484,12 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
         print(f"madness-run-task: error: {error}", file=sys.stderr)
         return 2
     counts = metadata["counts"]
-    print(f"Deblended {counts['nDeblended']} of {counts['nParents']} parents into {counts['nChildren']} children "
-          f"({counts['nSkipped']} skipped, {counts['nFailed']} failed, {counts['nFallback']} by the fallback) "
-          f"in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}")
+    print(_summary(counts) + f" in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}")
+    nNotConverged = counts.get("nNotConverged", 0)
+    if nNotConverged:
+        # Not a failure (the children are written), but the first thing to look at when they look wrong.
+        print(f"{nNotConverged} parent{'s' if nNotConverged > 1 else ''} stopped at maxIter before converging "
+              "(deblend_blendConvergenceFailedFlag); a larger maxIter in --config gives them more steps")
     if truthPath is not None:
         print(_compareWithTruth(output, truthPath, exposure))
     print(f"Wrote {output / 'deblendedCatalog.fits'}, {output / 'config.py'} and {output / 'metadata.json'}")

@@ -17,7 +17,7 @@ from .config import (
     FieldValidationError,
     UnknownFieldError,
 )
-from .logging import TRACE, VERBOSE, LsstLogAdapter, getLogger
+from .logging import LOG_LEVELS, TRACE, VERBOSE, LsstLogAdapter, consoleLogging, getLogger
 from .metadata import TaskMetadata
 from .pexConfigBridge import to_pex_config, to_pex_target
 from .struct import Struct, StructItemError
@@ -26,6 +26,7 @@ from .timer import logInfo, logPairs, timeMethod
 
 __all__ = [
     "DATA_CONFIG_SUFFIXES",
+    "LOG_LEVELS",
     "TRACE",
     "VERBOSE",
     "Config",
@@ -41,6 +42,7 @@ __all__ = [
     "TaskError",
     "TaskMetadata",
     "UnknownFieldError",
+    "consoleLogging",
     "getLogger",
     "logInfo",
     "logPairs",
