@@ -218,7 +218,8 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
         history.append(current)
         better = (current < lowest) & ~stopped
         if bool(better.any()):
-            best[better.to(latents.device)] = latents.detach()[better.to(latents.device)]
+            onDevice = better.to(latents.device)
+            best[onDevice] = latents.detach()[onDevice]
             lowest = torch.where(better, current, lowest)
         rose = (current > lowest) & ~stopped if config.backtrack else torch.zeros_like(stopped)
         if bool(rose.any()):
