@@ -501,3 +501,16 @@ def test_warnings_become_log_lines_that_log_level_error_hides(inputs, tmp_path, 
         assert "py.warnings WARNING: UserWarning: simulated warning of a library" in capsys.readouterr().err
         assert main(_command(directory, tmp_path / "hidden", "--log-level", "ERROR")) == 0
         assert "simulated warning" not in capsys.readouterr().err
+
+
+def test_run_task_refuses_a_bad_thread_count_and_records_the_one_used(inputs, tmp_path, capsys):
+    directory, _ = inputs
+    with pytest.raises(SystemExit) as exit:
+        main(_command(directory, tmp_path / "bad", "--threads", "0"))
+    assert exit.value.code == 2 and "--threads" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    before = torch.get_num_threads()
+    assert main(_command(directory, tmp_path / "out", "--threads", "1")) == 0
+    assert "(1 CPU thread)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["threads"] == 1
+    assert torch.get_num_threads() == before

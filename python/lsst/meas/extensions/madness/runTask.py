@@ -4,7 +4,7 @@
 
     madness-run-task --exposure EXP.fits --catalog CAT.fits --output DIR [--config FILE]
                      [--device auto|cpu|cuda] [--plot N] [--deblender madness|scarlet] [--magzero M ...]
-                     [--log-level DEBUG|INFO|WARNING|ERROR]
+                     [--threads auto|N] [--log-level DEBUG|INFO|WARNING|ERROR]
     madness-run-task --exposure A.fits B.fits ... --catalog a.fits b.fits ... --output DIR [--resume]
     madness-run-task --demo DIR
 
@@ -34,6 +34,10 @@ each gets ``DIR/<exposure file stem>/``, and ``--resume`` skips those already co
 
 ``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it with the shipped
 weights, and compares the children's r-band fluxes with the truth.
+
+``--threads`` sets the CPU threads of torch (and of JAX for SCARLET). The default, ``auto``, uses
+the cores the rest of the machine leaves idle, at most two, or ``OMP_NUM_THREADS`` when the
+environment sets it (:mod:`.models.threads` gives the rule and the measurement behind it).
 
 The tasks' log messages go to standard error as ``<logger> <LEVEL>: <message>`` lines (for
 example ``lsst.madnessDeblend INFO: ...``, as LSST's ``pipetask`` writes them), from ``--log-level``
@@ -191,11 +195,12 @@ def _modelInfo(task) -> dict | None:
 
 def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: Path | None = None,
             device: str | None = None, plot: int = 0, deblender: str = "madness", progress: bool = True,
-            magZero: list[float] | None = None) -> dict:
+            magZero: list[float] | None = None, threads: int | None = None) -> dict:
     """Deblend the files and write the outputs (module docstring); returns the metadata written.
 
     ``magZero`` is the AB magnitude of one image unit (one, or one per band) for an exposure whose
-    header states no calibration.
+    header states no calibration. ``threads`` is the CPU thread count to compute with (None: the
+    process's own setting).
 
     Everything is checked before the output directory's old content is touched: the directory
     (created if need be, and locked for this run), the files, the configuration, the models and
@@ -210,7 +215,7 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         configuration file (mask planes the exposure does not know among them); or models that
         cannot be loaded.
     """
-    clock = {"start": time.perf_counter()}
+    clock = {"start": time.perf_counter(), "threads": threads}
     output = Path(output)
     with contextlib.ExitStack() as held:
         _makeOutputDirectory(output)
@@ -226,6 +231,10 @@ def runTask(exposurePath: Path, catalogPath: Path, output: Path, *, configFile: 
         _checkTaskInputs(task, mExposure, Path(exposurePath))
         clock["setup"] = time.perf_counter()
         _clearOutput(output)
+        if threads is not None:
+            from .models.threads import useThreads
+
+            held.enter_context(useThreads(threads))
         return _deblend(task, mExposure, catalog, Path(exposurePath), Path(catalogPath), output, plot, deblender,
                         clock)
 
@@ -322,6 +331,7 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
         "deblender": type(task).__name__,
         "device": str(getattr(task.config, "device", "cpu")),
         "resolvedDevice": _resolvedDevice(task),
+        "threads": clock["threads"],
         "counts": {key: int(task.metadata[key]) for key in task.metadata if key[:1] == "n" and key[1:2].isupper()},
         "flags": {"parents": {c: int(parents[c].sum()) for c in flagColumns},
                   "children": {c: int(deblended[len(catalog):][c].sum()) for c in flagColumns}},
@@ -411,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", type=Path, metavar="DIR", help="simulate a small field and deblend it into DIR")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the --demo field")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", default="auto", metavar="N",
+                        help="CPU threads for torch (and JAX): auto (default; the idle cores, at most 2, or "
+                             "OMP_NUM_THREADS when set) or a positive integer")
     parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", metavar="LEVEL",
                         help="lowest level of the log messages shown: DEBUG, INFO (default), WARNING or ERROR "
                              "(also TRACE, VERBOSE, CRITICAL)")
@@ -431,6 +444,12 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             resolveDevice(args.device)
         except ValueError as error:
             parser.error(f"--device {args.device!r}: {error}")
+    from .models.threads import chooseThreads
+
+    try:
+        args.threads = chooseThreads(args.threads)
+    except ValueError as error:
+        parser.error(f"--threads: {error}")
     truthPath = None
     if args.demo is not None:
         if args.exposure or args.catalog:
@@ -479,12 +498,14 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
     start = time.perf_counter()
     try:
         metadata = runTask(exposure, catalog, output, configFile=args.config, device=args.device, plot=plot,
-                           deblender=args.deblender, progress=not args.no_progress, magZero=args.magzero)
+                           deblender=args.deblender, progress=not args.no_progress, magZero=args.magzero,
+                           threads=args.threads)
     except InputError as error:
         print(f"madness-run-task: error: {error}", file=sys.stderr)
         return 2
     counts = metadata["counts"]
-    print(_summary(counts) + f" in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}")
+    print(_summary(counts) + f" in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}"
+          + (f" ({args.threads} CPU thread{'s' if args.threads > 1 else ''})" if metadata['resolvedDevice'] == "cpu" else ""))
     nNotConverged = counts.get("nNotConverged", 0)
     if nNotConverged:
         # Not a failure (the children are written), but the first thing to look at when they look wrong.

@@ -9,6 +9,7 @@
     madness-bench report runs/bench [runs/bench2 ...] [--doc doc/_generated/benchmark-results.md]
     madness-bench real --out runs/real [--npz ../shared/data/hsc_cosmos.npz] [--methods madness scarlet]
     madness-bench observations runs/nominal runs/psf07 [...]   # runs made with --psf-scale/--pixel-scale
+    madness-bench threads --work runs/threads [--threads 1 2] [--loads 0 1 2] [--repeats 2]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
@@ -18,7 +19,9 @@ to a run, evaluating only its methods on the fields already done. ``report`` wri
 ``real`` runs MADNESS and SCARLET through ``madness-run-task`` on a real multiband blend (an ``.npz``
 file, :mod:`.real`) and reports the reduced χ², the 5σ-outlier fraction, the children's fluxes and
 their hallucination shares (``doc/_generated/benchmark-real.md`` and ``.json``, a figure in
-``doc/_static``).
+``doc/_static``). ``threads`` times a simulated field's deblend against the CPU thread count, with
+other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`; ``doc/_generated/threads.md``): the
+measurement behind ``madness-run-task --threads auto``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,24 @@ def _real(args, argv: list[str] | None) -> int:
     print(f"Wrote {args.doc}, {args.results}" + (f" and {results['figure']}" if results.get("figure") else ""))
     # A deblender that gave no result is a failed benchmark, though the report says what the other did.
     return 0 if all("chi2" in r for r in results["methods"].values()) else 1
+
+
+def _threads(args, argv: list[str] | None) -> int:
+    import os
+
+    from .threads import measureThreads, writeThreadsReport
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        results = measureThreads(args.work, args.threads or list(range(1, cores + 1)),
+                                 list(range(cores + 1)) if args.loads is None else args.loads, repeats=args.repeats)
+    except ValueError as error:
+        print(f"madness-bench: error: {error}", file=sys.stderr)
+        return 2
+    command = "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(writeThreadsReport(results, command, args.doc))
+    print(f"Wrote {args.doc} and {args.doc.with_suffix('.json')}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +175,18 @@ def main(argv: list[str] | None = None) -> int:
                           help="Markdown tables (default doc/_generated/benchmark-observations.md)")
     observed.add_argument("--results", type=Path, default=Path("doc/_generated/benchmark-observations.json"),
                           help="results JSON (default doc/_generated/benchmark-observations.json)")
+    threads = commands.add_parser("threads", help="deblend time against CPU threads, idle and with busy cores")
+    threads.add_argument("--work", type=Path, required=True, help="work directory (simulated inputs, outputs)")
+    threads.add_argument("--threads", type=int, nargs="+", default=None,
+                         help="thread counts to time (default 1 up to the cores)")
+    threads.add_argument("--loads", type=int, nargs="+", default=None,
+                         help="numbers of other busy processes to time them under (default 0 up to the cores)")
+    threads.add_argument("--repeats", type=int, default=2, help="runs per setting; medians reported (default 2)")
+    threads.add_argument("--doc", type=Path, default=Path("doc/_generated/threads.md"),
+                         help="Markdown report, its JSON beside it (default doc/_generated/threads.md)")
     args = parser.parse_args(argv)
+    if args.command == "threads":
+        return _threads(args, argv)
     if args.command == "observations":
         from .observations import writeObservationsReport
 
