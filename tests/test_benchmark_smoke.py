@@ -138,4 +138,11 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     assert runs["PSF × 0.7, 0.168″ pixels"]["over nominal"] == pytest.approx(
         runs["PSF × 0.7, 0.168″ pixels"]["mean |δF/F|, κ ≤ 5"] / runs["nominal (LSST)"]["mean |δF/F|, κ ≤ 5"])
     assert "| PSF × 0.7, 0.168″ pixels | MADNESS |" in doc.read_text()
+    # The per-blendedness table: the run's methods, each bin's matched galaxies and their mean error.
+    for observed in json.loads(results.read_text())["runs"]:
+        bins = observed["kappaBins"]
+        assert set(bins) == set(observed["summary"]["methods"])
+        assert sum(c["n"] for c in bins["madness"]) <= observed["summary"]["nMatched"]
+        assert all(c["n"] == 0 or np.isfinite(c["mean"]) for c in bins["madness"])
+    assert "| nominal (LSST) | MADNESS | " in doc.read_text().split("blendedness bin")[1]
     assert main(["observations", str(run), "--doc", str(doc), "--results", str(results)]) == 2  # no nominal run

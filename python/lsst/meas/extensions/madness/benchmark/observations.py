@@ -9,6 +9,13 @@ mean cosine similarity in every band and :math:`\sigma(e_1)`, and for MADNESS it
 :math:`|\delta F/F|` over its nominal value: a model frame whose observation model is right keeps
 that ratio near 1, where models that draw one instrument's galaxies would not.
 
+A broader PSF also blends the same galaxies more: more of them reach a high blendedness
+:math:`\kappa` (the neighbours' flux in a galaxy's aperture over its own, r band, in that
+observation), where every method errs more. So the report also gives each method's mean
+:math:`|\delta F/F|` per :math:`\kappa` bin (:data:`KAPPA_BINS`), with "no deblending" as the
+measure of how blended each bin is: a deblender whose error per bin stays the same has kept its
+accuracy, and the change of its overall mean is then the change of the bins' populations.
+
 Examples
 --------
 .. code-block:: bash
@@ -35,6 +42,26 @@ NOMINAL_TOLERANCE = 0.25
 
 #: A band is alive when its mean cosine similarity reaches this.
 ALIVE_COSINE = 0.95
+
+#: The r-band blendedness bins of the per-κ table: [low, high).
+KAPPA_BINS = ((0.0, 0.1), (0.1, 1.0), (1.0, 5.0))
+
+
+def kappaBins(records: list[dict], methods: Sequence[str]) -> dict:
+    """Per method, per :data:`KAPPA_BINS` bin: matched galaxies and their r-band mean :math:`|\\delta F/F|`."""
+    galaxies = [g for record in records for g in record["galaxies"] if g["matched"]]
+    r = records[0]["bands"].index("r")
+    kappa = np.array([g["kappa"][r] for g in galaxies])
+    out = {}
+    for method in methods:
+        error = np.array([abs(g[method]["deltaF"][r]) if method in g else np.nan for g in galaxies])
+        cells = []
+        for low, high in KAPPA_BINS:
+            inBin = (kappa >= low) & (kappa < high) & np.isfinite(error)
+            cells.append({"kappa": [low, high], "n": int(inBin.sum()),
+                          "mean": float(error[inBin].mean()) if inBin.any() else float("nan")})
+        out[method] = cells
+    return out
 
 
 def _label(settings: dict) -> str:
@@ -73,7 +100,9 @@ def summariseObservations(runDirectories: Sequence[str | Path], peaks: str = "tr
         summary = summarise(records, methods)
         out["runs"].append({"label": run["label"], "directory": run["directory"],
                             "psfScale": run["settings"].get("psfScale", 1.0),
-                            "pixelScale": run["settings"].get("pixelScale"), "summary": summary})
+                            "pixelScale": run["settings"].get("pixelScale"), "summary": summary,
+                            "kappaBins": kappaBins(records, [m for m in run["settings"]["methods"]
+                                                             if m == "none" or m in summary["methods"]])})
     reference = next(r for r in out["runs"] if r["label"] == "nominal (LSST)")["summary"]["methods"]
     for run in out["runs"]:
         for method, values in run["summary"]["methods"].items():
@@ -107,6 +136,13 @@ def formatObservations(result: dict) -> str:
     for run in result["runs"]:
         for method, values in run["summary"]["methods"].items():
             lines.append(f"| {run['label']} | {NAMES[method]} | {_cosines(values)} |")
+    header = " | ".join(f"κ {low:g}–{high:g}: n, mean \\|δF/F\\|" for low, high in KAPPA_BINS)
+    lines += ["", "r-band mean |δF/F| per blendedness bin (κ of that observation; \"no deblending\" measures how "
+              "blended each bin is):", "", f"| observation | method | {header} |", "|---|---|" + "---|" * len(KAPPA_BINS)]
+    for run in result["runs"]:
+        for method, cells in run.get("kappaBins", {}).items():
+            row = " | ".join(f"{c['n']}, {c['mean']:.4f}" for c in cells)
+            lines.append(f"| {run['label']} | {NAMES[method]} | {row} |")
     return "\n".join(lines) + "\n"
 
 
