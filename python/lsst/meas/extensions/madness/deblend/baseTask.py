@@ -326,8 +326,7 @@ class DeblendBaseTask(Task):
                                         self.config.conserveFlux)
         total = children.total(blend.data.shape)
         inParent = footprint.getSpans().asArray(box).astype(bool)
-        residual = blend.weight * (blend.data - total) ** 2
-        weighted = blend.weight > 0
+        residual, weighted = _weightedResidual(blend, total)
         parent.set("deblend_nChild", len(children))
         parent.set("deblend_iterations", model.iterations)
         parent.set("deblend_runtime", model.runtime)
@@ -406,6 +405,17 @@ def _setCoords(catalog: SourceCatalog, nParents: int, wcs: SkyWcs) -> None:
     for record, a, d in zip(records, ra, dec):
         record.set("coord_ra", float(a))
         record.set("coord_dec", float(d))
+
+
+def _weightedResidual(blend: Blend, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """w (y − m)² per pixel of the blend's canvas for the summed model ``total``, and where w > 0."""
+    return blend.weight * (blend.data - total) ** 2, blend.weight > 0
+
+
+def parentChi2(blend: Blend, model: BlendModel, footprint: Footprint) -> float:
+    """The parent's ``deblend_chi2``: the reduced χ² of ``model`` over ``footprint`` (all bands)."""
+    residual, weighted = _weightedResidual(blend, model.children.total(blend.data.shape))
+    return _reducedChi2(residual, weighted, footprint.getSpans().asArray(blend.canvasBox).astype(bool))
 
 
 def _reducedChi2(residual: np.ndarray, weighted: np.ndarray, region: np.ndarray) -> float:

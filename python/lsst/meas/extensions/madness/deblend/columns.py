@@ -32,6 +32,10 @@ column                                              on    meaning
 ``deblend_blendedness``                             C     :math:`1 - \\sum m_k^2 / \\sum m_k M` (M = all models)
 ``madness_logLikelihood``                           P, C  the fit's log-likelihood (the parent's, on children)
 ``madness_logPrior``                                C     the flow's log-density of the child's latent
+``madness_logPriorQuantile``                        C     that log-density's quantile among held-out isolated
+                                                          galaxies (the model card's table; NaN without one)
+``madness_lowPrior``                                C     ``madness_logPriorQuantile`` below ``lowPriorQuantile``
+``madness_badFit``                                  P, C  ``deblend_chi2`` above ``badFitChi2``
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
 ``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration);
                                                           NaN in a band the exposure lacks
@@ -79,6 +83,7 @@ _PARENT = [
     ("deblend_fallbackReason", "String", "Why the fallback deblender modelled the blend", ""),
     ("madness_logLikelihood", "D", "Log-likelihood of the blend's model (MADNESS)", ""),
     ("madness_converged", "Flag", "The MAP fit met its stopping rule (MADNESS)", ""),
+    ("madness_badFit", "Flag", "Reduced chi^2 over the (child) footprint above badFitChi2 (MADNESS)", ""),
 ]
 _SKIP_DOCS = {
     "isPseudo": "Pseudo source (e.g. sky object) not deblended",
@@ -99,6 +104,9 @@ _CHILD = [
     ("deblend_zeroFlux", "Flag", "The child's model has no pixel above the footprint threshold", ""),
     ("deblend_blendedness", "F", "1 - sum(model^2) / sum(model * all models): 0 when isolated", ""),
     ("madness_logPrior", "D", "Flow log-density of the child's latent (MADNESS)", ""),
+    ("madness_logPriorQuantile", "D", "Quantile of madness_logPrior among held-out isolated galaxies (MADNESS)", ""),
+    ("madness_lowPrior", "Flag", "madness_logPriorQuantile below lowPriorQuantile: a galaxy implausible for the "
+                                 "models (MADNESS)", ""),
 ]
 
 

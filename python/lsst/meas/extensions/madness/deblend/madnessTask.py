@@ -24,9 +24,18 @@ reason              rule (config field)         when
 ``coreFailure``     ``fallbackOnFailure``       the MAP core raised for this parent
 ``nonFinite``       ``fallbackNonFinite``       the fit gave a non-finite model or prior
 ``timeBudget``      ``fallbackTimeBudget``      the fit ran past ``maxSecondsPerParent``
+``badFit``          ``fallbackBadFit`` (off)    the fit's reduced χ² over the footprint is above
+                                                ``badFitChi2``
 ==================  ==========================  =============================================
 
-With a rule off, such a parent fails instead (``deblend_failed``, ``deblend_error``).
+With a rule off, such a parent fails instead (``deblend_failed``, ``deblend_error``); but for
+``badFit``, whose parents keep their MADNESS children, flagged ``madness_badFit``.
+
+Every child says how far to trust it: ``madness_logPriorQuantile`` places its latent's log-prior
+among held-out isolated galaxies (:mod:`..models.priorQuantiles`; NaN when the model card has no
+table, or for the fallback's children), ``madness_lowPrior`` is set below ``lowPriorQuantile``
+(an implausible galaxy for the models), and ``madness_badFit`` when its footprint's reduced χ²
+(``deblend_chi2``) is above ``badFitChi2``; a parent gets ``madness_badFit`` from its own.
 
 Faults stay inside the parents they touch: a batch that raises is fitted again parent by
 parent, so only the parents that raise alone go to the fallback; a batch that runs out of GPU
@@ -54,10 +63,11 @@ from typing import Literal, Sequence
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
 from ..framework import ConfigurableField, Field
-from .baseTask import DeblendBaseConfig, DeblendBaseTask
+from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
 from .blends import Blend
 from .footprints import ChildModels
+from ..models.priorQuantiles import priorQuantile
 from .mapCore import MapConfig
 from .scarletTask import ScarletDeblendTask
 
@@ -102,6 +112,16 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         120.0, gt=0, doc="Time budget of the MAP fit per parent (a batch of n parents gets n times it); "
                          "parents still running when it is spent go to the fallback. None: no budget.")
     fallbackTimeBudget: bool = Field(True, doc="Use the fallback for parents whose fit ran out of its time budget.")
+    lowPriorQuantile: float = Field(
+        0.001, ge=0, le=1, doc="Children whose log-prior lies below this quantile of the held-out isolated galaxies' "
+                               "(madness_logPriorQuantile, from the model card) get madness_lowPrior.")
+    badFitChi2: float = Field(
+        5.0, gt=0, doc="Reduced chi^2 over a footprint (deblend_chi2) above which a parent or child gets "
+                       "madness_badFit. The variance plane holds the noise of the sky and of the sources in LSST "
+                       "coadds; where it holds the sky's only, bright sources raise chi^2 by their photon noise.")
+    fallbackBadFit: bool = Field(
+        False, doc="Use the fallback for parents whose MADNESS fit has madness_badFit (reduced chi^2 over the "
+                   "parent footprint above badFitChi2); their children then come from the fallback.")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -231,6 +251,9 @@ class MadnessDeblendTask(DeblendBaseTask):
                 else:
                     results[i] = MadnessCoreError(f"the MAP fit ran past maxSecondsPerParent="
                                                   f"{config.maxSecondsPerParent} s")
+            elif config.fallbackBadFit and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2:
+                reasons[i] = "badFit"
+                results[i] = outcome  # kept if the fallback fails
             else:
                 results[i] = outcome
         if reasons:
@@ -246,8 +269,26 @@ class MadnessDeblendTask(DeblendBaseTask):
             for i, model in zip(order, fallen):
                 if isinstance(model, BlendModel):
                     model.fallbackReason = reasons[i]
+                elif reasons[i] == "badFit":
+                    self.log.warning("the fallback failed on parent %d (%s); keeping its MADNESS fit, flagged "
+                                     "madness_badFit", parents[i].getId(), model)
+                    continue
                 results[i] = model
         return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _addChildren(self, catalog, parent: SourceRecord, blend: Blend, model: BlendModel, calibration) -> None:
+        first = len(catalog)
+        super()._addChildren(catalog, parent, blend, model, calibration)
+        # How far to trust each child (module docstring): the prior's verdict and the fit's.
+        table = self.models.logPriorQuantiles
+        limit = self.config.badFitChi2
+        parent.set("madness_badFit", bool(parent.get("deblend_chi2") > limit))
+        for index in range(first, len(catalog)):
+            child = catalog[index]
+            quantile = float("nan") if table is None else float(priorQuantile(child.get("madness_logPrior"), table))
+            child.set("madness_logPriorQuantile", quantile)
+            child.set("madness_lowPrior", bool(quantile < self.config.lowPriorQuantile))
+            child.set("madness_badFit", bool(child.get("deblend_chi2") > limit))
 
     def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.

@@ -55,6 +55,7 @@ from .config import ModelConfig
 from .device import resolveDevice
 from .flow import FlowLogProb, makeFlow
 from .latentScale import latentStatistics, standardiseLatents
+from .priorQuantiles import logPriorQuantiles
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
 
 __all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
@@ -445,6 +446,10 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     latentMean, latentStd = latentStatistics(encoder, stamps, batchSize)
     prior = standardiseLatents(encoder, deblender, decoder, flow, latentMean, latentStd)
     metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
+    prior.eval()
+    quantiles = logPriorQuantiles(encoder, prior, stamps.split(batchSize),
+                                  source=f"{len(stamps)} held-out isolated galaxies of the budget training's validation "
+                                         "split, observed through random PSFs")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
     training = {
@@ -459,11 +464,12 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     }
     summary = {"training": training, "validation": metrics}
     if export:
-        from .export import exportModels
+        from .export import exportModels, updateModelCard
 
         card = exportModels(outDir / "models", modelConfig, encoder, decoder, prior, deblender,
                             conditions=simulator.conditions.model_dump(mode="json"), training=training,
                             validation={"modelFrame": metrics})
+        updateModelCard(card.parent, logPriorQuantiles=quantiles)
         summary["card"] = str(card)
     (outDir / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     return summary

@@ -200,6 +200,12 @@ class MadnessModels:
         return np.array([scale / nJyPerElectron(conditions, band) for band, scale in zip(self.bands, frame["bandScales"])])
 
     @property
+    def logPriorQuantiles(self) -> dict | None:
+        """The card's table of held-out galaxies' log-priors (:mod:`.priorQuantiles`), or None when
+        the card has none (``madness-models prior-quantiles`` writes one)."""
+        return self.card.get("logPriorQuantiles") or None
+
+    @property
     def mapLearningRate(self) -> float | None:
         """The MAP step size chosen for these networks on validation blends (card ``map.lr``,
         written by ``madness-models tune-map``), or None when the card has none."""

@@ -26,6 +26,10 @@ Turn a madness-train run into the TorchScript model directory the deblender load
   tune-map   choose the MAP step size of a model directory on validation blends (every band's
              child fluxes against the truth) and store it in the card (map.lr), which the
              deblend task uses unless its lr is set
+  prior-quantiles
+             the log-prior of held-out isolated galaxies (VAE posterior means under the flow),
+             as a quantile table in the card (logPriorQuantiles), which the deblender uses for
+             madness_logPriorQuantile and madness_lowPrior; budget training writes it itself
   info       print a model directory's card (default: the shipped LSST models)
 
 examples:
@@ -35,6 +39,7 @@ examples:
   madness-models plots runs/lsst/export --run runs/lsst --isolated sims/iso-val \\
       --blended sims/blend-val --out doc/_static
   madness-models tune-map runs/cpu/models --lrs 0.01 0.02 0.05 0.1 --scenes 40
+  madness-models prior-quantiles runs/cpu/models --population runs/pop200k.npz
   madness-models info
 """
 
@@ -79,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--device", default="auto", help="torch device of the MAP fits")
     tune.add_argument("--dry-run", action="store_true", help="print the scores, leave the card as it is")
 
+    quantiles = commands.add_parser("prior-quantiles",
+                                    help="log-prior quantiles of held-out isolated galaxies; store them in the card")
+    quantiles.add_argument("models", type=Path, help="model-frame model directory")
+    quantiles.add_argument("--population", type=Path, required=True,
+                           help="galaxies as written by `madness-train population` (.npz); its validation split is used")
+    quantiles.add_argument("--stamps", type=int, default=5000, help="held-out galaxies (default 5000)")
+    quantiles.add_argument("--seed", type=int, default=5, help="seed of the galaxies, PSFs and noise (default 5)")
+    quantiles.add_argument("--device", default="auto", help="torch device")
+    quantiles.add_argument("--dry-run", action="store_true", help="print the table, leave the card as it is")
     info = commands.add_parser("info", help="print a model card")
     info.add_argument("models", type=Path, nargs="?", help="model directory (default: the shipped LSST models)")
     return parser
@@ -154,6 +168,47 @@ def _tuneMap(args) -> int:
     return 0
 
 
+def _priorQuantiles(args) -> int:
+    import torch
+
+    from ..sim.survey import SurveyConditions
+    from ..sim.trainingStamps import TrainingStampSimulator, loadPopulationArrays
+    from .config import ModelFrame
+    from .device import resolveDevice
+    from .export import loadModels, updateModelCard
+    from .priorQuantiles import logPriorQuantiles
+
+    if args.stamps < 100:
+        raise ValueError(f"--stamps {args.stamps}: at least 100 galaxies are needed for a quantile table")
+    if not args.population.is_file():
+        raise ValueError(f"{args.population}: no such population file (write one with `madness-train population`)")
+    device = resolveDevice(args.device)
+    models = loadModels(args.models, device=device)
+    if models.modelFrame is None:
+        raise ValueError(f"{args.models}: the card has no model frame; the table needs models trained in one "
+                         "(budget training)")
+    population = loadPopulationArrays(args.population, "validation")
+    stored = [str(b) for b in population["bands"]]
+    if stored != list(models.bands):
+        raise ValueError(f"{args.population}: galaxies with bands {''.join(stored)}, the models take "
+                         f"{''.join(models.bands)}")
+    simulator = TrainingStampSimulator(population, models.bands, ModelFrame.model_validate(models.modelFrame),
+                                       stampSize=models.stampSize,
+                                       conditions=SurveyConditions.model_validate(models.card["surveyConditions"]),
+                                       device=device)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    batches = (simulator.isolated(min(256, args.stamps - start), generator)["observed"]
+               for start in range(0, args.stamps, 256))
+    table = logPriorQuantiles(models.encoder, models.logPrior, batches,
+                              source=f"{args.stamps} held-out isolated galaxies of {args.population.name} "
+                                     f"(validation split, seed {args.seed}), observed through random PSFs")
+    print("log-prior quantiles: " + ", ".join(f"{level:g}: {value:.2f}"
+                                             for level, value in zip(table["levels"], table["values"])))
+    if not args.dry_run:
+        print(f"stored in {updateModelCard(args.models, logPriorQuantiles=table)} (logPriorQuantiles)")
+    return 0
+
+
 def _info(args) -> int:
     from .export import loadModels, shippedModelsPath
 
@@ -175,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``madness-models``; returns the exit status (2 with a one-line message on errors)."""
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "tune-map": _tuneMap, "info": _info}
+    commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "tune-map": _tuneMap,
+                "prior-quantiles": _priorQuantiles, "info": _info}
     try:
         return commands[args.command](args)
     except (ValueError, OSError) as error:
