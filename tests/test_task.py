@@ -331,6 +331,33 @@ def test_timer_context_and_full_metadata() -> None:
     assert len(top.metadata) == 0
 
 
+def test_subtasks_keep_metadata_in_their_parents_class() -> None:
+    """Under a real lsst.pipe.base parent a subtask's metadata must be that parent's TaskMetadata class
+    (pipe_base refuses any other nested in its own); here a subclass stands in for it."""
+
+    class ParentMetadata(TaskMetadata):
+        pass
+
+    class ForeignTopTask(Task):
+        ConfigClass = TopConfig
+        _DefaultName = "top"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.metadata = ParentMetadata()
+            self.makeSubtask("deblend")
+
+    top = ForeignTopTask()
+    assert type(top.deblend.metadata) is ParentMetadata
+    assert type(top.deblend.fit.metadata) is ParentMetadata
+    top.deblend.run(1.0)
+    full = top.getFullMetadata()
+    assert type(full) is ParentMetadata and "runStartCpuTime" in full["top:deblend:fit"]
+    top.emptyMetadata()
+    assert type(top.deblend.fit.metadata) is ParentMetadata and len(top.deblend.fit.metadata) == 0
+    assert type(TopTask().deblend.metadata) is TaskMetadata
+
+
 def test_time_method_on_plain_object_with_dict_metadata() -> None:
     class Worker:
         def __init__(self) -> None:

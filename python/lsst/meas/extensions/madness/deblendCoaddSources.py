@@ -23,14 +23,23 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .afw.exposure import Exposure, MultibandExposure
 from .afw.table import Schema, SourceCatalog
 from .deblend.scarletTask import ScarletDeblendTask
 from .framework import Config, ConfigurableField, Struct, Task, timeMethod
 
-__all__ = ["DeblendCoaddSourcesMultiConfig", "DeblendCoaddSourcesMultiTask", "overridePath"]
+if TYPE_CHECKING:
+    from .deblend.blendModel import ModelData
+
+__all__ = [
+    "DeblendCoaddSourcesMultiConfig",
+    "DeblendCoaddSourcesMultiTask",
+    "makeMultibandDeblend",
+    "overridePath",
+    "runMultibandDeblend",
+]
 
 
 def overridePath() -> Path:
@@ -40,6 +49,57 @@ def overridePath() -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("config/deblendCoaddSourcesMulti.py is not in this installation")
+
+
+def makeMultibandDeblend(task: Any, schema: Schema, peakSchema: Schema | None = None) -> Schema:
+    """Make ``task.multibandDeblend``, the deblender, for parents of ``schema``.
+
+    Shared by `DeblendCoaddSourcesMultiTask` and the ``PipelineTask`` of
+    :mod:`lsst.meas.extensions.madness.pipeline`, so both build the same deblender.
+
+    Parameters
+    ----------
+    task : `Task` or ``lsst.pipe.base.Task``
+        The deblend step, whose config has the ``multibandDeblend`` field.
+    schema : `Schema`
+        Schema of the merged detection catalogue; left as it is.
+    peakSchema : `Schema` or `None`, optional
+        Schema of the footprints' peaks.
+
+    Returns
+    -------
+    outputSchema : `Schema`
+        A copy of ``schema`` with the deblender's columns added: the schema
+        of the deblended catalogue.
+    """
+    outputSchema = schema.copy()
+    task.makeSubtask("multibandDeblend", schema=outputSchema, peakSchema=peakSchema)
+    return outputSchema
+
+
+def runMultibandDeblend(task: Any, mExposure: MultibandExposure,
+                        mergedDetections: SourceCatalog) -> tuple[SourceCatalog, ModelData]:
+    """Deblend the merged detections of a patch with ``task.multibandDeblend``.
+
+    Parameters
+    ----------
+    task : `Task` or ``lsst.pipe.base.Task``
+        The deblend step, after `makeMultibandDeblend`.
+    mExposure : `MultibandExposure`
+        The multiband coadd of the patch.
+    mergedDetections : `SourceCatalog`
+        The parents, with footprints and peaks, in the schema given to
+        `makeMultibandDeblend`.
+
+    Returns
+    -------
+    deblendedCatalog : `SourceCatalog`
+        The parents, flagged, then their children.
+    modelData : `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`
+        The deblender's models.
+    """
+    result = task.multibandDeblend.run(mExposure, mergedDetections)
+    return result.deblendedCatalog, result.modelData
 
 
 class DeblendCoaddSourcesMultiConfig(Config):
@@ -73,9 +133,8 @@ class DeblendCoaddSourcesMultiTask(Task):
             if initInputs is None or "inputSchema" not in initInputs:
                 raise ValueError("DeblendCoaddSourcesMultiTask needs schema= or initInputs={'inputSchema': catalog}")
             schema = initInputs["inputSchema"].schema
-        self.schema = schema.copy()
         self.peakSchema = peakSchema
-        self.makeSubtask("multibandDeblend", schema=self.schema, peakSchema=peakSchema)
+        self.schema = makeMultibandDeblend(self, schema, peakSchema)
 
     def runExposures(self, coadds: Sequence[Exposure], bands: Sequence[str], mergedDetections: SourceCatalog) -> Struct:
         """Deblend from per-band coadds (``deepCoadd_calexp``), combined as the LSST pipeline does."""
@@ -86,5 +145,5 @@ class DeblendCoaddSourcesMultiTask(Task):
     @timeMethod
     def run(self, mExposure: MultibandExposure, mergedDetections: SourceCatalog) -> Struct:
         """``Struct(deblendedCatalog, modelData)`` of the ``multibandDeblend`` subtask."""
-        result = self.multibandDeblend.run(mExposure, mergedDetections)
-        return Struct(deblendedCatalog=result.deblendedCatalog, modelData=result.modelData)
+        deblendedCatalog, modelData = runMultibandDeblend(self, mExposure, mergedDetections)
+        return Struct(deblendedCatalog=deblendedCatalog, modelData=modelData)

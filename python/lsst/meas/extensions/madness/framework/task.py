@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     import lsst.pex.config
 
 
+def _metadataClass(parentTask: Any | None) -> type:
+    """The metadata class of a task whose parent is ``parentTask``.
+
+    Parameters
+    ----------
+    parentTask : `Task` or ``lsst.pipe.base.Task`` or `None`
+        The parent task; `None` for a top-level task.
+
+    Returns
+    -------
+    metadataClass : `type`
+        The class of the parent's metadata (``lsst.pipe.base.TaskMetadata``
+        under a real pipe_base parent), or `TaskMetadata` for a top-level
+        task.
+    """
+    parentMetadata = getattr(parentTask, "metadata", None)
+    return TaskMetadata if parentMetadata is None else type(parentMetadata)
+
+
 class TaskError(Exception):
     """Report an error for which a traceback is not useful.
 
@@ -66,7 +85,9 @@ class Task:
 
     - ``config``: the task's config (not frozen by the task);
     - ``log``: an `LsstLogAdapter` with ``trace`` and ``verbose``;
-    - ``metadata``: a `TaskMetadata` filled by `timeMethod` and `timer`.
+    - ``metadata``: a `TaskMetadata` filled by `timeMethod` and `timer`
+      (for a subtask, an instance of its parent's metadata class:
+      ``lsst.pipe.base.TaskMetadata`` under a real ``PipelineTask``).
 
     Unlike current ``lsst.pipe.base``, `getTaskDict` returns the tasks
     themselves rather than weak references (they are stored as weak
@@ -115,7 +136,10 @@ class Task:
         parentTask: Any | None = None,
         log: logging.Logger | LsstLogAdapter | None = None,
     ) -> None:
-        self.metadata = TaskMetadata()
+        # A subtask keeps its metadata in its parent's class: under a real ``lsst.pipe.base`` parent
+        # (a PipelineTask) that is ``lsst.pipe.base.TaskMetadata``, which refuses any other class
+        # nested in it when ``getFullMetadata`` collects the hierarchy; standalone it is ours.
+        self.metadata = _metadataClass(parentTask)()
         self.__parentTask = None if parentTask is None else weakref.ref(parentTask)
 
         if parentTask is not None:
@@ -190,7 +214,7 @@ class Task:
         for ref in self._taskDict.values():
             task = ref()
             if task is not None:
-                task.metadata = TaskMetadata()
+                task.metadata = type(task.metadata)()
 
     def getFullMetadata(self) -> TaskMetadata:
         """Get the metadata of this task and all its subtasks.
@@ -202,7 +226,7 @@ class Task:
             replaced by ``:`` (``"top:deblend"``), so that a subtask and a
             metadata item with the same name cannot clash.
         """
-        fullMetadata = TaskMetadata()
+        fullMetadata = type(self.metadata)()
         for fullName, task in self.getTaskDict().items():
             fullMetadata[fullName.replace(".", ":")] = task.metadata
         return fullMetadata

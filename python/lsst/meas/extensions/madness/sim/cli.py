@@ -22,6 +22,7 @@ commands:
   blended     BlendedSims: 1-3 galaxies in a 20x20 px box, a 45x45 stamp per galaxy, as HDF5 shards
   fields      TestFields: 205x205 fields of 12-20 galaxies, with per-galaxy truth, as HDF5 shards
   inputs      TestFields as deblender inputs: exposure FITS + parent catalogue FITS + truth FITS
+  butler      TestFields as the inputs of the pipeline step: a new data butler repository of N patches
   population  write the built-in population as a CatSim-format FITS catalogue (and compare plots)
   examples    draw example images like the paper's Fig. 2 into a PNG
   throughput  time the simulator (galaxies/s, 1 and all cores) into a Markdown table
@@ -34,6 +35,7 @@ examples:
   madness-sim isolated --scenes 20000 --out sims/isolated
   madness-sim blended --split validation --scenes 5000 --float16 --out sims/blended-val
   madness-sim inputs --scenes 10 --peaks detected --out fields/
+  madness-sim butler repo/ --patches 2        (needs pip install -e '.[lsst]')
   madness-sim isolated --catalog OneDegSq.fits --scenes 150000 --out sims/isolated
 """
 
@@ -84,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", type=Path, required=True, help="folder for the FITS files")
     sub.add_argument("--peaks", choices=("truth", "detected"), default="truth",
                      help="peaks at the true centres (the paper's setting) or from the peak finder (default: %(default)s)")
+    sub = commands.add_parser("butler", help="TestFields as a data butler repository of patches (pipeline inputs)",
+                              description="Make a data butler repository at REPO (needs the Rubin middleware: pip "
+                                          "install -e '.[lsst]') holding --patches TestFields, one per patch of a "
+                                          "one-tract skymap: deepCoadd_calexp_multiband (the exposure) and "
+                                          "deepCoadd_mergeDet (the parents), in the run collection madness/inputs. "
+                                          "The package's storage classes and formatters are stored in the "
+                                          "repository's config.")
+    sub.add_argument("repo", type=Path, metavar="REPO", help="folder of the new repository")
+    sub.add_argument("--patches", type=int, default=2, metavar="N", help="patches (fields) to simulate (default: %(default)s)")
+    _addSimulationOptions(sub, "test")
+    sub.add_argument("--peaks", choices=("truth", "detected"), default="truth",
+                     help="peaks at the true centres or from the peak finder (default: %(default)s)")
     sub = commands.add_parser("population", help="write the built-in population as a CatSim FITS catalogue",
                               description="Write the built-in CatSim-like population (after the S/N cut) as a "
                                           "CatSim-format FITS catalogue; optionally plot it against a reference catalogue.")
@@ -217,6 +231,25 @@ def _inputs(args) -> int:
     return 0
 
 
+def _butler(args) -> int:
+    try:
+        from ..pipeline.simRepo import INPUT_RUN, makeSimulatedRepo
+    except ImportError as error:
+        raise ValueError(str(error)) from None
+
+    dataset = _dataset(args, "fields")
+    began = time.perf_counter()
+    patches = makeSimulatedRepo(args.repo, dataset, args.patches, start=args.start, peaks=args.peaks,
+                                workers=args.workers)
+    seconds = time.perf_counter() - began
+    print(
+        f"{len(patches)} patches ({sum(p.nGalaxies for p in patches)} galaxies; {sum(p.nParents for p in patches)} "
+        f"parents, {sum(p.nPeaks for p in patches)} {args.peaks} peaks) put in {args.repo}, run {INPUT_RUN}, "
+        f"in {seconds:.1f} s"
+    )
+    return 0
+
+
 def _population(args) -> int:
     from .population import generatePopulation
 
@@ -279,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in DATASETS:
             return _simulate(args)
-        commands = {"inputs": _inputs, "population": _population, "examples": _examples, "throughput": _throughput,
+        commands = {"inputs": _inputs, "butler": _butler, "population": _population, "examples": _examples, "throughput": _throughput,
                     "fourier-check": _fourierCheck}
         return commands[args.command](args)
     except (ValueError, OSError) as error:

@@ -37,7 +37,8 @@ from ..io.errors import FitsFormatError
 from .datasets import Scene, TestFields
 from .parallel import makeScenes
 
-__all__ = ["FieldFiles", "FieldTruth", "fieldExposure", "writeFieldInputs", "writeTestFieldInputs", "readFieldTruth", "readFieldInputs"]
+__all__ = ["FieldFiles", "FieldTruth", "fieldExposure", "fieldInputs", "writeFieldInputs", "writeTestFieldInputs",
+           "readFieldTruth", "readFieldInputs"]
 
 PeakSource = Literal["truth", "detected"]
 
@@ -92,16 +93,27 @@ def fieldExposure(scene: Scene, dataset: TestFields) -> MultibandExposure:
     )
 
 
+def fieldInputs(scene: Scene, dataset: TestFields, peaks: PeakSource = "truth") -> tuple[MultibandExposure, SourceCatalog]:
+    """The deblender's inputs of one field: its exposure (:func:`fieldExposure`) and its parent catalogue.
+
+    The parents come from :func:`~lsst.meas.extensions.madness.detect.detectParents` with peaks at the
+    true centres (``peaks="truth"``) or from the peak finder (``peaks="detected"``). Written as files by
+    :func:`writeFieldInputs`, put in a data butler by ``madness-sim butler``.
+    """
+    if peaks not in ("truth", "detected"):
+        raise ValueError(f"peaks must be 'truth' or 'detected', got {peaks!r}")
+    mExposure = fieldExposure(scene, dataset)
+    catalog = detectParents(mExposure, peaks=scene.positions if peaks == "truth" else "detected")
+    return mExposure, catalog
+
+
 def writeFieldInputs(
     scene: Scene, dataset: TestFields, directory: str | os.PathLike, name: str, peaks: PeakSource = "truth"
 ) -> FieldFiles:
     """Write one field's exposure, parent catalogue and truth (see the module docstring)."""
-    if peaks not in ("truth", "detected"):
-        raise ValueError(f"peaks must be 'truth' or 'detected', got {peaks!r}")
+    mExposure, catalog = fieldInputs(scene, dataset, peaks)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    mExposure = fieldExposure(scene, dataset)
-    catalog = detectParents(mExposure, peaks=scene.positions if peaks == "truth" else "detected")
     found = np.array([[p.getFx(), p.getFy()] for record in catalog for p in record.getFootprint().getPeaks()])
     distance = np.hypot(*(scene.positions[:, None, :] - found.reshape(1, -1, 2)).transpose(2, 0, 1))
     files = FieldFiles(

@@ -1,0 +1,34 @@
+"""The deblend step as a ``PipelineTask`` under the real Rubin middleware (``lsst.pipe.base``,
+``lsst.daf.butler``).
+
+Only `butlerConfigDirectory`, the dataset type names and the install hint are imported here, so
+that this package imports without the middleware; the modules that need it are imported by their
+full names, and raise an `ImportError` naming ``pip install 'lsst-meas-extensions-madness[lsst]'``
+when it is missing:
+
+- :mod:`.formatters`: butler formatters of the package's `MultibandExposure` and `SourceCatalog`;
+- :mod:`.connections`, :mod:`.pipelineConfig`, :mod:`.pipelineTask`: ``MadnessDeblendPipelineTask``;
+- :mod:`.simRepo`: a butler repository of simulated patches (``madness-sim butler``).
+"""
+
+from .butlerConfig import (
+    COADD_DATASET_TYPE,
+    DEBLENDED_DATASET_TYPE,
+    INSTALL_HINT,
+    MULTIBAND_EXPOSURE_STORAGE_CLASS,
+    PARENTS_DATASET_TYPE,
+    PATCH_DIMENSIONS,
+    SOURCE_CATALOG_STORAGE_CLASS,
+    butlerConfigDirectory,
+)
+
+__all__ = [
+    "COADD_DATASET_TYPE",
+    "DEBLENDED_DATASET_TYPE",
+    "INSTALL_HINT",
+    "MULTIBAND_EXPOSURE_STORAGE_CLASS",
+    "PARENTS_DATASET_TYPE",
+    "PATCH_DIMENSIONS",
+    "SOURCE_CATALOG_STORAGE_CLASS",
+    "butlerConfigDirectory",
+]
