@@ -146,3 +146,20 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
         assert all(c["n"] == 0 or np.isfinite(c["mean"]) for c in bins["madness"])
     assert "| nominal (LSST) | MADNESS | " in doc.read_text().split("blendedness bin")[1]
     assert main(["observations", str(run), "--doc", str(doc), "--results", str(results)]) == 2  # no nominal run
+
+
+def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameModelDirectory):
+    from lsst.meas.extensions.madness.benchmark.flags import flagRates, writeFlagRates
+
+    with pytest.raises(ValueError):
+        flagRates(0)
+    rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device="cpu",
+                      progress=lambda line: None)
+    assert rates["nChildren"] >= 5 and rates["nParents"] >= 1
+    flagged = [c for c in rates["flagged"]]
+    assert len(flagged) == sum(1 for c in flagged if c["badFit"] or c["lowPrior"])
+    assert rates["childrenBadFit"] == sum(c["badFit"] for c in flagged)
+    # The untrained tiny models have no quantile table: no child can be lowPrior.
+    assert rates["childrenLowPrior"] == 0
+    text = writeFlagRates(rates, "madness-bench flags --fields 1", tmp_path / "flags.md")
+    assert f"of {rates['nChildren']} |" in text and (tmp_path / "flags.json").is_file()

@@ -10,6 +10,7 @@
     madness-bench real --out runs/real [--npz ../shared/data/hsc_cosmos.npz] [--methods madness scarlet]
     madness-bench observations runs/nominal runs/psf07 [...]   # runs made with --psf-scale/--pixel-scale
     madness-bench threads --work runs/threads [--threads 1 2] [--loads 0 1 2] [--repeats 2]
+    madness-bench flags [--fields 40] [--peaks truth|detected] [--doc doc/_generated/flag-rates.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
@@ -21,7 +22,8 @@ file, :mod:`.real`) and reports the reduced χ², the 5σ-outlier fraction, the 
 their hallucination shares (``doc/_generated/benchmark-real.md`` and ``.json``, a figure in
 ``doc/_static``). ``threads`` times a simulated field's deblend against the CPU thread count, with
 other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`; ``doc/_generated/threads.md``): the
-measurement behind ``madness-run-task --threads auto``.
+measurement behind ``madness-run-task --threads auto``. ``flags`` counts the trust flags
+(``madness_lowPrior``, ``madness_badFit``) on test fields (:mod:`lsst.meas.extensions.madness.benchmark.flags`).
 """
 
 from __future__ import annotations
@@ -184,7 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     threads.add_argument("--repeats", type=int, default=2, help="runs per setting; medians reported (default 2)")
     threads.add_argument("--doc", type=Path, default=Path("doc/_generated/threads.md"),
                          help="Markdown report, its JSON beside it (default doc/_generated/threads.md)")
+    flags = commands.add_parser("flags", help="how often the trust flags fire on simulated test fields")
+    flags.add_argument("--fields", type=int, default=40, help="test fields to deblend (default 40)")
+    flags.add_argument("--peaks", choices=PEAK_SETTINGS, default="truth", help="peak setting (default truth)")
+    flags.add_argument("--model-dir", default=None, metavar="DIR", help="MADNESS models (default: the shipped weights)")
+    flags.add_argument("--device", default="auto", help="torch device of MADNESS")
+    flags.add_argument("--doc", type=Path, default=Path("doc/_generated/flag-rates.md"),
+                       help="Markdown report, its JSON beside it (default doc/_generated/flag-rates.md)")
     args = parser.parse_args(argv)
+    if args.command == "flags":
+        from .flags import flagRates, writeFlagRates
+
+        try:
+            rates = flagRates(args.fields, peaks=args.peaks, modelDir=args.model_dir, device=args.device)
+        except ValueError as error:
+            print(f"madness-bench: error: {error}", file=sys.stderr)
+            return 2
+        print(writeFlagRates(rates, "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv), args.doc))
+        return 0
     if args.command == "threads":
         return _threads(args, argv)
     if args.command == "observations":
