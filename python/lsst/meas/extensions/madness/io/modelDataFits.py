@@ -127,8 +127,9 @@ def writeModelDataFits(modelData: ModelData, path: str | PathLike) -> None:
     primary.header["MDFORMAT"] = (MODEL_DATA_FORMAT, "meas_extensions_madness model data")
     primary.header["MDVERS"] = (MODEL_DATA_VERSION, "layout version")
     primary.header["BANDS"] = (",".join(bands), "bands of the models, in order")
-    # repr keeps every digit, so the deblender's units come back exactly.
-    primary.header["TODEBLND"] = (",".join(repr(float(s)) for s in scale), "deblender units per exposure unit, per band")
+    # repr keeps every digit, so the deblender's units come back exactly. No comment: six bands' worth of
+    # digits overflow one card, and astropy would warn that it cuts the comment of a long (CONTINUE) value.
+    primary.header["TODEBLND"] = ",".join(repr(float(s)) for s in scale)
     primary.header["MODUNITS"] = ("exposure", "model stamps in exposure units")
     parentHdu = fits.BinTableHDU.from_columns([
         fits.Column(name="parent_id", format="K", array=np.array(parents["parent_id"], np.int64)),
