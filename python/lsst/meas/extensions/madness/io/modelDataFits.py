@@ -28,8 +28,9 @@ the models that made it (its ``model`` is then the decoded stamp, convolved and 
 fit drew it). :func:`readModelDataFits` gives the models back in the deblender's units, as the
 deblend tasks return them.
 
-Only each child's stamp is stored, not its parent's canvas: on a simulated 205×205 field the
-file is a few hundred kB (see ``doc/file-formats.md``).
+Only each child's stamp is stored, not its parent's canvas: 48.6 kB per child with the shipped
+models (6 bands, 45×45 stamps), 746 kB for a simulated 205×205 field of 15 children, a quarter
+of its exposure file (``doc/file-formats.md``).
 """
 
 from __future__ import annotations
