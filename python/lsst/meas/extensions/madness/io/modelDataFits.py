@@ -106,6 +106,8 @@ def writeModelDataFits(modelData: ModelData, path: str | PathLike) -> None:
             raise ValueError(f"parent {parentId} has {nChild} children but peak ids {peakIds}: each child is "
                              "stored under its peak's id")
         childIds = modelData.childIds.get(parentId) or [0] * nChild
+        if len(childIds) != nChild:
+            raise ValueError(f"parent {parentId} has {nChild} children but child ids {childIds}")
         for name, value in (("parent_id", parentId), ("x0", box.getMinX()), ("y0", box.getMinY()),
                             ("width", box.getWidth()), ("height", box.getHeight()), ("method", model.method),
                             ("fallbackReason", model.fallbackReason), ("iterations", model.iterations),
@@ -237,11 +239,14 @@ def readModelDataFits(path: str | PathLike) -> ModelData:
                 raise reader.error(f"a stamp of {columns[name][bad[0]]} pixels", "CHILDREN", name, int(bad[0]))
         logPriors = np.asarray(children["logPrior"]).astype(np.float64)
         latents, stamps = children["latent"], children["model"]
-        rowsOf = {int(p): np.flatnonzero(childParents == p) for p in parentIds}
+        # One stable sort, not a scan of CHILDREN per parent: a patch has tens of thousands of each.
+        order = np.argsort(childParents, kind="stable")
+        starts = np.searchsorted(childParents[order], parentIds, side="left")
+        ends = np.searchsorted(childParents[order], parentIds, side="right")
         methods, reasons = _strings(parents["method"]), _strings(parents["fallbackReason"])
         modelData = ModelData(bands, toDeblender=scale)
         for index, parentId in enumerate(parentIds.tolist()):
-            rows = rowsOf[parentId]
+            rows = order[starts[index]:ends[index]]
             nChild = int(parents["nChild"][index])
             if rows.size != nChild:
                 raise reader.error(f"nChild = {nChild} but CHILDREN has {rows.size} rows of parent {parentId}",
@@ -267,9 +272,9 @@ def readModelDataFits(path: str | PathLike) -> ModelData:
                 raise reader.error(f"latents of lengths {sorted(sizes)} among the children of parent {parentId}",
                                    "CHILDREN", "latent", int(rows[0]))
             hasLatents = bool(sizes) and sizes != {0}
-            children_ = ChildModels(images, columns["row"][rows].copy(), columns["col"][rows].copy())
+            childModels = ChildModels(images, columns["row"][rows].copy(), columns["col"][rows].copy())
             modelData.blends[parentId] = BlendModel(
-                children_, int(parents["iterations"][index]), bool(parents["converged"][index]),
+                childModels, int(parents["iterations"][index]), bool(parents["converged"][index]),
                 float(parents["runtime"][index]), methods[index], float(parents["logLikelihood"][index]),
                 logPrior=logPriors[rows].copy() if np.isfinite(logPriors[rows]).any() else None,
                 latents=np.stack(parentLatents) if hasLatents else None,
