@@ -21,7 +21,6 @@ except ImportError as error:
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceCatalog
-from ..deblend.blendModel import ModelData
 
 
 class MultibandExposureFormatter(FormatterV2):
@@ -150,6 +149,9 @@ class ModelDataFormatter(FormatterV2):
         modelData : `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`
             The models, in the deblender's units as the deblend task returned them.
         """
+        # Imported here: the deblend package brings torch, which reading a catalogue or coadd does not need.
+        from ..deblend.blendModel import ModelData
+
         return ModelData.readFits(path)
 
     def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
