@@ -65,6 +65,6 @@ def test_demo_runs(tmp_path):
 
     assert main(["--output", str(tmp_path), "--device", "cpu"]) == 0
     for name in ("inputs/demo_exposure.fits", "inputs/demo_parents.fits", "inputs/demo_truth.fits",
-                 "deblendedCatalog.fits", "config.py", "metadata.json"):
+                 "deblendedCatalog.fits", "modelData.fits", "config.py", "metadata.json"):
         assert (tmp_path / name).is_file(), name
     assert len(list((tmp_path / "plots").glob("parent_*.png"))) == 2

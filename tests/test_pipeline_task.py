@@ -19,9 +19,12 @@ dafButler = pytest.importorskip("lsst.daf.butler", reason=_REASON)
 
 from lsst.meas.extensions.madness.afw.exposure import MultibandExposure  # noqa: E402
 from lsst.meas.extensions.madness.afw.table import SourceCatalog  # noqa: E402
+from lsst.meas.extensions.madness.deblend.blendModel import ModelData  # noqa: E402
 from lsst.meas.extensions.madness.pipeline import (  # noqa: E402
     COADD_DATASET_TYPE,
     DEBLENDED_DATASET_TYPE,
+    MODEL_DATA_DATASET_TYPE,
+    MODEL_DATA_STORAGE_CLASS,
     MULTIBAND_EXPOSURE_STORAGE_CLASS,
     PARENTS_DATASET_TYPE,
     PATCH_DIMENSIONS,
@@ -88,6 +91,30 @@ def test_formatters_round_trip_through_a_butler(tmp_path):
         assert read.getFootprint().getArea() == written.getFootprint().getArea()
         assert [(p.getIx(), p.getIy()) for p in read.getFootprint().getPeaks()] == \
             [(p.getIx(), p.getIy()) for p in written.getFootprint().getPeaks()]
+    reader.close()
+    butler.close()
+
+
+def test_model_data_round_trips_through_a_butler(tmp_path, tinyModelDirectory):
+    from lsst.meas.extensions.madness.testing.deblenders import quickMadnessTask
+
+    dafButler.Butler.makeRepo(str(tmp_path), config=makeSeedConfig())
+    butler = dafButler.Butler.from_config(str(tmp_path), writeable=True, run="test")
+    (dataId,) = registerPatches(butler, 1)
+    butler.registry.registerDatasetType(
+        dafButler.DatasetType("models", PATCH_DIMENSIONS, MODEL_DATA_STORAGE_CLASS, universe=butler.dimensions))
+    mock = makeMockMultibandExposure(shape=(60, 60), nGalaxies=2, seed=4, hlrRange=(0.3, 0.6))
+    modelData = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy()).run(
+        mock.mExposure, mock.catalog).modelData
+    butler.put(modelData, "models", dataId)
+    reader = dafButler.Butler.from_config(str(tmp_path), collections="test")
+    read = reader.get("models", dataId)
+    assert type(read) is ModelData and set(read.blends) == set(modelData.blends) and len(read) > 0
+    assert reader.getURI("models", dataId).getExtension() == ".fits"
+    for parentId, peakIds in modelData.peakIds.items():
+        for peakId in peakIds:
+            np.testing.assert_allclose(read.renderChild(parentId, peakId), modelData.renderChild(parentId, peakId),
+                                       rtol=1e-6, atol=1e-30)
     reader.close()
     butler.close()
 
@@ -165,6 +192,31 @@ def test_pipeline_accounts_for_every_parent_and_peak(deblendedRepo):
         assert (deblended["deblend_nChild"][isParent] == [nPeaks[i] for i in parents["id"]]).all()
         assert not deblended["deblend_failed"].any()
         assert all(record.getFootprint().isHeavy() for record in deblended if record.getParent() != 0)
+
+
+def test_pipeline_writes_the_model_data_of_every_deblended_parent(deblendedRepo):
+    """deepCoadd_madnessModelData reads back through the butler and draws each child as the fit in memory did."""
+    butler, patches, _ = deblendedRepo
+    config = butler.get("deblend_config")
+    task = MadnessDeblendPipelineTask(config=config)
+    for patch in patches:
+        modelData = butler.get(MODEL_DATA_DATASET_TYPE, patch.dataId)
+        deblended = butler.get(DEBLENDED_DATASET_TYPE, patch.dataId)
+        assert type(modelData) is ModelData
+        assert butler.getURI(MODEL_DATA_DATASET_TYPE, patch.dataId).getExtension() == ".fits"
+        children = [record for record in deblended if record.getParent() != 0]
+        assert set(modelData.blends) == {record.getParent() for record in children}
+        # The same inputs and config in this process: the fit the pipeline wrote.
+        inMemory = task.run(butler.get(COADD_DATASET_TYPE, patch.dataId),
+                            butler.get(PARENTS_DATASET_TYPE, patch.dataId)).modelData
+        assert set(inMemory.blends) == set(modelData.blends)
+        for child in children:
+            parentId, peakId = child.getParent(), child.get("deblend_peakId")
+            assert modelData.childIds[parentId][modelData.childIndex(parentId, peakId)] == child.getId()
+            drawn = modelData.renderChild(parentId, peakId)
+            assert drawn.sum() > 0
+            np.testing.assert_allclose(drawn, inMemory.renderChild(parentId, peakId), rtol=1e-5,
+                                       atol=1e-6 * np.abs(drawn).max())
 
 
 def test_pipeline_metadata_is_the_middlewares_and_holds_the_deblenders(deblendedRepo):

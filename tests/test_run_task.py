@@ -60,6 +60,17 @@ def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys)
     assert metadata["flags"]["parents"]["deblend_failed"] == 0
     (plot,) = metadata["outputs"]["plots"]
     assert (output / plot).stat().st_size > 10_000
+    # The model data: every deblended parent, each child drawn again from the file alone.
+    from lsst.meas.extensions.madness.deblend.blendModel import ModelData
+
+    assert metadata["outputs"]["modelData"] == "modelData.fits" and "modelData.fits" in printed
+    modelData = ModelData.readFits(output / "modelData.fits")
+    assert set(modelData.blends) == set(catalog["id"][:2])
+    for child in catalog[2:]:
+        drawn = modelData.renderChild(child.getParent(), child.get("deblend_peakId"))
+        assert drawn.shape[0] == len(modelData.bands) and drawn.sum() > 0
+        assert modelData.childIds[child.getParent()][modelData.childIndex(child.getParent(),
+                                                                          child.get("deblend_peakId"))] == child.getId()
     # The written config reproduces the run's settings.
     from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig
 

@@ -17,6 +17,11 @@ children's ``madness_flux_<band>`` are in nJy; their heavy footprints in the exp
 
 ``deblendedCatalog.fits``
     the parents, flagged, then their children with heavy footprints;
+``modelData.fits``
+    every deblended parent's models: each child's full model stamp in the exposure's units
+    (and, for MADNESS children, its latent), which
+    :meth:`~lsst.meas.extensions.madness.deblend.blendModel.ModelData.renderChild` draws again
+    without the networks (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`);
 ``config.py``
     the full configuration used, in pex_config syntax (``--config`` takes such a file);
 ``metadata.json``
@@ -312,6 +317,7 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
     clock["deblend"] = time.perf_counter()
     deblended = result.deblendedCatalog
     deblended.writeFits(output / "deblendedCatalog.fits", bbox=mExposure.getBBox())
+    result.modelData.writeFits(output / "modelData.fits")
     with atomicPath(output / "config.py") as temporary:
         task.config.save(str(temporary))
     clock["write"] = time.perf_counter()
@@ -346,7 +352,7 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
                    "parentRuntimeMsMax": float(runtimes.max()) if len(runtimes) else None},
         "models": _modelInfo(task),
         "versions": _versions(deblender),
-        "outputs": {"catalog": "deblendedCatalog.fits", "config": "config.py",
+        "outputs": {"catalog": "deblendedCatalog.fits", "modelData": "modelData.fits", "config": "config.py",
                     "plots": [str(p.relative_to(output)) for p in plots]},
         # Plots that failed (parent id and error); the run goes on without them.
         "plotErrors": plotErrors,
@@ -513,7 +519,8 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
               "(deblend_blendConvergenceFailedFlag); a larger maxIter in --config gives them more steps")
     if truthPath is not None:
         print(_compareWithTruth(output, truthPath, exposure))
-    print(f"Wrote {output / 'deblendedCatalog.fits'}, {output / 'config.py'} and {output / 'metadata.json'}")
+    print(f"Wrote {output / 'deblendedCatalog.fits'}, {output / 'modelData.fits'}, {output / 'config.py'} and "
+          f"{output / 'metadata.json'}")
     for path in metadata["outputs"]["plots"]:
         print(f"Plot: {output / path}")
     if counts["nFailed"]:

@@ -211,6 +211,9 @@ class DeblendBaseTask(Task):
             self._addChildren(catalog, parent, blend, model, calibration)
             modelData.blends[parent.getId()] = model
             modelData.boxes[parent.getId()] = blend.canvasBox
+            modelData.peakIds[parent.getId()] = list(blend.peakIds)
+            # _addChildren appends the children last, one per peak, in peak order.
+            modelData.childIds[parent.getId()] = [int(r.getId()) for r in catalog[len(catalog) - len(model.children):]]
         if mExposure.getWcs() is not None:
             _setCoords(catalog, len(mergedSources), mExposure.getWcs())
         self._summarise(catalog, len(mergedSources))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
 
 import numpy as np
 
-from ..afw.geom import Box2I
+from ..afw.geom import Box2I, Extent2I, Point2I
 from .footprints import ChildModels
 
 __all__ = ["BlendModel", "ModelData", "NonFiniteModelError"]
@@ -48,18 +49,156 @@ class ModelData:
 
     ``blends[parentId]`` is the parent's :class:`BlendModel`, whose child images lie on the canvas
     ``boxes[parentId]`` (exposure pixel coordinates), in the deblender's pixel units: divide them by
-    ``toDeblender`` (per band; None: 1) for the exposure's (:mod:`.calibration`).
+    ``toDeblender`` (per band; None: 1) for the exposure's (:mod:`.calibration`). Child ``k`` of a
+    parent is the model of its footprint's peak ``k``: ``peakIds[parentId][k]``, the child record
+    ``childIds[parentId][k]`` of the deblended catalogue (both filled by the deblend tasks).
+
+    :meth:`renderChild` draws one child in the exposure's units; :meth:`writeFits` and
+    :meth:`readFits` keep all of it in one file (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`).
     """
 
     bands: tuple[str, ...]
     blends: dict[int, BlendModel] = field(default_factory=dict)
     boxes: dict[int, Box2I] = field(default_factory=dict)
     toDeblender: np.ndarray | None = None
+    peakIds: dict[int, list[int]] = field(default_factory=dict)
+    childIds: dict[int, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.blends)
 
-    def modelImage(self, parentId: int) -> np.ndarray:
-        """Sum of the parent's children on its canvas (bands, H, W)."""
+    def _toExposure(self) -> np.ndarray:
+        """Per band, the factor from the deblender's pixel units to the exposure's, shaped (bands, 1, 1)."""
+        scale = np.ones(len(self.bands)) if self.toDeblender is None else np.asarray(self.toDeblender, np.float64)
+        return (1.0 / scale)[:, None, None]
+
+    def modelImage(self, parentId: int, exposureUnits: bool = False) -> np.ndarray:
+        """Sum of the parent's children on its canvas ``boxes[parentId]``.
+
+        Parameters
+        ----------
+        parentId
+            The parent's id.
+        exposureUnits
+            Give it in the exposure's pixel units instead of the deblender's.
+
+        Returns
+        -------
+        numpy.ndarray
+            (bands, H, W), the canvas's height and width.
+        """
         box = self.boxes[parentId]
-        return self.blends[parentId].children.total((len(self.bands), box.getHeight(), box.getWidth()))
+        total = self.blends[parentId].children.total((len(self.bands), box.getHeight(), box.getWidth()))
+        return total * self._toExposure() if exposureUnits else total
+
+    def childIndex(self, parentId: int, peakId: int) -> int:
+        """Index ``k`` in ``blends[parentId].children`` of the child of peak ``peakId``.
+
+        Parameters
+        ----------
+        parentId
+            The parent's id (a child record's ``getParent()``).
+        peakId
+            The peak's id (a child record's ``deblend_peakId``).
+
+        Raises
+        ------
+        KeyError
+            If the parent has no model, or no peak ``peakId``.
+        """
+        if parentId not in self.blends:
+            raise KeyError(f"parent {parentId} has no model (skipped, failed, isolated, or not in this exposure)")
+        peaks = self.peakIds.get(parentId)
+        if peaks is None:
+            raise KeyError(f"the peak ids of parent {parentId} were not recorded")
+        try:
+            return list(peaks).index(peakId)
+        except ValueError:
+            raise KeyError(f"parent {parentId} has no peak {peakId}; its peaks are {list(peaks)}") from None
+
+    def childStamp(self, parentId: int, peakId: int) -> tuple[np.ndarray, Box2I]:
+        """The child's own model stamp, in the exposure's pixel units, and where it lies.
+
+        Parameters
+        ----------
+        parentId
+            The parent's id.
+        peakId
+            The peak's id.
+
+        Returns
+        -------
+        stamp : numpy.ndarray
+            (bands, h, w) float64.
+        box : Box2I
+            The stamp's box in the exposure's pixel coordinates.
+        """
+        k = self.childIndex(parentId, peakId)
+        children = self.blends[parentId].children
+        canvas = self.boxes[parentId]
+        image = children.images[k]
+        corner = Point2I(canvas.getMinX() + int(children.cols[k]), canvas.getMinY() + int(children.rows[k]))
+        return np.asarray(image, np.float64) * self._toExposure(), Box2I(corner, Extent2I(image.shape[-1], image.shape[-2]))
+
+    def renderChild(self, parentId: int, peakId: int, bbox: Box2I | None = None) -> np.ndarray:
+        """The full model of one child, in the exposure's pixel units, drawn on a box.
+
+        A child of the deblended catalogue is ``renderChild(child.getParent(), child.get("deblend_peakId"))``.
+        The model is the deblender's own (its flux is the child's ``madness_flux_<band>`` in the
+        exposure's units), not the heavy footprint, which is cut at the footprint threshold and,
+        with ``conserveFlux``, shares the data instead.
+
+        Parameters
+        ----------
+        parentId
+            The parent's id.
+        peakId
+            The child's peak id.
+        bbox
+            Where to draw it, in the exposure's pixel coordinates (default: the parent's canvas,
+            ``boxes[parentId]``); the parts of the stamp outside it are cut, pixels it does not reach are 0.
+
+        Returns
+        -------
+        numpy.ndarray
+            (bands, height, width) of ``bbox``, float64.
+        """
+        stamp, box = self.childStamp(parentId, peakId)
+        bbox = self.boxes[parentId] if bbox is None else bbox
+        image = np.zeros((len(self.bands), bbox.getHeight(), bbox.getWidth()))
+        x0, y0 = max(box.getMinX(), bbox.getMinX()), max(box.getMinY(), bbox.getMinY())
+        x1, y1 = min(box.getMaxX(), bbox.getMaxX()) + 1, min(box.getMaxY(), bbox.getMaxY()) + 1
+        if x1 > x0 and y1 > y0:
+            image[:, y0 - bbox.getMinY():y1 - bbox.getMinY(), x0 - bbox.getMinX():x1 - bbox.getMinX()] = \
+                stamp[:, y0 - box.getMinY():y1 - box.getMinY(), x0 - box.getMinX():x1 - box.getMinX()]
+        return image
+
+    def writeFits(self, path: str | PathLike) -> None:
+        """Write the package's model-data FITS file (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`).
+
+        Parameters
+        ----------
+        path
+            The file (written atomically; overwritten).
+        """
+        from ..io.modelDataFits import writeModelDataFits
+
+        writeModelDataFits(self, path)
+
+    @classmethod
+    def readFits(cls, path: str | PathLike) -> "ModelData":
+        """Read a file written by :meth:`writeFits`.
+
+        Parameters
+        ----------
+        path
+            The file.
+
+        Raises
+        ------
+        FitsFormatError
+            If the file is not a model-data file, naming the file, extension, column and row.
+        """
+        from ..io.modelDataFits import readModelDataFits
+
+        return readModelDataFits(path)

@@ -6,7 +6,8 @@ that this package imports without the middleware; the modules that need it are i
 full names, and raise an `ImportError` naming ``pip install 'lsst-meas-extensions-madness[lsst]'``
 when it is missing:
 
-- :mod:`.formatters`: butler formatters of the package's `MultibandExposure` and `SourceCatalog`;
+- :mod:`.formatters`: butler formatters of the package's `MultibandExposure`, `SourceCatalog` and
+  `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`;
 - :mod:`.connections`, :mod:`.pipelineConfig`, :mod:`.pipelineTask`: ``MadnessDeblendPipelineTask``;
 - :mod:`.simRepo`: a butler repository of simulated patches (``madness-sim butler``).
 """
@@ -15,6 +16,8 @@ from .butlerConfig import (
     COADD_DATASET_TYPE,
     DEBLENDED_DATASET_TYPE,
     INSTALL_HINT,
+    MODEL_DATA_DATASET_TYPE,
+    MODEL_DATA_STORAGE_CLASS,
     MULTIBAND_EXPOSURE_STORAGE_CLASS,
     PARENTS_DATASET_TYPE,
     PATCH_DIMENSIONS,
@@ -26,6 +29,8 @@ __all__ = [
     "COADD_DATASET_TYPE",
     "DEBLENDED_DATASET_TYPE",
     "INSTALL_HINT",
+    "MODEL_DATA_DATASET_TYPE",
+    "MODEL_DATA_STORAGE_CLASS",
     "MULTIBAND_EXPOSURE_STORAGE_CLASS",
     "PARENTS_DATASET_TYPE",
     "PATCH_DIMENSIONS",

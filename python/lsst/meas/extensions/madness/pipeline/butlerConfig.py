@@ -10,7 +10,8 @@ them to every process that sets it.
 
 Dataset types keep the LSST pipelines' names (``deepCoadd_mergeDet`` in,
 ``deepCoadd_deblendedCatalog`` out) so that the step reads as the coadd deblend step of the
-pipelines; the coadd, which LSST stores per band as ``deepCoadd_calexp``, is one multiband
+pipelines; the model data, LSST's ``deepCoadd_scarletModelData``, is ``deepCoadd_madnessModelData``
+(the package's own format); the coadd, which LSST stores per band as ``deepCoadd_calexp``, is one multiband
 dataset here, ``deepCoadd_calexp_multiband``. The storage classes are the package's own
 (``Madness*``), not afw's: in a repository that already holds LSST's ``deepCoadd_mergeDet``
 (storage class ``SourceCatalog``), rename the connections (``config.connections.mergeDet``...).
@@ -22,6 +23,8 @@ __all__ = [
     "COADD_DATASET_TYPE",
     "DEBLENDED_DATASET_TYPE",
     "INSTALL_HINT",
+    "MODEL_DATA_DATASET_TYPE",
+    "MODEL_DATA_STORAGE_CLASS",
     "MULTIBAND_EXPOSURE_STORAGE_CLASS",
     "PARENTS_DATASET_TYPE",
     "PATCH_DIMENSIONS",
@@ -46,6 +49,8 @@ INSTALL_HINT = (
 MULTIBAND_EXPOSURE_STORAGE_CLASS = "MadnessMultibandExposure"
 #: Storage class of `~lsst.meas.extensions.madness.afw.table.SourceCatalog`.
 SOURCE_CATALOG_STORAGE_CLASS = "MadnessSourceCatalog"
+#: Storage class of `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`.
+MODEL_DATA_STORAGE_CLASS = "MadnessModelData"
 
 #: The multiband coadd of a patch (input).
 COADD_DATASET_TYPE = "deepCoadd_calexp_multiband"
@@ -53,7 +58,10 @@ COADD_DATASET_TYPE = "deepCoadd_calexp_multiband"
 PARENTS_DATASET_TYPE = "deepCoadd_mergeDet"
 #: The deblended catalogue of a patch: the parents, then their children (output).
 DEBLENDED_DATASET_TYPE = "deepCoadd_deblendedCatalog"
-#: Dimensions of the three, as LSST's coadd datasets (less ``band``).
+#: The deblender's models of a patch: every child's full model (output; LSST's analogue is
+#: ``deepCoadd_scarletModelData``).
+MODEL_DATA_DATASET_TYPE = "deepCoadd_madnessModelData"
+#: Dimensions of the four, as LSST's coadd datasets (less ``band``).
 PATCH_DIMENSIONS = ("skymap", "tract", "patch")
 
 

@@ -6,6 +6,7 @@ __all__ = ["MadnessDeblendConnections"]
 
 from .butlerConfig import (
     INSTALL_HINT,
+    MODEL_DATA_STORAGE_CLASS,
     MULTIBAND_EXPOSURE_STORAGE_CLASS,
     PATCH_DIMENSIONS,
     SOURCE_CATALOG_STORAGE_CLASS,
@@ -24,12 +25,13 @@ class MadnessDeblendConnections(
     defaultTemplates={"inputCoaddName": "deep", "outputCoaddName": "deep"},
 ):
     """One quantum per patch: the multiband coadd and the merged detections in, the deblended
-    catalogue out.
+    catalogue and the model data out.
 
     The names follow LSST's deblend step (``{inputCoaddName}Coadd_mergeDet`` in,
-    ``{outputCoaddName}Coadd_deblendedCatalog`` out; see
+    ``{outputCoaddName}Coadd_deblendedCatalog`` out, and ``{outputCoaddName}Coadd_madnessModelData``
+    where LSST writes ``deepCoadd_scarletModelData``; see
     :mod:`~lsst.meas.extensions.madness.pipeline.butlerConfig`), the storage classes are the
-    package's. The model data is not written in this version.
+    package's.
 
     Parameters
     ----------
@@ -54,5 +56,12 @@ class MadnessDeblendConnections(
         doc="The parents, flagged, then their children, with heavy footprints.",
         name="{outputCoaddName}Coadd_deblendedCatalog",
         storageClass=SOURCE_CATALOG_STORAGE_CLASS,
+        dimensions=PATCH_DIMENSIONS,
+    )
+    modelData = cT.Output(
+        doc="The deblender's models of every deblended parent: each child's full model stamp, in the "
+            "coadd's pixel units, and the latents of MADNESS children.",
+        name="{outputCoaddName}Coadd_madnessModelData",
+        storageClass=MODEL_DATA_STORAGE_CLASS,
         dimensions=PATCH_DIMENSIONS,
     )

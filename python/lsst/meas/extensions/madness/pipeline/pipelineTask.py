@@ -97,8 +97,9 @@ class MadnessDeblendPipelineTask(pipeBase.PipelineTask):
         result : `lsst.pipe.base.Struct`
             ``deblendedCatalog``: the parents, flagged, then their children
             (``parent`` = the parent's id), with heavy footprints;
-            ``modelData``: the deblender's models (not written to the
-            butler in this version).
+            ``modelData``: the deblender's models
+            (`~lsst.meas.extensions.madness.deblend.blendModel.ModelData`),
+            written as ``deepCoadd_madnessModelData``.
         """
         # Without an init-input schema the deblender's columns can be added only once the catalogue is
         # read; a task that runs several catalogues (a test, a notebook) makes it again only when the
