@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ],
 )
 def test_lsst_namespace_coexists_with_pypi_lsst_packages(imports):
-    pytest.importorskip("lsst.pex.config")
+    pytest.importorskip(
+        "lsst.pex.config", reason="lsst-pex-config is not installed: pip install -e '.[dev,lsst]' (make install does)")
     code = f"{imports}; import lsst; print(len(lsst.__path__))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
