@@ -36,6 +36,19 @@ def test_top_level_reexports():
         assert hasattr(madness, name), name
 
 
+def test_training_imports_without_lsst_utils_or_astropy():
+    """A bare GPU machine carries torch, numpy, scipy, pydantic and zuko only (``make gpu-train``): the
+    trainer imports the package there, so the framework (lsst-utils, whose timer needs astropy) loads on
+    first use, not with the package."""
+    code = ("import sys\n"
+            "for name in ('lsst.utils', 'astropy', 'yaml', 'galsim', 'matplotlib'):\n"
+            "    sys.modules[name] = None\n"
+            "import lsst.meas.extensions.madness.models.trainCli\n"
+            "assert 'lsst.meas.extensions.madness.framework' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
 def test_ups_table_and_layout():
     table = (ROOT / "ups" / "meas_extensions_madness.table").read_text()
     assert "envPrepend(PYTHONPATH, ${PRODUCT_DIR}/python)" in table
