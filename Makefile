@@ -1,4 +1,5 @@
-# One-command set-up: `make test` and `make demo` create .venv when it is missing.
+# One-command set-up: `make test` and `make demo` create .venv when it is missing. It holds the
+# package with its dev and lsst extras, so the tests run against the real Rubin middleware.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e ".[dev]"
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e ".[dev,lsst]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ],
 )
 def test_lsst_namespace_coexists_with_pypi_lsst_packages(imports):
-    pytest.importorskip("lsst.pex.config")
+    pytest.importorskip(
+        "lsst.pex.config", reason="lsst-pex-config is not installed: pip install -e '.[dev,lsst]' (make install does)")
     code = f"{imports}; import lsst; print(len(lsst.__path__))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -33,6 +34,19 @@ def test_top_level_reexports():
         "FitsFormatError", "Task", "Config", "Struct", "ConfigurableField", "timeMethod",
     ):
         assert hasattr(madness, name), name
+
+
+def test_training_imports_without_lsst_utils_or_astropy():
+    """A bare GPU machine carries torch, numpy, scipy, pydantic and zuko only (``make gpu-train``): the
+    trainer imports the package there, so the framework (lsst-utils, whose timer needs astropy) loads on
+    first use, not with the package."""
+    code = ("import sys\n"
+            "for name in ('lsst.utils', 'astropy', 'yaml', 'galsim', 'matplotlib'):\n"
+            "    sys.modules[name] = None\n"
+            "import lsst.meas.extensions.madness.models.trainCli\n"
+            "assert 'lsst.meas.extensions.madness.framework' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
 
 
 def test_ups_table_and_layout():

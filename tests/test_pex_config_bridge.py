@@ -8,7 +8,8 @@ from typing import Literal
 
 import pytest
 
-pexConfig = pytest.importorskip("lsst.pex.config")
+pexConfig = pytest.importorskip(
+    "lsst.pex.config", reason="lsst-pex-config is not installed: pip install -e '.[dev,lsst]' (make install does)")
 
 from lsst.meas.extensions.madness.framework import (  # noqa: E402
     Config,

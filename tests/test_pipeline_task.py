@@ -1,7 +1,8 @@
 """The deblend step under the real Rubin middleware: formatters, a butler of simulated patches,
 ``MadnessDeblendPipelineTask`` run by ``SimplePipelineExecutor``, and its metadata.
 
-Needs ``pip install -e '.[lsst]'``; without it the module is skipped with that reason.
+Needs ``pip install -e '.[lsst]'`` (``make install`` installs it); without it the module is skipped
+with that reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_REASON = "the real Rubin middleware (lsst.pipe.base, lsst.daf.butler) is not installed: pip install -e '.[lsst]'"
+_REASON = ("the real Rubin middleware (lsst.pipe.base, lsst.daf.butler) is not installed: "
+           "pip install -e '.[lsst]' (make install does)")
 pipeBase = pytest.importorskip("lsst.pipe.base", reason=_REASON)
 dafButler = pytest.importorskip("lsst.daf.butler", reason=_REASON)
 

@@ -1,4 +1,4 @@
-"""Tests of Task, Struct, TaskMetadata, logging and timing."""
+"""Tests of Task, Struct, TaskMetadata, logging and timing (lsst-utils' own, through the framework)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import datetime
 import logging
 import pickle
 
+import lsst.utils.logging
+import lsst.utils.timer
 import pytest
 
 from lsst.meas.extensions.madness.framework import (
@@ -208,6 +210,20 @@ def test_task_pickles() -> None:
 # Logging.
 
 
+def test_logging_and_timing_are_lsst_utils() -> None:
+    """The framework re-exports lsst-utils' loggers and timers rather than carrying copies."""
+    import lsst.meas.extensions.madness as madness
+    from lsst.meas.extensions.madness import framework
+
+    for name in ("TRACE", "VERBOSE", "LsstLogAdapter", "getLogger"):
+        assert getattr(framework, name) is getattr(lsst.utils.logging, name), name
+    for name in ("timeMethod", "logInfo"):
+        assert getattr(framework, name) is getattr(lsst.utils.timer, name), name
+    assert madness.timeMethod is lsst.utils.timer.timeMethod
+    top = TopTask()
+    assert all(type(task.log) is lsst.utils.logging.LsstLogAdapter for task in top.getTaskDict().values())
+
+
 def test_log_hierarchy() -> None:
     top = TopTask()
     # As in pipe_base, top-level names get the root package as prefix.
@@ -290,6 +306,20 @@ def test_time_method_records_all_keys() -> None:
     assert start <= end
 
 
+def test_task_metadata_holds_every_item_lsst_utils_writes() -> None:
+    """lsst.utils.timer.logInfo writes through ``add`` (not PropertySet's ``addLongLong``), plus the
+    ``__version__`` and ``nodeName`` items; TaskMetadata takes all of it and survives JSON."""
+    metadata, plain = TaskMetadata(), {}
+    lsst.utils.timer.logInfo(None, "stepStart", metadata=metadata)
+    lsst.utils.timer.logInfo(None, "stepStart", metadata=plain)  # a dict keeps whatever it is given
+    assert set(metadata.names()) == set(plain)
+    assert {"stepStartUtc", "stepStartCpuTime", "stepStartMinorPageFaults", "nodeName"} <= set(plain)
+    assert metadata["__version__"] == 1 and isinstance(metadata["stepStartMaxResidentSetSize"], int)
+    lsst.utils.timer.logInfo(None, "stepStart", metadata=metadata)
+    assert len(metadata.getArray("stepStartCpuTime")) == 2
+    assert TaskMetadata.model_validate_json(metadata.model_dump_json()) == metadata
+
+
 def test_time_method_appends_per_call() -> None:
     task = FitTask()
     task.run(1.0)
@@ -356,6 +386,39 @@ def test_subtasks_keep_metadata_in_their_parents_class() -> None:
     top.emptyMetadata()
     assert type(top.deblend.fit.metadata) is ParentMetadata and len(top.deblend.fit.metadata) == 0
     assert type(TopTask().deblend.metadata) is TaskMetadata
+
+
+def test_metadata_is_accepted_by_the_real_pipe_base() -> None:
+    """What lsst-utils' timers write into the framework's metadata is what the real pipe_base holds: a
+    standalone hierarchy converts into ``lsst.pipe.base.TaskMetadata``, and under a real pipe_base parent the
+    framework's subtasks time themselves into pipe_base's own class."""
+    pipeBase = pytest.importorskip(
+        "lsst.pipe.base", reason="lsst-pipe-base is not installed: pip install -e '.[lsst]' (make install does)")
+    from lsst.meas.extensions.madness.framework import to_pex_config
+
+    top = TopTask()
+    top.deblend.run(1.0)
+    full = top.getFullMetadata()
+    converted = pipeBase.TaskMetadata.model_validate_json(full.model_dump_json())
+    assert converted.to_dict() == full.to_dict()
+    assert converted["top:deblend:fit.runEndCpuTime"] == full["top:deblend:fit.runEndCpuTime"]
+    assert pipeBase.TaskMetadata.from_dict(full.to_dict()).to_dict() == full.to_dict()
+
+    class RealTopTask(pipeBase.Task):
+        ConfigClass = to_pex_config(TopConfig)
+        _DefaultName = "realTop"
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.makeSubtask("deblend")
+
+    realTop = RealTopTask()
+    realTop.deblend.run(1.0)
+    realFull = realTop.getFullMetadata()
+    assert type(realFull) is pipeBase.TaskMetadata
+    assert type(realFull["realTop:deblend:fit"]) is pipeBase.TaskMetadata
+    assert {"runStartCpuTime", "runEndUtc", "__version__", "nodeName"} <= set(realFull["realTop:deblend:fit"])
+    assert "fittingEndCpuTime" in realFull["realTop:deblend"]
 
 
 def test_time_method_on_plain_object_with_dict_metadata() -> None:

@@ -41,7 +41,10 @@ class TaskMetadata(BaseModel):
     -----
     ``md[key]`` returns the *last* element when the item holds a list (as
     ``lsst.daf.base.PropertySet`` does); use `getArray` for all of them.
-    `add` appends, which is how `timeMethod` records one entry per call.
+    `add` appends, which is how `lsst.utils.timer.timeMethod` records one
+    entry per call (lacking PropertySet's ``addLongLong``, this class gets
+    ``add`` from it, and item assignment for ``__version__`` and
+    ``nodeName``).
 
     Examples
     --------

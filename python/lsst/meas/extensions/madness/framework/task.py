@@ -11,10 +11,11 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from lsst.utils.logging import LsstLogAdapter, getLogger
+from lsst.utils.timer import logInfo
+
 from .config import Config, ConfigurableField, ConfigurableInstance
-from .logging import LsstLogAdapter, getLogger
 from .metadata import TaskMetadata
-from .timer import logInfo
 
 if TYPE_CHECKING:
     import lsst.pex.config
@@ -63,7 +64,7 @@ class Task:
     parentTask : `Task`, optional
         Parent task; `None` for a top-level task. A ``lsst.pipe.base.Task``
         works too (it has the same private interface).
-    log : `logging.Logger` or `LsstLogAdapter`, optional
+    log : `logging.Logger` or `lsst.utils.logging.LsstLogAdapter`, optional
         For a top-level task, the log whose child the task's log is. Ignored
         for subtasks, whose log is ``parentTask.log.getChild(name)``.
 
@@ -84,8 +85,10 @@ class Task:
     subclass) and ``_DefaultName``. Useful attributes:
 
     - ``config``: the task's config (not frozen by the task);
-    - ``log``: an `LsstLogAdapter` with ``trace`` and ``verbose``;
-    - ``metadata``: a `TaskMetadata` filled by `timeMethod` and `timer`
+    - ``log``: an `lsst.utils.logging.LsstLogAdapter` (lsst-utils' own, as
+      in ``lsst.pipe.base``) with ``trace`` and ``verbose``;
+    - ``metadata``: a `TaskMetadata` filled by `lsst.utils.timer.timeMethod`
+      and `timer`
       (for a subtask, an instance of its parent's metadata class:
       ``lsst.pipe.base.TaskMetadata`` under a real ``PipelineTask``).
 
@@ -308,6 +311,11 @@ class Task:
         ------
         None
             The end items are recorded also when the block raises.
+
+        Notes
+        -----
+        The items are those of `lsst.utils.timer.logInfo`, as in
+        ``lsst.pipe.base.Task.timer``.
         """
         logInfo(obj=self, prefix=name + "Start", logLevel=logLevel)
         try:
