@@ -8,6 +8,7 @@ import torch
 
 from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, MultibandExposure, Point2I, SpanSet
 from lsst.meas.extensions.madness.deblend import MapObjective, fitLatents, makeBlend, stackBlends
+from lsst.meas.extensions.madness.deblend.blends import parentPixelMap
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
 
 
@@ -60,6 +61,31 @@ def test_masked_and_off_footprint_pixels_have_no_weight():
     assert loose.weight[:, 211 - loose.canvasBox.getMinY(), 130 - loose.canvasBox.getMinX()].tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="no peaks"):
         makeBlend(mExp, _footprint(105, 205, 5, 5, []))
+
+
+def test_other_parents_pixels_are_hidden_from_the_encoder_and_the_fit():
+    """With every parent's pixels marked, a neighbour parent's light is zero in the cutouts and of zero
+    weight; the undetected sky around the parent keeps its weight unless footprintOnly."""
+    mExp = _exposure()
+    mExp.image.array[:] = 1.0
+    mine = _footprint(105, 205, 15, 15, [(112, 211)])
+    neighbour = _footprint(125, 205, 10, 10, [(130, 210)])
+    pixels = parentPixelMap(mExp, [mine, neighbour])
+    assert pixels.sum() == 15 * 15 + 10 * 10
+    blend = makeBlend(mExp, mine, footprintOnly=False, parentPixels=pixels)
+
+    def at(array, x, y):
+        return array[..., y - blend.canvasBox.getMinY(), x - blend.canvasBox.getMinX()]
+    assert at(blend.weight, 130, 210).tolist() == [0.0, 0.0]  # the neighbour's
+    assert at(blend.weight, 112, 225).tolist() == [1.0, 1.0]  # undetected sky
+    assert at(blend.weight, 112, 211).tolist() == [1.0, 1.0]  # its own
+    # The cutout is centred on the peak (112, 211): the neighbour's pixel (130, 210) is 18 right, 1 up.
+    assert blend.cutouts[0, :, 22 - 1, 22 + 18].tolist() == [0.0, 0.0]
+    assert blend.cutouts[0, :, 22, 22].tolist() == [1.0, 1.0]
+    assert blend.cutouts[0, :, 22 + 14, 22].tolist() == [1.0, 1.0]  # sky stays
+    tight = makeBlend(mExp, mine, footprintOnly=True, parentPixels=pixels)
+    assert at(tight.weight, 112, 225).tolist() == [0.0, 0.0]
+    assert tight.cutouts[0, :, 22 - 1, 22 + 18].tolist() == [0.0, 0.0]
 
 
 def test_stack_pads_sizes_and_peaks():

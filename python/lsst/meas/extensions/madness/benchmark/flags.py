@@ -83,7 +83,7 @@ def flagRates(nFields: int, peaks: str = "truth", seed: int = 0, populationSize:
     quantile = np.array([c["quantile"] for c in children])
     return {
         "fields": nFields, "first": first, "peaks": peaks, "seed": seed, "populationSize": populationSize,
-        "models": task.models.card.get("training", {}).get("lineage") or str(task.models.directory),
+        "models": "the shipped weights" if modelDir is None else str(modelDir),
         "badFitChi2": task.config.badFitChi2, "lowPriorQuantile": task.config.lowPriorQuantile,
         "nParents": len(parents), "nChildren": len(children),
         "parentsBadFit": int(sum(parents)), "childrenBadFit": int(sum(c["badFit"] for c in children)),

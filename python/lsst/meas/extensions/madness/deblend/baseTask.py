@@ -33,7 +33,7 @@ from ..afw.skyWcs import SkyWcs
 from ..afw.table import Schema, SourceCatalog, SourceRecord, SourceTable
 from ..framework import Config, Field, Struct, Task, timeMethod
 from .blendModel import BlendModel, ModelData, NonFiniteModelError
-from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, withoutData
+from .blends import DEFAULT_BAD_MASK_PLANES, Blend, makeBlend, parentPixelMap, withoutData
 from .calibration import BandCalibration, bandCalibration, surveyPhotoCalibs
 from .columns import SKIP_FLAGS, DeblendColumns
 from .footprints import childFootprints
@@ -64,7 +64,11 @@ class DeblendBaseConfig(Config):
     badMask: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BAD_MASK_PLANES),
         doc="Mask planes whose pixels get zero weight in the fit.")
-    fitFootprintOnly: bool = Field(True, doc="Give zero weight to pixels outside the parent footprint.")
+    fitFootprintOnly: bool = Field(
+        False, doc="Give zero weight to every pixel outside the parent footprint. If False, only the pixels of "
+                   "other parents' footprints get zero weight: the undetected sky around the parent holds the "
+                   "models' wings to the noise (fitted on its footprint alone, a galaxy can be drawn many times "
+                   "brighter than the data around a small footprint at no cost).")
     notDeblendedMask: str = Field("NOT_DEBLENDED", doc="Mask plane set on the footprints of skipped parents.")
     pseudoColumns: list[str] = Field(
         default_factory=lambda: ["merge_peak_sky", "sky_source"],
@@ -173,6 +177,7 @@ class DeblendBaseTask(Task):
         catalog.extend(mergedSources, deep=True)
         limits = self.config.skipLimits()
         stampSize = self.blendStampSize(mExposure)
+        parentPixels = parentPixelMap(mExposure, [record.getFootprint() for record in catalog])
         pending: list[tuple[SourceRecord, Blend]] = []
         # A snapshot: children are appended to ``catalog`` while the parents are gone through.
         for parent in list(catalog):
@@ -187,11 +192,12 @@ class DeblendBaseTask(Task):
             else:
                 try:
                     blend = makeBlend(mExposure, footprint, stampSize, self.config.badMask,
-                                      self.config.fitFootprintOnly, scales=calibration.toDeblender)
+                                      self.config.fitFootprintOnly, scales=calibration.toDeblender,
+                                      parentPixels=parentPixels)
                 except Exception as error:  # noqa: BLE001 - one bad parent must not stop the rest
                     self._fail(parent, error)
                     continue
-                if not (blend.weight > 0).any():
+                if not (blend.weight[:, footprint.getSpans().asArray(blend.canvasBox).astype(bool)] > 0).any():
                     self._skip(parent, footprint, "noData", mExposure)
                     continue
                 pending.append((parent, blend))

@@ -6,11 +6,15 @@ For a parent with K peaks, :func:`makeBlend` cuts
   peak's stamp lies inside it. It holds the data and the inverse-variance weights
   :math:`w = 1/\mathrm{var}`, with :math:`w = 0` off the exposure, on pixels whose mask has
   one of ``badMaskPlanes``, where the image or variance is not finite or the variance is not
-  positive, and (with ``footprintOnly``) off the footprint;
+  positive, and off the footprint: everywhere with ``footprintOnly``, or on the pixels of the
+  other parents' footprints (``parentPixels``). The undetected sky around a parent then counts:
+  it holds the models' wings to the noise, where a fit on the footprint alone leaves them free
+  (a galaxy drawn far brighter than the data around a small footprint, at no cost in χ²);
 - for every peak, the corner of its stamp in the canvas, ``round(peak) − stampSize // 2``
   (the decoder draws a galaxy centred in the stamp's central pixel; the paper rounds the
   positions too), and a ``stampSize`` cutout of the data around it, zero off the exposure,
-  which the VAE-deblender encoder turns into the starting latent;
+  which the VAE-deblender encoder turns into the starting latent (zero on the pixels of other
+  parents' footprints, given ``parentPixels``);
 - the exposure's pixel scale (its WCS's, or ``PIXSCALE``), with which a model-frame deblender
   samples its galaxies on the exposure's pixels; the stamps are ``stampSize`` exposure pixels;
 - each band's PSF kernel image at the parent's centre, the centre of the footprint's bounding box
@@ -49,7 +53,7 @@ from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2D, Point2I
 
-__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "stackBlends", "withoutData"]
+__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "parentPixelMap", "stackBlends", "withoutData"]
 
 #: Mask planes whose pixels get zero weight by default.
 DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", "EDGE")  # LSST's badMask
@@ -135,12 +139,27 @@ def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, 
     return image, variance, mask, inside
 
 
+def parentPixelMap(mExposure: MultibandExposure, footprints: Sequence[Footprint]) -> np.ndarray:
+    """(H, W) booleans over the exposure: True on the pixels of any of ``footprints``."""
+    bbox = mExposure.getBBox()
+    x0, y0 = mExposure.getXY0()
+    pixels = np.zeros((bbox.getHeight(), bbox.getWidth()), bool)
+    for footprint in footprints:
+        spans = footprint.getSpans().clippedTo(bbox)
+        if not spans.isEmpty():
+            ys, xs = spans.indices()
+            pixels[ys - y0, xs - x0] = True
+    return pixels
+
+
 def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int = 45,
               badMaskPlanes: Sequence[str] = DEFAULT_BAD_MASK_PLANES, footprintOnly: bool = True,
-              scales: Sequence[float] | np.ndarray | None = None) -> Blend:
+              scales: Sequence[float] | np.ndarray | None = None, parentPixels: np.ndarray | None = None) -> Blend:
     """Cut the canvas, weights, stamp corners and encoder cutouts of one parent (see module docs).
 
     ``scales`` (per band) multiply the pixels into the deblender's units (``None``: all 1).
+    ``parentPixels`` (:func:`parentPixelMap` of every parent of the exposure) marks the other
+    parents' pixels: zero in the encoder cutouts, and of zero weight when ``footprintOnly`` is False.
 
     Raises
     ------
@@ -161,8 +180,17 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     known = set(mExposure.mask.getMaskPlaneDict())
     bits = mExposure.mask.getPlaneBitMask([p for p in badMaskPlanes if p in known]) if badMaskPlanes else 0
     good = inside & np.isfinite(image) & np.isfinite(variance) & (variance > 0) & ((mask & bits) == 0)
-    if footprintOnly:
-        good &= spans.asArray(canvasBox).astype(bool)[None]
+    own = spans.asArray(canvasBox).astype(bool)
+    others = np.zeros_like(own)  # the pixels of the other parents' footprints
+    if parentPixels is not None:
+        overlap = canvasBox.clippedTo(mExposure.getBBox())
+        if not overlap.isEmpty():
+            x0, y0 = mExposure.getXY0()
+            others[overlap.getMinY() - canvasBox.getMinY():overlap.getEndY() - canvasBox.getMinY(),
+                   overlap.getMinX() - canvasBox.getMinX():overlap.getEndX() - canvasBox.getMinX()] = \
+                parentPixels[overlap.getMinY() - y0:overlap.getEndY() - y0, overlap.getMinX() - x0:overlap.getEndX() - x0]
+        others &= ~own
+    good &= own[None] if footprintOnly else ~others[None]
     weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
     data = np.where(inside & np.isfinite(image), image, 0.0)
     if scales is not None:
@@ -185,8 +213,11 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
     rows = centres[:, 0] - half - canvasBox.getMinY()
     cols = centres[:, 1] - half - canvasBox.getMinX()
     cutouts = np.zeros((len(peaks), len(mExposure.bands), stampSize, stampSize))
+    # The encoder sees this parent and the sky around it, not another parent's light: a bright
+    # neighbour in the cutout would start the galaxy many times too bright, far from the fit's optimum.
+    seen = np.where(others[None], 0.0, data)
     for k, (row, col) in enumerate(zip(rows, cols)):
-        cutouts[k] = data[:, row:row + stampSize, col:col + stampSize]
+        cutouts[k] = seen[:, row:row + stampSize, col:col + stampSize]
     psfs = mExposure.getPsfs()
     centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
     psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]

@@ -55,7 +55,7 @@ from .config import ModelConfig
 from .device import resolveDevice
 from .flow import FlowLogProb, makeFlow
 from .latentScale import latentStatistics, standardiseLatents
-from .priorQuantiles import logPriorQuantiles
+from .priorQuantiles import MIN_GALAXIES, logPriorQuantiles
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
 
 __all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
@@ -447,9 +447,10 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     prior = standardiseLatents(encoder, deblender, decoder, flow, latentMean, latentStd)
     metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
     prior.eval()
+    # A rehearsal with a handful of metric stamps exports no table (the deblender then leaves the quantile NaN).
     quantiles = logPriorQuantiles(encoder, prior, stamps.split(batchSize),
                                   source=f"{len(stamps)} held-out isolated galaxies of the budget training's validation "
-                                         "split, observed through random PSFs")
+                                         "split, observed through random PSFs") if len(stamps) >= MIN_GALAXIES else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
     training = {
@@ -469,7 +470,8 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         card = exportModels(outDir / "models", modelConfig, encoder, decoder, prior, deblender,
                             conditions=simulator.conditions.model_dump(mode="json"), training=training,
                             validation={"modelFrame": metrics})
-        updateModelCard(card.parent, logPriorQuantiles=quantiles)
+        if quantiles is not None:
+            updateModelCard(card.parent, logPriorQuantiles=quantiles)
         summary["card"] = str(card)
     (outDir / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     return summary

@@ -32,12 +32,15 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-__all__ = ["LEVELS", "logPriorQuantiles", "priorQuantile", "quantileTable"]
+__all__ = ["LEVELS", "MIN_GALAXIES", "logPriorQuantiles", "priorQuantile", "quantileTable"]
 
 #: Quantile levels of the table: a fine grid in the low tail (where the flag's threshold lies),
 #: coarser above. 0 stands for the sample's minimum.
 LEVELS: tuple[float, ...] = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5,
                              0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+#: Fewest galaxies of a table: fewer cannot place its 1 % tail.
+MIN_GALAXIES = 100
 
 
 def quantileTable(logPrior: np.ndarray, source: str) -> dict:
@@ -50,8 +53,8 @@ def quantileTable(logPrior: np.ndarray, source: str) -> dict:
     """
     values = np.asarray(logPrior, float)
     values = values[np.isfinite(values)]
-    if len(values) < 100:
-        raise ValueError(f"{len(values)} finite log-priors: at least 100 are needed for a quantile table")
+    if len(values) < MIN_GALAXIES:
+        raise ValueError(f"{len(values)} finite log-priors: at least {MIN_GALAXIES} are needed for a quantile table")
     return {"levels": list(LEVELS), "values": [float(v) for v in np.quantile(values, LEVELS)],
             "galaxies": int(len(values)), "source": source}
 
