@@ -11,9 +11,10 @@ be judged on the fits it removes.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
+
+from .output import writeMarkdownAndJson
 
 import numpy as np
 
@@ -131,9 +132,4 @@ def flagRatesMarkdown(rates: dict, command: str) -> str:
 
 def writeFlagRates(rates: dict, command: str, document: Path) -> str:
     """Write the Markdown report and its JSON beside it; the Markdown."""
-    text = flagRatesMarkdown(rates, command)
-    document = Path(document)
-    document.parent.mkdir(parents=True, exist_ok=True)
-    document.write_text(text)
-    document.with_suffix(".json").write_text(json.dumps(rates, indent=1) + "\n")
-    return text
+    return writeMarkdownAndJson(document, flagRatesMarkdown(rates, command), rates)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from .output import writeMarkdownAndJson
+
 __all__ = ["measureThreads", "threadsMarkdown", "writeThreadsReport"]
 
 #: A process that keeps one core busy until it is killed.
@@ -150,9 +152,4 @@ def threadsMarkdown(results: dict, command: str) -> str:
 
 def writeThreadsReport(results: dict, command: str, document: Path) -> str:
     """Write the Markdown report and its JSON beside it; the Markdown."""
-    text = threadsMarkdown(results, command)
-    document = Path(document)
-    document.parent.mkdir(parents=True, exist_ok=True)
-    document.write_text(text)
-    document.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    return text
+    return writeMarkdownAndJson(document, threadsMarkdown(results, command), results)

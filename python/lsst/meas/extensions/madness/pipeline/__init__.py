@@ -12,28 +12,5 @@ when it is missing:
 - :mod:`.simRepo`: a butler repository of simulated patches (``madness-sim butler``).
 """
 
-from .butlerConfig import (
-    COADD_DATASET_TYPE,
-    DEBLENDED_DATASET_TYPE,
-    INSTALL_HINT,
-    MODEL_DATA_DATASET_TYPE,
-    MODEL_DATA_STORAGE_CLASS,
-    MULTIBAND_EXPOSURE_STORAGE_CLASS,
-    PARENTS_DATASET_TYPE,
-    PATCH_DIMENSIONS,
-    SOURCE_CATALOG_STORAGE_CLASS,
-    butlerConfigDirectory,
-)
-
-__all__ = [
-    "COADD_DATASET_TYPE",
-    "DEBLENDED_DATASET_TYPE",
-    "INSTALL_HINT",
-    "MODEL_DATA_DATASET_TYPE",
-    "MODEL_DATA_STORAGE_CLASS",
-    "MULTIBAND_EXPOSURE_STORAGE_CLASS",
-    "PARENTS_DATASET_TYPE",
-    "PATCH_DIMENSIONS",
-    "SOURCE_CATALOG_STORAGE_CLASS",
-    "butlerConfigDirectory",
-]
+from .butlerConfig import *  # noqa: F401,F403
+from .butlerConfig import __all__  # noqa: F401

@@ -19,12 +19,11 @@ try:
 except ImportError as error:
     raise ImportError(f"lsst.meas.extensions.madness.pipeline.formatters: {INSTALL_HINT}") from error
 
-from ..afw.exposure import MultibandExposure
-from ..afw.table import SourceCatalog
 
 
-class MultibandExposureFormatter(FormatterV2):
-    """Read and write a `MultibandExposure` as the package's multiband exposure FITS file.
+class _PackageFitsFormatter(FormatterV2):
+    """A dataset in one of the package's FITS formats, read by its type's ``readFits`` and written
+    by its ``writeFits``; a subclass says which type (:meth:`pythonType`).
 
     Parameters
     ----------
@@ -38,130 +37,73 @@ class MultibandExposureFormatter(FormatterV2):
     # The FITS readers take a path; the butler copies a remote file to a local one first.
     can_read_from_local_file = True
 
+    @staticmethod
+    def pythonType() -> type:
+        """The class whose ``readFits`` reads the file."""
+        raise NotImplementedError
+
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
-        """Read the exposure.
+        """Read the dataset.
 
         Parameters
         ----------
         path : `str`
             Local FITS file.
         component : `str` or `None`, optional
-            Not supported: the storage class has no components.
+            Not supported: the storage classes have no components.
         expected_size : `int`, optional
             Size of the file if known (unused).
 
         Returns
         -------
-        mExposure : `MultibandExposure`
-            The exposure.
+        dataset : `~typing.Any`
+            An instance of :meth:`pythonType`.
         """
-        return MultibandExposure.readFits(path)
+        return self.pythonType().readFits(path)
 
     def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
-        """Write the exposure.
+        """Write the dataset.
 
         Parameters
         ----------
-        in_memory_dataset : `MultibandExposure`
-            The exposure.
+        in_memory_dataset : `~typing.Any`
+            An instance of :meth:`pythonType`.
         uri : `lsst.resources.ResourcePath`
             Local file to write.
         """
         in_memory_dataset.writeFits(uri.ospath)
 
 
-class SourceCatalogFormatter(FormatterV2):
-    """Read and write a `SourceCatalog` (footprints, peaks, heavy footprints) as the package's
-    catalogue FITS file.
+class MultibandExposureFormatter(_PackageFitsFormatter):
+    """A `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure` as the package's multiband
+    exposure FITS file (parameters: those of `lsst.daf.butler.FormatterV2`)."""
 
-    Parameters
-    ----------
-    *args : `~typing.Any`
-        Arguments of `lsst.daf.butler.FormatterV2`.
-    **kwargs : `~typing.Any`
-        Keyword arguments of `lsst.daf.butler.FormatterV2`.
-    """
+    @staticmethod
+    def pythonType() -> type:
+        from ..afw.exposure import MultibandExposure
 
-    default_extension = ".fits"
-    can_read_from_local_file = True
-
-    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
-        """Read the catalogue.
-
-        Parameters
-        ----------
-        path : `str`
-            Local FITS file.
-        component : `str` or `None`, optional
-            Not supported: the storage class has no components.
-        expected_size : `int`, optional
-            Size of the file if known (unused).
-
-        Returns
-        -------
-        catalog : `SourceCatalog`
-            The catalogue.
-        """
-        return SourceCatalog.readFits(path)
-
-    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
-        """Write the catalogue.
-
-        Parameters
-        ----------
-        in_memory_dataset : `SourceCatalog`
-            The catalogue.
-        uri : `lsst.resources.ResourcePath`
-            Local file to write.
-        """
-        in_memory_dataset.writeFits(uri.ospath)
+        return MultibandExposure
 
 
-class ModelDataFormatter(FormatterV2):
-    """Read and write the deblender's `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`
-    as the package's model-data FITS file (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`).
+class SourceCatalogFormatter(_PackageFitsFormatter):
+    """A `~lsst.meas.extensions.madness.afw.table.SourceCatalog` (footprints, peaks, heavy footprints)
+    as the package's catalogue FITS file (parameters: those of `lsst.daf.butler.FormatterV2`)."""
 
-    Parameters
-    ----------
-    *args : `~typing.Any`
-        Arguments of `lsst.daf.butler.FormatterV2`.
-    **kwargs : `~typing.Any`
-        Keyword arguments of `lsst.daf.butler.FormatterV2`.
-    """
+    @staticmethod
+    def pythonType() -> type:
+        from ..afw.table import SourceCatalog
 
-    default_extension = ".fits"
-    can_read_from_local_file = True
+        return SourceCatalog
 
-    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
-        """Read the model data.
 
-        Parameters
-        ----------
-        path : `str`
-            Local FITS file.
-        component : `str` or `None`, optional
-            Not supported: the storage class has no components.
-        expected_size : `int`, optional
-            Size of the file if known (unused).
+class ModelDataFormatter(_PackageFitsFormatter):
+    """The deblender's `~lsst.meas.extensions.madness.deblend.blendModel.ModelData` as the package's
+    model-data FITS file (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`), in the deblender's
+    units as the deblend task returned it (parameters: those of `lsst.daf.butler.FormatterV2`)."""
 
-        Returns
-        -------
-        modelData : `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`
-            The models, in the deblender's units as the deblend task returned them.
-        """
-        # Imported here: the deblend package brings torch, which reading a catalogue or coadd does not need.
+    @staticmethod
+    def pythonType() -> type:
+        # Imported on use: the deblend package brings torch, which reading a catalogue or coadd does not need.
         from ..deblend.blendModel import ModelData
 
-        return ModelData.readFits(path)
-
-    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
-        """Write the model data.
-
-        Parameters
-        ----------
-        in_memory_dataset : `~lsst.meas.extensions.madness.deblend.blendModel.ModelData`
-            The models.
-        uri : `lsst.resources.ResourcePath`
-            Local file to write.
-        """
-        in_memory_dataset.writeFits(uri.ospath)
+        return ModelData
