@@ -269,3 +269,31 @@ def test_madness_sim_butler_command(tmp_path, capsys):
     butler.close()
     assert main(["butler", str(repo), "--patches", "1", "--workers", "1", "--quiet"]) == 2
     assert "already holds a butler repository" in capsys.readouterr().err
+
+
+def test_pipetask_and_butler_commands_as_the_readme_gives_them(simulatedRepo, tinyModelDirectory, tmp_path):
+    """``pipetask run`` on the shipped pipeline YAML in a fresh process with no butler environment
+    variable, then ``butler query-datasets`` lists the catalogue and model data of both patches."""
+    import os
+    import shutil
+    import subprocess
+
+    bin = Path(sys.executable).parent
+    if not (bin / "pipetask").exists() or not (bin / "butler").exists():
+        pytest.skip("pipetask/butler console scripts are not installed beside this Python")
+    root = tmp_path / "repo"
+    shutil.copytree(simulatedRepo[0], root)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DAF_BUTLER", "CTRL_MPEXEC"))}
+    environment["OMP_NUM_THREADS"] = "1"
+    overrides = [f"-c deblend:multibandDeblend.{field}={value}"
+                 for field, value in _fastOverrides(tinyModelDirectory).items()]
+    run = subprocess.run([str(bin / "pipetask"), "run", "-b", str(root), "-i", INPUT_RUN, "-o", "madness/deblend",
+                          "-p", str(PIPELINE), "--register-dataset-types",
+                          *[part for option in overrides for part in option.split(" ", 1)]],
+                         env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for datasetType in (DEBLENDED_DATASET_TYPE, "deepCoadd_madnessModelData"):
+        listed = subprocess.run([str(bin / "butler"), "query-datasets", str(root), datasetType, "--collections",
+                                 "madness/deblend"], env=environment, capture_output=True, text=True, timeout=300)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert listed.stdout.count(datasetType) == 2, listed.stdout
