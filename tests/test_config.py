@@ -603,3 +603,12 @@ def test_model_validate_path_runs_set_defaults() -> None:
     config = DefaultsConfig.model_validate({"name": "x"})
     assert config.maxIter == 7 and config.name == "x"
     assert config.fallback.target is OtherFitTask
+
+
+def test_the_task_takes_its_map_defaults_from_the_core():
+    """One definition per parameter: a default MadnessDeblendConfig gives the MAP core its own defaults."""
+    from lsst.meas.extensions.madness.deblend import MadnessDeblendConfig, MapConfig
+
+    assert MadnessDeblendConfig().mapConfig() == MapConfig()
+    changed = MadnessDeblendConfig(lrDecay=0.5, convergenceWindow=7, relativeTolerance=0.1, backtrack=False)
+    assert changed.mapConfig() == MapConfig(lrDecay=0.5, window=7, tolerance=0.1, backtrack=False)

@@ -68,13 +68,13 @@ from .blendModel import BlendModel
 from .blends import Blend
 from .footprints import ChildModels
 from ..models.priorQuantiles import priorQuantile
-from .mapCore import MapConfig
+from .mapCore import DEFAULT_MAP_LR, MapConfig
 from .scarletTask import ScarletDeblendTask
 
-__all__ = ["DEFAULT_MAP_LR", "MadnessDeblendConfig", "MadnessDeblendTask"]
+__all__ = ["MadnessDeblendConfig", "MadnessDeblendTask"]
 
-#: MAP step size of models whose card does not choose one (measured on the shipped weights).
-DEFAULT_MAP_LR = 0.1
+#: The MAP core's defaults: the one place the task's MAP fields take theirs from.
+_CORE = MapConfig()
 
 
 class MadnessDeblendConfig(DeblendBaseConfig):
@@ -89,14 +89,17 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         None, gt=0, doc="Initial Adam learning rate in latent space. None: the step size chosen for the models on "
                         "validation blends (their card's map.lr, madness-models tune-map), else 0.1 (the paper: "
                         "0.05, with which bright galaxies do not converge in 200 steps; doc/madness-deblend.md).")
-    lrDecay: float = Field(0.9, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery steps "
-                                                "(the paper: 0.8).")
-    lrDecayEvery: int = Field(30, ge=1, doc="Steps between learning-rate decays.")
-    maxIter: int = Field(200, ge=1, doc="Most optimisation steps per parent.")
-    minIter: int = Field(40, ge=1, doc="Fewest steps before a parent may stop.")
-    convergenceWindow: int = Field(15, ge=1, doc="Steps over which loss decreases are compared.")
+    lrDecay: float = Field(_CORE.lrDecay, gt=0, le=1, doc="Factor applied to the learning rate every lrDecayEvery "
+                                                          "steps (the paper: 0.8).")
+    lrDecayEvery: int = Field(_CORE.lrDecayEvery, ge=1, doc="Steps between learning-rate decays.")
+    maxIter: int = Field(_CORE.maxIter, ge=1, doc="Most optimisation steps per parent.")
+    minIter: int = Field(_CORE.minIter, ge=1, doc="Fewest steps before a parent may stop.")
+    convergenceWindow: int = Field(_CORE.window, ge=1, doc="Steps over which loss decreases are compared.")
     relativeTolerance: float = Field(
-        0.05, ge=0, doc="Stop a parent when its recent loss decrease is below this fraction of its first one.")
+        _CORE.tolerance, ge=0, doc="Stop a parent when its recent loss decrease is below this fraction of its first "
+                                   "one.")
+    backtrack: bool = Field(
+        _CORE.backtrack, doc="A parent whose loss rises goes back to its best latents and halves its step length.")
     subpixelShift: bool = Field(
         True, doc="Shift each decoded galaxy by its peak's sub-pixel offset (Lanczos-3); False rounds peak "
                   "positions to pixels as the paper does.")
@@ -129,7 +132,8 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         """The MAP core's settings; ``modelLr`` is the models' own step size (``MadnessModels.mapLearningRate``)."""
         lr = self.lr if self.lr is not None else modelLr if modelLr is not None else DEFAULT_MAP_LR
         return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
-                         minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance)
+                         minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,
+                         backtrack=self.backtrack)
 
     def validate(self) -> None:
         super().validate()
