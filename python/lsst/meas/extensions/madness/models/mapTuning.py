@@ -83,7 +83,7 @@ def tuneMapLearningRate(directory: str | os.PathLike, candidates: Sequence[float
     Returns
     -------
     dict
-        ``lr`` (the choice), ``scores`` per candidate (:func:`~..deblend.mapSettings.scoreSetting`'s
+        ``lr`` (the choice), ``scores`` per candidate (:func:`~..benchmark.mapSettings.scoreSetting`'s
         record), ``split``, ``scenes``, ``seed`` and ``criterion``.
 
     Raises
@@ -91,7 +91,7 @@ def tuneMapLearningRate(directory: str | os.PathLike, candidates: Sequence[float
     ValueError
         No candidate, a candidate ≤ 0, or ``nScenes`` < 1.
     """
-    from ..deblend.mapSettings import populationBlends, scoreSetting
+    from ..benchmark.mapSettings import populationBlends, scoreSetting
     from .export import updateModelCard
 
     if not candidates or min(candidates) <= 0:

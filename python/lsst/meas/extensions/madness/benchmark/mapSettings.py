@@ -74,7 +74,7 @@ def scoreSetting(blends, overrides: dict) -> dict:
     no more), and ``score`` their mean over bands.
     """
     from ..afw.table import SourceTable
-    from .madnessTask import MadnessDeblendConfig, MadnessDeblendTask
+    from ..deblend.madnessTask import MadnessDeblendConfig, MadnessDeblendTask
 
     config = MadnessDeblendConfig(**overrides)
     task = MadnessDeblendTask(SourceTable.makeMinimalSchema(), config=config)
