@@ -34,6 +34,13 @@ def test_top_level_reexports():
         "FitsFormatError", "Task", "Config", "Struct", "ConfigurableField", "timeMethod",
     ):
         assert hasattr(madness, name), name
+    from lsst.meas.extensions.madness import MadnessDeblendConfig, MadnessDeblendTask
+    from lsst.meas.extensions.madness.deblend import madnessTask
+
+    assert MadnessDeblendTask is madnessTask.MadnessDeblendTask and MadnessDeblendConfig is madnessTask.MadnessDeblendConfig
+    for name in ("ScarletDeblendTask", "ScarletDeblendConfig", "DeblendCoaddSourcesMultiTask",
+                 "DeblendCoaddSourcesMultiConfig"):
+        assert isinstance(getattr(madness, name), type), name
 
 
 def test_training_imports_without_lsst_utils_or_astropy():

@@ -79,10 +79,10 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, _Frozen
 from .device import resolveDevice
 from .flow import makeFlow
 from .losses import betaVaeLoss, latentDistance
@@ -118,10 +118,6 @@ _CSV_COLUMNS = ["epoch", "trainLoss", "valLoss", "lr", "seconds"]
 _VAE_KEYS = ("blended", "isolated")
 _FLOW_KEYS = ("blended",)
 _DEBLENDER_KEYS = ("blended", "isolated")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StageConfig(_Frozen):
