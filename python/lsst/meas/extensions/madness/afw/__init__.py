@@ -6,5 +6,6 @@ from .photoCalib import *  # noqa: F401,F403
 from .skyWcs import *  # noqa: F401,F403
 from .psf import *  # noqa: F401,F403
 from .exposure import *  # noqa: F401,F403
+from .spans import *  # noqa: F401,F403
 from .detection import *  # noqa: F401,F403
 from .table import *  # noqa: F401,F403
