@@ -287,13 +287,14 @@ def test_pipetask_and_butler_commands_as_the_readme_gives_them(simulatedRepo, ti
     environment["OMP_NUM_THREADS"] = "1"
     overrides = [f"-c deblend:multibandDeblend.{field}={value}"
                  for field, value in _fastOverrides(tinyModelDirectory).items()]
-    run = subprocess.run([str(bin / "pipetask"), "run", "-b", str(root), "-i", INPUT_RUN, "-o", "madness/deblend",
+    run = subprocess.run([str(bin / "pipetask"), "run", "-b", str(root), "-i", INPUT_RUN, "-o", "madness/deblend-cli",
                           "-p", str(PIPELINE), "--register-dataset-types",
                           *[part for option in overrides for part in option.split(" ", 1)]],
                          env=environment, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     for datasetType in (DEBLENDED_DATASET_TYPE, "deepCoadd_madnessModelData"):
+        # Its own output collection: the copied repository may hold the in-process run's "madness/deblend".
         listed = subprocess.run([str(bin / "butler"), "query-datasets", str(root), datasetType, "--collections",
-                                 "madness/deblend"], env=environment, capture_output=True, text=True, timeout=300)
+                                 "madness/deblend-cli"], env=environment, capture_output=True, text=True, timeout=300)
         assert listed.returncode == 0, listed.stderr[-2000:]
         assert listed.stdout.count(datasetType) == 2, listed.stdout
