@@ -35,6 +35,8 @@ class BlendModel:
     latents: np.ndarray | None = None  # (K, D), MADNESS only
     fallbackReason: str = ""
     timedOut: bool = False  # the fit ran out of its time budget before meeting its stopping rule
+    fluxErr: np.ndarray | None = None  # (K, bands) Laplace σ of the children's fluxes, deblender units; MADNESS only
+    shapes: np.ndarray | None = None  # (K, 4) r-band e1, e2, σ(e1), σ(e2) (deblend/uncertainty.py); MADNESS only
 
     @property
     def finite(self) -> bool:

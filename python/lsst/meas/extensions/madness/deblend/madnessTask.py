@@ -60,6 +60,8 @@ from __future__ import annotations
 import time
 from typing import Literal, Sequence
 
+import numpy as np
+
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
 from ..framework import ConfigurableField, Field
@@ -122,6 +124,16 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     fallbackBadFit: bool = Field(
         False, doc="Use the fallback for parents whose MADNESS fit has madness_badFit (reduced chi^2 over the "
                    "parent footprint above badFitChi2); their children then come from the fallback.")
+    computeUncertainties: bool = Field(
+        True, doc="After the MAP fit, compute each MADNESS child's Laplace uncertainties (deblend/uncertainty.py: "
+                  "the latents' posterior covariance from the Gauss-Newton Hessian plus the flow's, propagated "
+                  "linearly): madness_fluxErr_<band>, madness_e1/e2 and madness_e1Err/e2Err. False: these are NaN.")
+    fluxErrFloor: float = Field(
+        0.0, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the Laplace flux "
+                       "error: sigma^2 = sigma_Laplace^2 + (fluxErrFloor * |flux|)^2 (doc/madness-deblend.md).")
+    shapeErrFloor: float = Field(
+        0.0, ge=0, doc="Model error of e1 and e2 added in quadrature to their Laplace errors "
+                       "(doc/madness-deblend.md).")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -289,6 +301,29 @@ class MadnessDeblendTask(DeblendBaseTask):
             child.set("madness_logPriorQuantile", quantile)
             child.set("madness_lowPrior", bool(quantile < self.config.lowPriorQuantile))
             child.set("madness_badFit", bool(child.get("deblend_chi2") > limit))
+        self._setUncertainties(catalog, first, blend, model, calibration)
+
+    def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
+        """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
+        children ``catalog[first:]``, with the model-error floors in quadrature; NaN for fallback children."""
+        config = self.config
+        k = len(catalog) - first
+        nan = np.full((k, len(self.bands)), np.nan)
+        fluxErr = nan if model.fluxErr is None else np.asarray(model.fluxErr, dtype=float)
+        if blend.scale is not None:
+            fluxErr = fluxErr / blend.scale[None, :]
+        shapes = np.full((k, 4), np.nan) if model.shapes is None else np.asarray(model.shapes, dtype=float)
+        for offset in range(k):
+            child = catalog[first + offset]
+            errors = np.abs(calibration.instFluxToNanojansky(fluxErr[offset]))
+            for band, error in zip(self.bands, errors):
+                flux = child.get(self.columns.fluxColumn(band))
+                child.set(self.columns.fluxErrColumn(band), float(np.hypot(error, config.fluxErrFloor * abs(flux))))
+            e1, e2, e1Err, e2Err = shapes[offset]
+            child.set("madness_e1", float(e1))
+            child.set("madness_e2", float(e2))
+            child.set("madness_e1Err", float(np.hypot(e1Err, config.shapeErrFloor)))
+            child.set("madness_e2Err", float(np.hypot(e2Err, config.shapeErrFloor)))
 
     def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.
@@ -305,7 +340,8 @@ class MadnessDeblendTask(DeblendBaseTask):
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
         kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
                       progress=self.progress, subpixel=self.config.subpixelShift,
-                      secondsPerBlend=self.config.maxSecondsPerParent)
+                      secondsPerBlend=self.config.maxSecondsPerParent,
+                      uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
         except torch.OutOfMemoryError as error:
@@ -325,5 +361,6 @@ class MadnessDeblendTask(DeblendBaseTask):
             self.log.warning("a MAP batch raised (%s); fitting its %d parents one by one", error, len(blends))
             return [outcome for blend in blends for outcome in self._fit([blend], maxGalaxies)]
         return [BlendModel(ChildModels.fromStamps(blend, fit.stamps), fit.iterations, fit.converged, fit.runtime,
-                           self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut)
+                           self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut,
+                           fluxErr=fit.fluxErr, shapes=fit.shapes)
                 for blend, fit in zip(blends, fits)]
