@@ -127,7 +127,7 @@ class DeblendColumns:
     >>> from lsst.meas.extensions.madness.afw.table import SourceTable
     >>> schema = SourceTable.makeMinimalSchema()
     >>> columns = DeblendColumns(schema, ["g", "r"])
-    >>> [n for n in schema.getNames() if n.startswith("madness_flux")]
+    >>> [n for n in schema.getNames() if n.startswith("madness_flux_")]
     ['madness_flux_g', 'madness_flux_r']
     """
 

@@ -362,5 +362,5 @@ class MadnessDeblendTask(DeblendBaseTask):
             return [outcome for blend in blends for outcome in self._fit([blend], maxGalaxies)]
         return [BlendModel(ChildModels.fromStamps(blend, fit.stamps), fit.iterations, fit.converged, fit.runtime,
                            self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut,
-                           fluxErr=fit.fluxErr, shapes=fit.shapes)
+                           fluxErr=fit.fluxErr, shapes=fit.shapes, uncertaintyRuntime=fit.uncertaintyRuntime)
                 for blend, fit in zip(blends, fits)]

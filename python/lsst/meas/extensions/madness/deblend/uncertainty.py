@@ -51,8 +51,8 @@ exact posterior covariance :math:`(A^\top W A)^{-1}`.
 
 >>> import torch
 >>> a = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
->>> jac = a.T.reshape(1, 1, 2, 1, 1, 3)                       # (B, K, D, C, S, S'): one 1x3 stamp
->>> weight = torch.full((1, 1, 1, 3), 4.0)
+>>> jac = a.T.reshape(1, 1, 2, 3, 1, 1)          # (B, K, D, C, S, S): a 1x1 stamp in 3 bands
+>>> weight = torch.full((1, 3, 1, 1), 4.0)
 >>> h = gaussNewtonHessian(jac, weight, torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=torch.long),
 ...                        torch.ones(1, 1, dtype=torch.bool))
 >>> cov, clipped = posteriorCovariance(h)
