@@ -68,7 +68,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .mapCore import placeStamps, shiftStamps
+from .mapCore import shiftStamps
 from .observation import convolveStamps
 
 __all__ = ["LaplaceResult", "observeLatents", "stampJacobians", "gaussNewtonHessian", "priorHessian",
@@ -134,20 +134,37 @@ def gaussNewtonHessian(jacobians: torch.Tensor, weight: torch.Tensor, rows: torc
                        present: torch.Tensor) -> torch.Tensor:
     r""":math:`J^\top W J` (B, K·D, K·D), float64, of B blends from the stamps' Jacobians
     (B, K, D, C, S, S) placed at corners ``rows``, ``cols`` (B, K) on canvases the shape of ``weight``
-    (B, C, H, W); absent galaxies (``present`` False) contribute nothing."""
+    (B, C, H, W); absent galaxies (``present`` False) contribute nothing.
+
+    Block :math:`(k, l)` is :math:`\sum_p w_p J_{k,p} J_{l,p}^\top` over the pixels where the stamps of
+    galaxies :math:`k` and :math:`l` overlap (zero where they do not), so memory stays that of the stamps
+    whatever the canvas and K.
+    """
     b, k, d = jacobians.shape[:3]
-    c, height, width = weight.shape[1:]
+    size = jacobians.shape[-1]
     out = torch.zeros(b, k * d, k * d, dtype=torch.float64, device=jacobians.device)
+    corners = torch.stack([rows, cols], dim=-1).cpu().tolist()
+    live = present.cpu().tolist()
     for blend in range(b):
-        columns = jacobians[blend].reshape(k * d, 1, *jacobians.shape[3:])
-        placed = placeStamps(columns, rows[blend].repeat_interleave(d).view(-1, 1),
-                             cols[blend].repeat_interleave(d).view(-1, 1),
-                             present[blend].repeat_interleave(d).view(-1, 1), height, width)  # (K·D, C, H, W)
-        flat = placed.reshape(k * d, -1).double()
-        w = weight[blend].reshape(-1).double()
-        use = (w > 0) & (flat != 0).any(dim=0)
-        flat = flat[:, use]
-        out[blend] = (flat * w[use]) @ flat.T
+        for i in range(k):
+            if not live[blend][i]:
+                continue
+            ri, ci = corners[blend][i]
+            for j in range(i, k):
+                if not live[blend][j]:
+                    continue
+                rj, cj = corners[blend][j]
+                top, bottom = max(ri, rj), min(ri, rj) + size
+                left, right = max(ci, cj), min(ci, cj) + size
+                if top >= bottom or left >= right:
+                    continue
+                w = weight[blend, :, top:bottom, left:right].double()
+                a = jacobians[blend, i, :, :, top - ri:bottom - ri, left - ci:right - ci].double()
+                c = jacobians[blend, j, :, :, top - rj:bottom - rj, left - cj:right - cj].double()
+                block = torch.einsum("dchw,chw,echw->de", a, w, c)
+                out[blend, i * d:(i + 1) * d, j * d:(j + 1) * d] = block
+                if j != i:
+                    out[blend, j * d:(j + 1) * d, i * d:(i + 1) * d] = block.T
     return out
 
 
