@@ -170,15 +170,15 @@ def test_task_columns(tinyModelDirectory, forceFallback):
 def test_floors_add_in_quadrature(tinyModelDirectory):
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
     plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy()).run(mock.mExposure, mock.catalog)
-    floored = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.1,
-                               shapeErrFloor=0.05).run(mock.mExposure, mock.catalog)
+    floored = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.1, fluxErrScale=2.0,
+                               shapeErrFloor=0.05, shapeErrScale=1.5).run(mock.mExposure, mock.catalog)
     n = len(mock.catalog)
     for a, b in zip(plain.deblendedCatalog[n:], floored.deblendedCatalog[n:]):
         flux = a.get("madness_flux_r")
-        assert b.get("madness_fluxErr_r") == pytest.approx(math.hypot(a.get("madness_fluxErr_r"), 0.1 * abs(flux)),
+        assert b.get("madness_fluxErr_r") == pytest.approx(math.hypot(2 * a.get("madness_fluxErr_r"), 0.1 * abs(flux)),
                                                           rel=1e-4)
         if np.isfinite(a.get("madness_e1Err")):
-            assert b.get("madness_e1Err") == pytest.approx(math.hypot(a.get("madness_e1Err"), 0.05), rel=1e-4)
+            assert b.get("madness_e1Err") == pytest.approx(math.hypot(1.5 * a.get("madness_e1Err"), 0.05), rel=1e-4)
 
 
 def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
@@ -187,7 +187,7 @@ def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
     report = pullsReport(1, calibrationFields=1, populationSize=3000, modelDir=str(tinyFrameModelDirectory),
                          device="cpu", progress=lambda line: None)
     assert report["nChildren"] >= 3 and sum(row["flux"]["n"] for row in report["before"]) == report["nChildren"]
-    assert report["uncertaintyMsPerParent"] > 0 and {"after", "fluxErrFloor", "shapeErrFloor"} <= set(report)
+    assert report["uncertaintyMsPerParent"] > 0 and {"afterFloors", "afterFloorsAndScales", "floors"} <= set(report)
     text = writePulls(report, "madness-bench pulls --fields 1", tmp_path / "pulls.md")
     assert "| 0–10 |" in text and (tmp_path / "pulls.json").is_file()
     # Pulls of 3 from σ too small by 3: the flux floor that makes them 1 is found.
@@ -195,6 +195,13 @@ def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
     truth = rng.uniform(100, 1000, 400)
     rows = [{"snr": 50.0, "flux": t * (1 + 0.1 * rng.normal()), "fluxTrue": t, "fluxErr": 1e-6 * t,
              "e1": 0.0, "e1True": 0.0, "e1Err": 1.0} for t in truth]
-    fluxFloor, _ = calibrateFloors(rows)
+    fluxFloor = calibrateFloors(rows)["fluxErrFloor"]
     assert fluxFloor == pytest.approx(0.1, rel=0.2)
     assert pullTable(rows, fluxFloor)[2]["flux"]["std"] == pytest.approx(1.0, rel=0.2)
+    # σ too small by 2 everywhere (noise-like, not proportional to flux), no model error: the scale finds
+    # it, the floor stays ~0.
+    for index, row in enumerate(rows):  # a faint bin and a bright one: no fractional floor fits both
+        row["snr"], row["fluxTrue"] = (5.0, 100.0) if index % 2 else (200.0, 10000.0)
+        row["fluxErr"], row["flux"] = 5.0, row["fluxTrue"] + 10.0 * rng.normal()
+    terms = calibrateFloors(rows, scales=True)
+    assert terms["fluxErrScale"] == pytest.approx(2.0, abs=0.3) and terms["fluxErrFloor"] < 0.03

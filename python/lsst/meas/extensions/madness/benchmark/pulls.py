@@ -47,7 +47,8 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
         One per matched MADNESS child: ``snr`` (r), ``flux``, ``fluxTrue``, ``fluxErr`` (nJy, Laplace
         only), ``e1``, ``e1True``, ``e1Err``.
     cost : `dict`
-        ``parents`` (MADNESS-modelled) and ``uncertaintyMs`` (their total time on the uncertainties).
+        ``parents`` (MADNESS-modelled), ``uncertaintyMs`` and ``fitMs`` (their total time on the
+        uncertainties and on the MAP fits).
     """
     from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
     from ..detect import detectParents
@@ -61,7 +62,7 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
     fields = benchmarkFields(populationSize, seed)
     task = None
     rows: list[dict] = []
-    cost = {"parents": 0, "uncertaintyMs": 0.0}
+    cost = {"parents": 0, "uncertaintyMs": 0.0, "fitMs": 0.0}
     start = time.perf_counter()
     for index in range(first, first + nFields):
         scene = fields.make(index)
@@ -69,7 +70,7 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
         catalog = detectParents(mExposure, peaks=scene.positions)
         if task is None:
             config = MadnessDeblendConfig(device=device, modelDir=modelDir, computeUncertainties=True,
-                                          fluxErrFloor=0.0, shapeErrFloor=0.0)
+                                          fluxErrScale=1.0, fluxErrFloor=0.0, shapeErrScale=1.0, shapeErrFloor=0.0)
             task = MadnessDeblendTask(catalog.schema.copy(), config=config)
             r = task.bands.index("r")
         result = task.run(mExposure, catalog)
@@ -77,6 +78,7 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
             if model.method == "madness" and np.isfinite(model.uncertaintyRuntime):
                 cost["parents"] += 1
                 cost["uncertaintyMs"] += model.uncertaintyRuntime
+                cost["fitMs"] += model.runtime
         deblended = result.deblendedCatalog
         size = scene.isolated.shape[-1]
         variance = _stamps(scene.variance, scene.truth, size)[:, r]
@@ -104,10 +106,11 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
     return rows, cost
 
 
-def _pulls(rows: list[dict], fluxFloor: float, shapeFloor: float) -> dict[str, np.ndarray]:
+def _pulls(rows: list[dict], fluxFloor: float, shapeFloor: float, fluxScale: float = 1.0,
+           shapeScale: float = 1.0) -> dict[str, np.ndarray]:
     flux = np.array([r["flux"] for r in rows])
-    fluxErr = np.hypot([r["fluxErr"] for r in rows], fluxFloor * np.abs(flux))
-    e1Err = np.hypot([r["e1Err"] for r in rows], shapeFloor)
+    fluxErr = np.hypot(fluxScale * np.array([r["fluxErr"] for r in rows]), fluxFloor * np.abs(flux))
+    e1Err = np.hypot(shapeScale * np.array([r["e1Err"] for r in rows]), shapeFloor)
     return {"snr": np.array([r["snr"] for r in rows]),
             "flux": (flux - np.array([r["fluxTrue"] for r in rows])) / fluxErr,
             "e1": (np.array([r["e1"] for r in rows]) - np.array([r["e1True"] for r in rows])) / e1Err}
@@ -122,10 +125,12 @@ def _spread(values: np.ndarray) -> dict:
             "mad": float(1.4826 * np.median(np.abs(values - median)))}
 
 
-def pullTable(rows: list[dict], fluxFloor: float = 0.0, shapeFloor: float = 0.0) -> list[dict]:
+def pullTable(rows: list[dict], fluxFloor: float = 0.0, shapeFloor: float = 0.0, fluxScale: float = 1.0,
+              shapeScale: float = 1.0) -> list[dict]:
     """Per S/N bin (:data:`SNR_BINS`): the pulls' count, standard deviation, 1.4826 MAD and median, of the
-    r-band flux and of e1, with the floors in quadrature."""
-    pulls = _pulls(rows, fluxFloor, shapeFloor)
+    r-band flux and of e1, with the Laplace σ times the scales and the floors in quadrature (as the task's
+    ``fluxErrScale``, ``fluxErrFloor``, ``shapeErrScale``, ``shapeErrFloor``)."""
+    pulls = _pulls(rows, fluxFloor, shapeFloor, fluxScale, shapeScale)
     table = []
     for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
         inBin = (pulls["snr"] >= low) & (pulls["snr"] < high)
@@ -134,19 +139,29 @@ def pullTable(rows: list[dict], fluxFloor: float = 0.0, shapeFloor: float = 0.0)
     return table
 
 
-def calibrateFloors(rows: list[dict], grid: np.ndarray | None = None) -> tuple[float, float]:
-    """The fractional flux floor and the e1 floor that bring the pulls' standard deviations closest to 1
-    over the S/N bins (least squares in log std, bins with >= 5 children; each floor on its own grid)."""
-    def score(key: str, flux: float, shape: float) -> float:
-        logs = [np.log(row[key]["std"]) for row in pullTable(rows, flux, shape)
+def calibrateFloors(rows: list[dict], scales: bool = False) -> dict[str, float]:
+    """The model-error terms that bring the pulls' standard deviations closest to 1 over the S/N bins
+    (least squares in log std over the bins with >= 5 children): a fractional flux floor and an e1 floor,
+    each on its own grid, and with ``scales`` also a factor on the Laplace σ (flux and e1 each), jointly
+    with its floor. Returns ``fluxErrFloor``, ``shapeErrFloor``, ``fluxErrScale``, ``shapeErrScale``."""
+    def score(key: str, **terms) -> float:
+        logs = [np.log(row[key]["std"]) for row in pullTable(rows, **terms)
                 if row[key]["n"] >= 5 and row[key]["std"] > 0]
         return float(np.sum(np.square(logs))) if logs else np.inf
 
-    fluxGrid = np.r_[0.0, np.geomspace(0.002, 0.5, 60)] if grid is None else grid
-    shapeGrid = np.r_[0.0, np.geomspace(0.0005, 0.2, 60)] if grid is None else grid
-    fluxFloor = float(min(fluxGrid, key=lambda f: score("flux", f, 0.0)))
-    shapeFloor = float(min(shapeGrid, key=lambda s: score("e1", 0.0, s)))
-    return fluxFloor, shapeFloor
+    fluxGrid = np.r_[0.0, np.geomspace(0.002, 0.5, 60)]
+    shapeGrid = np.r_[0.0, np.geomspace(0.0005, 0.2, 60)]
+    scaleGrid = np.linspace(1.0, 3.0, 21) if scales else np.array([1.0])
+    fluxScale, fluxFloor = min(((a, f) for a in scaleGrid for f in fluxGrid),
+                               key=lambda t: score("flux", fluxScale=t[0], fluxFloor=t[1]))
+    shapeScale, shapeFloor = min(((a, f) for a in scaleGrid for f in shapeGrid),
+                                 key=lambda t: score("e1", shapeScale=t[0], shapeFloor=t[1]))
+    return {"fluxErrFloor": float(fluxFloor), "shapeErrFloor": float(shapeFloor), "fluxErrScale": float(fluxScale),
+            "shapeErrScale": float(shapeScale)}
+
+
+def _apply(rows: list[dict], terms: dict[str, float]) -> list[dict]:
+    return pullTable(rows, terms["fluxErrFloor"], terms["shapeErrFloor"], terms["fluxErrScale"], terms["shapeErrScale"])
 
 
 def pullsReport(nFields: int, first: int = 1000, calibrationFields: int = 0, calibrationFirst: int = 3000,
@@ -160,15 +175,16 @@ def pullsReport(nFields: int, first: int = 1000, calibrationFields: int = 0, cal
     report = {"fields": nFields, "first": first, "models": "the shipped weights" if modelDir is None else str(modelDir),
               "nChildren": len(rows), "parents": cost["parents"],
               "uncertaintyMsPerParent": cost["uncertaintyMs"] / max(cost["parents"], 1),
+              "fitMsPerParent": cost["fitMs"] / max(cost["parents"], 1),
               "before": pullTable(rows), "rows": rows}
     if calibrationFields:
         calibration, _ = pullRows(calibrationFields, calibrationFirst, modelDir=modelDir, device=device,
                                   progress=progress, populationSize=populationSize)
-        fluxFloor, shapeFloor = calibrateFloors(calibration)
+        floors, both = calibrateFloors(calibration), calibrateFloors(calibration, scales=True)
         report.update(calibrationFields=calibrationFields, calibrationFirst=calibrationFirst,
-                      calibrationChildren=len(calibration), fluxErrFloor=fluxFloor, shapeErrFloor=shapeFloor,
-                      calibrationAfter=pullTable(calibration, fluxFloor, shapeFloor),
-                      after=pullTable(rows, fluxFloor, shapeFloor))
+                      calibrationChildren=len(calibration), floors=floors, floorsAndScales=both,
+                      afterFloors=_apply(rows, floors), afterFloorsAndScales=_apply(rows, both),
+                      calibrationRows=calibration)
     report["seconds"] = time.perf_counter() - start
     return report
 
@@ -190,14 +206,17 @@ def pullsMarkdown(report: dict, command: str) -> str:
              f"Written by `{command}`: {report['fields']} test fields from index {report['first']} (truth peaks), "
              f"{report['nChildren']} MADNESS children matched to their galaxies; models: {report['models']}. "
              f"Pull = (model − truth) / σ of the r-band flux and of e1 (r-band adaptive moments). "
-             f"Uncertainties cost {report['uncertaintyMsPerParent']:.0f} ms per parent on average "
-             f"({report['parents']} parents, this machine's CPU).", "",
+             f"Uncertainties cost {report['uncertaintyMsPerParent']:.0f} ms per parent on average, the MAP fit "
+             f"{report.get('fitMsPerParent', float('nan')):.0f} ms ({report['parents']} parents, this machine's "
+             f"CPU, shared with other jobs).", "",
              "Without a model-error floor (the Laplace σ alone):", ""] + _tableLines(report["before"])
-    if "after" in report:
-        lines += ["", f"With the floors chosen on {report['calibrationFields']} other fields (from index "
-                      f"{report['calibrationFirst']}, {report['calibrationChildren']} children): "
-                      f"`fluxErrFloor` = {report['fluxErrFloor']:.3g}, `shapeErrFloor` = {report['shapeErrFloor']:.3g}:",
-                  ""] + _tableLines(report["after"])
+    if "afterFloors" in report:
+        for key, title in (("Floors", "the floors alone"), ("FloorsAndScales", "the floors and the scales")):
+            terms = report["floors" if key == "Floors" else "floorsAndScales"]
+            lines += ["", f"With {title} chosen on {report['calibrationFields']} other fields (from index "
+                          f"{report['calibrationFirst']}, {report['calibrationChildren']} children): "
+                          + ", ".join(f"`{name}` = {value:.3g}" for name, value in terms.items()) + ":",
+                      ""] + _tableLines(report["after" + key])
     return "\n".join(lines) + "\n"
 
 

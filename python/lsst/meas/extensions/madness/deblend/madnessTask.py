@@ -128,11 +128,16 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         True, doc="After the MAP fit, compute each MADNESS child's Laplace uncertainties (deblend/uncertainty.py: "
                   "the latents' posterior covariance from the Gauss-Newton Hessian plus the flow's, propagated "
                   "linearly): madness_fluxErr_<band>, madness_e1/e2 and madness_e1Err/e2Err. False: these are NaN.")
+    fluxErrScale: float = Field(
+        1.0, gt=0, doc="Factor on the Laplace flux error before fluxErrFloor is added: sigma^2 = (fluxErrScale * "
+                       "sigma_Laplace)^2 + (fluxErrFloor * |flux|)^2 (doc/madness-deblend.md, madness-bench pulls).")
     fluxErrFloor: float = Field(
-        0.0, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the Laplace flux "
-                       "error: sigma^2 = sigma_Laplace^2 + (fluxErrFloor * |flux|)^2 (doc/madness-deblend.md).")
+        0.0, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the (scaled) "
+                       "Laplace flux error (see fluxErrScale).")
+    shapeErrScale: float = Field(
+        1.0, gt=0, doc="Factor on the Laplace errors of e1 and e2 before shapeErrFloor is added.")
     shapeErrFloor: float = Field(
-        0.0, ge=0, doc="Model error of e1 and e2 added in quadrature to their Laplace errors "
+        0.0, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
@@ -305,7 +310,7 @@ class MadnessDeblendTask(DeblendBaseTask):
 
     def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
         """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
-        children ``catalog[first:]``, with the model-error floors in quadrature; NaN for fallback children."""
+        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for fallback children."""
         config = self.config
         k = len(catalog) - first
         nan = np.full((k, len(self.bands)), np.nan)
@@ -318,12 +323,13 @@ class MadnessDeblendTask(DeblendBaseTask):
             errors = np.abs(calibration.instFluxToNanojansky(fluxErr[offset]))
             for band, error in zip(self.bands, errors):
                 flux = child.get(self.columns.fluxColumn(band))
-                child.set(self.columns.fluxErrColumn(band), float(np.hypot(error, config.fluxErrFloor * abs(flux))))
+                child.set(self.columns.fluxErrColumn(band),
+                          float(np.hypot(config.fluxErrScale * error, config.fluxErrFloor * abs(flux))))
             e1, e2, e1Err, e2Err = shapes[offset]
             child.set("madness_e1", float(e1))
             child.set("madness_e2", float(e2))
-            child.set("madness_e1Err", float(np.hypot(e1Err, config.shapeErrFloor)))
-            child.set("madness_e2Err", float(np.hypot(e2Err, config.shapeErrFloor)))
+            child.set("madness_e1Err", float(np.hypot(config.shapeErrScale * e1Err, config.shapeErrFloor)))
+            child.set("madness_e2Err", float(np.hypot(config.shapeErrScale * e2Err, config.shapeErrFloor)))
 
     def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.
