@@ -169,7 +169,8 @@ def test_task_columns(tinyModelDirectory, forceFallback):
 
 def test_floors_add_in_quadrature(tinyModelDirectory):
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
-    plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy()).run(mock.mExposure, mock.catalog)
+    plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.0, fluxErrScale=1.0,
+                             shapeErrFloor=0.0, shapeErrScale=1.0).run(mock.mExposure, mock.catalog)
     floored = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.1, fluxErrScale=2.0,
                                shapeErrFloor=0.05, shapeErrScale=1.5).run(mock.mExposure, mock.catalog)
     n = len(mock.catalog)

@@ -129,15 +129,18 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                   "the latents' posterior covariance from the Gauss-Newton Hessian plus the flow's, propagated "
                   "linearly): madness_fluxErr_<band>, madness_e1/e2 and madness_e1Err/e2Err. False: these are NaN.")
     fluxErrScale: float = Field(
-        1.0, gt=0, doc="Factor on the Laplace flux error before fluxErrFloor is added: sigma^2 = (fluxErrScale * "
-                       "sigma_Laplace)^2 + (fluxErrFloor * |flux|)^2 (doc/madness-deblend.md, madness-bench pulls).")
+        2.6, gt=0, doc="Factor on the Laplace flux error before fluxErrFloor is added: sigma^2 = (fluxErrScale * "
+                       "sigma_Laplace)^2 + (fluxErrFloor * |flux|)^2. The default and fluxErrFloor's were chosen "
+                       "for the shipped weights on simulated fields (madness-bench pulls, doc/madness-deblend.md); "
+                       "1 and 0 give the Laplace error alone.")
     fluxErrFloor: float = Field(
-        0.0, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the (scaled) "
+        0.04, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the (scaled) "
                        "Laplace flux error (see fluxErrScale).")
     shapeErrScale: float = Field(
-        1.0, gt=0, doc="Factor on the Laplace errors of e1 and e2 before shapeErrFloor is added.")
+        2.0, gt=0, doc="Factor on the Laplace errors of e1 and e2 before shapeErrFloor is added (chosen like "
+                       "fluxErrScale).")
     shapeErrFloor: float = Field(
-        0.0, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
+        0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
