@@ -37,6 +37,12 @@ table, or for the fallback's children), ``madness_lowPrior`` is set below ``lowP
 (an implausible galaxy for the models), and ``madness_badFit`` when its footprint's reduced χ²
 (``deblend_chi2``) is above ``badFitChi2``; a parent gets ``madness_badFit`` from its own.
 
+With ``computeUncertainties`` every MADNESS child also gets Laplace uncertainties
+(:mod:`.uncertainty`): ``madness_fluxErr_<band>`` (nJy), its r-band shape ``madness_e1``/``madness_e2``
+(adaptive moments, the benchmark's) and their ``madness_e1Err``/``madness_e2Err``, each Laplace σ
+times ``fluxErrScale``/``shapeErrScale`` with ``fluxErrFloor`` × |flux| / ``shapeErrFloor`` in quadrature
+(chosen for the shipped weights by ``madness-bench pulls``); NaN for the fallback's children.
+
 Faults stay inside the parents they touch: a batch that raises is fitted again parent by
 parent, so only the parents that raise alone go to the fallback; a batch that runs out of GPU
 memory is fitted again in batches of half as many galaxies, down to one parent per batch.
