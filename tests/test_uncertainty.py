@@ -206,3 +206,18 @@ def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
         row["fluxErr"], row["flux"] = 5.0, row["fluxTrue"] + 10.0 * rng.normal()
     terms = calibrateFloors(rows, scales=True)
     assert terms["fluxErrScale"] == pytest.approx(2.0, abs=0.3) and terms["fluxErrFloor"] < 0.03
+
+
+def test_failed_uncertainties_leave_the_fit(tinyModelDirectory, monkeypatch):
+    """Uncertainties that raise give NaN columns; the parents keep their MADNESS children."""
+    import lsst.meas.extensions.madness.deblend.uncertainty as uncertainty
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(uncertainty, "laplaceUncertainties", broken)
+    mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
+    task = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy())
+    children = task.run(mock.mExposure, mock.catalog).deblendedCatalog[len(mock.catalog):]
+    assert not any(child.get("deblend_fallback") for child in children)
+    assert all(np.isnan(child.get("madness_fluxErr_r")) for child in children)

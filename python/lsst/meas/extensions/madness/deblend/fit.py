@@ -178,7 +178,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     ``secondsPerBlend`` is a time budget: a batch of n blends stops optimising after n times it,
     and its blends that had not met the stopping rule are returned with ``timedOut``.
     ``uncertainties`` adds each child's Laplace uncertainties (:func:`~.uncertainty.laplaceUncertainties`)
-    at the MAP latents: ``fluxErr`` and ``shapes`` (r band; NaN if the models have no r band).
+    at the MAP latents: ``fluxErr`` and ``shapes`` (r band; NaN if the models have no r band); if they
+    raise, the batch's fits stand without them (None, a warning).
 
     Raises
     ------
@@ -237,10 +238,16 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             from .uncertainty import laplaceUncertainties
 
             begin = time.perf_counter()
-            laplace = laplaceUncertainties(
-                models.decoder, models.flowLogProb, result.latents, fitted[1], tensors["rows"], tensors["cols"],
-                tensors["present"], offsets, fitted[2], ratio, channels, models.imageScale(), len(models.bands),
-                models.bands.index("r") if "r" in models.bands else None)
+            try:
+                laplace = laplaceUncertainties(
+                    models.decoder, models.flowLogProb, result.latents, fitted[1], tensors["rows"], tensors["cols"],
+                    tensors["present"], offsets, fitted[2], ratio, channels, models.imageScale(), len(models.bands),
+                    models.bands.index("r") if "r" in models.bands else None)
+            except Exception as error:  # noqa: BLE001 - the fit stands without its uncertainties (NaN)
+                import logging
+
+                logging.getLogger(__name__).warning("Laplace uncertainties failed for a batch of %d blends (%s: %s); "
+                                                    "their columns are NaN", len(indices), type(error).__name__, error)
             spent = 1e3 * (time.perf_counter() - begin)
         peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):
