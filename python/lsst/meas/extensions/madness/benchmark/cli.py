@@ -11,6 +11,7 @@
     madness-bench observations runs/nominal runs/psf07 [...]   # runs made with --psf-scale/--pixel-scale
     madness-bench threads --work runs/threads [--threads 1 2] [--loads 0 1 2] [--repeats 2]
     madness-bench flags [--fields 40] [--peaks truth|detected] [--doc doc/_generated/flag-rates.md]
+    madness-bench pulls [--fields 20] [--calibration-fields 20] [--doc doc/_generated/pulls.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
@@ -24,6 +25,7 @@ their hallucination shares (``doc/_generated/benchmark-real.md`` and ``.json``, 
 other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`; ``doc/_generated/threads.md``): the
 measurement behind ``madness-run-task --threads auto``. ``flags`` counts the trust flags
 (``madness_lowPrior``, ``madness_badFit``) on test fields (:mod:`lsst.meas.extensions.madness.benchmark.flags`).
+``pulls`` checks the size of the Laplace uncertainties there (:mod:`lsst.meas.extensions.madness.benchmark.pulls`).
 """
 
 from __future__ import annotations
@@ -193,7 +195,29 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_argument("--device", default="auto", help="torch device of MADNESS")
     flags.add_argument("--doc", type=Path, default=Path("doc/_generated/flag-rates.md"),
                        help="Markdown report, its JSON beside it (default doc/_generated/flag-rates.md)")
+    pulls = commands.add_parser("pulls", help="pulls of the Laplace uncertainties (flux, e1) on simulated test fields")
+    pulls.add_argument("--fields", type=int, default=20, help="test fields reported (default 20)")
+    pulls.add_argument("--first", type=int, default=1000, help="index of the first reported field (default 1000)")
+    pulls.add_argument("--calibration-fields", type=int, default=0,
+                       help="other fields on which to choose the model-error floors (default 0: no floors)")
+    pulls.add_argument("--calibration-first", type=int, default=3000,
+                       help="index of the first calibration field (default 3000)")
+    pulls.add_argument("--model-dir", default=None, metavar="DIR", help="MADNESS models (default: the shipped weights)")
+    pulls.add_argument("--device", default="auto", help="torch device of MADNESS")
+    pulls.add_argument("--doc", type=Path, default=Path("doc/_generated/pulls.md"),
+                       help="Markdown report, its JSON beside it (default doc/_generated/pulls.md)")
     args = parser.parse_args(argv)
+    if args.command == "pulls":
+        from .pulls import pullsReport, writePulls
+
+        try:
+            report = pullsReport(args.fields, args.first, args.calibration_fields, args.calibration_first,
+                                 modelDir=args.model_dir, device=args.device)
+        except ValueError as error:
+            print(f"madness-bench: error: {error}", file=sys.stderr)
+            return 2
+        print(writePulls(report, "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv), args.doc))
+        return 0
     if args.command == "flags":
         from .flags import flagRates, writeFlagRates
 

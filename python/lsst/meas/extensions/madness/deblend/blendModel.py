@@ -35,6 +35,9 @@ class BlendModel:
     latents: np.ndarray | None = None  # (K, D), MADNESS only
     fallbackReason: str = ""
     timedOut: bool = False  # the fit ran out of its time budget before meeting its stopping rule
+    fluxErr: np.ndarray | None = None  # (K, bands) Laplace σ of the children's fluxes, deblender units; MADNESS only
+    shapes: np.ndarray | None = None  # (K, 4) r-band e1, e2, σ(e1), σ(e2) (deblend/uncertainty.py); MADNESS only
+    uncertaintyRuntime: float = float("nan")  # ms spent on the uncertainties (part of ``runtime``'s batch)
 
     @property
     def finite(self) -> bool:

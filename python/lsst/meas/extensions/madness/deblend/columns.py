@@ -39,6 +39,11 @@ column                                              on    meaning
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
 ``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration);
                                                           NaN in a band the exposure lacks
+``madness_fluxErr_<band>``                          C     its Laplace σ, nJy (:mod:`.uncertainty`; with the
+                                                          ``fluxErrFloor`` in quadrature); NaN for fallback children
+``madness_e1``, ``madness_e2``                      C     the r-band model's adaptive-moment distortion (the
+                                                          benchmark's ellipticity); NaN for fallback children
+``madness_e1Err``, ``madness_e2Err``                C     their Laplace σ (with ``shapeErrFloor`` in quadrature)
 ``coord_ra``, ``coord_dec``                         P, C  with a WCS, the sky position (rad): a child's peak, a
                                                           parent's footprint centroid (if the input has none)
 ==================================================  ====  ========================================================
@@ -107,6 +112,10 @@ _CHILD = [
     ("madness_logPriorQuantile", "D", "Quantile of madness_logPrior among held-out isolated galaxies (MADNESS)", ""),
     ("madness_lowPrior", "Flag", "madness_logPriorQuantile below lowPriorQuantile: a galaxy implausible for the "
                                  "models (MADNESS)", ""),
+    ("madness_e1", "F", "e1 distortion of the child's r-band model, adaptive moments (MADNESS)", ""),
+    ("madness_e2", "F", "e2 distortion of the child's r-band model, adaptive moments (MADNESS)", ""),
+    ("madness_e1Err", "F", "Laplace uncertainty of madness_e1, with shapeErrFloor (MADNESS)", ""),
+    ("madness_e2Err", "F", "Laplace uncertainty of madness_e2, with shapeErrFloor (MADNESS)", ""),
 ]
 
 
@@ -118,7 +127,7 @@ class DeblendColumns:
     >>> from lsst.meas.extensions.madness.afw.table import SourceTable
     >>> schema = SourceTable.makeMinimalSchema()
     >>> columns = DeblendColumns(schema, ["g", "r"])
-    >>> [n for n in schema.getNames() if n.startswith("madness_flux")]
+    >>> [n for n in schema.getNames() if n.startswith("madness_flux_")]
     ['madness_flux_g', 'madness_flux_r']
     """
 
@@ -127,6 +136,8 @@ class DeblendColumns:
         self.bands = tuple(bands)
         rows = list(_COORDS) + list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
         rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "nJy") for b in self.bands]
+        rows += [(self.fluxErrColumn(b), "F", f"Laplace uncertainty of the model flux in band {b}, with "
+                                              f"fluxErrFloor (MADNESS)", "nJy") for b in self.bands]
         for name, kind, doc, units in rows:
             if name not in schema:
                 schema.addField(name, type=kind, doc=doc, units=units)
@@ -134,3 +145,7 @@ class DeblendColumns:
     @staticmethod
     def fluxColumn(band: str) -> str:
         return f"madness_flux_{band}"
+
+    @staticmethod
+    def fluxErrColumn(band: str) -> str:
+        return f"madness_fluxErr_{band}"

@@ -67,6 +67,10 @@ class BlendFit:
     converged: bool
     runtime: float = float("nan")  # ms: the batch's time shared in proportion to the blends' peaks
     timedOut: bool = False  # the batch ran out of its time budget before this blend met the stopping rule
+    # Laplace uncertainties (:mod:`.uncertainty`), with ``uncertainties=True``; None otherwise.
+    fluxErr: np.ndarray | None = None  # (K, bands), image units like ``stamps``
+    shapes: np.ndarray | None = None  # (K, 4): e1, e2, σ(e1), σ(e2) of the r-band model
+    uncertaintyRuntime: float = float("nan")  # ms, the batch's time for them shared like ``runtime``
 
     @property
     def finite(self) -> bool:
@@ -167,11 +171,15 @@ def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] 
 
 def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
               maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False,
-              subpixel: bool = True, secondsPerBlend: float | None = None) -> list[BlendFit]:
+              subpixel: bool = True, secondsPerBlend: float | None = None,
+              uncertainties: bool = False) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
 
     ``secondsPerBlend`` is a time budget: a batch of n blends stops optimising after n times it,
     and its blends that had not met the stopping rule are returned with ``timedOut``.
+    ``uncertainties`` adds each child's Laplace uncertainties (:func:`~.uncertainty.laplaceUncertainties`)
+    at the MAP latents: ``fluxErr`` and ``shapes`` (r band; NaN if the models have no r band); if they
+    raise, the batch's fits stand without them (None, a warning).
 
     Raises
     ------
@@ -225,6 +233,22 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                                 None if kernels is None else kernels.repeat_interleave(k, dim=0), ratio)
         stamps = stamps.view(b, k, *stamps.shape[1:]) * live.to(stamps.dtype).view(1, 1, -1, 1, 1)
         elapsed = 1e3 * (time.perf_counter() - start)
+        laplace, spent = None, float("nan")
+        if uncertainties:
+            from .uncertainty import laplaceUncertainties
+
+            begin = time.perf_counter()
+            try:
+                laplace = laplaceUncertainties(
+                    models.decoder, models.flowLogProb, result.latents, fitted[1], tensors["rows"], tensors["cols"],
+                    tensors["present"], offsets, fitted[2], ratio, channels, models.imageScale(), len(models.bands),
+                    models.bands.index("r") if "r" in models.bands else None)
+            except Exception as error:  # noqa: BLE001 - the fit stands without its uncertainties (NaN)
+                import logging
+
+                logging.getLogger(__name__).warning("Laplace uncertainties failed for a batch of %d blends (%s: %s); "
+                                                    "their columns are NaN", len(indices), type(error).__name__, error)
+            spent = 1e3 * (time.perf_counter() - begin)
         peaks = sum(blends[i].nPeaks for i in indices)
         for row, i in enumerate(indices):
             n = blends[i].nPeaks
@@ -233,6 +257,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                 stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
                 converged=bool(result.converged[row]), runtime=elapsed * n / peaks,
-                timedOut=bool(result.timedOut[row]))
+                timedOut=bool(result.timedOut[row]),
+                fluxErr=None if laplace is None else laplace.fluxErr[row, :n],
+                shapes=None if laplace is None else np.stack([laplace.e1[row, :n], laplace.e2[row, :n],
+                                                              laplace.e1Err[row, :n], laplace.e2Err[row, :n]], axis=1),
+                uncertaintyRuntime=spent * n / peaks)
     bar.close()
     return results  # every slot was filled: each blend is in exactly one batch

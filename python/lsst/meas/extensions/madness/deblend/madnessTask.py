@@ -37,6 +37,12 @@ table, or for the fallback's children), ``madness_lowPrior`` is set below ``lowP
 (an implausible galaxy for the models), and ``madness_badFit`` when its footprint's reduced χ²
 (``deblend_chi2``) is above ``badFitChi2``; a parent gets ``madness_badFit`` from its own.
 
+With ``computeUncertainties`` every MADNESS child also gets Laplace uncertainties
+(:mod:`.uncertainty`): ``madness_fluxErr_<band>`` (nJy), its r-band shape ``madness_e1``/``madness_e2``
+(adaptive moments, the benchmark's) and their ``madness_e1Err``/``madness_e2Err``, each Laplace σ
+times ``fluxErrScale``/``shapeErrScale`` with ``fluxErrFloor`` × |flux| / ``shapeErrFloor`` in quadrature
+(chosen for the shipped weights by ``madness-bench pulls``); NaN for the fallback's children.
+
 Faults stay inside the parents they touch: a batch that raises is fitted again parent by
 parent, so only the parents that raise alone go to the fallback; a batch that runs out of GPU
 memory is fitted again in batches of half as many galaxies, down to one parent per batch.
@@ -59,6 +65,8 @@ from __future__ import annotations
 
 import time
 from typing import Literal, Sequence
+
+import numpy as np
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
@@ -125,6 +133,24 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     fallbackBadFit: bool = Field(
         False, doc="Use the fallback for parents whose MADNESS fit has madness_badFit (reduced chi^2 over the "
                    "parent footprint above badFitChi2); their children then come from the fallback.")
+    computeUncertainties: bool = Field(
+        True, doc="After the MAP fit, compute each MADNESS child's Laplace uncertainties (deblend/uncertainty.py: "
+                  "the latents' posterior covariance from the Gauss-Newton Hessian plus the flow's, propagated "
+                  "linearly): madness_fluxErr_<band>, madness_e1/e2 and madness_e1Err/e2Err. False: these are NaN.")
+    fluxErrScale: float = Field(
+        2.6, gt=0, doc="Factor on the Laplace flux error before fluxErrFloor is added: sigma^2 = (fluxErrScale * "
+                       "sigma_Laplace)^2 + (fluxErrFloor * |flux|)^2. The default and fluxErrFloor's were chosen "
+                       "for the shipped weights on simulated fields (madness-bench pulls, doc/madness-deblend.md); "
+                       "1 and 0 give the Laplace error alone.")
+    fluxErrFloor: float = Field(
+        0.04, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the (scaled) "
+                       "Laplace flux error (see fluxErrScale).")
+    shapeErrScale: float = Field(
+        2.0, gt=0, doc="Factor on the Laplace errors of e1 and e2 before shapeErrFloor is added (chosen like "
+                       "fluxErrScale).")
+    shapeErrFloor: float = Field(
+        0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
+                       "(doc/madness-deblend.md).")
     fallback: ConfigurableField = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -293,6 +319,30 @@ class MadnessDeblendTask(DeblendBaseTask):
             child.set("madness_logPriorQuantile", quantile)
             child.set("madness_lowPrior", bool(quantile < self.config.lowPriorQuantile))
             child.set("madness_badFit", bool(child.get("deblend_chi2") > limit))
+        self._setUncertainties(catalog, first, blend, model, calibration)
+
+    def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
+        """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
+        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for fallback children."""
+        config = self.config
+        k = len(catalog) - first
+        nan = np.full((k, len(self.bands)), np.nan)
+        fluxErr = nan if model.fluxErr is None else np.asarray(model.fluxErr, dtype=float)
+        if blend.scale is not None:
+            fluxErr = fluxErr / blend.scale[None, :]
+        shapes = np.full((k, 4), np.nan) if model.shapes is None else np.asarray(model.shapes, dtype=float)
+        for offset in range(k):
+            child = catalog[first + offset]
+            errors = np.abs(calibration.instFluxToNanojansky(fluxErr[offset]))
+            for band, error in zip(self.bands, errors):
+                flux = child.get(self.columns.fluxColumn(band))
+                child.set(self.columns.fluxErrColumn(band),
+                          float(np.hypot(config.fluxErrScale * error, config.fluxErrFloor * abs(flux))))
+            e1, e2, e1Err, e2Err = shapes[offset]
+            child.set("madness_e1", float(e1))
+            child.set("madness_e2", float(e2))
+            child.set("madness_e1Err", float(np.hypot(config.shapeErrScale * e1Err, config.shapeErrFloor)))
+            child.set("madness_e2Err", float(np.hypot(config.shapeErrScale * e2Err, config.shapeErrFloor)))
 
     def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.
@@ -309,7 +359,8 @@ class MadnessDeblendTask(DeblendBaseTask):
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
         kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
                       progress=self.progress, subpixel=self.config.subpixelShift,
-                      secondsPerBlend=self.config.maxSecondsPerParent)
+                      secondsPerBlend=self.config.maxSecondsPerParent,
+                      uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
         except torch.OutOfMemoryError as error:
@@ -329,5 +380,6 @@ class MadnessDeblendTask(DeblendBaseTask):
             self.log.warning("a MAP batch raised (%s); fitting its %d parents one by one", error, len(blends))
             return [outcome for blend in blends for outcome in self._fit([blend], maxGalaxies)]
         return [BlendModel(ChildModels.fromStamps(blend, fit.stamps), fit.iterations, fit.converged, fit.runtime,
-                           self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut)
+                           self.method, fit.logLikelihood, fit.logPrior, fit.latents, timedOut=fit.timedOut,
+                           fluxErr=fit.fluxErr, shapes=fit.shapes, uncertaintyRuntime=fit.uncertaintyRuntime)
                 for blend, fit in zip(blends, fits)]
