@@ -40,7 +40,7 @@ table, or for the fallback's children), ``madness_lowPrior`` is set below ``lowP
 With ``computeUncertainties`` every MADNESS child also gets Laplace uncertainties
 (:mod:`.uncertainty`): ``madness_fluxErr_<band>`` (nJy), its r-band shape ``madness_e1``/``madness_e2``
 (adaptive moments, the benchmark's) and their ``madness_e1Err``/``madness_e2Err``, each Laplace σ
-times ``fluxErrScale``/``shapeErrScale`` with ``fluxErrFloor`` × |flux| / ``shapeErrFloor`` in quadrature
+times ``fluxErrScale``/``shapeErrScale`` with ``fluxErrFloor`` × ``abs(flux)`` / ``shapeErrFloor`` in quadrature
 (chosen for the shipped weights by ``madness-bench pulls``); NaN for the fallback's children.
 
 Faults stay inside the parents they touch: a batch that raises is fitted again parent by
