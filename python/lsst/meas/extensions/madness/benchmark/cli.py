@@ -73,6 +73,17 @@ def _real(args, argv: list[str] | None) -> int:
     return 0 if all("chi2" in r for r in results["methods"].values()) else 1
 
 
+def _report(measure, write, args, argv: list[str] | None) -> int:
+    """Run a benchmark that writes a report to ``args.doc``: exit 2 on bad settings, else print the report."""
+    try:
+        result = measure()
+    except ValueError as error:
+        print(f"madness-bench: error: {error}", file=sys.stderr)
+        return 2
+    print(write(result, "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv), args.doc))
+    return 0
+
+
 def _threads(args, argv: list[str] | None) -> int:
     import os
 
@@ -210,24 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pulls":
         from .pulls import pullsReport, writePulls
 
-        try:
-            report = pullsReport(args.fields, args.first, args.calibration_fields, args.calibration_first,
-                                 modelDir=args.model_dir, device=args.device)
-        except ValueError as error:
-            print(f"madness-bench: error: {error}", file=sys.stderr)
-            return 2
-        print(writePulls(report, "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv), args.doc))
-        return 0
+        return _report(lambda: pullsReport(args.fields, args.first, args.calibration_fields, args.calibration_first,
+                                           modelDir=args.model_dir, device=args.device), writePulls, args, argv)
     if args.command == "flags":
         from .flags import flagRates, writeFlagRates
 
-        try:
-            rates = flagRates(args.fields, peaks=args.peaks, modelDir=args.model_dir, device=args.device)
-        except ValueError as error:
-            print(f"madness-bench: error: {error}", file=sys.stderr)
-            return 2
-        print(writeFlagRates(rates, "madness-bench " + " ".join(sys.argv[1:] if argv is None else argv), args.doc))
-        return 0
+        return _report(lambda: flagRates(args.fields, peaks=args.peaks, modelDir=args.model_dir, device=args.device),
+                       writeFlagRates, args, argv)
     if args.command == "threads":
         return _threads(args, argv)
     if args.command == "observations":
