@@ -41,13 +41,18 @@ from .run import PEAK_SETTINGS, runBenchmark
 __all__ = ["main"]
 
 
-def _variants(pairs: list[str]) -> dict[str, str]:
+def _variants(pairs: list[str], configs: list[str] = ()) -> dict[str, str]:
+    """Labels → model variants: ``LABEL=DIR`` (other models), ``LABEL=KEY=VALUE[,KEY=VALUE]`` (the
+    run's models under MadnessDeblendConfig overrides, stored as ``?KEY=VALUE&...``: :func:`.fields.variantSpec`)."""
     variants = {}
-    for pair in pairs:
-        label, _, directory = pair.partition("=")
-        if not label or not directory or ":" in label:
-            raise SystemExit(f"madness-bench: error: --compare-models takes LABEL=DIR (a label without ':'), not {pair!r}")
-        variants[label] = directory
+    for option, given in (("--compare-models", pairs), ("--compare-config", configs)):
+        for pair in given:
+            label, _, value = pair.partition("=")
+            if not label or not value or ":" in label or label in variants or (
+                    option == "--compare-config" and "=" not in value):
+                form = "LABEL=DIR" if option == "--compare-models" else "LABEL=KEY=VALUE[,KEY=VALUE]"
+                raise SystemExit(f"madness-bench: error: {option} takes {form} (a new label without ':'), not {pair!r}")
+            variants[label] = value if option == "--compare-models" else "?" + value.replace(",", "&")
     return variants
 
 
@@ -118,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--compare-models", action="append", default=[], metavar="LABEL=DIR",
                      help="also run vae/madness/fidelity with the models in DIR, as methods madness:LABEL etc., "
                           "side by side on the same fields (repeatable)")
+    run.add_argument("--compare-config", action="append", default=[], metavar="LABEL=KEY=VALUE[,KEY=VALUE]",
+                     help="also run vae/madness/fidelity with the run's models under MadnessDeblendConfig overrides "
+                          "(e.g. lm=optimizer=lm), as methods madness:LABEL etc. (repeatable)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out (its stored methods); with a new --compare-models label, "
                           "add that model set to the fields already done")
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runBenchmark(args.out, args.fields, peaks=args.peaks, methods=args.methods, seed=args.seed,
                          populationSize=args.population, resume=args.resume, device=args.device,
-                         modelDir=args.model_dir, variants=_variants(args.compare_models),
+                         modelDir=args.model_dir, variants=_variants(args.compare_models, args.compare_config),
                          compilationCacheDir=None if cache == "none" else cache, psfScale=args.psf_scale,
                          pixelScale=args.pixel_scale)
         except (FileExistsError, ValueError) as error:

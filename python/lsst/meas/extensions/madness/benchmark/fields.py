@@ -18,9 +18,14 @@ Methods: ``none`` (no deblending: :math:`F^d = F^b`), ``vae`` (the VAE-deblender
 its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask), ``scarlet``
 (ScarletDeblendTask), and ``fidelity``: the VAE's own encoder on each galaxy's *isolated* noisy
 stamp, decoded. It needs the truth, so it is no deblender: it is the limit the VAE's fidelity sets
-on MADNESS (a deblender that found every galaxy's best latent could do no better than this). A galaxy with no child (a missed detection) is predicted as zero by every
-method but ``none``; detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels
-are counted as spurious.
+on MADNESS (a deblender that found every galaxy's best latent could do no better than this).
+``template`` needs the truth too: every galaxy's noiseless image is known and only its amplitude
+per band is fitted, jointly over the field, by weighted least squares on the noisy image. It is
+the floor that noise sets on a deblender that knows every shape exactly: what is left of
+:math:`\\delta F/F` is the neighbours' amplitude noise in the aperture.
+
+A galaxy with no child (a missed detection) is predicted as zero by every method but ``none``;
+detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels are counted as spurious.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import numpy as np
 
 from . import metrics
 
-__all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase"]
+__all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase", "templateFit", "variantSpec"]
 
-METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity")
+METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity", "template")
 
 
 def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,7 +71,8 @@ class FieldMethods:
 
     ``variants`` maps labels to further MADNESS model directories: a method ``"madness:LABEL"``
     (or ``vae:LABEL``, ``fidelity:LABEL``) runs with those models, beside the default ones, so
-    two model sets are compared on the same fields in one run.
+    two model sets are compared on the same fields in one run. A variant may also change the
+    task's configuration (:func:`variantSpec`).
     """
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
@@ -85,11 +91,12 @@ class FieldMethods:
         self.tasks = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
-        for label, directory in [(None, modelDir), *variants.items()]:
+        for label, spec in [(None, modelDir), *variants.items()]:
             if any(methodBase(m) == (base, label) for m in methods for base in MODEL_METHODS):
                 key = "madness" if label is None else f"madness:{label}"
-                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
-                                                     config=MadnessDeblendConfig(device=device, modelDir=directory))
+                directory, overrides = variantSpec(spec)
+                config = MadnessDeblendConfig(device=device, modelDir=directory or modelDir, **overrides)
+                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(), config=config)
         if "scarlet" in methods:
             from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 
@@ -105,6 +112,8 @@ class FieldMethods:
         madness = self.tasks.get("madness" if label is None else f"madness:{label}")
         if base == "fidelity":
             return self._fidelity(madness, scene, out, mExposure)
+        if base == "template":
+            return templateFit(scene, out)
         if base == "vae":
             return self._singlePass(madness, mExposure, parents, out, matches)
         task = madness if base == "madness" else self.tasks[method]
@@ -169,6 +178,53 @@ class FieldMethods:
         for i in range(len(decoded)):
             _add(out[i], decoded[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
         return out
+
+
+def templateFit(scene, out: np.ndarray) -> np.ndarray:
+    r"""Each galaxy's noiseless image times its weighted least-squares amplitude, per band, over the field.
+
+    With :math:`T_{kbp}` galaxy :math:`k`'s noiseless image (placed on the field), :math:`y_{bp}` the
+    noisy field and :math:`w_{bp} = 1/\sigma^2_{bp}`, the amplitudes solve
+    :math:`\sum_p w_{bp} T_{jbp} (y_{bp} - \sum_k a_{kb} T_{kbp}) = 0` for every :math:`j`: the
+    minimum-variance unbiased estimate when the shapes are known (the Gauss-Markov theorem).
+
+    Parameters
+    ----------
+    scene : TestFields scene
+        Its ``isolated`` noiseless stamps, ``truth`` stamp corners, ``image`` and ``variance``.
+    out : numpy.ndarray
+        (galaxies, bands, H, W) zeros, filled and returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``: galaxy :math:`k`'s prediction :math:`a_{kb} T_{kb}`.
+    """
+    n = len(out)
+    for i in range(n):
+        _add(out[i], scene.isolated[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
+    for band in range(out.shape[1]):
+        templates = out[:, band].reshape(n, -1)
+        used = np.flatnonzero(np.any(templates != 0, axis=0))
+        weight = 1.0 / np.maximum(scene.variance[band].reshape(-1)[used], 1e-12)
+        design = templates[:, used].T * np.sqrt(weight)[:, None]
+        amplitude = np.linalg.lstsq(design, scene.image[band].reshape(-1)[used] * np.sqrt(weight), rcond=None)[0]
+        out[:, band] *= amplitude[:, None, None]
+    return out
+
+
+def variantSpec(spec: str | None) -> tuple[str | None, dict[str, str]]:
+    """A variant's model directory and MadnessDeblendConfig overrides: ``"DIR"``, ``"?KEY=VALUE&KEY=VALUE"``
+    (the run's models) or ``"DIR?KEY=VALUE"``; the values are strings that the config's fields convert.
+
+    >>> variantSpec("runs/cpu4/models"), variantSpec("?optimizer=lm&lmTolerance=0.1")
+    (('runs/cpu4/models', {}), (None, {'optimizer': 'lm', 'lmTolerance': '0.1'}))
+    """
+    if spec is None:
+        return None, {}
+    directory, _, query = spec.partition("?")
+    overrides = dict(item.split("=", 1) for item in query.split("&") if item)
+    return directory or None, overrides
 
 
 def _device(models):

@@ -25,7 +25,7 @@ PAPER_HEADLINE: dict[str, dict[str, float | None]] = {
     "σ(e1 residual)": {"none": None, "vae": 0.104, "madness": 0.069, "scarlet": 0.084},
 }
 _NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET",
-          "fidelity": "VAE fidelity limit"}
+          "fidelity": "VAE fidelity limit", "template": "truth-template floor"}
 
 
 class _Names(dict):

@@ -40,6 +40,7 @@ import torch
 from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
+from .levenbergMarquardt import fitLatentsLM
 from .mapCore import MapConfig, MapObjective, fitLatents, resampleStamps, shiftStamps
 from .observation import (
     convolveStamps,
@@ -224,9 +225,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         fitted = (data, weight, kernels) if channels is None else (
             data[:, channels], weight[:, channels], None if kernels is None else kernels[:, channels])
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
-        result = fitLatents(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"],
-                            tensors["present"], config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio,
-                            channels=channels, onStop=bar.update)
+        fit = fitLatentsLM if config.optimizer == "lm" else fitLatents
+        result = fit(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"], tensors["present"],
+                     config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio, channels=channels,
+                     onStop=bar.update)
         bar.update(int((~result.converged).sum()))  # the blends that ran to maxIter or out of time
         stamps = observedStamps(models, result.latents.reshape(b * k, -1),
                                 None if offsets is None else offsets.reshape(b * k, 2),

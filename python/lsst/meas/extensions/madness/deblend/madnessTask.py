@@ -108,6 +108,15 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                                    "one.")
     backtrack: bool = Field(
         _CORE.backtrack, doc="A parent whose loss rises goes back to its best latents and halves its step length.")
+    optimizer: Literal["adam", "lm"] = Field(
+        _CORE.optimizer, doc="MAP optimiser: 'adam' (first-order, the paper's; lr to backtrack apply) or 'lm' "
+                             "(Levenberg-Marquardt in latent space with Gauss-Newton curvature; maxIter, lmDamping and "
+                             "lmTolerance apply; deblend/levenbergMarquardt.py).")
+    lmDamping: float = Field(_CORE.lmDamping, gt=0, doc="Levenberg-Marquardt: initial damping, relative to the "
+                                                        "Hessian's diagonal.")
+    lmTolerance: float = Field(
+        _CORE.lmTolerance, gt=0, doc="Levenberg-Marquardt: stop a parent when a step lowers its loss (half a chi^2) "
+                                     "by less than this.")
     subpixelShift: bool = Field(
         True, doc="Shift each decoded galaxy by its peak's sub-pixel offset (Lanczos-3); False rounds peak "
                   "positions to pixels as the paper does.")
@@ -159,7 +168,8 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         lr = self.lr if self.lr is not None else modelLr if modelLr is not None else DEFAULT_MAP_LR
         return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,
-                         backtrack=self.backtrack)
+                         backtrack=self.backtrack, optimizer=self.optimizer, lmDamping=self.lmDamping,
+                         lmTolerance=self.lmTolerance)
 
     def validate(self) -> None:
         super().validate()

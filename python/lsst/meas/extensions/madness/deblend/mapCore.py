@@ -50,7 +50,7 @@ from __future__ import annotations
 import time
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +86,15 @@ class MapConfig(BaseModel):
         0.05, ge=0, description="Stop when the recent loss decrease is below this fraction of the first one.")
     backtrack: bool = Field(
         True, description="A blend whose loss rises goes back to its best latents and halves its step length.")
+    optimizer: Literal["adam", "lm"] = Field(
+        "adam", description="'adam': first-order steps (the paper's; lr to backtrack apply). 'lm': "
+                            "Levenberg-Marquardt with Gauss-Newton curvature (levenbergMarquardt.py; maxIter, "
+                            "lmDamping and lmTolerance apply).")
+    lmDamping: float = Field(1e-3, gt=0, description="Levenberg-Marquardt: initial damping, relative to the "
+                                                     "Hessian's diagonal.")
+    lmTolerance: float = Field(
+        0.01, gt=0, description="Levenberg-Marquardt: stop a blend when a step lowers its loss (half a chi^2) by "
+                                "less than this.")
 
 
 def _lanczos3(x: torch.Tensor) -> torch.Tensor:

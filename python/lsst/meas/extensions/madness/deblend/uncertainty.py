@@ -109,17 +109,52 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Opt
 
 def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
                    kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
-    galaxy's own latent, by forward-mode automatic differentiation (D Jacobian-vector products, each
-    along one latent axis for all N galaxies at once: a galaxy's stamp depends on its latent only)."""
+                   channels: Optional[torch.Tensor] = None, step: Optional[float] = None,
+                   chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
+    galaxy's own latent (a galaxy's stamp depends on its latent only).
+
+    Parameters
+    ----------
+    decoder : `torch.nn.Module`
+        The models' decoder.
+    latents : `torch.Tensor`
+        (N, D) latents.
+    offsets, kernels, ratio, channels
+        The observation model per galaxy, as for :func:`observeLatents`.
+    step : `float`, optional
+        None: exact, by forward-mode automatic differentiation (D Jacobian-vector products, each along
+        one latent axis for all N galaxies at once). A step :math:`h`: forward differences,
+        :math:`(m(z + h e_i) - m(z)) / h`, the N·D shifted latents decoded in batches of ``chunk``
+        without automatic differentiation: about three times faster on a CPU, with an error of
+        order :math:`h` times the decoder's curvature (1 % at :math:`h = 10^{-3}` for the shipped weights).
+    chunk : `int`
+        Shifted latents decoded together (forward differences).
+
+    Returns
+    -------
+    stamps, jacobians : `torch.Tensor`
+        (N, C, S', S') and (N, D, C, S', S').
+    """
     import torch.autograd.forward_ad as fwAD
 
     n, d = latents.shape
     latents = latents.detach()
-    columns = []
     with torch.no_grad():
         stamps = observeLatents(decoder, latents, offsets, kernels, ratio, channels)
+    if step is not None:
+        shifted = (latents.unsqueeze(1) + step * torch.eye(d, dtype=latents.dtype, device=latents.device)).reshape(n * d, d)
+        parts = []
+        with torch.no_grad():
+            for begin in range(0, n * d, chunk):
+                rows = torch.arange(begin, min(begin + chunk, n * d), device=latents.device)
+                galaxy = torch.div(rows, d, rounding_mode="floor")
+                parts.append(observeLatents(decoder, shifted[rows],
+                                            None if offsets is None else offsets[galaxy],
+                                            None if kernels is None else kernels[galaxy], ratio, channels))
+        moved = torch.cat(parts).view(n, d, *stamps.shape[1:])
+        return stamps, (moved - stamps.unsqueeze(1)) / step
+    columns = []
     for i in range(d):
         tangent = torch.zeros_like(latents)
         tangent[:, i] = 1.0
@@ -168,16 +203,43 @@ def gaussNewtonHessian(jacobians: torch.Tensor, weight: torch.Tensor, rows: torc
     return out
 
 
-def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    r""":math:`-\nabla^2 \log p_\varphi(z_k)` (B, K, D, D) of each galaxy's latent (zero for absent ones)."""
+def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: torch.Tensor,
+                 step: Optional[float] = None) -> torch.Tensor:
+    r""":math:`-\nabla^2 \log p_\varphi(z_k)` (B, K, D, D) of each galaxy's latent (zero for absent ones).
+
+    Parameters
+    ----------
+    flowLogProb : `torch.nn.Module`
+        The flow's log-density, (N, D) → (N,).
+    latents : `torch.Tensor`
+        (B, K, D).
+    present : `torch.Tensor`
+        (B, K) False for padding.
+    step : `float`, optional
+        None: exact (``torch.func.hessian``). A step :math:`h`: central differences of the exact
+        gradient, :math:`(\nabla \log p(z + h e_i) - \nabla \log p(z - h e_i)) / 2h`, symmetrised: one
+        batched backward pass over the :math:`2D` shifted latents of every galaxy, several times faster.
+
+    Returns
+    -------
+    hessian : `torch.Tensor`
+        (B, K, D, D), float64.
+    """
     b, k, d = latents.shape
     flat = latents.detach().reshape(b * k, d)
+    if step is not None:
+        eye = step * torch.eye(d, dtype=flat.dtype, device=flat.device)
+        shifted = torch.cat([flat.unsqueeze(1) + eye, flat.unsqueeze(1) - eye], dim=1).reshape(-1, d)
+        shifted.requires_grad_(True)
+        gradient = torch.autograd.grad(flowLogProb(shifted).sum(), shifted)[0].view(b * k, 2, d, d).double()
+        hessians = (gradient[:, 0] - gradient[:, 1]) / (2 * step)  # row i: d(grad)/dz_i
+        hessians = 0.5 * (hessians + hessians.transpose(-1, -2))
+    else:
+        def logProb(z: torch.Tensor) -> torch.Tensor:
+            return flowLogProb(z.view(1, d)).sum()
 
-    def logProb(z: torch.Tensor) -> torch.Tensor:
-        return flowLogProb(z.view(1, d)).sum()
-
-    hessians = torch.func.vmap(torch.func.hessian(logProb))(flat)
-    return -(hessians.detach().view(b, k, d, d).double() * present.to(torch.float64).view(b, k, 1, 1))
+        hessians = torch.func.vmap(torch.func.hessian(logProb))(flat).double()
+    return -(hessians.detach().view(b, k, d, d) * present.to(torch.float64).view(b, k, 1, 1))
 
 
 def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
