@@ -14,16 +14,15 @@ import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
 from lsst.meas.extensions.madness.models.budgetTraining import adaptLegacyUnits, loadInitialWeights, reviveDeadBands
-from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.models.config import ModelFrame
 from lsst.meas.extensions.madness.models.export import exportModels, weakBands
+from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.sim import generatePopulation
 from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
 from lsst.meas.extensions.madness.sim.trainingStamps import (
     ObservedPsfRange,
     TrainingStampSimulator,
     loadPopulationArrays,
-    populationArrays,
     savePopulationArrays,
     skyNoiseNJy,
 )

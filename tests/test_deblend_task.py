@@ -264,7 +264,6 @@ def test_time_budget_sends_slow_parents_to_the_fallback(tinyModels):
 
 
 def test_invariants_hold_and_a_broken_output_is_caught(tinyModels, monkeypatch):
-    from lsst.meas.extensions.madness.deblend import DeblendBaseTask
     from lsst.meas.extensions.madness.deblend.invariants import InvariantError, checkInvariants
 
     mExp, parents = _mock(seed=3)

@@ -242,7 +242,7 @@ def test_training_configs_of_the_shipped_weights_are_valid():
 
 def test_dead_output_channels_are_found(tmp_path):
     from lsst.meas.extensions.madness.models import Decoder, Encoder, exportModels, loadModels, makeFlow
-    from lsst.meas.extensions.madness.models.validation import deadBands, predictStamps
+    from lsst.meas.extensions.madness.models.validation import deadBands
 
     torch.manual_seed(0)
     decoder = Decoder(TINY)

@@ -13,8 +13,6 @@ from lsst.meas.extensions.madness.models import (
     Decoder,
     DecoderConfig,
     Encoder,
-    EncoderConfig,
-    FlowConfig,
     FlowLogProb,
     ModelCardError,
     ModelConfig,

@@ -257,7 +257,7 @@ def test_fits_are_the_same_on_first_and_later_calls():
     import subprocess
     import sys
 
-    script = f"""
+    script = """
 import warnings, numpy as np
 warnings.simplefilter("ignore")
 from lsst.meas.extensions.madness.afw import Angle, arcseconds

@@ -16,9 +16,9 @@ The planes of a :class:`MultibandExposure`, :class:`~.multiband.MultibandImage` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -160,20 +160,20 @@ class Exposure:
     def getDimensions(self):
         return self._maskedImage.getDimensions()
 
-    def subset(self, bbox: Box2I) -> "Exposure":
+    def subset(self, bbox: Box2I) -> Exposure:
         return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band,
                         photoCalib=self._photoCalib, wcs=self._wcs, pixelScale=self._pixelScale)
 
-    def __getitem__(self, bbox: Box2I) -> "Exposure":
+    def __getitem__(self, bbox: Box2I) -> Exposure:
         return self.subset(bbox)
 
-    def clone(self) -> "Exposure":
+    def clone(self) -> Exposure:
         psf = None if self._psf is None else self._psf.clone()
         return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band, photoCalib=self._photoCalib,
                         wcs=self._wcs, pixelScale=self._pixelScale)
 
     @classmethod
-    def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> "Exposure":
+    def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> Exposure:
         """Read a single-band LSST-style exposure file (``IMAGE``/``MASK``/``VARIANCE`` HDUs).
 
         The calibration comes from the header (``BUNIT = 'nJy'`` or ``MAGZERO``) or from ``magZero``.
@@ -271,7 +271,7 @@ class MultibandExposure:
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
         wcs: SkyWcs | None = None,
         pixelScale: Angle | None = None,
-    ) -> "MultibandExposure":
+    ) -> MultibandExposure:
         """Make a multiband exposure from ``(band, y, x)`` arrays.
 
         ``bbox`` gives the parent position (only its minimum is used; its size must match);
@@ -306,7 +306,7 @@ class MultibandExposure:
         )
 
     @classmethod
-    def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> "MultibandExposure":
+    def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> MultibandExposure:
         """Stack single-band exposures that share a bounding box and mask layout (with their PSFs and
         calibrations, and the first band's WCS)."""
         bands = tuple(bands)
@@ -443,7 +443,7 @@ class MultibandExposure:
             self._pixelScale,
         )
 
-    def clone(self) -> "MultibandExposure":
+    def clone(self) -> MultibandExposure:
         return MultibandExposure(
             self._bands,
             self._image.clone(),
@@ -462,7 +462,7 @@ class MultibandExposure:
     def readFits(
         cls, path: str | PathLike | Sequence[str | PathLike], bands: Sequence[str] | None = None,
         magZero: float | Sequence[float] | None = None,
-    ) -> "MultibandExposure":
+    ) -> MultibandExposure:
         """Read the package's multiband exposure FITS format (see ``doc/file-formats``).
 
         ``path`` may also be a list of single-band LSST-style exposure files, one per band

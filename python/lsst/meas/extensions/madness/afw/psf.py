@@ -112,7 +112,7 @@ class ImagePsf:
     def computePeak(self, position: Point2D | None = None) -> float:
         return float(self._kernel.max())
 
-    def clone(self) -> "ImagePsf":
+    def clone(self) -> ImagePsf:
         return ImagePsf(self._kernel)
 
     def __eq__(self, other: object) -> bool:
@@ -229,7 +229,7 @@ class GridPsf:
     def computePeak(self, position: Point2D | None = None) -> float:
         return float(self.computeKernelImage(position).array.max())
 
-    def clone(self) -> "GridPsf":
+    def clone(self) -> GridPsf:
         return GridPsf([node.kernel for node in self._nodes], self._positions)
 
     def __eq__(self, other: object) -> bool:

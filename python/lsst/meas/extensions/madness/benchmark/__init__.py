@@ -5,4 +5,4 @@ contamination, colour, SSIM, cosine similarity, adaptive-moment ellipticity); it
 names are re-exported here.
 """
 
-from .metrics import *  # noqa: F401,F403
+from .metrics import *  # noqa: F403

@@ -26,7 +26,7 @@ are counted as spurious.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

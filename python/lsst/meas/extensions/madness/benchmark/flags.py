@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .output import writeMarkdownAndJson
-
 import numpy as np
+
+from .output import writeMarkdownAndJson
 
 __all__ = ["flagRates", "flagRatesMarkdown", "writeFlagRates"]
 

@@ -64,8 +64,9 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence, overload
+from typing import Literal, overload
 
 import galsim
 import numpy as np

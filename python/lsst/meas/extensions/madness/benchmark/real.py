@@ -45,14 +45,15 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..afw import MultibandExposure
 from ..afw.detection import MultibandFootprint
 from ..afw.table import SourceCatalog
+
 # The conversion (step 1) and the figure have modules of their own; their names import from here too.
 from .realConvert import (
     BLEND_KEYS,

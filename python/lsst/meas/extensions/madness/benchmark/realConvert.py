@@ -9,9 +9,9 @@ package's exposure and parent-catalogue FITS files (:func:`convertBlend`).
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

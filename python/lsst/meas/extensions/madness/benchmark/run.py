@@ -23,8 +23,8 @@ import functools
 import json
 import resource
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .fields import METHODS, MODEL_METHODS, FieldMethods, evaluateField
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -203,7 +204,7 @@ class DeblendBaseTask(Task):
                 pending.append((parent, blend))
         try:
             models = self.modelBlends(mExposure, [b for _, b in pending], [p for p, _ in pending]) if pending else []
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             if not self.config.catchFailures:
                 raise
             models = [error] * len(pending)

@@ -189,7 +189,7 @@ class ModelData:
         writeModelDataFits(self, path)
 
     @classmethod
-    def readFits(cls, path: str | PathLike) -> "ModelData":
+    def readFits(cls, path: str | PathLike) -> ModelData:
         """Read a file written by :meth:`writeFits`.
 
         Parameters

@@ -51,7 +51,7 @@ column                                              on    meaning
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..afw.table import Schema
 

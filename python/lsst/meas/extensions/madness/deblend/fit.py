@@ -31,8 +31,8 @@ a model frame have their decoded stamps convolved with each blend's difference k
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -24,8 +24,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class ChildModels:
     cols: np.ndarray
 
     @classmethod
-    def fromStamps(cls, blend: Blend, stamps: np.ndarray) -> "ChildModels":
+    def fromStamps(cls, blend: Blend, stamps: np.ndarray) -> ChildModels:
         """Stamps (K, bands, S, S) at the blend's stamp corners."""
         return cls(list(stamps), np.asarray(blend.rows), np.asarray(blend.cols))
 

@@ -63,19 +63,18 @@ Examples
 
 from __future__ import annotations
 
-import time
-from typing import Literal, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
 from ..framework import ConfigurableField, Field
+from ..models.priorQuantiles import priorQuantile
 from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
 from .blends import Blend
 from .footprints import ChildModels
-from ..models.priorQuantiles import priorQuantile
 from .mapCore import DEFAULT_MAP_LR, MapConfig
 from .scarletTask import ScarletDeblendTask
 

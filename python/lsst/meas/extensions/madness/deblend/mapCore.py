@@ -48,9 +48,8 @@ Examples
 from __future__ import annotations
 
 import time
-
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,9 +155,9 @@ class MapObjective(nn.Module):
         self.flowLogProb = flowLogProb
 
     def forward(self, latents: torch.Tensor, data: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor,
-                cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                cols: torch.Tensor, present: torch.Tensor, offsets: torch.Tensor | None = None,
+                kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -90,8 +90,8 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     ``data`` and ``variance`` are (bands, H, W), ``models`` (K, bands, H, W), ``peaks`` (K, 2)
     as (x, y) = (column, row) in the arrays' pixels, ``footprint`` an optional (H, W) bool mask.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     data, variance = np.asarray(data, dtype=float), np.asarray(variance, dtype=float)

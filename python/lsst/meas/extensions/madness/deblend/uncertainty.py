@@ -63,7 +63,6 @@ exact posterior covariance :math:`(A^\top W A)^{-1}`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -91,9 +90,9 @@ class LaplaceResult:
     clipped: np.ndarray  # (B,) eigenvalues of H raised to minCurvature
 
 
-def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> torch.Tensor:
+def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None) -> torch.Tensor:
     """Decoded ``latents`` (N, D) through the observation model, in the networks' units (N, C, S', S'):
     exactly what :class:`~.mapCore.MapObjective` places on the canvas (``kernels`` and ``offsets`` per
     galaxy, (N, ...))."""
@@ -107,9 +106,9 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Opt
     return stamps
 
 
-def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
     galaxy's own latent, by forward-mode automatic differentiation (D Jacobian-vector products, each
     along one latent axis for all N galaxies at once: a galaxy's stamp depends on its latent only)."""
@@ -213,10 +212,10 @@ def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[flo
 
 def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module, latents: torch.Tensor,
                          weight: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
-                         offsets: Optional[torch.Tensor] = None, kernels: Optional[torch.Tensor] = None,
-                         ratio: float = 1.0, channels: Optional[torch.Tensor] = None,
-                         imageScale: Optional[np.ndarray] = None, nBands: Optional[int] = None,
-                         shapeBand: Optional[int] = None, minCurvature: float = 1e-2) -> LaplaceResult:
+                         offsets: torch.Tensor | None = None, kernels: torch.Tensor | None = None,
+                         ratio: float = 1.0, channels: torch.Tensor | None = None,
+                         imageScale: np.ndarray | None = None, nBands: int | None = None,
+                         shapeBand: int | None = None, minCurvature: float = 1e-2) -> LaplaceResult:
     r"""Laplace uncertainties (module docstring) at the MAP ``latents`` (B, K, D) of B blends.
 
     Parameters

@@ -44,7 +44,7 @@ from .configErrors import (
     _convertValidationError,
     _frozenError,
 )
-from .configFields import Field, _fieldAdapter, _FrozenDict, _FrozenList, _freezeValue
+from .configFields import Field, _fieldAdapter, _freezeValue, _FrozenDict, _FrozenList
 from .configFiles import _ConfigFiles
 from .configurable import ConfigurableField, ConfigurableInstance, _configurableSpecs
 from .overrides import DATA_CONFIG_SUFFIXES
@@ -136,7 +136,7 @@ def _compareValues(
             _compareValues(f"{name}[{k!r}]", a[k], b[k], rtol=rtol, atol=atol, output=output, shortcut=shortcut)
             for k in a
         )
-    if a == b and type(a) is type(b) or (isinstance(a, (set, frozenset)) and a == b):
+    if (a == b and type(a) is type(b)) or (isinstance(a, (set, frozenset)) and a == b):
         return True
     if isinstance(a, numbers.Number) and isinstance(b, numbers.Number) and not isinstance(a, bool) and a == b:
         return True
@@ -480,9 +480,7 @@ class Config(_ConfigFiles, pydantic.BaseModel):
     def _thaw(self) -> None:
         self._frozen = False
         for name, value in list(self.__dict__.items()):
-            if isinstance(value, Config):
-                value._thaw()
-            elif isinstance(value, ConfigurableInstance):
+            if isinstance(value, (Config, ConfigurableInstance)):
                 value._thaw()
             elif isinstance(value, (_FrozenList, _FrozenDict)):
                 self.__dict__[name] = _plainValue(value)

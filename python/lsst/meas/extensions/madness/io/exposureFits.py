@@ -36,8 +36,8 @@ from 1 at pixel ``[0, 0]``) becomes the exposure's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
-from typing import Sequence
 
 import numpy as np
 from astropy.io import fits

@@ -43,8 +43,9 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,8 +56,8 @@ from .config import ModelConfig
 from .device import resolveDevice
 from .flow import FlowLogProb, makeFlow
 from .latentScale import latentStatistics, standardiseLatents
-from .priorQuantiles import MIN_GALAXIES, logPriorQuantiles
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
+from .priorQuantiles import MIN_GALAXIES, logPriorQuantiles
 
 __all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
            "adaptLegacyUnits", "reviveDeadBands"]
@@ -97,7 +98,7 @@ class BudgetConfig(BaseModel):
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
     @model_validator(mode="after")
-    def _check(self) -> "BudgetConfig":
+    def _check(self) -> BudgetConfig:
         total = self.vae.share + self.flow.share + self.deblender.share
         if not math.isclose(total, 1.0, rel_tol=1e-6):
             raise ValueError(f"the stage shares must add up to 1, got {total}")

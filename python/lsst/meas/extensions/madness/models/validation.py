@@ -39,8 +39,9 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class ReconstructionMetrics:
     meanFluxError: float
 
     @classmethod
-    def fromArrays(cls, model: np.ndarray, truth: np.ndarray, band: str) -> "ReconstructionMetrics":
+    def fromArrays(cls, model: np.ndarray, truth: np.ndarray, band: str) -> ReconstructionMetrics:
         cosine, flux = cosineSimilarity(model, truth), relativeFluxError(model, truth)
         return cls(len(model), band, float(cosine.mean()), float(np.median(cosine)), float(np.abs(flux).mean()),
                    float(np.median(np.abs(flux))), float(flux.mean()))

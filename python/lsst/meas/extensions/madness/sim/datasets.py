@@ -30,8 +30,9 @@ Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 2.1-2.2 and Fig. 2.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from astropy.table import Table
@@ -68,7 +69,7 @@ class SimulationConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "SimulationConfig":
+    def _check(self) -> SimulationConfig:
         if self.stampSize < 3 or self.stampSize % 2 == 0:
             raise ValueError(f"stampSize must be odd and at least 3, got {self.stampSize}")
         for name in ("blendGalaxies", "fieldGalaxies"):

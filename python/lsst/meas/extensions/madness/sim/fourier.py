@@ -64,9 +64,9 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from importlib import resources
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -246,22 +246,22 @@ class GalaxyParameters:
     def nBands(self) -> int:
         return self.flux.shape[1]
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "GalaxyParameters":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GalaxyParameters:
         return GalaxyParameters(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)})
 
-    def __getitem__(self, index) -> "GalaxyParameters":
+    def __getitem__(self, index) -> GalaxyParameters:
         return GalaxyParameters(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
-    def withFlux(self, flux: torch.Tensor) -> "GalaxyParameters":
+    def withFlux(self, flux: torch.Tensor) -> GalaxyParameters:
         return replace(self, flux=flux)
 
-    def withCentres(self, dx: torch.Tensor, dy: torch.Tensor) -> "GalaxyParameters":
+    def withCentres(self, dx: torch.Tensor, dy: torch.Tensor) -> GalaxyParameters:
         return replace(self, dx=dx, dy=dy)
 
     @classmethod
     def single(cls, flux: Sequence[float], *, bulgeFraction: float = 0.0, agnFraction: float = 0.0,
                hlrBulge: float = 0.0, qBulge: float = 1.0, paBulge: float = 0.0, hlrDisk: float = 0.0,
-               qDisk: float = 1.0, paDisk: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> "GalaxyParameters":
+               qDisk: float = 1.0, paDisk: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> GalaxyParameters:
         """One galaxy from plain numbers."""
         scalars = dict(bulgeFraction=bulgeFraction, agnFraction=agnFraction, hlrBulge=hlrBulge, qBulge=qBulge,
                        paBulge=paBulge, hlrDisk=hlrDisk, qDisk=qDisk, paDisk=paDisk, dx=dx, dy=dy)
@@ -269,7 +269,7 @@ class GalaxyParameters:
 
     @classmethod
     def fromColumns(cls, columns: Mapping[str, Sequence[float]], flux: np.ndarray | torch.Tensor,
-                    dx: Sequence[float] | None = None, dy: Sequence[float] | None = None) -> "GalaxyParameters":
+                    dx: Sequence[float] | None = None, dy: Sequence[float] | None = None) -> GalaxyParameters:
         """From CatSim columns (``bulge_fraction``, ``agn_fraction``, ``hlr_bulge``, ``q_bulge``,
         ``pa_bulge``, ``hlr_disk``, ``q_disk``, ``pa_disk``; an astropy table or a dict of arrays)
         and an ``(N, B)`` flux array."""
@@ -305,24 +305,24 @@ class PsfSpec:
     beta: torch.Tensor
 
     @classmethod
-    def _make(cls, kind: str, fwhm, beta=3.5) -> "PsfSpec":
+    def _make(cls, kind: str, fwhm, beta=3.5) -> PsfSpec:
         fwhm = _tensor(fwhm)
         if torch.any(fwhm <= 0):
             raise ValueError(f"PSF FWHMs must be positive, got {fwhm.tolist()}")
         return cls(torch.full(fwhm.shape, PSF_KINDS[kind], dtype=torch.int64), fwhm, _tensor(beta).expand(fwhm.shape))
 
     @classmethod
-    def gaussian(cls, fwhm) -> "PsfSpec":
+    def gaussian(cls, fwhm) -> PsfSpec:
         """Gaussian PSFs of the given FWHM (per band, or ``(N, B)``)."""
         return cls._make("gaussian", fwhm)
 
     @classmethod
-    def kolmogorov(cls, fwhm) -> "PsfSpec":
+    def kolmogorov(cls, fwhm) -> PsfSpec:
         """Kolmogorov PSFs (GalSim's ``Kolmogorov(fwhm=)``)."""
         return cls._make("kolmogorov", fwhm)
 
     @classmethod
-    def moffat(cls, fwhm, beta=3.5) -> "PsfSpec":
+    def moffat(cls, fwhm, beta=3.5) -> PsfSpec:
         """Untruncated Moffat PSFs (GalSim's ``Moffat(beta, fwhm=)``), β in 2.5, 3.5, 4.5."""
         spec = cls._make("moffat", fwhm, beta)
         bad = set(torch.unique(spec.beta).tolist()) - set(_MOFFAT_POLYNOMIALS)
@@ -330,13 +330,13 @@ class PsfSpec:
             raise ValueError(f"Moffat β must be one of {sorted(_MOFFAT_POLYNOMIALS)}, got {sorted(bad)}")
         return spec
 
-    def to(self, device) -> "PsfSpec":
+    def to(self, device) -> PsfSpec:
         return PsfSpec(self.kind.to(device), self.fwhm.to(device), self.beta.to(device))
 
-    def __getitem__(self, index) -> "PsfSpec":
+    def __getitem__(self, index) -> PsfSpec:
         return PsfSpec(self.kind[index], self.fwhm[index], self.beta[index])
 
-    def broadcast(self, n: int, nBands: int) -> "PsfSpec":
+    def broadcast(self, n: int, nBands: int) -> PsfSpec:
         shape = (n, nBands)
         return PsfSpec(self.kind.expand(shape), self.fwhm.expand(shape), self.beta.expand(shape))
 

@@ -122,7 +122,7 @@ class PopulationConfig(BaseModel):
     batchSize: int = Field(16384, gt=0, description="Galaxies drawn per batch; fixed so that a run is a prefix of a longer one.")
 
     @model_validator(mode="after")
-    def _check(self) -> "PopulationConfig":
+    def _check(self) -> PopulationConfig:
         if self.diskOnlyFraction + self.bulgeDominatedFraction > 1:
             raise ValueError("diskOnlyFraction + bulgeDominatedFraction exceeds 1")
         if not self.brightMagnitude < self.faintMagnitude:

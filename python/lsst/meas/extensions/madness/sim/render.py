@@ -34,8 +34,8 @@ Rowe et al. 2015, Astronomy and Computing 10, 121, "GalSim".
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import galsim
 import numpy as np

@@ -16,7 +16,7 @@ Steele, Lea & Flood 2014, "Fast splittable pseudorandom number generators" (Spli
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from astropy.table import Table

@@ -71,7 +71,7 @@ class SurveyConditions(BaseModel):
     bands: dict[str, BandConditions] = Field(description="Conditions per band, in band order.")
 
     @model_validator(mode="after")
-    def _checkBands(self) -> "SurveyConditions":
+    def _checkBands(self) -> SurveyConditions:
         if not self.bands:
             raise ValueError("a survey needs at least one band")
         return self

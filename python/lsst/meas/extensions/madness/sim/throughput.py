@@ -7,9 +7,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from astropy.table import Table
 

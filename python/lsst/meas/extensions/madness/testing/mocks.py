@@ -12,8 +12,8 @@ same bounds, so its pixel centres coincide with ours.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import galsim
 import numpy as np

@@ -8,7 +8,8 @@ shard description), or estimated as the smallest value of each stamp's variance 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
