@@ -100,7 +100,7 @@ class TestPsf:
         assert kernel.getBBox() == Box2I(Point2I(-7, -7), Extent2I(15, 15))
         shifted = psf.computeImage(Point2D(40.3, 12.0))
         assert shifted.getBBox().getCenter() == Point2D(40.0, 12.0)
-        y, x = np.mgrid[: 15, : 15]
+        _y, x = np.mgrid[: 15, : 15]
         cx = (shifted.array * x).sum() / shifted.array.sum() + shifted.getX0()
         assert cx == pytest.approx(40.3, abs=0.01)
         assert shifted.array.sum() == pytest.approx(1.0, abs=1e-6)
@@ -114,8 +114,8 @@ class TestPsf:
 class TestGridPsf:
     """A PSF that varies: kernels at the nodes of a grid, bilinear between them, held beyond them."""
 
-    kernels = [gaussianKernel(15, sigma) for sigma in (1.0, 1.5, 2.0, 2.5)]
-    positions = [(10.0, 20.0), (110.0, 20.0), (10.0, 80.0), (110.0, 80.0)]
+    kernels = tuple(gaussianKernel(15, sigma) for sigma in (1.0, 1.5, 2.0, 2.5))
+    positions = ((10.0, 20.0), (110.0, 20.0), (10.0, 80.0), (110.0, 80.0))
 
     def test_nodes_are_exact_and_between_them_bilinear(self):
         from lsst.meas.extensions.madness import GridPsf

@@ -211,7 +211,7 @@ def testSsimMapMatchesExplicitWindow():
 
 
 def testSsim():
-    galaxyA, galaxyB, noise = twoGalaxyField()
+    galaxyA, _galaxyB, noise = twoGalaxyField()
     same = ssim(galaxyA, galaxyA)
     assert same.shape == (3,)
     np.testing.assert_allclose(same, 1.0)

@@ -156,7 +156,7 @@ def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameMo
     rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device="cpu",
                       progress=lambda line: None)
     assert rates["nChildren"] >= 5 and rates["nParents"] >= 1
-    flagged = [c for c in rates["flagged"]]
+    flagged = list(rates["flagged"])
     assert len(flagged) == sum(1 for c in flagged if c["badFit"] or c["lowPrior"])
     assert rates["childrenBadFit"] == sum(c["badFit"] for c in flagged)
     # The untrained tiny models have no quantile table: no child can be lowPrior.

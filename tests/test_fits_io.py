@@ -299,7 +299,7 @@ class TestMalformedFiles:
 class TestVaryingPsf:
     """A grid of PSF kernels per band: PSF (band, node, py, px) and PSF_POSITIONS (x, y per node)."""
 
-    positions = [(1005.0, -15.0), (1035.0, -15.0), (1005.0, 5.0), (1035.0, 5.0)]
+    positions = ((1005.0, -15.0), (1035.0, -15.0), (1005.0, 5.0), (1035.0, 5.0))
 
     def _gridded(self, mExposure):
         from lsst.meas.extensions.madness import GridPsf

@@ -66,7 +66,7 @@ def release(tmp_path_factory):
 
 
 def test_export_records_provenance(release):
-    shards, run, export = release
+    _shards, _run, export = release
     card = json.loads((export / "model_card.json").read_text())
     stages = card["training"]["stages"]
     assert set(stages) == {"vae", "flow", "deblender"}

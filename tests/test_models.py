@@ -150,7 +150,7 @@ def test_mismatched_or_corrupted_artefacts_are_refused(tmp_path):
     with pytest.raises(ModelCardError, match=r"decoder.pt: sha256 .* differs from the model card"):
         loadModels(tmp_path)
     decoder.unlink()
-    with pytest.raises(FileNotFoundError, match="decoder.pt: missing model file"):
+    with pytest.raises(FileNotFoundError, match=r"decoder\.pt: missing model file"):
         loadModels(tmp_path)
     card.write_text("{not json")
     with pytest.raises(ModelCardError, match="not valid JSON"):

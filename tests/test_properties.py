@@ -344,7 +344,7 @@ def test_spanset_asArray_fromMask_round_trips(runs, offset, box, bitmask):
 def test_spanset_set_algebra(a, b, c, offset):
     win = window(offset)
     A, B, C = (makeSpans(r, offset) for r in (a, b, c))
-    mA, mB, mC = (modelOf(r, offset) for r in (a, b, c))
+    mA, mB, _mC = (modelOf(r, offset) for r in (a, b, c))
     union, inter, diff = A.union(B), A.intersect(B), A.intersectNot(B)
     for result in (union, inter, diff):
         assertCanonical(result)

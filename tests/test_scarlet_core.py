@@ -113,7 +113,7 @@ class TestFit:
             assert fit.models[k, b].sum() == pytest.approx(trueFlux, rel=0.15), f"galaxy {k} band {BANDS[b]}"
 
     def test_colours_follow_seds(self, blend):
-        _, _, truth, fit = blend
+        _, _, _truth, fit = blend
         fitted = fit.models.sum(axis=(2, 3))
         assert np.argmax(fitted[:2], axis=1).tolist() == [2, 0]
         assert fitted[0, 2] / fitted[0, 0] > 3 and fitted[1, 0] / fitted[1, 2] > 1.8

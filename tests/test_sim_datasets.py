@@ -163,9 +163,9 @@ def test_blended_sims_geometry(catalog):
         centre = sims.sceneSize // 2
         assert np.all(np.abs(scene.positions - centre) <= 10)
         # Each stamp is centred on its galaxy; the stamp minus all galaxies is pure noise.
-        for g, (x, y) in enumerate(scene.positions):
+        for g, (x, _y) in enumerate(scene.positions):
             assert scene.truth["stamp_x0"][g] == int(np.floor(x + 0.5)) - 22
-        allGalaxies = np.stack([s for s in scene.isolated]).sum(axis=0)
+        allGalaxies = np.stack(list(scene.isolated)).sum(axis=0)
         if len(scene) == 1:
             np.testing.assert_allclose(allGalaxies, scene.isolated[0])
     assert set(counts) == {1, 2, 3}
@@ -231,7 +231,7 @@ def test_float16_shards(catalog, tmp_path):
 
 def test_shard_errors(tmp_path, catalog):
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="bad.h5"):
+    with pytest.raises(ValueError, match=r"bad\.h5"):
         SimulationShards(tmp_path / "bad.h5")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty"):

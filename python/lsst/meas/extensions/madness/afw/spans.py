@@ -144,7 +144,7 @@ class SpanSet:
         padded[:, 1:-1] = selected
         change = np.diff(padded, axis=1)
         startY, startX = np.nonzero(change == 1)
-        endY, endX = np.nonzero(change == -1)
+        _endY, endX = np.nonzero(change == -1)
         result = cls.__new__(cls)
         # np.nonzero walks rows in order, so starts and ends pair up one to one.
         result._y = (startY + xy0.y).astype(np.int64)

@@ -25,6 +25,7 @@ applied here exactly as the task applies them.
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,7 @@ def pullTable(rows: list[dict], fluxFloor: float = 0.0, shapeFloor: float = 0.0,
     ``fluxErrScale``, ``fluxErrFloor``, ``shapeErrScale``, ``shapeErrFloor``)."""
     pulls = _pulls(rows, fluxFloor, shapeFloor, fluxScale, shapeScale)
     table = []
-    for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+    for low, high in pairwise(SNR_BINS):
         inBin = (pulls["snr"] >= low) & (pulls["snr"] < high)
         table.append({"snrLow": low, "snrHigh": high, "flux": _spread(pulls["flux"][inBin]),
                       "e1": _spread(pulls["e1"][inBin])})

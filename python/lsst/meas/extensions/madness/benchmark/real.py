@@ -365,7 +365,7 @@ def _methodLine(method: str, result: dict, pixelScale: float) -> str:
 def formatReport(results: dict) -> str:
     """The Markdown report of :func:`runRealBenchmark`'s results (tables of the metrics; module docstring)."""
     bands = results["input"]["bands"]
-    methods = [m for m in results["methods"]]
+    methods = list(results["methods"])
     noise = results["noise"]
     lines = [f"Blend `{Path(results['input']['file']).name}`: {results['input']['width']}×"
              f"{results['input']['height']} pixels, bands {' '.join(bands)}, {len(results['sources'])} catalogue "

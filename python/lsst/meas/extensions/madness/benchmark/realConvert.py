@@ -214,7 +214,7 @@ def estimateBackgroundNoise(mExposure: MultibandExposure, *, nSigma: float = 3.0
     background = finite
     sigma, median = _madSigma(images, background)
     iterations = 0
-    for iterations in range(1, maxIterations + 1):
+    for iterations in range(1, maxIterations + 1):  # noqa: B007 - the count is returned below
         if not np.all(sigma > 0):
             raise ValueError(f"the background's noise is zero in band(s) "
                              f"{[b for b, s in zip(mExposure.bands, sigma) if not s > 0]}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +119,14 @@ def _figures(records: list[dict], methods: Sequence[str], static: Path, prefix: 
         for offset, method in enumerate(methods):
             dF = np.abs(_column(galaxies, method, "deltaF", r))
             medians, low, high = [], [], []
-            for lo, hi in zip(bins[:-1], bins[1:]):
+            for lo, hi in pairwise(bins):
                 v = dF[matched & (values >= lo) & (values < hi) & np.isfinite(dF)]
                 q = np.percentile(v, [25, 50, 75]) if len(v) else [np.nan] * 3
                 low.append(q[0]), medians.append(q[1]), high.append(q[2])
             shift = (offset - (len(methods) - 1) / 2) * 0.15
             ax.errorbar(centres + shift, medians, yerr=[np.subtract(medians, low), np.subtract(high, medians)],
                         fmt="o", capsize=3, label=NAMES[method])
-        ax.set_xticks(centres, [f"{lo:g}–{hi:g}" for lo, hi in zip(bins[:-1], bins[1:])], fontsize=8)
+        ax.set_xticks(centres, [f"{lo:g}–{hi:g}" for lo, hi in pairwise(bins)], fontsize=8)
         ax.set(yscale="log", xlabel=label, ylabel="|δF/F| median and quartiles")
     fig.tight_layout()
     path = static / f"{prefix}_flux.png"
@@ -171,7 +172,7 @@ def _costGrowth(records: list[dict], methods: Sequence[str]) -> list[str]:
     edges = [12, 14, 16, 18, 21]
     lines = ["| galaxies per field | fields | " + " | ".join(f"{NAMES[m]} s/field" for m in methods) + " |",
              "|---|---|" + "---|" * len(methods)]
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         chosen = [r for r, n in zip(records, counts) if lo <= n < hi]
         if chosen:
             lines.append(f"| {lo}–{hi - 1} | {len(chosen)} | " + " | ".join(
@@ -225,7 +226,7 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
               "|---|---|" + "---|" * (len(methods) - ("none" in methods))]
     for label, values, edges in (("S/N", snr, [0, 10, 20, 40, 80, np.inf]), ("β", beta, [0, 0.01, 0.1, 0.3, 1.01]),
                                  ("κ", kappa, [-np.inf, 0.01, 0.1, 1, 5])):
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in pairwise(edges):
             chosen = matched & (kappa <= 5) & (values >= lo) & (values < hi)
             if chosen.sum() == 0:
                 continue

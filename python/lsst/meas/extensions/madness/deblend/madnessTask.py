@@ -288,7 +288,7 @@ class MadnessDeblendTask(DeblendBaseTask):
         if reasons:
             order = sorted(reasons)
             self.log.info("%d parents go to the fallback deblender (%s)", len(order),
-                          ", ".join(sorted(set(r.split(":")[0] for r in reasons.values()))))
+                          ", ".join(sorted({r.split(":")[0] for r in reasons.values()})))
             try:
                 fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order],
                                                    [parents[i] for i in order])

@@ -114,7 +114,7 @@ def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: tor
     along one latent axis for all N galaxies at once: a galaxy's stamp depends on its latent only)."""
     import torch.autograd.forward_ad as fwAD
 
-    n, d = latents.shape
+    _n, d = latents.shape
     latents = latents.detach()
     columns = []
     with torch.no_grad():

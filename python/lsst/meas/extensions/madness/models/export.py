@@ -265,7 +265,7 @@ def loadModels(
     if stampSize is not None and int(stampSize) != int(card["stampSize"]):
         raise ModelCardError(f"{cardPath}: the models take {card['stampSize']}-pixel stamps, not {stampSize}")
     modules = {}
-    for name, fileName in MODEL_FILES.items():
+    for name in MODEL_FILES:
         entry = card["files"].get(name)
         if entry is None:
             raise ModelCardError(f"{cardPath}: model card lists no {name!r} file")

@@ -77,7 +77,7 @@ def readCatsimCatalog(path: str | PathLike) -> Table:
         table = Table.read(path)
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
-    except Exception as error:  # astropy raises many types for unreadable input
+    except Exception as error:  # noqa: BLE001 - astropy raises many types for unreadable input
         raise _fail(path, f"not a readable table ({error})") from None
     return deriveCatsimColumns(checkCatsimTable(table, path))
 
