@@ -105,7 +105,8 @@ class TestPsf:
         assert cx == pytest.approx(40.3, abs=0.01)
         assert shifted.array.sum() == pytest.approx(1.0, abs=1e-6)
 
-    @pytest.mark.parametrize("kernel,match", [(np.ones((4, 5)), "odd"), (np.full((3, 3), np.nan), "non-finite"), (np.zeros((3, 3)), "positive")])
+    @pytest.mark.parametrize("kernel,match", [(np.ones((4, 5)), "odd"), (np.full((3, 3), np.nan), "non-finite"),
+                                              (np.zeros((3, 3)), "positive")])
     def test_bad_kernels(self, kernel, match):
         with pytest.raises(ValueError, match=match):
             ImagePsf(kernel)
@@ -218,7 +219,8 @@ class TestSpanSet:
         assert spans.getArea() == 13
         values = np.arange(100).reshape(10, 10)
         flat = spans.flatten(values)
-        np.testing.assert_array_equal(spans.unflatten(flat, Box2I(Point2I(0, 0), Extent2I(10, 10)))[spans.asArray(Box2I(Point2I(0, 0), Extent2I(10, 10)))], flat)
+        box = Box2I(Point2I(0, 0), Extent2I(10, 10))
+        np.testing.assert_array_equal(spans.unflatten(flat, box)[spans.asArray(box)], flat)
         with pytest.raises(ValueError, match="not inside"):
             spans.flatten(values[:5, :5])
 

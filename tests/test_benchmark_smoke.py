@@ -116,7 +116,8 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     assert hsc.renderer.conditions.pixelScale == 0.168 and hsc.config.stampSize == 55
     assert hsc.config.fieldSize * 0.168 == pytest.approx(nominal.config.fieldSize * 0.2, abs=0.2)
     for band in "ugrizy":
-        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(0.7 * nominal.renderer.conditions.band(band).psfFwhm)
+        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(
+            0.7 * nominal.renderer.conditions.band(band).psfFwhm)
     run = tmp_path / "run"
     base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness", "vae",
             "fidelity", "--model-dir", str(tinyFrameModelDirectory), "--pixel-scale", "0.168"]

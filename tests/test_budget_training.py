@@ -84,14 +84,16 @@ def test_blends_have_neighbours_and_an_isolated_reference(simulator):
 
 def test_a_model_psf_wider_than_the_observations_is_refused(population):
     with pytest.raises(ValueError, match="narrower"):
-        TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS, ModelFrame.forSurvey(BANDS, psfFwhm=0.5),
+        TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS,
+                               ModelFrame.forSurvey(BANDS, psfFwhm=0.5),
                                psfRange=ObservedPsfRange(fwhm=(0.45, 1.0)))
 
 
 def _tiny(frame: bool = True) -> ModelConfig:
     config = ModelConfig.fromProfile("tiny")
     if frame:
-        config = ModelConfig.model_validate({**config.model_dump(), "modelFrame": ModelFrame.forSurvey(BANDS).model_dump(),
+        config = ModelConfig.model_validate({**config.model_dump(),
+                                             "modelFrame": ModelFrame.forSurvey(BANDS).model_dump(),
             "decoder": {**config.decoder.model_dump(), "outputActivation": "softplus"}})
     return config
 

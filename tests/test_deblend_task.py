@@ -176,7 +176,8 @@ def test_fallback_forced(tinyModels):
     _, result = _run(tinyModels, mExp, parents, forceFallback=True)
     assert all(row[:2] == (True, "forced") for row in _fallbackRows(result, len(parents)))
     children = result.deblendedCatalog[len(parents):]
-    assert children["deblend_fallback"].all() and len(children) == sum(len(r.getFootprint().getPeaks()) for r in parents)
+    assert children["deblend_fallback"].all()
+    assert len(children) == sum(len(r.getFootprint().getPeaks()) for r in parents)
 
 
 def test_fallback_too_many_peaks_and_its_rule_off(tinyModels):

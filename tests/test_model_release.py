@@ -43,7 +43,8 @@ def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
     galaxies = loadGalaxies(nGalaxies=300, seed=0)
     shards = {}
-    for name, kind, split, scenes in (("iso-train", IsolatedSims, "train", 8), ("iso-val", IsolatedSims, "validation", 6),
+    for name, kind, split, scenes in (("iso-train", IsolatedSims, "train", 8),
+                                      ("iso-val", IsolatedSims, "validation", 6),
                                       ("blend-train", BlendedSims, "train", 4),
                                       ("blend-val", BlendedSims, "validation", 4)):
         shards[name] = root / name

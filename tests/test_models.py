@@ -139,7 +139,8 @@ def test_loading_needs_neither_zuko_nor_training_code(tmp_path):
 
 def test_mismatched_or_corrupted_artefacts_are_refused(tmp_path):
     card, _ = export(tmp_path)
-    with pytest.raises(ModelCardError, match=r"take bands \['u', 'g', 'r', 'i', 'z', 'y'\], but the data have \['g', 'r'\]"):
+    with pytest.raises(ModelCardError,
+                       match=r"take bands \['u', 'g', 'r', 'i', 'z', 'y'\], but the data have \['g', 'r'\]"):
         loadModels(tmp_path, bands=["g", "r"])
     with pytest.raises(ModelCardError, match="45-pixel stamps, not 41"):
         loadModels(tmp_path, stampSize=41)

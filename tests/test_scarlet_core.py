@@ -202,7 +202,8 @@ def test_compilation_cache_fills_and_keeps_results(blend, tmp_path):
             "from test_scarlet_core import simulate, PSFS, POSITIONS, BANDS; "
             "from lsst.meas.extensions.madness.deblend.scarletCore import ScarletFitConfig, fitScarletBlend; "
             "data, weight, _ = simulate(); "
-            f"fit = fitScarletBlend(data, weight, PSFS, POSITIONS, BANDS, ScarletFitConfig(compilationCacheDir={str(cache)!r})); "
+            "fit = fitScarletBlend(data, weight, PSFS, POSITIONS, BANDS, "
+            f"ScarletFitConfig(compilationCacheDir={str(cache)!r})); "
             f"np.save({str(out)!r}, fit.models)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert any(cache.iterdir()), "no compiled program was written to the cache"

@@ -328,7 +328,8 @@ def test_command_line_conditions_file(catalog, tmp_path, capsys):
     catalog.write(tmp_path / "catalog.fits")
     common = ["--catalog", str(tmp_path / "catalog.fits"), "--snr-cut", "0", "--scenes", "1", "--bands", "r",
               "--workers", "1", "--quiet"]
-    assert simMain(["isolated", *common, "--conditions", str(tmp_path / "deep.yaml"), "--out", str(tmp_path / "d")]) == 0
+    assert simMain(["isolated", *common, "--conditions", str(tmp_path / "deep.yaml"),
+                    "--out", str(tmp_path / "d")]) == 0
     assert simMain(["isolated", *common, "--out", str(tmp_path / "l")]) == 0
     deep, lsst = SimulationShards(tmp_path / "d"), SimulationShards(tmp_path / "l")
     assert deep.description["conditions"]["name"] == "deeper"
@@ -354,7 +355,8 @@ def test_throughput_table(catalog, tmp_path):
     from lsst.meas.extensions.madness.sim.throughput import measureThroughput, throughputMarkdown
 
     results = measureThroughput(catalog, {"isolated": 3, "fields": 1}, workers=(1,), bands=["r"])
-    assert [(r.kind, r.written) for r in results] == [("isolated", False), ("isolated", True), ("fields", False), ("fields", True)]
+    assert [(r.kind, r.written) for r in results] == [("isolated", False), ("isolated", True),
+                                                      ("fields", False), ("fields", True)]
     assert results[0].nGalaxies == 3 and all(r.galaxiesPerSecond > 0 for r in results)
     text = throughputMarkdown(results, "madness-sim throughput")
     assert "| isolated | 1 | in memory | 3 | 3 |" in text and "madness-sim throughput" in text

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .exposure import MultibandExposure, MultibandImage
-from .geom import Box2I, Point2D, Point2I
+from .geom import Box2I, Extent2I, Point2D, Point2I  # noqa: F401 - Extent2I: for the docstring examples
 from .image import Image, MaskedImage
 from .spans import SpanSet
 
@@ -74,7 +74,8 @@ class PeakRecord:
 
     def get(self, name: str):
         """A field by its afw column name (``"id"``, ``"i_x"``, ``"f_y"``, ``"peakValue"``) or an extra field."""
-        names = {"id": self.id, "i_x": self.ix, "i_y": self.iy, "f_x": self.fx, "f_y": self.fy, "peakValue": self.peakValue}
+        names = {"id": self.id, "i_x": self.ix, "i_y": self.iy, "f_x": self.fx, "f_y": self.fy,
+                 "peakValue": self.peakValue}
         if name in names:
             return names[name]
         return self.extra[name]

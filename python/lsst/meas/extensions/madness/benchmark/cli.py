@@ -22,7 +22,8 @@ to a run, evaluating only its methods on the fields already done. ``report`` wri
 file, :mod:`.real`) and reports the reduced χ², the 5σ-outlier fraction, the children's fluxes and
 their hallucination shares (``doc/_generated/benchmark-real.md`` and ``.json``, a figure in
 ``doc/_static``). ``threads`` times a simulated field's deblend against the CPU thread count, with
-other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`; ``doc/_generated/threads.md``): the
+other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`;
+``doc/_generated/threads.md``): the
 measurement behind ``madness-run-task --threads auto``. ``flags`` counts the trust flags
 (``madness_lowPrior``, ``madness_badFit``) on test fields (:mod:`lsst.meas.extensions.madness.benchmark.flags`).
 ``pulls`` checks the size of the Laplace uncertainties there (:mod:`lsst.meas.extensions.madness.benchmark.pulls`).
@@ -46,7 +47,8 @@ def _variants(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         label, _, directory = pair.partition("=")
         if not label or not directory or ":" in label:
-            raise SystemExit(f"madness-bench: error: --compare-models takes LABEL=DIR (a label without ':'), not {pair!r}")
+            raise SystemExit(f"madness-bench: error: --compare-models takes LABEL=DIR (a label without ':'), "
+                             f"not {pair!r}")
         variants[label] = directory
     return variants
 
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--doc", type=Path, default=Path("doc/_generated/benchmark-results.md"))
     report.add_argument("--static", type=Path, default=Path("doc/_static"))
     speed = commands.add_parser("throughput", help="MADNESS galaxies/s against batch size and number of fields")
-    speed.add_argument("--fields", type=int, default=None, help="fields whose blends are fitted (default 8; 64 on a GPU)")
+    speed.add_argument("--fields", type=int, default=None,
+                       help="fields whose blends are fitted (default 8; 64 on a GPU)")
     speed.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                        help="galaxies per batch to try (default 8 16 32 64 128; up to 1024 on a GPU)")
     speed.add_argument("--field-batch", type=int, default=64, help="galaxies per batch of the fields sweep")

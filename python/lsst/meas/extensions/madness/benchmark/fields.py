@@ -18,7 +18,8 @@ Methods: ``none`` (no deblending: :math:`F^d = F^b`), ``vae`` (the VAE-deblender
 its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask), ``scarlet``
 (ScarletDeblendTask), and ``fidelity``: the VAE's own encoder on each galaxy's *isolated* noisy
 stamp, decoded. It needs the truth, so it is no deblender: it is the limit the VAE's fidelity sets
-on MADNESS (a deblender that found every galaxy's best latent could do no better than this). A galaxy with no child (a missed detection) is predicted as zero by every
+on MADNESS (a deblender that found every galaxy's best latent could do no better than this). A
+galaxy with no child (a missed detection) is predicted as zero by every
 method but ``none``; detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels
 are counted as spurious.
 """
@@ -42,7 +43,8 @@ def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fraction = np.asarray(truth["bulge_fraction"], float)
     axes = []
     for component in ("bulge", "disk"):
-        hlr, q = np.asarray(truth[f"hlr_{component}"], float), np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
+        hlr = np.asarray(truth[f"hlr_{component}"], float)
+        q = np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
         axes.append((hlr / np.sqrt(q), hlr * np.sqrt(q)))  # hlr = √(a b), q = b / a
     a = fraction * axes[0][0] + (1 - fraction) * axes[1][0]
     b = fraction * axes[0][1] + (1 - fraction) * axes[1][1]
@@ -249,7 +251,8 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
         for i in range(n):
             result = {"deltaF": metrics.relativeFluxError(Fd[i], F[i]).tolist(),
-                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r], 10 ** (-0.4 * colourCatalogue[i]), 1.0)),
+                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r],
+                                                              10 ** (-0.4 * colourCatalogue[i]), 1.0)),
                       "colourB": float(metrics.colourResidual(Fd[i, g], Fd[i, r], F[i, g], F[i, r]))}
             if predictions is not None:
                 stamp = _stamps(predictions[i], truth[i:i + 1], size)[0]

@@ -109,7 +109,8 @@ def flagRatesMarkdown(rates: dict, command: str) -> str:
         "| flag | flagged | share |",
         "|---|---|---|",
         f"| `madness_badFit`, parents | {rates['parentsBadFit']} of {m} | {rates['parentsBadFit'] / max(m, 1):.1%} |",
-        f"| `madness_badFit`, children | {rates['childrenBadFit']} of {n} | {rates['childrenBadFit'] / max(n, 1):.1%} |",
+        f"| `madness_badFit`, children | {rates['childrenBadFit']} of {n} | "
+        f"{rates['childrenBadFit'] / max(n, 1):.1%} |",
         f"| `madness_lowPrior`, children | {rates['childrenLowPrior']} of {n} | "
         f"{rates['childrenLowPrior'] / max(n, 1):.1%} |",
         "",

@@ -44,7 +44,8 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
 
     device = resolveDevice(device)
     base = ModelConfig.fromProfile(profile)
-    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
+    config = ModelConfig.model_validate({**base.model_dump(),
+                                         "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as directory:  # exported and loaded as the deblender loads them
         exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
@@ -102,11 +103,13 @@ def writeKernelCost(path: str | Path, device: str = "auto", repeats: int = 10, p
 
     resolved = resolveDevice(device)
     rows = measureKernelCost(device=str(resolved), repeats=repeats, profile=profile)
-    name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
     lines = [f"MAP step (objective forward + backward) of the {profile} networks, 4 galaxies per blend, 6 bands, "
              f"41-pixel Moffat PSF kernel images (β 3.5, FWHM 0.7″) cut as the deblender cuts them; {name}; "
              f"median of {repeats} steps. The last two columns: the same blends on the sky on "
-             f"{rows[0]['otherPixelScale']}″ pixels (HSC's), the galaxies sampled on them by the observation model.", "",
+             f"{rows[0]['otherPixelScale']}″ pixels (HSC's), the galaxies sampled on them by the observation "
+             "model.", "",
              "| galaxies | decoder only (ms) | with difference kernels (ms) | added | on other pixels (ms) | added |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['galaxies']} | {1e3 * r['secondsPerStep']:.1f} | {1e3 * r['secondsPerStepWithKernels']:.1f} | "
@@ -115,5 +118,6 @@ def writeKernelCost(path: str | Path, device: str = "auto", repeats: int = 10, p
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-    path.with_suffix(".json").write_text(json.dumps({"device": name, "profile": profile, "rows": rows}, indent=1) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({"device": name, "profile": profile, "rows": rows},
+                                                    indent=1) + "\n")
     return path

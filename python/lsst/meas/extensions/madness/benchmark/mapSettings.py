@@ -87,7 +87,8 @@ def scoreSetting(blends, overrides: dict) -> dict:
         for child in catalog[len(parents):]:
             j = int(np.argmin(np.hypot(*(scene.positions - [child["deblend_peak_center_x"],
                                                             child["deblend_peak_center_y"]]).T)))
-            errors.append([abs(mExposure[band].getPhotoCalib().nanojanskyToInstFlux(child[f"madness_flux_{band}"]) / scene.isolated[j, b].sum() - 1)
+            errors.append([abs(mExposure[band].getPhotoCalib().nanojanskyToInstFlux(child[f"madness_flux_{band}"])
+                               / scene.isolated[j, b].sum() - 1)
                            for b, band in enumerate(bands)])
     errors = np.array(errors)
     r = errors[:, bands.index("r")]

@@ -138,7 +138,8 @@ def formatObservations(result: dict) -> str:
             lines.append(f"| {run['label']} | {NAMES[method]} | {_cosines(values)} |")
     header = " | ".join(f"κ {low:g}–{high:g}: n, mean \\|δF/F\\|" for low, high in KAPPA_BINS)
     lines += ["", "r-band mean |δF/F| per blendedness bin (κ of that observation; \"no deblending\" measures how "
-              "blended each bin is):", "", f"| observation | method | {header} |", "|---|---|" + "---|" * len(KAPPA_BINS)]
+              "blended each bin is):", "", f"| observation | method | {header} |",
+              "|---|---|" + "---|" * len(KAPPA_BINS)]
     for run in result["runs"]:
         for method, cells in run.get("kappaBins", {}).items():
             row = " | ".join(f"{c['n']}, {c['mean']:.4f}" for c in cells)

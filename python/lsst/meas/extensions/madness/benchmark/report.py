@@ -77,7 +77,8 @@ def summarise(records: list[dict], methods: Sequence[str]) -> dict:
             "σ(e2 residual)": float(np.nanstd(_column(galaxies, method, "e2")[matched])),
             "σ(δC^T g−r)": float(np.nanstd(_column(galaxies, method, "colourT")[select])),
             "σ(δC^B g−r)": float(np.nanstd(_column(galaxies, method, "colourB")[select])),
-            "perBand": {band: {"mean |δF/F|, κ ≤ 5": float(np.nanmean(np.abs(_column(galaxies, method, "deltaF", b))[select])),
+            "perBand": {band: {"mean |δF/F|, κ ≤ 5":
+                                   float(np.nanmean(np.abs(_column(galaxies, method, "deltaF", b))[select])),
                                "mean cosine": _nanmean(_column(galaxies, method, "cosine", b)[matched])}
                         for b, band in enumerate(bands)},
         }
@@ -114,7 +115,8 @@ def _figures(records: list[dict], methods: Sequence[str], static: Path, prefix: 
     axes[0, 0].legend()
     for ax, values, bins, label in ((axes[0, 1], snr, [0, 10, 20, 40, 80, 160, np.inf], "r-band S/N"),
                                     (axes[1, 0], beta, [0, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0], "blendedness β (r)"),
-                                    (axes[1, 1], kappa, [-np.inf, 0.01, 0.1, 0.5, 1, 5, np.inf], "contamination κ (r)")):
+                                    (axes[1, 1], kappa, [-np.inf, 0.01, 0.1, 0.5, 1, 5, np.inf],
+                                     "contamination κ (r)")):
         centres = np.arange(len(bins) - 1)
         for offset, method in enumerate(methods):
             dF = np.abs(_column(galaxies, method, "deltaF", r))
@@ -163,7 +165,8 @@ def _cacheNote(records: list[dict], methods: Sequence[str]) -> list[str]:
     if not cached or not plain:
         return []
     return [f"SCARLET's JAX compilation cache was on for {len(cached)} fields (median {np.median(cached):.1f} s "
-            f"per field) and off for {len(plain)} (median {np.median(plain):.1f} s); it changes speed, not results.", ""]
+            f"per field) and off for {len(plain)} (median {np.median(plain):.1f} s); it changes speed, "
+            "not results.", ""]
 
 
 def _costGrowth(records: list[dict], methods: Sequence[str]) -> list[str]:
@@ -204,7 +207,8 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
     matched = np.array([g["matched"] for g in galaxies])
     kappa = np.array([g["kappa"][r] for g in galaxies])
     rng = np.random.default_rng(0)
-    rows = [("mean |δF/F|, κ ≤ 5", lambda m: np.abs(_column(galaxies, m, "deltaF", r))[matched & (kappa <= 5)], np.mean, -1),
+    rows = [("mean |δF/F|, κ ≤ 5", lambda m: np.abs(_column(galaxies, m, "deltaF", r))[matched & (kappa <= 5)],
+             np.mean, -1),
             ("mean cosine similarity", lambda m: _column(galaxies, m, "cosine", r)[matched], np.mean, +1),
             ("σ(e1 residual)", lambda m: _column(galaxies, m, "e1")[matched], np.std, -1)]
     lines = ["| metric (r band) | comparison | difference | verdict |", "|---|---|---|---|"]
@@ -215,7 +219,8 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
                 continue
             wins = better * difference > 0
             significant = abs(difference) > 2 * error
-            verdict = f"{NAMES[first] if wins else NAMES[second]} better" + ("" if significant else " (within 2σ: a tie)")
+            verdict = (f"{NAMES[first] if wins else NAMES[second]} better"
+                       + ("" if significant else " (within 2σ: a tie)"))
             lines.append(f"| {name.replace('|', chr(92) + '|')} | {NAMES[first]} − {NAMES[second]} | "
                          f"{difference:+.4f} ± {error:.4f} | {verdict} |")
     snr = np.array([g["snr"][r] for g in galaxies])
@@ -288,11 +293,13 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
                 f"{_fmt(summary['methods'][m]['perBand'][band]['mean cosine'])}" for m in methods) + " |")
         lines += ["", "| speed (this machine) | " + " | ".join(NAMES[m] for m in methods) + " |",
                   "|---|" + "---|" * len(methods),
-                  "| seconds per field | " + " | ".join(f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
+                  "| seconds per field | " + " | ".join(
+                      f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
                   "| median seconds per field | " + " | ".join(
                       f"{summary['methods'][m]['median seconds per field']:.2f}" for m in methods) + " |",
                   "| galaxies per second | " + " | ".join(
-                      "—" if m == "none" else f"{summary['methods'][m]['galaxies per second']:.2f}" for m in methods) + " |",
+                      "—" if m == "none" else f"{summary['methods'][m]['galaxies per second']:.2f}"
+                      for m in methods) + " |",
                   "", f"Peak memory of the run: {summary['maxRssMB']:.0f} MB.", ""]
         lines += _cacheNote(fieldRecords, methods)
         lines += _costGrowth(fieldRecords, methods)

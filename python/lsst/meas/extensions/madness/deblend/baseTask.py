@@ -377,7 +377,8 @@ class DeblendBaseTask(Task):
         counts = {
             "nParents": nParents,
             "nChildren": len(catalog) - nParents,
-            "nDeblended": int(np.sum(parents["deblend_nChild"] > 0) - np.sum(parents["deblend_skipped_isolatedParent"])),
+            "nDeblended": int(np.sum(parents["deblend_nChild"] > 0)
+                              - np.sum(parents["deblend_skipped_isolatedParent"])),
             "nSkipped": int(np.sum(parents["deblend_skipped"])),
             "nFailed": int(np.sum(parents["deblend_failed"])),
             "nFallback": int(np.sum(parents["deblend_fallback"])),

@@ -1,7 +1,8 @@
 r"""From fitted models to the children's heavy footprints.
 
 Each child :math:`k` of a blend has a model :math:`m_k`, an image on part of the blend's canvas
-(:class:`ChildModels`: MADNESS's decoded stamp placed at its peak, or a SCARLET source). Its footprint is the part of the parent footprint where, in any band,
+(:class:`ChildModels`: MADNESS's decoded stamp placed at its peak, or a SCARLET source). Its
+footprint is the part of the parent footprint where, in any band,
 :math:`m_k > t\,\sigma` with :math:`\sigma` the pixel's noise (from the blend's weights; the
 band's median noise where a pixel has no weight) and :math:`t` = ``threshold``.
 

@@ -11,7 +11,8 @@ than trusted:
 - :func:`checkInvariants`, after the run: every input parent is in the output, in order; every
   peak of a deblended parent has exactly one child (or the parent carries a flag saying why
   not); ids are unique and every child links to an input parent; no child flux or heavy-footprint
-  pixel is NaN or infinite, except the fluxes of the bands the exposure lacks, which are NaN; heavy-footprint pixels lie inside the parent footprint. A violation
+  pixel is NaN or infinite, except the fluxes of the bands the exposure lacks, which are NaN;
+  heavy-footprint pixels lie inside the parent footprint. A violation
   is a bug of this package: the tasks report it in their metadata, and raise
   :class:`InvariantError` when ``strictInvariants`` is set or the environment variable
   ``MADNESS_STRICT_INVARIANTS=1`` is (as the test suite does).

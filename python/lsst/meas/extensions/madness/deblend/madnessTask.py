@@ -280,7 +280,8 @@ class MadnessDeblendTask(DeblendBaseTask):
                 else:
                     results[i] = MadnessCoreError(f"the MAP fit ran past maxSecondsPerParent="
                                                   f"{config.maxSecondsPerParent} s")
-            elif config.fallbackBadFit and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2:
+            elif (config.fallbackBadFit
+                  and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2):
                 reasons[i] = "badFit"
                 results[i] = outcome  # kept if the fallback fails
             else:
@@ -322,7 +323,8 @@ class MadnessDeblendTask(DeblendBaseTask):
 
     def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
         """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
-        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for fallback children."""
+        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for
+        fallback children."""
         config = self.config
         k = len(catalog) - first
         nan = np.full((k, len(self.bands)), np.nan)
@@ -356,8 +358,8 @@ class MadnessDeblendTask(DeblendBaseTask):
         if not blends:
             return []
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
-        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
-                      progress=self.progress, subpixel=self.config.subpixelShift,
+        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
+                      device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
                       secondsPerBlend=self.config.maxSecondsPerParent,
                       uncertainties=self.config.computeUncertainties)
         try:

@@ -19,7 +19,8 @@ separable Lanczos-3 interpolation (:func:`shiftStamps`):
 .. math:: p'(i, j) = \sum_{m, n} L(i - m - \delta_y)\, L(j - n - \delta_x)\, p(m, n),
    \qquad L(t) = \mathrm{sinc}(t)\,\mathrm{sinc}(t/3)\ (|t| < 3),
 
-normalised so that a shift conserves flux. :math:`\delta = 0` is the paper's rounding exactly. :func:`fitLatents` minimises it with Adam
+normalised so that a shift conserves flux. :math:`\delta = 0` is the paper's rounding exactly.
+:func:`fitLatents` minimises it with Adam
 (lr 0.05, ×0.8 every 30 steps) for a batch of blends padded to the largest K, and stops each
 blend when the exponentially weighted loss decrease over the last ``window`` steps falls below
 ``tolerance`` times the mean decrease of its first ``window`` steps (after ``minIter`` steps;
@@ -57,7 +58,8 @@ from torch import nn
 
 from .observation import convolveStamps
 
-__all__ = ["DEFAULT_MAP_LR", "MapConfig", "shiftMatrices", "shiftStamps", "resampleStamps", "placeStamps", "MapObjective", "MapResult", "fitLatents"]
+__all__ = ["DEFAULT_MAP_LR", "MapConfig", "shiftMatrices", "shiftStamps", "resampleStamps", "placeStamps",
+           "MapObjective", "MapResult", "fitLatents"]
 
 
 #: MAP step size of models whose card does not choose one (measured on the first shipped weights;

@@ -167,7 +167,8 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
             ax.set_axis_off()
         if nCols > 3:
             axes[0, 3].text(0.05, 0.5, "asinh(x/σ) per band; data, model\nand children of a band share limits.\n"
-                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked\n(black in the residual composite).", fontsize=7, va="center")
+                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked\n(black in the residual composite).",
+                            fontsize=7, va="center")
 
     for b in range(nBands):
         row = axes[b + composite]

@@ -1,4 +1,5 @@
-r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes and shapes.
+r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes
+and shapes.
 
 At the MAP latents :math:`\hat Z = (\hat z_1, \dots, \hat z_K)` of a blend (:mod:`.mapCore`, paper
 Eq. 8-10) the posterior is approximated by a Gaussian (Laplace's approximation) whose precision is

@@ -333,7 +333,8 @@ def _checkVariance(reader: FitsReader, extension: str, variance: np.ndarray, ban
     negative = np.argwhere(variance < 0)
     if negative.size:
         where = negative[0]
-        pixel = f"band {bands[where[0]]!r} pixel (x={where[-1]}, y={where[-2]})" if bands else f"pixel (x={where[-1]}, y={where[-2]})"
+        position = f"pixel (x={where[-1]}, y={where[-2]})"
+        pixel = f"band {bands[where[0]]!r} {position}" if bands else position
         raise reader.error(f"negative variance at {pixel} (0-based array index)", extension)
 
 
@@ -368,7 +369,8 @@ def _readPlanes(
     if bands is not None:
         for extension, cube in (("IMAGE", image), ("MASK", mask), ("VARIANCE", variance)):
             if cube.shape[0] != len(bands):
-                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", extension)
+                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}",
+                                   extension)
     for extension, plane in (("MASK", mask), ("VARIANCE", variance)):
         if plane.shape != image.shape:
             raise reader.error(f"shape {plane.shape} differs from the IMAGE shape {image.shape}", extension)
@@ -386,7 +388,8 @@ def _readPlanes(
     return image.astype(np.float32, copy=False), mask, variance.astype(np.float32, copy=False), xy0, planes
 
 
-def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[float] | None = None) -> MultibandExposure:
+def readMultibandExposureFits(path: str | PathLike,
+                              magZero: float | Sequence[float] | None = None) -> MultibandExposure:
     """Read a multiband exposure file, checking everything it reads.
 
     Parameters
@@ -444,7 +447,8 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
     hdus = [
         primary,
         _imageHdu(exposure.image.array.astype(np.float32, copy=False), "IMAGE", {**xy0, **wcsCards}),
-        _imageHdu(exposure.mask.array.astype(np.int32, copy=False), "MASK", {**xy0, **_maskHeader(exposure.mask.getMaskPlaneDict())}),
+        _imageHdu(exposure.mask.array.astype(np.int32, copy=False), "MASK",
+                  {**xy0, **_maskHeader(exposure.mask.getMaskPlaneDict())}),
         _imageHdu(exposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
     ]
     if exposure.getPsf() is not None:
@@ -526,7 +530,8 @@ def readExposureFiles(
         zeroPoint = magZero if magZero is None or np.isscalar(magZero) else magZero[i]
         exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoint)
         if exposure.getFilter().bandLabel is None:
-            raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path, extension="PRIMARY")
+            raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path,
+                                  extension="PRIMARY")
         if psfs is not None:
             psf = psfs[i]
             exposure.setPsf(psf if isinstance(psf, (ImagePsf, GridPsf)) else ImagePsf(psf))

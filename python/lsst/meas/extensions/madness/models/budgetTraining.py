@@ -93,7 +93,7 @@ class BudgetConfig(BaseModel):
     checkpointSeconds: float = Field(60.0, gt=0, description="Seconds between checkpoints.")
     validationStamps: int = Field(512, ge=8, description="Held-out stamps of the per-stage validation loss.")
     metricStamps: int = Field(5000, ge=8, description="Held-out isolated galaxies of the final per-band metrics; as "
-                                                      "many others standardise the exported latents (models.latentScale).")
+                              "many others standardise the exported latents (models.latentScale).")
     seed: int = Field(0, description="Seed of initialisation, galaxies, PSFs and noise.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
@@ -449,9 +449,10 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
     prior.eval()
     # A rehearsal with a handful of metric stamps exports no table (the deblender then leaves the quantile NaN).
-    quantiles = logPriorQuantiles(encoder, prior, stamps.split(batchSize),
-                                  source=f"{len(stamps)} held-out isolated galaxies of the budget training's validation "
-                                         "split, observed through random PSFs") if len(stamps) >= MIN_GALAXIES else None
+    quantiles = (logPriorQuantiles(encoder, prior, stamps.split(batchSize),
+                                   source=f"{len(stamps)} held-out isolated galaxies of the budget training's "
+                                          "validation split, observed through random PSFs")
+                 if len(stamps) >= MIN_GALAXIES else None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
     training = {
@@ -462,7 +463,8 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "galaxies": {"train": simulator.size, "validation": validationSimulator.size},
         "recipe": list(recipe) if recipe else None, "torchVersion": torch.__version__,
         "legacyUnitsAdaptedFrom": adapted, "revivedBands": revived,
-        "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(), "std": latentStd.tolist()},
+        "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(),
+                                  "std": latentStd.tolist()},
     }
     summary = {"training": training, "validation": metrics}
     if export:

@@ -102,7 +102,8 @@ class FlowConfig(_Frozen):
 class ModelConfig(_Frozen):
     """Everything that fixes the networks' shapes and the data they expect."""
 
-    profile: Literal["paper", "light", "tiny", "custom"] = Field("light", description="Name of the profile these values come from.")
+    profile: Literal["paper", "light", "tiny", "custom"] = Field(
+        "light", description="Name of the profile these values come from.")
     bands: tuple[str, ...] = Field(("u", "g", "r", "i", "z", "y"), description="Input bands, in channel order.")
     stampSize: int = Field(45, description="Side of the input and output stamps, pixels.")
     latentDim: int = Field(16, description="Dimension of the latent space.")

@@ -198,7 +198,8 @@ class MadnessModels:
             raise ModelCardError(f"{self.directory / CARD_NAME}: a model frame needs the card's surveyConditions "
                                  "to convert images to nJy")
         conditions = SurveyConditions.model_validate(self.card["surveyConditions"])
-        return np.array([scale / nJyPerElectron(conditions, band) for band, scale in zip(self.bands, frame["bandScales"])])
+        return np.array([scale / nJyPerElectron(conditions, band)
+                         for band, scale in zip(self.bands, frame["bandScales"])])
 
     @property
     def logPriorQuantiles(self) -> dict | None:

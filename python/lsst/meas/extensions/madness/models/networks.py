@@ -103,7 +103,8 @@ class Decoder(nn.Module):
         channels = dc.seedChannels
         for out in dc.channels:
             pad = dc.kernelSize // 2
-            layers += [nn.ConvTranspose2d(channels, out, dc.kernelSize, stride=2, padding=pad, output_padding=1), nn.PReLU(out)]
+            layers += [nn.ConvTranspose2d(channels, out, dc.kernelSize, stride=2, padding=pad, output_padding=1),
+                       nn.PReLU(out)]
             channels = out
         output = nn.Softplus() if dc.outputActivation == "softplus" else nn.ReLU()
         layers += [nn.ConvTranspose2d(channels, len(config.bands), 3, stride=1, padding=1), output]

@@ -144,7 +144,8 @@ class _LogLogTable:
     def __call__(self, kappa: torch.Tensor) -> torch.Tensor:
         key = (kappa.device, kappa.dtype)
         if key not in self._onDevice:
-            self._onDevice[key] = (self.logKappa.to(kappa.device, kappa.dtype), self.logValue.to(kappa.device, kappa.dtype))
+            self._onDevice[key] = (self.logKappa.to(kappa.device, kappa.dtype),
+                                   self.logValue.to(kappa.device, kappa.dtype))
         logKappa, logValue = self._onDevice[key]
         x = torch.log(kappa.clamp(min=math.exp(float(self.logKappa[0]))))
         position = (x - logKappa[0]) / self.step
@@ -425,7 +426,8 @@ class FourierRenderer:
         if stampSize < 1 or stampSize % 2 == 0:
             raise ValueError(f"stampSize must be a positive odd number, got {stampSize}")
         if pixelScale <= 0 or oversampling < 1 or padding < 1 or maxPadding < padding or chunk < 1:
-            raise ValueError("pixelScale must be positive, oversampling and chunk at least 1, 1 <= padding <= maxPadding")
+            raise ValueError("pixelScale must be positive, oversampling and chunk at least 1, "
+                             "1 <= padding <= maxPadding")
         if not 0 < foldingThreshold < 1:
             raise ValueError(f"foldingThreshold must be in (0, 1), got {foldingThreshold}")
         self.stampSize, self.pixelScale = int(stampSize), float(pixelScale)
@@ -458,12 +460,14 @@ class FourierRenderer:
         hd = (galaxies.hlrDisk.double().cpu() / galaxies.qDisk.double().cpu().sqrt()).clamp(min=1e-6)[:, None]
         x = radii * _EXPONENTIAL_HLR / hd
         diskTail = (1.0 + x) * torch.exp(-x)
-        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64), _DEVAUCOULEURS_B * (radii / hb) ** 0.25)
+        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64),
+                                            _DEVAUCOULEURS_B * (radii / hb) ** 0.25)
         bulgeTail = torch.where(galaxies.hlrBulge.cpu()[:, None] > 0, bulgeTail, torch.zeros_like(bulgeTail))
         diskTail = torch.where(galaxies.hlrDisk.cpu()[:, None] > 0, diskTail, torch.zeros_like(diskTail))
         tail = (1.0 - agn) * (f * bulgeTail + (1.0 - f) * diskTail)
         good = tail <= self.foldingThreshold
-        first = torch.where(good.any(dim=1), good.double().argmax(dim=1), torch.full((len(galaxies),), len(self.gridSizes) - 1))
+        first = torch.where(good.any(dim=1), good.double().argmax(dim=1),
+                            torch.full((len(galaxies),), len(self.gridSizes) - 1))
         return first.long()
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -498,7 +502,8 @@ class FourierRenderer:
         diskShare = torch.where(hasDisk, 1.0 - bulgeShare, torch.zeros_like(bulgeShare))
         agn = torch.where(hasBulge | hasDisk, galaxies.agnFraction, torch.ones_like(galaxies.agnFraction))
         tiny = torch.full_like(galaxies.hlrDisk, 1e-6)
-        bulge = component(torch.where(hasBulge, galaxies.hlrBulge, tiny), galaxies.qBulge, galaxies.paBulge, deVaucouleursK)
+        bulge = component(torch.where(hasBulge, galaxies.hlrBulge, tiny), galaxies.qBulge, galaxies.paBulge,
+                          deVaucouleursK)
         disk = component(torch.where(hasDisk, galaxies.hlrDisk, tiny), galaxies.qDisk, galaxies.paDisk, exponentialK)
         extended = bulgeShare[:, None, None] * bulge + diskShare[:, None, None] * disk
         return (1.0 - agn)[:, None, None] * extended + agn[:, None, None]

@@ -157,7 +157,8 @@ def plotPopulationComparison(
 
     # (b) Structural properties, normalised.
     fig = Figure(figsize=(14, 6.4))
-    axes = fig.subplots(2, 4, gridspec_kw=dict(left=0.05, right=0.98, bottom=0.08, top=0.95, wspace=0.3, hspace=0.3)).ravel()
+    axes = fig.subplots(2, 4, gridspec_kw=dict(left=0.05, right=0.98, bottom=0.08, top=0.95, wspace=0.3,
+                                               hspace=0.3)).ravel()
 
     def values(table: Table | None, name: str, positive: bool = False) -> np.ndarray | None:
         if table is None:
@@ -186,7 +187,8 @@ def plotPopulationComparison(
         if name in ("q_disk", "q_bulge"):
             _compare(ax, _axisRatio(generated, name), _axisRatio(cut, name), _axisRatio(reference, name), bins, labels)
         else:
-            _compare(ax, values(generated, name, positive), values(cut, name, positive), values(reference, name, positive), bins, labels)
+            _compare(ax, values(generated, name, positive), values(cut, name, positive),
+                     values(reference, name, positive), bins, labels)
         ax.set_xlabel(xlabel)
     axes[6].set_yscale("log")
     diskOnly = [f"{label} {100 * np.mean(_column(generated, 'bulge_fraction') == 0):.0f}%"]
@@ -206,7 +208,8 @@ def plotPopulationComparison(
 
     # (c) Colours, normalised, and g - r against redshift.
     fig = Figure(figsize=(12, 6.4))
-    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.97, wspace=0.25, hspace=0.25)).ravel()
+    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.97, wspace=0.25,
+                                               hspace=0.25)).ravel()
 
     def colour(table: Table | None, blue: str, red: str) -> np.ndarray | None:
         return None if table is None else _column(table, f"{blue}_ab") - _column(table, f"{red}_ab")
@@ -219,7 +222,8 @@ def plotPopulationComparison(
     axes[0].legend(fontsize=7)
     ax = axes[5]
     step = max(1, len(generated) // 5000)
-    ax.scatter(_column(generated, "redshift")[::step], colour(generated, "g", "r")[::step], s=2, color=_BEFORE, alpha=0.4, label=label)
+    ax.scatter(_column(generated, "redshift")[::step], colour(generated, "g", "r")[::step], s=2, color=_BEFORE,
+               alpha=0.4, label=label)
     if reference is not None:
         ax.scatter(_column(reference, "redshift"), colour(reference, "g", "r"), s=10, color="k", label=referenceLabel)
     ax.set_xlim(0, 6)

@@ -79,7 +79,8 @@ def _writeShard(path: Path, dataset: _SimulatedSet, scenes: list[Scene], first: 
         galaxies = h5.create_group("galaxies")
         for name in dataset.galaxyArrays:
             _storeArray(galaxies, name, _stack(scenes, name, np.float32), dtype, path)
-        galaxies.create_dataset("scene", data=np.concatenate([np.full(len(s), first + i) for i, s in enumerate(scenes)]))
+        galaxies.create_dataset("scene", data=np.concatenate([np.full(len(s), first + i)
+                                                              for i, s in enumerate(scenes)]))
         truth = galaxies.create_group("truth")
         for column in scenes[0].truth.colnames:
             truth.create_dataset(column, data=np.concatenate([np.asarray(s.truth[column]) for s in scenes]))

@@ -41,7 +41,8 @@ def _hashUnit(ids: np.ndarray) -> np.ndarray:
 def _checkFractions(fractions: Sequence[float]) -> np.ndarray:
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.shape != (len(SPLITS),) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers summing to 1, got {fractions.tolist()}")
+        raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers summing to 1, "
+                         f"got {fractions.tolist()}")
     return fractions
 
 

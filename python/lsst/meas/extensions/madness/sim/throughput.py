@@ -76,7 +76,8 @@ def throughputMarkdown(results: Sequence[ThroughputResult], command: str) -> str
     for r in results:
         output = "HDF5 shards (float32)" if r.written else "in memory"
         lines.append(
-            f"| {r.kind} | {r.workers} | {output} | {r.nScenes} | {r.nGalaxies} | {r.seconds:.1f} | {r.galaxiesPerSecond:.0f} |"
+            f"| {r.kind} | {r.workers} | {output} | {r.nScenes} | {r.nGalaxies} | {r.seconds:.1f} | "
+            f"{r.galaxiesPerSecond:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -236,7 +236,8 @@ class TrainingStampSimulator:
     def observedPsfs(self, n: int, generator: torch.Generator) -> PsfSpec:
         return self.psfRange.sample((n, self.nBands), generator, self.device)
 
-    def _draw(self, galaxies: GalaxyParameters, observed: PsfSpec, withModel: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _draw(self, galaxies: GalaxyParameters, observed: PsfSpec,
+              withModel: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Observed stamps and (optionally) model-frame stamps from one transform per galaxy."""
         b = self.nBands
         if not withModel:

@@ -2,8 +2,8 @@ r"""Mock multiband exposures of a few galaxies, rendered with GalSim, with their
 
 The mocks stand in for LSST coadd patches in tests: sky-subtracted images in ADU with the
 Poisson noise of galaxy plus sky, a variance plane equal to the true noise variance, one
-Kolmogorov PSF and one photometric calibration per band, a WCS, and a truth table with every galaxy's position, fluxes and shape
-plus its noiseless image. Everything is fixed by ``seed``.
+Kolmogorov PSF and one photometric calibration per band, a WCS, and a truth table with every galaxy's
+position, fluxes and shape plus its noiseless image. Everything is fixed by ``seed``.
 
 Pixel convention: as in :mod:`lsst.meas.extensions.madness.afw.geom`, the centre of pixel
 ``(x, y)`` is at position ``(x, y)`` in parent coordinates; GalSim images are made with the
