@@ -179,7 +179,7 @@ def _plotParent(directory: Path, mExposure: MultibandExposure, catalog: SourceCa
 
 
 def _versions(deblender: str) -> dict:
-    versions = {"lsst-meas-extensions-madness": __version__, "python": platform.python_version(),
+    versions: dict[str, str | None] = {"lsst-meas-extensions-madness": __version__, "python": platform.python_version(),
                 "numpy": np.__version__}
     for module in ("torch", "scarlet2", "jax") if deblender == "scarlet" else ("torch",):
         try:
@@ -332,7 +332,7 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
     metadata = {
         "command": sys.argv,
         "inputs": {"exposure": str(exposurePath), "catalog": str(catalogPath),
-                   "nanojanskyPerImageUnit": {band: calib.getCalibrationMean()
+                   "nanojanskyPerImageUnit": {band: None if calib is None else calib.getCalibrationMean()
                                               for band, calib in zip(mExposure.bands, mExposure.getPhotoCalibs())}},
         "deblender": type(task).__name__,
         "device": str(getattr(task.config, "device", "cpu")),

@@ -318,7 +318,7 @@ class HeavyFootprint(Footprint):
             and np.array_equal(self._varianceArray, other._varianceArray, equal_nan=True)
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def makeHeavyFootprint(footprint: Footprint, maskedImage: MaskedImage) -> HeavyFootprint:

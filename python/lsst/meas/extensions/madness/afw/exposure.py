@@ -26,7 +26,7 @@ from .geom import Angle, Box2I, Point2D, Point2I
 from .image import Image, Mask, MaskedImage
 from .multiband import MultibandImage, MultibandMask, _bandIndices, _splitKey
 from .photoCalib import PhotoCalib
-from .psf import GridPsf, ImagePsf
+from .psf import GridPsf, ImagePsf, Psf
 from .skyWcs import SkyWcs
 
 __all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
@@ -70,7 +70,7 @@ class Exposure:
         The pixel scale of an exposure without a WCS (may be ``None``; see :meth:`getPixelScale`).
     """
 
-    def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None,
+    def __init__(self, maskedImage: MaskedImage | Box2I, psf: Psf | None = None, band: str | None = None,
                  photoCalib: PhotoCalib | None = None, wcs: SkyWcs | None = None, pixelScale: Angle | None = None):
         if isinstance(maskedImage, Box2I):
             maskedImage = MaskedImage(maskedImage)
@@ -101,10 +101,10 @@ class Exposure:
     variance = property(getVariance)
     maskedImage = property(getMaskedImage)
 
-    def getPsf(self) -> ImagePsf | None:
+    def getPsf(self) -> Psf | None:
         return self._psf
 
-    def setPsf(self, psf: ImagePsf | None) -> None:
+    def setPsf(self, psf: Psf | None) -> None:
         self._psf = psf
 
     def hasPsf(self) -> bool:
@@ -233,7 +233,7 @@ class MultibandExposure:
         image: MultibandImage,
         mask: MultibandMask,
         variance: MultibandImage,
-        psfs: Sequence[ImagePsf | None] | None = None,
+        psfs: Sequence[Psf | None] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
         wcs: SkyWcs | None = None,
         pixelScale: Angle | None = None,
@@ -252,7 +252,7 @@ class MultibandExposure:
             raise ValueError(f"{len(photoCalibs)} photometric calibrations for {len(bands)} bands")
         self._bands = bands
         self._image, self._mask, self._variance = image, mask, variance
-        self._psfs: list[ImagePsf | None] = list(psfs) if psfs is not None else [None] * len(bands)
+        self._psfs: list[Psf | None] = list(psfs) if psfs is not None else [None] * len(bands)
         self._photoCalibs: list[PhotoCalib | None] = (list(photoCalibs) if photoCalibs is not None
                                                       else [None] * len(bands))
         self._wcs = wcs
@@ -266,7 +266,7 @@ class MultibandExposure:
         mask: np.ndarray | None = None,
         variance: np.ndarray | None = None,
         bbox: Box2I | None = None,
-        psfs: Sequence[ImagePsf | np.ndarray] | np.ndarray | None = None,
+        psfs: Sequence[Psf | np.ndarray] | np.ndarray | None = None,
         maskPlanes: Mapping[str, int] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
         wcs: SkyWcs | None = None,
@@ -292,14 +292,13 @@ class MultibandExposure:
             if (bbox.getHeight(), bbox.getWidth()) != image.shape[1:]:
                 raise ValueError(f"bbox {bbox} does not match the image shape {image.shape[1:]}")
             xy0 = bbox.getMin()
-        if psfs is not None:
-            psfs = [p if isinstance(p, (ImagePsf, GridPsf)) else ImagePsf(p) for p in psfs]
+        bandPsfs = None if psfs is None else [p if isinstance(p, (ImagePsf, GridPsf)) else ImagePsf(p) for p in psfs]
         return cls(
             bands,
             MultibandImage(bands, image, xy0),
             MultibandMask(bands, mask, xy0, planes=maskPlanes),
             MultibandImage(bands, variance, xy0),
-            psfs,
+            bandPsfs,
             photoCalibs,
             wcs,
             pixelScale,
@@ -362,10 +361,10 @@ class MultibandExposure:
     def getXY0(self) -> Point2I:
         return self._image.getXY0()
 
-    def getPsfs(self) -> list[ImagePsf | None]:
+    def getPsfs(self) -> list[Psf | None]:
         return list(self._psfs)
 
-    def setAllPsfs(self, psfs: Sequence[ImagePsf]) -> None:
+    def setAllPsfs(self, psfs: Sequence[Psf]) -> None:
         if len(psfs) != len(self._bands):
             raise ValueError(f"{len(psfs)} PSFs for {len(self._bands)} bands")
         self._psfs = list(psfs)
@@ -395,7 +394,7 @@ class MultibandExposure:
     def setPixelScale(self, pixelScale: Angle | None) -> None:
         self._pixelScale = pixelScale
 
-    def _requirePsfs(self) -> list[ImagePsf]:
+    def _requirePsfs(self) -> list[Psf]:
         missing = [band for band, psf in zip(self._bands, self._psfs) if psf is None]
         if missing:
             raise ValueError(f"no PSF for band(s) {missing}")
@@ -412,7 +411,7 @@ class MultibandExposure:
         psfs = self._requirePsfs()
         return self._psfCube([psf.computeImage(position) for psf in psfs])
 
-    def _psfCube(self, images: list[Image]) -> MultibandImage:
+    def _psfCube(self, images: Sequence[Image]) -> MultibandImage:
         shapes = {image.array.shape for image in images}
         if len(shapes) != 1:
             raise ValueError(f"PSF images have different sizes across bands: {sorted(shapes)}")
@@ -472,9 +471,9 @@ class MultibandExposure:
         """
         from ..io.exposureFits import readExposureFiles, readMultibandExposureFits
 
-        if isinstance(path, (list, tuple)):
-            return readExposureFiles(path, bands=bands, magZero=magZero)
-        return readMultibandExposureFits(path, magZero=magZero)
+        if isinstance(path, (str, PathLike)):
+            return readMultibandExposureFits(path, magZero=magZero)
+        return readExposureFiles(path, bands=bands, magZero=magZero)
 
     def writeFits(self, path: str | PathLike) -> None:
         """Write the package's multiband exposure FITS format."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,9 @@ __all__ = ["Point2I", "Point2D", "Extent2I", "Box2I", "AngleUnit", "Angle", "rad
 class _XYPair:
     """What every ``(x, y)`` pair of lsst.geom has: typed coordinates, getters, unpacking."""
 
-    _cast: Callable[[object], float]
+    x: float  # set by the dataclass subclasses
+    y: float
+    _cast: Callable[[Any], float]
 
     def __post_init__(self) -> None:
         # Frozen dataclasses: coerce numpy scalars and the like to the pair's own type.

@@ -8,10 +8,14 @@ parent coordinates returns a *view* that shares memory, as afw's subimages do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geom import Box2I, Extent2I, Point2I
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11
 
 __all__ = ["Image", "ImageF", "ImageD", "Mask", "MaskedImage", "DEFAULT_MASK_PLANES"]
 
@@ -68,6 +72,7 @@ class Image:
         dtype: type | None = None,
         deep: bool = False,
     ):
+        array: np.ndarray
         if isinstance(arg, Box2I):
             array = np.zeros((arg.getHeight(), arg.getWidth()), dtype=dtype or self._defaultDtype)
             xy0 = arg.getMin()
@@ -124,14 +129,14 @@ class Image:
     def getBBox(self) -> Box2I:
         return Box2I(self._xy0, self.getDimensions())
 
-    def _view(self, array: np.ndarray, xy0: Point2I) -> Image:
+    def _view(self, array: np.ndarray, xy0: Point2I) -> Self:
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._array = array
         view._xy0 = xy0
         return view
 
-    def subset(self, bbox: Box2I) -> Image:
+    def subset(self, bbox: Box2I) -> Self:
         """A view of the pixels in ``bbox`` (parent coordinates), which must lie inside the image."""
         bbox = _asBox(bbox)
         if not self.getBBox().contains(bbox):
@@ -311,7 +316,7 @@ class Mask(Image):
             return NotImplemented
         return super().__eq__(other) and self._planes == other._planes
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def _checkPlanes(planes: Mapping[str, int]) -> None:

@@ -245,6 +245,10 @@ class GridPsf:
         return f"GridPsf({w}x{h}, {len(self._xs)}x{len(self._ys)} nodes)"
 
 
+# What an exposure carries as its PSF: the two classes share the lsst.afw.detection.Psf methods used here.
+Psf = ImagePsf | GridPsf
+
+
 def _bracket(values: np.ndarray, value: float) -> tuple[int, float]:
     """The node ``i`` below ``value`` and the weight ``t`` of node ``i + 1`` (held at the edges)."""
     if len(values) == 1 or value <= values[0]:

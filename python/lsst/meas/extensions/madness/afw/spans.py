@@ -109,13 +109,14 @@ class SpanSet:
         self._y, self._x0, self._x1 = _normalize(y, x0, x1)
 
     @classmethod
-    def fromArrays(cls, y: Sequence[int], x0: Sequence[int], x1: Sequence[int]) -> SpanSet:
+    def fromArrays(cls, y: Sequence[int] | np.ndarray, x0: Sequence[int] | np.ndarray,
+                   x1: Sequence[int] | np.ndarray) -> SpanSet:
         """Make a SpanSet from run arrays (``x1`` inclusive); runs are sorted and merged."""
-        y, x0, x1 = (np.asarray(a) for a in (y, x0, x1))
-        if not (y.shape == x0.shape == x1.shape):
-            raise ValueError(f"span arrays differ in length: {y.shape}, {x0.shape}, {x1.shape}")
+        rows, starts, ends = (np.asarray(a) for a in (y, x0, x1))
+        if not (rows.shape == starts.shape == ends.shape):
+            raise ValueError(f"span arrays differ in length: {rows.shape}, {starts.shape}, {ends.shape}")
         result = cls.__new__(cls)
-        result._y, result._x0, result._x1 = _normalize(y, x0, x1)
+        result._y, result._x0, result._x1 = _normalize(rows, starts, ends)
         return result
 
     @classmethod
@@ -264,7 +265,8 @@ class SpanSet:
 
     def shiftedBy(self, dx: int | Extent2I, dy: int | None = None) -> SpanSet:
         if isinstance(dx, Extent2I):
-            dx, dy = dx.x, dx.y
+            dy = dx.y
+            dx = dx.x
         result = SpanSet.__new__(SpanSet)
         result._y, result._x0, result._x1 = self._y + dy, self._x0 + dx, self._x1 + dx
         return result

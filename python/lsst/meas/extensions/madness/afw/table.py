@@ -388,7 +388,7 @@ class SourceCatalog:
 
     def getChildren(self, parent: int | Sequence[int]) -> SourceCatalog:
         """Records whose ``parent`` column equals ``parent`` (or is one of several ids)."""
-        parents = {int(parent)} if np.isscalar(parent) else {int(p) for p in parent}
+        parents = {int(parent)} if isinstance(parent, (int, np.integer)) else {int(p) for p in parent}
         return self._subset([r for r in self._records if r.getParent() in parents])
 
     def _subset(self, records: list[SourceRecord]) -> SourceCatalog:

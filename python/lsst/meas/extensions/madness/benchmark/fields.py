@@ -26,12 +26,17 @@ are counted as spurious.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import metrics
+
+if TYPE_CHECKING:
+    from ..deblend.baseTask import DeblendBaseTask
 
 __all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase"]
 
@@ -73,10 +78,10 @@ class FieldMethods:
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
                  compilationCacheDir: str | None = None, modelDir: str | None = None,
-                 variants: dict[str, str] | None = None):
+                 variants: Mapping[str, str | os.PathLike] | None = None):
         from ..afw.table import SourceTable
 
-        variants = dict(variants or {})
+        variants = {label: str(path) for label, path in (variants or {}).items()}  # the config takes str
         unknown = sorted(m for m in methods if methodBase(m)[0] not in METHODS
                          or (methodBase(m)[1] is not None and (methodBase(m)[0] not in MODEL_METHODS
                                                                 or methodBase(m)[1] not in variants)))
@@ -84,7 +89,7 @@ class FieldMethods:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}, and "
                              f"{'/'.join(MODEL_METHODS)}:LABEL for a model variant LABEL given with its directory")
         self.methods = tuple(methods)
-        self.tasks = {}
+        self.tasks: dict[str, DeblendBaseTask] = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
         for label, directory in [(None, modelDir), *variants.items()]:
@@ -110,6 +115,7 @@ class FieldMethods:
         if base == "vae":
             return self._singlePass(madness, mExposure, parents, out, matches)
         task = madness if base == "madness" else self.tasks[method]
+        assert task is not None, f"no task for {method}"
         result = task.run(mExposure, parents)
         catalog = result.deblendedCatalog
         for parent in catalog[:len(parents)]:
@@ -195,9 +201,10 @@ def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int
     candidates = []
     for peak in peaks:
         distance = np.hypot(positions[:, 0] - peak.getFx(), positions[:, 1] - peak.getFy())
-        for galaxy in np.flatnonzero(distance <= radius):
-            candidates.append((distance[galaxy], int(peak.getId()), int(galaxy)))
-    matches, taken = {}, set()
+        for row in np.flatnonzero(distance <= radius):
+            candidates.append((distance[row], int(peak.getId()), int(row)))
+    matches: dict[int, int] = {}
+    taken: set[int] = set()
     for _, peak, galaxy in sorted(candidates):
         if peak not in matches and galaxy not in taken:
             matches[peak] = galaxy

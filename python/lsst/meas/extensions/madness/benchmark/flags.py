@@ -82,6 +82,7 @@ def flagRates(nFields: int, peaks: str = "truth", seed: int = 0, populationSize:
                  f"({time.perf_counter() - start:.0f} s so far)")
     chi2 = np.array([c["chi2"] for c in children])
     quantile = np.array([c["quantile"] for c in children])
+    assert task is not None, "no fields"
     return {
         "fields": nFields, "first": first, "peaks": peaks, "seed": seed, "populationSize": populationSize,
         "models": "the shipped weights" if modelDir is None else str(modelDir),

@@ -24,12 +24,16 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["measureKernelCost", "writeKernelCost"]
 
 
-def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend: int = 4, canvas: int = 90,
-                      psfSize: int = 41, repeats: int = 10, profile: str = "light",
+def measureKernelCost(device: str | torch.device = "auto", galaxyCounts=(16, 64), peaksPerBlend: int = 4,
+                      canvas: int = 90, psfSize: int = 41, repeats: int = 10, profile: str = "light",
                       otherPixelScale: float = 0.168) -> list[dict]:
     """Median seconds per MAP step with and without difference kernels, per batch size (galaxies);
     the kernels on the model frame's pixels and on pixels of ``otherPixelScale`` arcsec."""
@@ -53,6 +57,7 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
         models = loadModels(directory, device=device)
     objective = mapObjective(models, device)
     y, x = np.mgrid[-(psfSize // 2):psfSize // 2 + 1, -(psfSize // 2):psfSize // 2 + 1]
+    assert config.modelFrame is not None  # set above
     modelScale = config.modelFrame.pixelScale
 
     def moffat(pixelScale: float) -> np.ndarray:  # β = 3.5, FWHM 0.7″
@@ -71,8 +76,9 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
             data = torch.zeros(b, c, side, side, device=device)
             weight = torch.ones_like(data)
             corners = torch.randint(0, side - blendStampSize(models, pixelScale), (2, b, k), device=device)
-            kernel = None if pixelScale is None else observationKernels(
-                models, [[moffat(pixelScale)] * c], device, pixelScale=pixelScale).expand(b, -1, -1, -1).contiguous()
+            kernels = None if pixelScale is None else observationKernels(
+                models, [[moffat(pixelScale)] * c], device, pixelScale=pixelScale)
+            kernel = None if kernels is None else kernels.expand(b, -1, -1, -1).contiguous()
             latents = torch.randn(b, k, config.latentDim, device=device, requires_grad=True)
             times = []
             for repeat in range(repeats + 2):  # two warm-up steps (TorchScript profiles its first calls)

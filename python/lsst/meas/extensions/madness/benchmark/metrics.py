@@ -215,7 +215,7 @@ def aperturePhotometry(image, x, y, a, b, theta, variance=None):
     x, y, a, b, theta = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (x, y, a, b, theta))
     x, y, a, b, theta = (np.ravel(v) for v in np.broadcast_arrays(x, y, a, b, theta))
     a, b, theta = _sepEllipse(a, b, theta)
-    var = None
+    var: float | np.ndarray | None = None
     if variance is not None:
         var = np.asarray(variance, dtype=np.float64)
         var = float(var) if var.ndim == 0 else np.ascontiguousarray(var)

@@ -47,6 +47,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -191,7 +192,8 @@ def hallucinationShares(models: np.ndarray, centres: np.ndarray) -> np.ndarray:
     if models.ndim != 4 or len(models) != len(centres):
         raise ValueError(f"models must be (source, band, y, x) with one centre per source; got shapes "
                          f"{models.shape} and {centres.shape}")
-    yy, xx = np.indices(models.shape[2:], dtype=np.float64)
+    grid = np.indices(models.shape[2:], dtype=np.float64)
+    yy, xx = grid[0], grid[1]
     distance = np.hypot(xx[None] - centres[:, 0, None, None], yy[None] - centres[:, 1, None, None])
     shares = np.full(len(models), np.nan)
     for k in range(len(models)):
@@ -463,11 +465,13 @@ def runRealBenchmark(npzPath: str | Path, outDir: str | Path, *, methods: Sequen
                              footprintNSigma=footprintNSigma, footprintGrow=footprintGrow)
     mExposure = MultibandExposure.readFits(converted.exposurePath)
     bands = mExposure.bands
-    nJy = mExposure.getPhotoCalibs()[0].getCalibrationMean()
+    calib = mExposure.getPhotoCalibs()[0]
+    assert calib is not None  # convertBlend writes one
+    nJy = calib.getCalibrationMean()
     noise = converted.noise
     blend = converted.blend
     height, width = blend.images.shape[1:]
-    results = {
+    results: dict[str, Any] = {
         "command": command,
         "input": {"file": str(blend.path), "bands": list(bands), "width": width, "height": height,
                   "magZero": converted.magZero, "nanojanskyPerUnit": nJy, "pixelScaleArcsec": converted.pixelScale,

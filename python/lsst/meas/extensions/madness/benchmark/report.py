@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,9 @@ def _figures(records: list[dict], methods: Sequence[str], static: Path, prefix: 
             for lo, hi in pairwise(bins):
                 v = dF[matched & (values >= lo) & (values < hi) & np.isfinite(dF)]
                 q = np.percentile(v, [25, 50, 75]) if len(v) else [np.nan] * 3
-                low.append(q[0]), medians.append(q[1]), high.append(q[2])
+                low.append(q[0])
+                medians.append(q[1])
+                high.append(q[2])
             shift = (offset - (len(methods) - 1) / 2) * 0.15
             ax.errorbar(centres + shift, medians, yerr=[np.subtract(medians, low), np.subtract(high, medians)],
                         fmt="o", capsize=3, label=NAMES[method])
@@ -229,10 +232,10 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
               "VAE-deblender column is MADNESS's starting point, the fidelity column the best the VAE can do:", "",
               "| bin | galaxies | " + " | ".join(NAMES[m] for m in methods if m != "none") + " |",
               "|---|---|" + "---|" * (len(methods) - ("none" in methods))]
-    for label, values, edges in (("S/N", snr, [0, 10, 20, 40, 80, np.inf]), ("β", beta, [0, 0.01, 0.1, 0.3, 1.01]),
+    for label, binned, edges in (("S/N", snr, [0, 10, 20, 40, 80, np.inf]), ("β", beta, [0, 0.01, 0.1, 0.3, 1.01]),
                                  ("κ", kappa, [-np.inf, 0.01, 0.1, 1, 5])):
         for lo, hi in pairwise(edges):
-            chosen = matched & (kappa <= 5) & (values >= lo) & (values < hi)
+            chosen = matched & (kappa <= 5) & (binned >= lo) & (binned < hi)
             if chosen.sum() == 0:
                 continue
             cells = [f"{np.nanmedian(np.abs(_column(galaxies, m, 'deltaF', r))[chosen]):.4f}"
@@ -259,7 +262,7 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
     methods = [m for m in allSettings[0]["methods"] if all(m in s["methods"] for s in allSettings)]
     document, static = Path(document), Path(static)
     static.mkdir(parents=True, exist_ok=True)
-    out = {"runs": [str(d) for d in runDirectories], "settings": allSettings, "summaries": {}}
+    out: dict[str, Any] = {"runs": [str(d) for d in runDirectories], "settings": allSettings, "summaries": {}}
     lines = [f"Made by `{command}`." if command else ""]
     for setting, fieldRecords in records.items():
         if not fieldRecords:

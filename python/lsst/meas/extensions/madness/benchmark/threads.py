@@ -99,7 +99,7 @@ def measureThreads(work: Path, threads: list[int], loads: list[int], repeats: in
     for load in loads:
         spinners = [subprocess.Popen([sys.executable, "-c", SPINNER]) for _ in range(load)]
         try:
-            runs = {count: [] for count in threads}
+            runs: dict[int, list[dict]] = {count: [] for count in threads}
             for repeat in range(repeats):
                 for count in threads:
                     run = _runOnce(exposure, catalog, work / f"out-{load}-{count}", count, device)

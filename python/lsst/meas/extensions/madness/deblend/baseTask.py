@@ -118,6 +118,7 @@ class DeblendBaseTask(Task):
     """
 
     ConfigClass = DeblendBaseConfig
+    config: DeblendBaseConfig
     method: ClassVar[str] = ""
 
     def __init__(self, schema: Schema, peakSchema: Schema | None = None, *, bands: Sequence[str] | None = None,
@@ -221,8 +222,9 @@ class DeblendBaseTask(Task):
             modelData.peakIds[parent.getId()] = list(blend.peakIds)
             # _addChildren appends the children last, one per peak, in peak order.
             modelData.childIds[parent.getId()] = [int(r.getId()) for r in catalog[len(catalog) - len(model.children):]]
-        if mExposure.getWcs() is not None:
-            _setCoords(catalog, len(mergedSources), mExposure.getWcs())
+        wcs = mExposure.getWcs()
+        if wcs is not None:
+            _setCoords(catalog, len(mergedSources), wcs)
         self._summarise(catalog, len(mergedSources))
         self._checkOutput(mergedSources, catalog, absent)
         return Struct(deblendedCatalog=catalog, modelData=modelData)

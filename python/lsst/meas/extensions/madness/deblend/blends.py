@@ -113,9 +113,10 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
             variance.append(np.zeros(shape, mExposure.variance.array.dtype))
             bandPsfs.append(psfs[mExposure.bands.index(nearest)])
     calibs = [mExposure.getPhotoCalibs()[mExposure.bands.index(b)] if b in mExposure.bands else None for b in bands]
+    knownPsfs = [p for p in bandPsfs if p is not None]
     return MultibandExposure.fromArrays(list(bands), np.stack(image), np.stack(mask), np.stack(variance),
                                         bbox=mExposure.getBBox(),
-                                        psfs=None if any(p is None for p in bandPsfs) else bandPsfs,
+                                        psfs=knownPsfs if len(knownPsfs) == len(bandPsfs) else None,
                                         maskPlanes=planes, photoCalibs=calibs, wcs=mExposure.getWcs(),
                                         pixelScale=None if mExposure.getWcs() else mExposure.getPixelScale())
 
@@ -223,7 +224,8 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
         cutouts[k] = seen[:, row:row + stampSize, col:col + stampSize]
     psfs = mExposure.getPsfs()
     centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
-    psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]
+    psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs
+                                                          if p is not None]
     pixelScale = mExposure.getPixelScale()
     return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
                  mask.astype(np.int32), variance, psfImages, scales,

@@ -159,7 +159,7 @@ def checkMaskPlanes(planes: Mapping[str, Iterable[str]], mask) -> None:
             if name not in defined and name not in KNOWN_MASK_PLANES:
                 raise UnknownMaskPlaneError(
                     f"config.{field}: mask plane {name!r} is not a plane of the exposure "
-                    f"({', '.join(sorted(defined, key=defined.get))}) nor one of LSST's")
+                    f"({', '.join(sorted(defined, key=lambda plane: defined[plane]))}) nor one of LSST's")
 
 
 def checkInvariants(mergedSources, deblendedCatalog, absentBands=()) -> list[str]:

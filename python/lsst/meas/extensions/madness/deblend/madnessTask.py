@@ -64,12 +64,13 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
-from ..framework import ConfigurableField, Field
+from ..framework import ConfigurableField, ConfigurableInstance, Field
 from ..models.priorQuantiles import priorQuantile
 from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
@@ -150,7 +151,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     shapeErrFloor: float = Field(
         0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
-    fallback: ConfigurableField = ConfigurableField(
+    fallback: ConfigurableInstance = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
     def mapConfig(self, modelLr: float | None = None) -> MapConfig:
@@ -160,7 +161,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,
                          backtrack=self.backtrack)
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # pex_config's validate(), as Config's
         super().validate()
         if self.maxMadnessPeaks > self.maxGalaxiesPerBatch:
             raise ValueError(f"maxMadnessPeaks ({self.maxMadnessPeaks}) must not exceed maxGalaxiesPerBatch "
@@ -192,6 +193,8 @@ class MadnessDeblendTask(DeblendBaseTask):
     """
 
     ConfigClass = MadnessDeblendConfig
+    config: MadnessDeblendConfig
+    fallback: DeblendBaseTask  # made by makeSubtask
     _DefaultName = "madnessDeblend"
     method = "madness"
 
@@ -358,10 +361,10 @@ class MadnessDeblendTask(DeblendBaseTask):
         if not blends:
             return []
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
-        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
-                      device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
-                      secondsPerBlend=self.config.maxSecondsPerParent,
-                      uncertainties=self.config.computeUncertainties)
+        kwargs: dict[str, Any] = dict(
+            config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
+            device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
+            secondsPerBlend=self.config.maxSecondsPerParent, uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
         except torch.OutOfMemoryError as error:

@@ -110,7 +110,7 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     # A band with no valid pixel still gets drawn, in units of 1.
     noise = np.array([np.median(sigma[b][valid[b]]) if valid[b].any() else 1.0 for b in range(nBands)])
 
-    def scaled(image: np.ndarray, b: int) -> np.ndarray:
+    def scaled(image: np.ndarray | float, b: int) -> np.ndarray | float:
         return np.arcsinh(image / noise[b])
 
     uppers = []

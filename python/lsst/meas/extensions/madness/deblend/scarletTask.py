@@ -63,6 +63,7 @@ class ScarletDeblendTask(DeblendBaseTask):
     """Deblend parents with SCARLET (module docstring); same constructor, ``run`` and columns as MADNESS."""
 
     ConfigClass = ScarletDeblendConfig
+    config: ScarletDeblendConfig
     _DefaultName = "scarletDeblend"
     method = "scarlet"
 

@@ -275,4 +275,5 @@ def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module,
             for i in range(k):
                 if bool(present[blend, i]):
                     shapes[:, blend, i] = ellipticityWithError(images[blend, i], directions[blend, i])
-    return LaplaceResult(covariance, fluxErr, *shapes, clipped=clipped.cpu().numpy())
+    e1, e2, e1Err, e2Err = shapes
+    return LaplaceResult(covariance, fluxErr, e1, e2, e1Err, e2Err, clipped=clipped.cpu().numpy())

@@ -76,7 +76,8 @@ def _sourcesHdu(catalog: SourceCatalog) -> fits.BinTableHDU:
 
 
 def _footprintRows(catalog: SourceCatalog):
-    spanRows, peakRows, heavyRows = [], [], []
+    spanRows, heavyRows = [], []
+    peakRows: list[tuple[int, PeakRecord]] = []
     for record in catalog:
         footprint = record.getFootprint()
         if footprint is None:
@@ -412,8 +413,9 @@ def readSourceCatalogFits(path: str | PathLike, bbox: Box2I | None = None) -> So
                 if heavyKind == "SINGLE":
                     footprint = HeavyFootprint(footprint, image[0], mask[0], variance[0])
                 else:
-                    footprint = MultibandFootprint(
+                    record.setFootprint(MultibandFootprint(
                         bands, [HeavyFootprint(footprint, image[b], mask[b], variance[b]) for b in range(len(bands))]
-                    )
+                    ))
+                    continue
             record.setFootprint(footprint)
     return catalog

@@ -97,7 +97,7 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     missing = [band for band, psf in zip(mExposure.bands, mExposure.getPsfs()) if psf is None]
     if missing:
         raise ValueError(f"cannot write {path}: no PSF for band(s) {missing}")
-    shapes = {psf.kernel.shape for psf in mExposure.getPsfs()}
+    shapes = {psf.kernel.shape for psf in mExposure.getPsfs() if psf is not None}
     if len(shapes) != 1:
         raise ValueError(f"cannot write {path}: PSF kernels differ in size between bands {sorted(shapes)}")
     psfHdus = _psfHdus(mExposure.getPsfs(), path)
@@ -132,12 +132,13 @@ def _writeCalibration(header: fits.Header, photoCalibs: Sequence[PhotoCalib | No
     if missing:
         raise ValueError(f"cannot write {path}: no photometric calibration for band(s) {missing} (readers need "
                          "BUNIT = 'nJy' or MAGZERO; give the exposure one with setPhotoCalib/setAllPhotoCalibs)")
-    if all(calib.getCalibrationMean() == 1.0 for calib in photoCalibs):
+    calibs = [calib for calib in photoCalibs if calib is not None]  # all of them
+    if all(calib.getCalibrationMean() == 1.0 for calib in calibs):
         header["BUNIT"] = (NJY_UNIT, "pixel values are calibrated fluxes")
     else:
         # 15 significant digits: the calibration to 1e-13, without float noise ('26.5', not '26.500000000000004').
         # No comment: the value may need CONTINUE cards. The AB magnitude of one pixel unit, per band.
-        header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in photoCalibs)
+        header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in calibs)
 
 
 def _psfHdus(psfs, path, single: bool = False) -> list:
@@ -165,12 +166,12 @@ def _readPsfs(reader: FitsReader, bands: Sequence[str] | None) -> list[ImagePsf 
     """Each band's PSF from ``PSF`` (one kernel, or a grid with ``PSF_POSITIONS``), every kernel checked;
     ``bands`` None for a single-band file."""
     single = bands is None
-    labels = ["the"] if single else [f"band {band!r}" for band in bands]
+    labels = ["the"] if bands is None else [f"band {band!r}" for band in bands]
     constant = 2 if single else 3
     grid = reader.hdu("PSF").header.get("NAXIS") == constant + 1
     data = reader.imageData("PSF", "f", constant + 1 if grid else constant)
     data = data[None] if single else data
-    if not single and data.shape[0] != len(bands):
+    if bands is not None and data.shape[0] != len(bands):
         raise reader.error(f"{data.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", "PSF")
     if not grid:
         for label, kernel in zip(labels, data):
@@ -182,7 +183,7 @@ def _readPsfs(reader: FitsReader, bands: Sequence[str] | None) -> list[ImagePsf 
     if len(positions) != data.shape[1]:
         raise reader.error(f"{len(positions)} node positions for {data.shape[1]} kernels per band in PSF",
                            "PSF_POSITIONS")
-    psfs = []
+    psfs: list[ImagePsf | GridPsf] = []
     for label, kernels in zip(labels, data):
         for node, kernel in enumerate(kernels):
             _checkPsf(reader, "PSF", kernel, f"{label} node {node}")
@@ -520,16 +521,18 @@ def readExposureFiles(
         raise ValueError(f"{len(bands)} bands for {len(paths)} files")
     if psfs is not None and len(psfs) != len(paths):
         raise ValueError(f"{len(psfs)} PSFs for {len(paths)} files")
-    if magZero is not None and not np.isscalar(magZero):
-        magZero = [float(m) for m in magZero]
-        if len(magZero) not in (1, len(paths)):
-            raise ValueError(f"{len(magZero)} zero points for {len(paths)} files: give one, or one per file")
-        magZero = magZero * len(paths) if len(magZero) == 1 else magZero
-    exposures = []
+    zeroPoints: list[float | None] = [None] * len(paths)
+    if magZero is not None:
+        values: list[float | None] = [float(m) for m in np.atleast_1d(magZero)]
+        if len(values) not in (1, len(paths)):
+            raise ValueError(f"{len(values)} zero points for {len(paths)} files: give one, or one per file")
+        zeroPoints = values * len(paths) if len(values) == 1 else values
+    exposures: list[Exposure] = []
+    labels: list[str] = []
     for i, path in enumerate(paths):
-        zeroPoint = magZero if magZero is None or np.isscalar(magZero) else magZero[i]
-        exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoint)
-        if exposure.getFilter().bandLabel is None:
+        exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoints[i])
+        label = exposure.getFilter().bandLabel
+        if label is None:
             raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path,
                                   extension="PRIMARY")
         if psfs is not None:
@@ -546,7 +549,7 @@ def readExposureFiles(
             if exposure.getMask().getMaskPlaneDict() != first.getMask().getMaskPlaneDict():
                 raise FitsFormatError(f"mask planes differ from {paths[0]}'s", path=path, extension="MASK")
         exposures.append(exposure)
-    labels = [e.getFilter().bandLabel for e in exposures]
+        labels.append(label)
     if len(set(labels)) != len(labels):
         raise ValueError(f"the files {paths} repeat a band: {labels}")
     return MultibandExposure.fromExposures(labels, exposures)

@@ -45,7 +45,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -154,9 +154,10 @@ def adaptLegacyUnits(encoder: Encoder, deblender: Encoder, decoder: Decoder, nor
     """
     factor = electronsPerUnit.to(torch.float32) / normalisation
     for encoderLike in (encoder, deblender):
-        first: nn.Conv2d = encoderLike.features[0]
+        first = cast(nn.Conv2d, encoderLike.features[0])
         first.weight *= factor.view(1, -1, 1, 1)
-    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    last = cast(nn.ConvTranspose2d, decoder.upsample[-2])
+    assert last.bias is not None  # the decoder's layers all have one
     last.weight /= factor.view(1, -1, 1, 1)
     last.bias /= factor
 
@@ -191,7 +192,8 @@ def reviveDeadBands(encoder: Encoder, decoder: Decoder, batch: dict, bands: Sequ
     if not alive:
         raise ValueError(f"every band of the decoder is dead ({list(bands)}): train it from scratch instead")
     flux = target.sum(dim=(0, 2, 3))
-    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    last = cast(nn.ConvTranspose2d, decoder.upsample[-2])
+    assert last.bias is not None  # the decoder's layers all have one
     for band in dead:
         b = list(bands).index(band)
         donor = min(alive, key=lambda a: (abs(a - b), a))
@@ -218,7 +220,8 @@ def _vaeLoss(encoder: Encoder, decoder: Decoder, batch: dict, skyVariance: torch
 
 def _flowLoss(flow, frozen: Encoder, batch: dict, generator: torch.Generator | None) -> torch.Tensor:
     with torch.no_grad():
-        latent = sampleLatent(*frozen(batch["observed"]), generator)
+        mean, scaleTril = frozen(batch["observed"])
+        latent = sampleLatent(mean, scaleTril, generator)
     return -flow().log_prob(latent).mean()
 
 
@@ -319,14 +322,14 @@ def frameValidation(encoder: Encoder, decoder: Decoder, simulator, count: int, s
     from .validation import ReconstructionMetrics, silentBands
 
     generator = torch.Generator(device=simulator.device).manual_seed(seed)
-    decoded, truth, snr = [], [], []
+    decodedParts, truthParts, snrParts = [], [], []
     encoder.eval(), decoder.eval()
     for start in range(0, count, batchSize):
         batch = simulator.isolated(min(batchSize, count - start), generator)
-        decoded.append(decoder(encoder(batch["observed"])[0]).float().cpu().numpy())
-        truth.append(batch["model"].float().cpu().numpy())
-        snr.append((batch["observedNoiseless"] ** 2 / batch["variance"]).sum(dim=(2, 3)).sqrt().cpu().numpy())
-    decoded, truth, snr = np.concatenate(decoded), np.concatenate(truth), np.concatenate(snr)
+        decodedParts.append(decoder(encoder(batch["observed"])[0]).float().cpu().numpy())
+        truthParts.append(batch["model"].float().cpu().numpy())
+        snrParts.append((batch["observedNoiseless"] ** 2 / batch["variance"]).sum(dim=(2, 3)).sqrt().cpu().numpy())
+    decoded, truth, snr = np.concatenate(decodedParts), np.concatenate(truthParts), np.concatenate(snrParts)
     bands = simulator.bands
     perBand = {}
     for b, band in enumerate(bands):
@@ -466,7 +469,7 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(),
                                   "std": latentStd.tolist()},
     }
-    summary = {"training": training, "validation": metrics}
+    summary: dict[str, Any] = {"training": training, "validation": metrics}
     if export:
         from .export import exportModels, updateModelCard
 

@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for kind, cls in DATASETS.items():
-        sub = commands.add_parser(kind, help=cls.__doc__.splitlines()[0], description=cls.__doc__.splitlines()[0])
+        summary = (cls.__doc__ or kind).splitlines()[0]
+        sub = commands.add_parser(kind, help=summary, description=summary)
         _addSimulationOptions(sub, cls.defaultSplit)
         sub.add_argument("--out", type=Path, required=True, help="folder for the HDF5 shards")
         sub.add_argument("--shard-size", type=int, default=1000, metavar="N",

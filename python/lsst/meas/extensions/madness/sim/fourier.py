@@ -554,4 +554,5 @@ class FourierRenderer:
             for c in range(self.oversampling):
                 part = wide[..., a * size:(a + 1) * size, c * half:(c + 1) * half]
                 folded = part.clone() if folded is None else folded.add_(part)
+        assert folded is not None  # oversampling >= 1
         return folded

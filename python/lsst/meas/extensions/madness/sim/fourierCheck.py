@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class CheckSample:
         ``(N, B)`` PSF FWHM (arcsec) and Moffat index (used by Moffat PSFs only).
     """
 
-    galaxies: object
+    galaxies: Any  # an astropy Table
     bands: tuple[str, ...]
     flux: np.ndarray
     dx: np.ndarray
@@ -250,7 +251,8 @@ def _worst(sample: CheckSample, flux: np.ndarray, pixel: np.ndarray, renderer, c
     picked: dict[tuple[int, int], None] = {}
     for errors in (flux, pixel):
         for flat in np.argsort(errors, axis=None)[::-1][:count]:
-            picked[tuple(int(i) for i in np.unravel_index(flat, errors.shape))] = None
+            n, b = np.unravel_index(flat, errors.shape)
+            picked[(int(n), int(b))] = None
     rows = []
     for n, b in picked:
         row = sample.describe(n, b)
@@ -281,7 +283,7 @@ def compareWithGalsim(nGalaxies: int = 1000, seed: int = 0, stampSize: int = 45,
     began = time.perf_counter()
     reference = drawGalsim(sample, stampSize, pixelScale, progress=progress)
     galsimSeconds = time.perf_counter() - began
-    result = {"nGalaxies": len(sample), "seed": seed, "stampSize": stampSize, "pixelScale": pixelScale,
+    result: dict[str, Any] = {"nGalaxies": len(sample), "seed": seed, "stampSize": stampSize, "pixelScale": pixelScale,
               "bands": list(sample.bands), "device": str(torchDevice), "fwhmRange": list(FWHM_RANGE),
               "psfFamilies": list(PSF_FAMILIES), "moffatBetas": list(MOFFAT_BETAS),
               "targets": {"flux": FLUX_TARGET, "pixel": PIXEL_TARGET}, "galsimSeconds": galsimSeconds,

@@ -88,7 +88,8 @@ def plotExamples(
         raise ValueError(f"band {band!r} is not one of {isolated.bands}")
     b = isolated.bands.index(band)
     isolatedScenes = [(isolated.make(k), 0) for k in range(rows)]
-    blendedScenes, k = [], 0
+    blendedScenes: list[tuple[Scene, int]] = []
+    k = 0
     while len(blendedScenes) < rows:
         scene = blended.make(k)
         if len(scene) > 1:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -194,7 +195,9 @@ class SimulationShards:
         elif isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [Path(p) for p in paths]
-        counts, descriptions, stored = [], [], None
+        counts: list[int] = []
+        descriptions: list[dict] = []
+        stored: list[str] = []
         for path in self.paths:
             try:
                 with h5py.File(path, "r") as h5:
@@ -217,7 +220,7 @@ class SimulationShards:
             raise ValueError(f"{self.paths[0]}: no galaxy array(s) {unknown}; stored: {stored}")
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._files: dict[int, h5py.File] = {}
-        self._pid = None
+        self._pid: int | None = None
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -238,7 +241,7 @@ class SimulationShards:
         shard = int(np.searchsorted(self._offsets, index, side="right") - 1)
         row = index - int(self._offsets[shard])
         galaxies = self._file(shard)["galaxies"]
-        item = {}
+        item: dict[str, Any] = {}
         for name in self.arrays:
             stored = galaxies[name]
             item[name] = np.asarray(stored[row], dtype=np.float32) * np.float32(stored.attrs.get("scale", 1.0))

@@ -38,12 +38,12 @@ def _hashUnit(ids: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def _checkFractions(fractions: Sequence[float]) -> np.ndarray:
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.shape != (len(SPLITS),) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
+def _checkFractions(fractions: Sequence[float] | np.ndarray) -> np.ndarray:
+    values = np.asarray(fractions, dtype=np.float64)
+    if values.shape != (len(SPLITS),) or np.any(values < 0) or not np.isclose(values.sum(), 1.0):
         raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers summing to 1, "
-                         f"got {fractions.tolist()}")
-    return fractions
+                         f"got {values.tolist()}")
+    return values
 
 
 def splitOf(galtileid: np.ndarray, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> np.ndarray:

@@ -109,9 +109,9 @@ def _perBand(
             raise ValueError(f"{name} has no value for bands {missing}")
         values = [value[band] for band in bands]
     elif np.ndim(value) == 0:
-        values = [float(value)] * len(bands)
+        values = [float(np.asarray(value))] * len(bands)
     else:
-        values = list(value)
+        values = list(np.atleast_1d(value))
         if len(values) != len(bands):
             raise ValueError(f"{name} has {len(values)} values for {len(bands)} bands")
     result = np.asarray(values, dtype=np.float64)
@@ -399,7 +399,8 @@ def makeMockMultibandExposure(
     hlr = rng.uniform(*hlrRange, size=n)
     q = rng.uniform(*qRange, size=n)
     beta = rng.uniform(0.0, np.pi, size=n)
-    snr = np.exp(rng.uniform(*np.log(snrRange), size=n))
+    lowSnr, highSnr = np.log(snrRange)
+    snr = np.exp(rng.uniform(lowSnr, highSnr, size=n))
     colour = np.exp(rng.normal(0.0, _COLOUR_SCATTER, size=(n, len(bands))))
     colour /= np.linalg.norm(colour, axis=1, keepdims=True)
 

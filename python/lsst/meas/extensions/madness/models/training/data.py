@@ -203,7 +203,7 @@ def _describedData(data: Any) -> tuple[np.ndarray | None, tuple[str, ...] | None
     return None, None
 
 
-def _skyVariance(explicit: Sequence[float] | None, datas: Sequence[Any], validation: list[dict] | None,
+def _skyVariance(explicit: Sequence[float] | np.ndarray | None, datas: Sequence[Any], validation: list[dict] | None,
                  trainSample: Callable[[], list[dict]], modelConfig: ModelConfig, stage: str) -> np.ndarray:
     """σ_b² per band: given, described by the data, or the median over stamps of their variance planes' minimum."""
     nBands = len(modelConfig.bands)
