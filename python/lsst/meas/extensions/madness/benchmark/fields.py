@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics
+from . import metrics, morphology
 
 if TYPE_CHECKING:
     from ..deblend.baseTask import DeblendBaseTask
@@ -240,7 +240,7 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     kappa = metrics.contamination(Fb, F)
     beta = np.stack([metrics.blendedness(isolated[i], scene.noiseless) for i in range(n)])
     r, g = bands.index("r"), bands.index("g")
-    eTrue = np.array([metrics.ellipticity(scene.isolated[i, r]) for i in range(n)])
+    eTrue = np.array([morphology.ellipticity(scene.isolated[i, r]) for i in range(n)])
     colourCatalogue = np.asarray(truth["g_ab"], float) - np.asarray(truth["r_ab"], float)
 
     rows = [{"galaxy": i, "x": float(x[i]), "y": float(y[i]), "r_ab": float(truth["r_ab"][i]), "matched": True,
@@ -263,9 +263,9 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
                       "colourB": float(metrics.colourResidual(Fd[i, g], Fd[i, r], F[i, g], F[i, r]))}
             if predictions is not None:
                 stamp = _stamps(predictions[i], truth[i:i + 1], size)[0]
-                result["cosine"] = metrics.cosineSimilarity(stamp, scene.isolated[i]).tolist()
-                result["ssim"] = metrics.ssim(stamp, scene.isolated[i]).tolist()
-                e = metrics.ellipticity(stamp[r])
+                result["cosine"] = morphology.cosineSimilarity(stamp, scene.isolated[i]).tolist()
+                result["ssim"] = morphology.ssim(stamp, scene.isolated[i]).tolist()
+                e = morphology.ellipticity(stamp[r])
                 result["e1"], result["e2"] = float(e[0] - eTrue[i, 0]), float(e[1] - eTrue[i, 1])
             rows[i][method] = result
     return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),

@@ -28,7 +28,7 @@ Propagation (linearised). Child :math:`k`'s flux in band :math:`b` is the sum of
 :math:`g = \partial f_{kb}/\partial Z` is exact and :math:`\sigma^2(f_{kb}) = g^\top \Sigma g` (only
 :math:`z_k` enters :math:`g`: :math:`\sigma^2 = g_k^\top \Sigma_{kk} g_k`, and :math:`\Sigma_{kk}` holds
 what the neighbours' uncertainty does to it). The ellipticity :math:`(e_1, e_2)` is the benchmark's
-(:func:`~..benchmark.metrics.ellipticity`: adaptive moments, galsim HSM, the distortion of the
+(:func:`~..benchmark.morphology.ellipticity`: adaptive moments, galsim HSM, the distortion of the
 PSF-convolved r-band image), which is not differentiable; it is linearised in the pixels instead:
 with :math:`\Sigma_{kk} = L L^\top` and :math:`J_k` the child's stamp Jacobian,
 
@@ -193,7 +193,7 @@ def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tu
 def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[float, float, float, float]:
     """``(e1, e2, σ(e1), σ(e2))`` of one band's model ``stamp`` (S, S) whose pixel errors are
     linearised along ``directions`` (D, S, S) = :math:`J_k L_i` (module docstring)."""
-    from ..benchmark.metrics import ellipticity
+    from ..benchmark.morphology import ellipticity
 
     e1, e2 = ellipticity(stamp)
     if not (np.isfinite(e1) and np.isfinite(e2)):
