@@ -116,7 +116,8 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     assert hsc.renderer.conditions.pixelScale == 0.168 and hsc.config.stampSize == 55
     assert hsc.config.fieldSize * 0.168 == pytest.approx(nominal.config.fieldSize * 0.2, abs=0.2)
     for band in "ugrizy":
-        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(0.7 * nominal.renderer.conditions.band(band).psfFwhm)
+        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(
+            0.7 * nominal.renderer.conditions.band(band).psfFwhm)
     run = tmp_path / "run"
     base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness", "vae",
             "fidelity", "--model-dir", str(tinyFrameModelDirectory), "--pixel-scale", "0.168"]
@@ -156,7 +157,7 @@ def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameMo
     rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device="cpu",
                       progress=lambda line: None)
     assert rates["nChildren"] >= 5 and rates["nParents"] >= 1
-    flagged = [c for c in rates["flagged"]]
+    flagged = list(rates["flagged"])
     assert len(flagged) == sum(1 for c in flagged if c["badFit"] or c["lowPrior"])
     assert rates["childrenBadFit"] == sum(c["badFit"] for c in flagged)
     # The untrained tiny models have no quantile table: no child can be lowPrior.
@@ -181,7 +182,8 @@ def test_template_fit_recovers_the_amplitudes_of_overlapping_galaxies():
     truth = {"stamp_y0": np.array([2, 5]), "stamp_x0": np.array([3, 6])}
     noiseless = np.zeros((2, 24, 24))
     for i in range(2):
-        noiseless[:, truth["stamp_y0"][i]:truth["stamp_y0"][i] + 15, truth["stamp_x0"][i]:truth["stamp_x0"][i] + 15] += isolated[i]
+        y0, x0 = truth["stamp_y0"][i], truth["stamp_x0"][i]
+        noiseless[:, y0:y0 + 15, x0:x0 + 15] += isolated[i]
     scene = SimpleNamespace(isolated=isolated, truth=truth, image=noiseless, variance=np.ones((2, 24, 24)))
     out = templateFit(scene, np.zeros((2, 2, 24, 24)))
     np.testing.assert_allclose(out.sum(axis=0), noiseless, atol=1e-9)

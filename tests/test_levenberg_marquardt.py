@@ -92,11 +92,11 @@ def test_a_blend_at_its_optimum_stops_at_once(models):
         def forward(self, z):
             return 0.0 * z.sum(dim=1)
 
-    truth, data, weight, rows, cols, present, scale = _blends(models, nBlends=1, noise=0.0 + 1e-6)
+    truth, _, _, rows, cols, present, scale = _blends(models, nBlends=1, noise=1e-6)
     decoder = _Scaled(models.decoder, scale)
     with torch.no_grad():
         exact = placeStamps(decoder(truth.reshape(-1, TINY.latentDim)).view(1, 2, 6, 45, 45), rows, cols, present,
-                            data.shape[2], data.shape[3])
+                            70, 70)
     result = fitLatentsLM(MapObjective(decoder, Flat()), truth, exact, torch.ones_like(exact), rows, cols, present,
                           MapConfig(optimizer="lm"))
     assert bool(result.converged[0]) and int(result.iterations[0]) == 1

@@ -30,12 +30,17 @@ detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels a
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics
+from . import metrics, morphology
+
+if TYPE_CHECKING:
+    from ..deblend.baseTask import DeblendBaseTask
 
 __all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase", "templateFit", "variantSpec"]
 
@@ -47,7 +52,8 @@ def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fraction = np.asarray(truth["bulge_fraction"], float)
     axes = []
     for component in ("bulge", "disk"):
-        hlr, q = np.asarray(truth[f"hlr_{component}"], float), np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
+        hlr = np.asarray(truth[f"hlr_{component}"], float)
+        q = np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
         axes.append((hlr / np.sqrt(q), hlr * np.sqrt(q)))  # hlr = √(a b), q = b / a
     a = fraction * axes[0][0] + (1 - fraction) * axes[1][0]
     b = fraction * axes[0][1] + (1 - fraction) * axes[1][1]
@@ -77,10 +83,10 @@ class FieldMethods:
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
                  compilationCacheDir: str | None = None, modelDir: str | None = None,
-                 variants: dict[str, str] | None = None):
+                 variants: Mapping[str, str | os.PathLike] | None = None):
         from ..afw.table import SourceTable
 
-        variants = dict(variants or {})
+        variants = {label: str(path) for label, path in (variants or {}).items()}  # the config takes str
         unknown = sorted(m for m in methods if methodBase(m)[0] not in METHODS
                          or (methodBase(m)[1] is not None and (methodBase(m)[0] not in MODEL_METHODS
                                                                 or methodBase(m)[1] not in variants)))
@@ -88,15 +94,15 @@ class FieldMethods:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}, and "
                              f"{'/'.join(MODEL_METHODS)}:LABEL for a model variant LABEL given with its directory")
         self.methods = tuple(methods)
-        self.tasks = {}
+        self.tasks: dict[str, DeblendBaseTask] = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
         for label, spec in [(None, modelDir), *variants.items()]:
             if any(methodBase(m) == (base, label) for m in methods for base in MODEL_METHODS):
                 key = "madness" if label is None else f"madness:{label}"
-                directory, overrides = variantSpec(spec)
-                config = MadnessDeblendConfig(device=device, modelDir=directory or modelDir, **overrides)
-                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(), config=config)
+                directory, overrides = variantSpec(None if spec is None else str(spec))
+                madnessConfig = MadnessDeblendConfig(device=device, modelDir=directory or modelDir, **overrides)
+                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(), config=madnessConfig)
         if "scarlet" in methods:
             from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 
@@ -117,6 +123,7 @@ class FieldMethods:
         if base == "vae":
             return self._singlePass(madness, mExposure, parents, out, matches)
         task = madness if base == "madness" else self.tasks[method]
+        assert task is not None, f"no task for {method}"
         result = task.run(mExposure, parents)
         catalog = result.deblendedCatalog
         for parent in catalog[:len(parents)]:
@@ -249,9 +256,10 @@ def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int
     candidates = []
     for peak in peaks:
         distance = np.hypot(positions[:, 0] - peak.getFx(), positions[:, 1] - peak.getFy())
-        for galaxy in np.flatnonzero(distance <= radius):
-            candidates.append((distance[galaxy], int(peak.getId()), int(galaxy)))
-    matches, taken = {}, set()
+        for row in np.flatnonzero(distance <= radius):
+            candidates.append((distance[row], int(peak.getId()), int(row)))
+    matches: dict[int, int] = {}
+    taken: set[int] = set()
     for _, peak, galaxy in sorted(candidates):
         if peak not in matches and galaxy not in taken:
             matches[peak] = galaxy
@@ -287,7 +295,7 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     kappa = metrics.contamination(Fb, F)
     beta = np.stack([metrics.blendedness(isolated[i], scene.noiseless) for i in range(n)])
     r, g = bands.index("r"), bands.index("g")
-    eTrue = np.array([metrics.ellipticity(scene.isolated[i, r]) for i in range(n)])
+    eTrue = np.array([morphology.ellipticity(scene.isolated[i, r]) for i in range(n)])
     colourCatalogue = np.asarray(truth["g_ab"], float) - np.asarray(truth["r_ab"], float)
 
     rows = [{"galaxy": i, "x": float(x[i]), "y": float(y[i]), "r_ab": float(truth["r_ab"][i]), "matched": True,
@@ -305,13 +313,14 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
         for i in range(n):
             result = {"deltaF": metrics.relativeFluxError(Fd[i], F[i]).tolist(),
-                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r], 10 ** (-0.4 * colourCatalogue[i]), 1.0)),
+                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r],
+                                                              10 ** (-0.4 * colourCatalogue[i]), 1.0)),
                       "colourB": float(metrics.colourResidual(Fd[i, g], Fd[i, r], F[i, g], F[i, r]))}
             if predictions is not None:
                 stamp = _stamps(predictions[i], truth[i:i + 1], size)[0]
-                result["cosine"] = metrics.cosineSimilarity(stamp, scene.isolated[i]).tolist()
-                result["ssim"] = metrics.ssim(stamp, scene.isolated[i]).tolist()
-                e = metrics.ellipticity(stamp[r])
+                result["cosine"] = morphology.cosineSimilarity(stamp, scene.isolated[i]).tolist()
+                result["ssim"] = morphology.ssim(stamp, scene.isolated[i]).tolist()
+                e = morphology.ellipticity(stamp[r])
                 result["e1"], result["e2"] = float(e[0] - eTrue[i, 0]), float(e[1] - eTrue[i, 1])
             rows[i][method] = result
     return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),

@@ -31,8 +31,9 @@ a model frame have their decoded stamps convolved with each blend's difference k
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -112,13 +113,13 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
                          f"blend {missing[0]} has none")
     if check:
         return None
-    psfImages = [[cropPsfImage(p) for p in images] for images in psfImages]
+    cropped = [[cropPsfImage(p) for p in images] for images in psfImages if images is not None]
     ratio = blendPixelRatio(models, pixelScale)
-    extent = int(np.ceil(max(max(p.shape) for images in psfImages for p in images) * ratio))
+    extent = int(np.ceil(max(max(p.shape) for images in cropped for p in images) * ratio))
     size = kernelGridSize(models.stampSize, extent)
     psfPixelScale = None if ratio == 1.0 else pixelScale
     return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size,
-                                                 psfPixelScale) for images in psfImages]).to(device)
+                                                 psfPixelScale) for images in cropped]).to(device)
 
 
 @torch.no_grad()
@@ -259,10 +260,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                 stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
                 converged=bool(result.converged[row]), runtime=elapsed * n / peaks,
-                timedOut=bool(result.timedOut[row]),
+                timedOut=result.timedOut is not None and bool(result.timedOut[row]),
                 fluxErr=None if laplace is None else laplace.fluxErr[row, :n],
                 shapes=None if laplace is None else np.stack([laplace.e1[row, :n], laplace.e2[row, :n],
                                                               laplace.e1Err[row, :n], laplace.e2Err[row, :n]], axis=1),
                 uncertaintyRuntime=spent * n / peaks)
     bar.close()
-    return results  # every slot was filled: each blend is in exactly one batch
+    return cast("list[BlendFit]", results)  # every slot was filled: each blend is in exactly one batch

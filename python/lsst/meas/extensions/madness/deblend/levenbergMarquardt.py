@@ -65,12 +65,11 @@ A linear "decoder" with a flat prior: one step reaches the least-squares solutio
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
-from torch import nn
 
-from .mapCore import MapConfig, MapResult
+from .mapCore import MapConfig, MapObjective, MapResult
 from .uncertainty import gaussNewtonHessian, priorHessian, stampJacobians
 
 __all__ = ["DAMPING_UP", "DAMPING_DOWN", "JACOBIAN_STEP", "MAX_RETRIES", "PRIOR_STEP", "fitLatentsLM"]
@@ -100,17 +99,17 @@ def _solve(hessian: torch.Tensor, gradient: torch.Tensor, damping: torch.Tensor)
     return torch.linalg.solve(system, -gradient.unsqueeze(-1)).squeeze(-1)
 
 
-def fitLatentsLM(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
+def fitLatentsLM(objective: MapObjective, initial: torch.Tensor, data: torch.Tensor, weight: torch.Tensor,
                  rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
-                 config: MapConfig = MapConfig(optimizer="lm"), offsets: Optional[torch.Tensor] = None,
-                 timeLimit: Optional[float] = None, kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                 channels: Optional[torch.Tensor] = None,
-                 onStop: Optional[Callable[[int], None]] = None) -> MapResult:
+                 config: MapConfig = MapConfig(optimizer="lm"), offsets: torch.Tensor | None = None,
+                 timeLimit: float | None = None, kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                 channels: torch.Tensor | None = None,
+                 onStop: Callable[[int], None] | None = None) -> MapResult:
     """Minimise the MAP objective of a batch of blends by Levenberg-Marquardt (module docstring).
 
     Parameters
     ----------
-    objective : `torch.nn.Module`
+    objective : `~.mapCore.MapObjective`
         A :class:`~.mapCore.MapObjective`: its ``decoder`` and ``flowLogProb`` give the Jacobians
         and the prior's Hessian.
     initial : `torch.Tensor`

@@ -63,19 +63,19 @@ Examples
 
 from __future__ import annotations
 
-import time
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
-from ..framework import ConfigurableField, Field
+from ..framework import ConfigurableField, ConfigurableInstance, Field
+from ..models.priorQuantiles import priorQuantile
 from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
 from .blends import Blend
 from .footprints import ChildModels
-from ..models.priorQuantiles import priorQuantile
 from .mapCore import DEFAULT_MAP_LR, MapConfig
 from .scarletTask import ScarletDeblendTask
 
@@ -160,7 +160,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     shapeErrFloor: float = Field(
         0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
-    fallback: ConfigurableField = ConfigurableField(
+    fallback: ConfigurableInstance = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
     def mapConfig(self, modelLr: float | None = None) -> MapConfig:
@@ -171,7 +171,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                          backtrack=self.backtrack, optimizer=self.optimizer, lmDamping=self.lmDamping,
                          lmTolerance=self.lmTolerance)
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # pex_config's validate(), as Config's
         super().validate()
         if self.maxMadnessPeaks > self.maxGalaxiesPerBatch:
             raise ValueError(f"maxMadnessPeaks ({self.maxMadnessPeaks}) must not exceed maxGalaxiesPerBatch "
@@ -203,6 +203,8 @@ class MadnessDeblendTask(DeblendBaseTask):
     """
 
     ConfigClass = MadnessDeblendConfig
+    config: MadnessDeblendConfig
+    fallback: DeblendBaseTask  # made by makeSubtask
     _DefaultName = "madnessDeblend"
     method = "madness"
 
@@ -291,7 +293,8 @@ class MadnessDeblendTask(DeblendBaseTask):
                 else:
                     results[i] = MadnessCoreError(f"the MAP fit ran past maxSecondsPerParent="
                                                   f"{config.maxSecondsPerParent} s")
-            elif config.fallbackBadFit and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2:
+            elif (config.fallbackBadFit
+                  and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2):
                 reasons[i] = "badFit"
                 results[i] = outcome  # kept if the fallback fails
             else:
@@ -299,7 +302,7 @@ class MadnessDeblendTask(DeblendBaseTask):
         if reasons:
             order = sorted(reasons)
             self.log.info("%d parents go to the fallback deblender (%s)", len(order),
-                          ", ".join(sorted(set(r.split(":")[0] for r in reasons.values()))))
+                          ", ".join(sorted({r.split(":")[0] for r in reasons.values()})))
             try:
                 fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order],
                                                    [parents[i] for i in order])
@@ -333,7 +336,8 @@ class MadnessDeblendTask(DeblendBaseTask):
 
     def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
         """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
-        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for fallback children."""
+        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for
+        fallback children."""
         config = self.config
         k = len(catalog) - first
         nan = np.full((k, len(self.bands)), np.nan)
@@ -367,10 +371,10 @@ class MadnessDeblendTask(DeblendBaseTask):
         if not blends:
             return []
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
-        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
-                      progress=self.progress, subpixel=self.config.subpixelShift,
-                      secondsPerBlend=self.config.maxSecondsPerParent,
-                      uncertainties=self.config.computeUncertainties)
+        kwargs: dict[str, Any] = dict(
+            config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
+            device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
+            secondsPerBlend=self.config.maxSecondsPerParent, uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
         except torch.OutOfMemoryError as error:

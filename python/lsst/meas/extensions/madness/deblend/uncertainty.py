@@ -1,4 +1,5 @@
-r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes and shapes.
+r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes
+and shapes.
 
 At the MAP latents :math:`\hat Z = (\hat z_1, \dots, \hat z_K)` of a blend (:mod:`.mapCore`, paper
 Eq. 8-10) the posterior is approximated by a Gaussian (Laplace's approximation) whose precision is
@@ -27,7 +28,7 @@ Propagation (linearised). Child :math:`k`'s flux in band :math:`b` is the sum of
 :math:`g = \partial f_{kb}/\partial Z` is exact and :math:`\sigma^2(f_{kb}) = g^\top \Sigma g` (only
 :math:`z_k` enters :math:`g`: :math:`\sigma^2 = g_k^\top \Sigma_{kk} g_k`, and :math:`\Sigma_{kk}` holds
 what the neighbours' uncertainty does to it). The ellipticity :math:`(e_1, e_2)` is the benchmark's
-(:func:`~..benchmark.metrics.ellipticity`: adaptive moments, galsim HSM, the distortion of the
+(:func:`~..benchmark.morphology.ellipticity`: adaptive moments, galsim HSM, the distortion of the
 PSF-convolved r-band image), which is not differentiable; it is linearised in the pixels instead:
 with :math:`\Sigma_{kk} = L L^\top` and :math:`J_k` the child's stamp Jacobian,
 
@@ -63,7 +64,6 @@ exact posterior covariance :math:`(A^\top W A)^{-1}`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -91,9 +91,9 @@ class LaplaceResult:
     clipped: np.ndarray  # (B,) eigenvalues of H raised to minCurvature
 
 
-def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> torch.Tensor:
+def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None) -> torch.Tensor:
     """Decoded ``latents`` (N, D) through the observation model, in the networks' units (N, C, S', S'):
     exactly what :class:`~.mapCore.MapObjective` places on the canvas (``kernels`` and ``offsets`` per
     galaxy, (N, ...))."""
@@ -107,9 +107,9 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Opt
     return stamps
 
 
-def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None, step: Optional[float] = None,
+def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None, step: float | None = None,
                    chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
     galaxy's own latent (a galaxy's stamp depends on its latent only).
@@ -143,7 +143,8 @@ def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Opt
     with torch.no_grad():
         stamps = observeLatents(decoder, latents, offsets, kernels, ratio, channels)
     if step is not None:
-        shifted = (latents.unsqueeze(1) + step * torch.eye(d, dtype=latents.dtype, device=latents.device)).reshape(n * d, d)
+        eye = torch.eye(d, dtype=latents.dtype, device=latents.device)
+        shifted = (latents.unsqueeze(1) + step * eye).reshape(n * d, d)
         parts = []
         with torch.no_grad():
             for begin in range(0, n * d, chunk):
@@ -204,7 +205,7 @@ def gaussNewtonHessian(jacobians: torch.Tensor, weight: torch.Tensor, rows: torc
 
 
 def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: torch.Tensor,
-                 step: Optional[float] = None) -> torch.Tensor:
+                 step: float | None = None) -> torch.Tensor:
     r""":math:`-\nabla^2 \log p_\varphi(z_k)` (B, K, D, D) of each galaxy's latent (zero for absent ones).
 
     Parameters
@@ -255,7 +256,7 @@ def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tu
 def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[float, float, float, float]:
     """``(e1, e2, σ(e1), σ(e2))`` of one band's model ``stamp`` (S, S) whose pixel errors are
     linearised along ``directions`` (D, S, S) = :math:`J_k L_i` (module docstring)."""
-    from ..benchmark.metrics import ellipticity
+    from ..benchmark.morphology import ellipticity
 
     e1, e2 = ellipticity(stamp)
     if not (np.isfinite(e1) and np.isfinite(e2)):
@@ -275,10 +276,10 @@ def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[flo
 
 def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module, latents: torch.Tensor,
                          weight: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
-                         offsets: Optional[torch.Tensor] = None, kernels: Optional[torch.Tensor] = None,
-                         ratio: float = 1.0, channels: Optional[torch.Tensor] = None,
-                         imageScale: Optional[np.ndarray] = None, nBands: Optional[int] = None,
-                         shapeBand: Optional[int] = None, minCurvature: float = 1e-2) -> LaplaceResult:
+                         offsets: torch.Tensor | None = None, kernels: torch.Tensor | None = None,
+                         ratio: float = 1.0, channels: torch.Tensor | None = None,
+                         imageScale: np.ndarray | None = None, nBands: int | None = None,
+                         shapeBand: int | None = None, minCurvature: float = 1e-2) -> LaplaceResult:
     r"""Laplace uncertainties (module docstring) at the MAP ``latents`` (B, K, D) of B blends.
 
     Parameters
@@ -337,4 +338,5 @@ def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module,
             for i in range(k):
                 if bool(present[blend, i]):
                     shapes[:, blend, i] = ellipticityWithError(images[blend, i], directions[blend, i])
-    return LaplaceResult(covariance, fluxErr, *shapes, clipped=clipped.cpu().numpy())
+    e1, e2, e1Err, e2Err = shapes
+    return LaplaceResult(covariance, fluxErr, e1, e2, e1Err, e2Err, clipped=clipped.cpu().numpy())
