@@ -29,8 +29,10 @@ The Jacobians are forward differences (:func:`~.uncertainty.stampJacobians`, ste
 without automatic differentiation per galaxy, a few Adam steps' worth, whatever :math:`K`. Their
 error (about 1 %) changes the steps, not the optimum: the gradient is exact.
 
-Stopping: a blend stops (converged) when a taken step lowered its loss by less than
-``lmTolerance`` (loss units: half a :math:`\chi^2`), or when no damping up to
+Stopping: a blend stops (converged) when :data:`PATIENCE` steps in a row lowered its loss by less than
+``lmTolerance`` (loss units: half a :math:`\chi^2`) or by less than ``lmRelativeTolerance`` times
+what the fit has gained since its start (a long, shallow valley: a model that cannot fit the
+data creeps on for many steps otherwise), or when no damping up to
 :math:`\lambda_0 \cdot \mathrm{DAMPING\_UP}^{\mathrm{MAX\_RETRIES}}` finds a lower loss (a stationary
 point); it stops unconverged at ``maxIter`` steps or when ``timeLimit`` runs out. The result has
 the bookkeeping of :func:`~.mapCore.fitLatents` (:class:`~.mapCore.MapResult`): ``iterations``
@@ -72,7 +74,7 @@ import torch
 from .mapCore import MapConfig, MapObjective, MapResult
 from .uncertainty import gaussNewtonHessian, priorHessian, stampJacobians
 
-__all__ = ["DAMPING_UP", "DAMPING_DOWN", "JACOBIAN_STEP", "MAX_RETRIES", "PRIOR_STEP", "fitLatentsLM"]
+__all__ = ["DAMPING_UP", "DAMPING_DOWN", "JACOBIAN_STEP", "MAX_RETRIES", "PATIENCE", "PRIOR_STEP", "fitLatentsLM"]
 
 #: Factor on a blend's damping after a step that did not lower its loss.
 DAMPING_UP = 4.0
@@ -82,6 +84,8 @@ DAMPING_DOWN = 3.0
 JACOBIAN_STEP = 1e-3
 #: Latent step of the prior's finite-difference Hessian (:func:`~.uncertainty.priorHessian`).
 PRIOR_STEP = 1e-3
+#: Consecutive steps that gain less than the tolerances before a blend stops.
+PATIENCE = 2
 #: Most re-solves with a larger damping within one step (then the blend is at a stationary point).
 MAX_RETRIES = 8
 
@@ -90,6 +94,10 @@ def _positivePart(hessians: torch.Tensor) -> torch.Tensor:
     """Symmetric matrices (..., D, D) with their negative eigenvalues set to zero."""
     values, vectors = torch.linalg.eigh(0.5 * (hessians + hessians.transpose(-1, -2)))
     return (vectors * values.clamp(min=0).unsqueeze(-2)) @ vectors.transpose(-1, -2)
+
+
+def _pick(tensor: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor[idx]
 
 
 def _solve(hessian: torch.Tensor, gradient: torch.Tensor, damping: torch.Tensor) -> torch.Tensor:
@@ -121,7 +129,7 @@ def fitLatentsLM(objective: MapObjective, initial: torch.Tensor, data: torch.Ten
     present : `torch.Tensor`
         (B, K) False for the padding to the largest K.
     config : `~.mapCore.MapConfig`
-        ``maxIter``, ``lmDamping`` (the initial λ) and ``lmTolerance`` are used.
+        ``maxIter``, ``lmDamping`` (the initial λ), ``lmTolerance`` and ``lmRelativeTolerance`` are used.
     offsets, kernels, ratio, channels
         The observation model, as for :func:`~.mapCore.fitLatents`.
     timeLimit : `float`, optional
@@ -137,58 +145,74 @@ def fitLatentsLM(objective: MapObjective, initial: torch.Tensor, data: torch.Ten
     start = time.perf_counter()
     b, k, d = initial.shape
     decoder, flowLogProb = objective.decoder, objective.flowLogProb
-    flatOffsets = None if offsets is None else offsets.reshape(b * k, 2)
-    flatKernels = None if kernels is None else kernels.repeat_interleave(k, dim=0)
-    absent = (~present).repeat_interleave(d, dim=1)  # (B, K·D): padding gets an identity block, no step
 
-    def evaluate(latents: torch.Tensor) -> torch.Tensor:
+    def evaluate(latents: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            loss, _, _ = objective(latents, data, weight, rows, cols, present, offsets, kernels, ratio, channels)
+            loss, _, _ = objective(latents, data[idx], weight[idx], rows[idx], cols[idx], present[idx],
+                                   _pick(offsets, idx), _pick(kernels, idx), ratio, channels)
         return loss.detach().double()
 
+    everything = torch.arange(b, device=initial.device)
     latents = initial.detach().clone()
-    loss = evaluate(latents)
+    loss = evaluate(latents, everything)
+    first = loss.clone()
     damping = torch.full((b,), config.lmDamping, dtype=torch.float64, device=latents.device)
     stopped = torch.zeros(b, dtype=torch.bool, device=latents.device)
     converged = torch.zeros_like(stopped)
     timedOut = torch.zeros_like(stopped)
     iterations = torch.zeros(b, dtype=torch.long, device=latents.device)
+    slow = torch.zeros(b, dtype=torch.long, device=latents.device)  # consecutive steps that gained little
     history = [loss.cpu()]
     for _ in range(config.maxIter):
         if timeLimit is not None and time.perf_counter() - start > timeLimit:
             timedOut = ~stopped
             break
-        variable = latents.clone().requires_grad_(True)
-        value, _, _ = objective(variable, data, weight, rows, cols, present, offsets, kernels, ratio, channels)
-        gradient = torch.autograd.grad(value.sum(), variable)[0].detach().reshape(b, k * d).double()
-        _, jacobians = stampJacobians(decoder, latents.reshape(b * k, d), flatOffsets, flatKernels, ratio, channels,
+        # Only the blends still running are linearised and stepped: a batch costs what its live blends cost.
+        idx = (~stopped).nonzero().flatten()
+        n = len(idx)
+        z, live = latents[idx], present[idx]
+        absent = (~live).repeat_interleave(d, dim=1)  # (n, K·D): padding gets an identity block, no step
+        variable = z.clone().requires_grad_(True)
+        value, _, _ = objective(variable, data[idx], weight[idx], rows[idx], cols[idx], live, _pick(offsets, idx),
+                                _pick(kernels, idx), ratio, channels)
+        gradient = torch.autograd.grad(value.sum(), variable)[0].detach().reshape(n, k * d).double()
+        flatOffsets = None if offsets is None else offsets[idx].reshape(n * k, 2)
+        flatKernels = None if kernels is None else kernels[idx].repeat_interleave(k, dim=0)
+        _, jacobians = stampJacobians(decoder, z.reshape(n * k, d), flatOffsets, flatKernels, ratio, channels,
                                       step=JACOBIAN_STEP)
-        hessian = gaussNewtonHessian(jacobians.view(b, k, d, *jacobians.shape[2:]), weight, rows, cols, present)
-        prior = _positivePart(priorHessian(flowLogProb, latents, present, step=PRIOR_STEP))
+        hessian = gaussNewtonHessian(jacobians.view(n, k, d, *jacobians.shape[2:]), weight[idx], rows[idx], cols[idx],
+                                     live)
+        prior = _positivePart(priorHessian(flowLogProb, z, live, step=PRIOR_STEP))
         for i in range(k):
             hessian[:, i * d:(i + 1) * d, i * d:(i + 1) * d] += prior[:, i]
         hessian[absent.unsqueeze(-1) & absent.unsqueeze(-2)] = 0.0
         hessian += torch.diag_embed(absent.to(hessian.dtype))
-        gradient = torch.where(absent | stopped.view(-1, 1), torch.zeros_like(gradient), gradient)
-        pending = ~stopped
-        decrease = torch.zeros(b, dtype=torch.float64, device=latents.device)
+        gradient = torch.where(absent, torch.zeros_like(gradient), gradient)
+        current, lam = loss[idx], damping[idx]
+        pending = torch.ones(n, dtype=torch.bool, device=latents.device)
+        decrease = torch.zeros(n, dtype=torch.float64, device=latents.device)
         for _ in range(MAX_RETRIES + 1):
-            step = _solve(hessian, gradient, damping).to(latents.dtype).view(b, k, d)
-            trial = latents + step * pending.view(-1, 1, 1).to(latents.dtype)
-            trialLoss = evaluate(trial)
-            taken = pending & torch.isfinite(trialLoss) & (trialLoss < loss)
-            decrease = torch.where(taken, loss - trialLoss, decrease)
-            latents = torch.where(taken.view(-1, 1, 1), trial, latents)
-            loss = torch.where(taken, trialLoss, loss)
-            damping = torch.where(taken, (damping / DAMPING_DOWN).clamp(min=1e-9), damping)
+            step = _solve(hessian, gradient, lam).to(z.dtype).view(n, k, d)
+            trial = z + step * pending.view(-1, 1, 1).to(z.dtype)
+            trialLoss = evaluate(trial, idx)
+            taken = pending & torch.isfinite(trialLoss) & (trialLoss < current)
+            decrease = torch.where(taken, current - trialLoss, decrease)
+            z = torch.where(taken.view(-1, 1, 1), trial, z)
+            current = torch.where(taken, trialLoss, current)
+            lam = torch.where(taken, (lam / DAMPING_DOWN).clamp(min=1e-9), lam)
             pending &= ~taken
             if not bool(pending.any()):
                 break
-            damping = torch.where(pending, damping * DAMPING_UP, damping)
-        iterations += (~stopped).long()
+            lam = torch.where(pending, lam * DAMPING_UP, lam)
+        latents[idx], loss[idx], damping[idx] = z, current, lam
+        iterations[idx] += 1
         history.append(loss.cpu())
-        # A blend stops when its step gained almost nothing, or when no damping found a lower loss.
-        rule = ~stopped & (pending | (decrease < config.lmTolerance))
+        # A blend stops when two steps in a row gained almost nothing (absolutely, or against what the
+        # fit has gained so far: one small step is often a damping change), or when no damping found a lower loss.
+        small = (decrease < config.lmTolerance) | (decrease < config.lmRelativeTolerance * (first[idx] - current))
+        slow[idx] = torch.where(small, slow[idx] + 1, torch.zeros_like(slow[idx]))
+        rule = torch.zeros_like(stopped)
+        rule[idx] = pending | (slow[idx] >= PATIENCE)
         if bool(rule.any()):
             converged |= rule
             stopped |= rule

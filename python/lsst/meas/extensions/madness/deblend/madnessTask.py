@@ -117,6 +117,9 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     lmTolerance: float = Field(
         _CORE.lmTolerance, gt=0, doc="Levenberg-Marquardt: stop a parent when a step lowers its loss (half a chi^2) "
                                      "by less than this.")
+    lmRelativeTolerance: float = Field(
+        _CORE.lmRelativeTolerance, ge=0, doc="Levenberg-Marquardt: stop a parent when a step lowers its loss by less "
+                                             "than this fraction of what the fit has gained since its start.")
     subpixelShift: bool = Field(
         True, doc="Shift each decoded galaxy by its peak's sub-pixel offset (Lanczos-3); False rounds peak "
                   "positions to pixels as the paper does.")
@@ -169,7 +172,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,
                          backtrack=self.backtrack, optimizer=self.optimizer, lmDamping=self.lmDamping,
-                         lmTolerance=self.lmTolerance)
+                         lmTolerance=self.lmTolerance, lmRelativeTolerance=self.lmRelativeTolerance)
 
     def validate(self) -> None:  # type: ignore[override]  # pex_config's validate(), as Config's
         super().validate()

@@ -97,6 +97,9 @@ class MapConfig(BaseModel):
     lmTolerance: float = Field(
         0.01, gt=0, description="Levenberg-Marquardt: stop a blend when a step lowers its loss (half a chi^2) by "
                                 "less than this.")
+    lmRelativeTolerance: float = Field(
+        1e-3, ge=0, description="Levenberg-Marquardt: stop a blend when a step lowers its loss by less than this "
+                                "fraction of what the fit has gained since its start.")
 
 
 def _lanczos3(x: torch.Tensor) -> torch.Tensor:

@@ -232,7 +232,10 @@ def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: t
         eye = step * torch.eye(d, dtype=flat.dtype, device=flat.device)
         shifted = torch.cat([flat.unsqueeze(1) + eye, flat.unsqueeze(1) - eye], dim=1).reshape(-1, d)
         shifted.requires_grad_(True)
-        gradient = torch.autograd.grad(flowLogProb(shifted).sum(), shifted)[0].view(b * k, 2, d, d).double()
+        total = flowLogProb(shifted).sum()
+        if not total.requires_grad:  # a log-density that does not depend on z (a flat prior)
+            return torch.zeros(b, k, d, d, dtype=torch.float64, device=flat.device)
+        gradient = torch.autograd.grad(total, shifted)[0].view(b * k, 2, d, d).double()
         hessians = (gradient[:, 0] - gradient[:, 1]) / (2 * step)  # row i: d(grad)/dz_i
         hessians = 0.5 * (hessians + hessians.transpose(-1, -2))
     else:
