@@ -9,7 +9,10 @@ galaxies' noiseless isolated stamps, :math:`|F_{\\rm model}/F_{\\rm true} - 1|`.
 - ``bright``: 2-3 bright (r < 22.5), compact (disk hlr < 0.8") galaxies 18 px apart, one blend
   each.
 
-The table goes to ``doc/_generated/map-settings.md`` (``--output``), with the command that made it.
+``--compare steps`` (the default) compares Adam's step sizes (:data:`SETTINGS`), ``--compare
+optimizers`` Adam against Levenberg-Marquardt (:data:`OPTIMIZERS`, the fit alone: no Laplace
+uncertainties). The table goes to ``doc/_generated/map-settings.md`` or ``map-optimizers.md``
+(``--output``), with the command that made it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SETTINGS", "brightBlends", "populationBlends", "scoreSetting", "main"]
+__all__ = ["OPTIMIZERS", "SETTINGS", "brightBlends", "populationBlends", "scoreSetting", "main"]
 
-#: name → MadnessDeblendConfig overrides.
+#: name → MadnessDeblendConfig overrides: the step sizes of Adam (``--compare steps``).
 SETTINGS: dict[str, dict] = {
     "paper (lr 0.05, x0.8/30, rounded peaks)": dict(lr=0.05, lrDecay=0.8, subpixelShift=False),
     "lr 0.05, x0.8/30, sub-pixel shift": dict(lr=0.05, lrDecay=0.8, subpixelShift=True),
     "lr 0.1, x0.9/30, rounded peaks": dict(lr=0.1, lrDecay=0.9, subpixelShift=False),
     "default (lr 0.1, x0.9/30, sub-pixel shift)": dict(lr=0.1, lrDecay=0.9, subpixelShift=True),
+}
+
+#: The optimisers of the MAP core, each with the task's defaults (``--compare optimizers``).
+OPTIMIZERS: dict[str, dict] = {
+    "Adam (default)": dict(computeUncertainties=False),
+    "Levenberg-Marquardt": dict(optimizer="lm", computeUncertainties=False),
 }
 
 
@@ -103,23 +112,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="madness-map-settings", description=__doc__.splitlines()[0])
     parser.add_argument("--population", type=int, default=160, help="BlendedSims scenes (default 160)")
     parser.add_argument("--bright", type=int, default=20, help="bright-galaxy blends (default 20)")
-    parser.add_argument("--output", type=Path, default=Path("doc/_generated/map-settings.md"))
+    parser.add_argument("--compare", choices=("steps", "optimizers"), default="steps",
+                        help="Adam's step-size settings (default) or the optimisers, Adam against Levenberg-Marquardt")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="Markdown table (default doc/_generated/map-settings.md, or map-optimizers.md)")
     args = parser.parse_args(argv)
+    settings = SETTINGS if args.compare == "steps" else OPTIMIZERS
+    name = "map-settings.md" if args.compare == "steps" else "map-optimizers.md"
+    output = args.output or Path("doc/_generated") / name
     samples = {"population": list(populationBlends(args.population)), "bright": list(brightBlends(args.bright))}
-    lines = ["| setting | sample | galaxies | median | mean | p90 | within 10 % | mean steps | time (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, overrides in SETTINGS.items():
+    lines = ["| setting | sample | galaxies | median | mean | p90 | within 10 % | mean steps | time (s) | galaxies/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, overrides in settings.items():
         for sample, blends in samples.items():
             s = scoreSetting(blends, overrides)
             lines.append(f"| {name} | {sample} | {s['n']} | {s['median']:.3f} | {s['mean']:.3f} | {s['p90']:.3f} "
-                         f"| {100 * s['within10']:.0f} % | {s['iterations']:.0f} | {s['seconds']:.0f} |")
+                         f"| {100 * s['within10']:.0f} % | {s['iterations']:.0f} | {s['seconds']:.0f} "
+                         f"| {s['n'] / s['seconds']:.2f} |")
             print(lines[-1], flush=True)
     command = "madness-map-settings " + " ".join(argv if argv is not None else sys.argv[1:])
     text = ("r-band model flux error |F_model / F_true - 1| of MADNESS children, shipped weights, peaks at the true "
             f"centres, CPU. Made by `{command.strip()}`.\n\n" + "\n".join(lines) + "\n")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(f"Wrote {args.output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"Wrote {output}")
     return 0
 
 
