@@ -38,7 +38,7 @@ Examples
 >>> truth = np.array([[0.2, 0.0], [0.0, -0.4], [0.1, 0.1]])
 >>> stats = shapeStatistics(truth * 0.5, truth)
 >>> round(stats["m"], 3), round(stats["absBias"], 4)
-(-0.5, -0.1207)
+(-0.5, -0.1236)
 """
 
 from __future__ import annotations
