@@ -113,8 +113,8 @@ def isolatedShapes(models, regressor, n: int = 5000, seed: int = 29, populationS
 
 
 def _modelFrameTruth(models, truth) -> np.ndarray:
-    """Adaptive-moments distortions (N, 2) of catalogue galaxies ``truth`` (rows of a scene's truth table)
-    drawn noiseless, centred, in the model frame's r band."""
+    """Adaptive-moments distortions (N, 2) of catalogue galaxies ``truth`` (columns of a scene's truth table,
+    as a mapping of arrays) drawn noiseless, centred, in the model frame's r band."""
     import torch
 
     from ..models.shapeRegressor import modelFrameShapes
@@ -177,7 +177,8 @@ def fieldShapes(modelDir: str | None, regressor, nFields: int = 30, first: int =
         total += len(scene)
         if rows:
             parts["latents"].append(np.asarray(latents, np.float32))
-            parts["truth"].append(_modelFrameTruth(models, scene.truth[rows]))
+            parts["truth"].append(_modelFrameTruth(models, {name: np.asarray(scene.truth[name])[rows]
+                                                            for name in scene.truth.colnames}))
             parts["snr"].append(snr[rows])
         progress(f"field {index}: {sum(len(s) for s in parts['snr'])} children with latents of {total} galaxies "
                  f"({time.perf_counter() - start:.0f} s)")
@@ -252,7 +253,8 @@ def _table(rows: list[dict], heading: str, columns: list[tuple[str, str, str]]) 
     titles = [f"{label} ({short})" for _, label, _ in columns for short in ("reg.", "dec.")]
     lines = [f"| {heading} | n | " + " | ".join(titles) + " |", "|---" * (2 + len(titles)) + "|"]
     for row in rows:
-        cells = [f"{row[m][key]:{fmt}}" for key, _, fmt in columns for m in METHODS]
+        cells = [f"{row[m][key]:{fmt}}" if np.isfinite(row[m][key]) else "—"
+                 for key, _, fmt in columns for m in METHODS]
         lines.append(f"| {_range(row['low'], row['high'])} | {row['regressor']['n']} | " + " | ".join(cells) + " |")
     return lines
 
