@@ -57,7 +57,7 @@ __all__ = ["ABS_E_BINS", "METHODS", "SNR_BINS", "binnedShapes", "fieldShapes", "
 
 #: r-band S/N bin edges.
 SNR_BINS: tuple[float, ...] = (0.0, 10.0, 20.0, 40.0, 100.0, np.inf)
-#: Bin edges of the true |e|.
+#: Bin edges of the true :math:`|e|`.
 ABS_E_BINS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
 #: The measurements compared, with their labels.
 METHODS: dict[str, str] = {"regressor": "regressor on the latent", "decoded": "moments of the decoded image"}

@@ -100,13 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     quantiles.add_argument("--dry-run", action="store_true", help="print the table, leave the card as it is")
     shapes = commands.add_parser("shape-regressor",
                                  help="train the latent -> (e1, e2) regressor; store it in the model directory")
-    shapes.add_argument("--model-dir", type=Path, required=True, help="model-frame model directory (written to)")
-    shapes.add_argument("--galaxies", type=int, default=40_000,
+    shapes.add_argument("--model-dir", type=Path, required=True, metavar="DIR",
+                        help="model-frame model directory (written to)")
+    shapes.add_argument("--galaxies", type=int, default=40_000, metavar="N",
                         help="simulated isolated galaxies, 90%% to train and 10%% to validate (default 40000)")
-    shapes.add_argument("--seed", type=int, default=11,
+    shapes.add_argument("--seed", type=int, default=11, metavar="S",
                         help="seed of the training galaxies (the validation ones: seed + 1) and of the network "
                              "(default 11)")
-    shapes.add_argument("--population", type=Path, default=None,
+    shapes.add_argument("--population", type=Path, default=None, metavar="FILE",
                         help="galaxies as written by `madness-train population` (.npz; default: the built-in "
                              "population of the shipped weights, generated here)")
     shapes.add_argument("--device", default="cpu", help="torch device of the simulation and the encoder (default cpu)")
