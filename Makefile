@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test demo docs clean gpu-inputs gpu-train
+.PHONY: all install test lint demo docs clean gpu-inputs gpu-train
 
 all: test
 
@@ -23,6 +23,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Style and static checks (configuration in pyproject.toml): ruff on every Python file, mypy on the package.
+lint: $(STAMP)
+	$(PY) -m ruff check python tests conftest.py config doc/conf.py
+	$(PY) -m mypy
 
 demo: $(STAMP)
 	$(PY) -m lsst.meas.extensions.madness.demo

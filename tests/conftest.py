@@ -31,7 +31,8 @@ def tinyFrameModelDirectory(tmp_path_factory):
     from lsst.meas.extensions.madness.models.config import ModelFrame
     from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
 
-    config = ModelConfig.model_validate({**TINY.model_dump(), "modelFrame": ModelFrame.forSurvey(TINY.bands).model_dump(),
+    config = ModelConfig.model_validate({**TINY.model_dump(),
+                                         "modelFrame": ModelFrame.forSurvey(TINY.bands).model_dump(),
                                          "decoder": {**TINY.decoder.model_dump(), "outputActivation": "softplus"}})
     torch.manual_seed(3)
     directory = tmp_path_factory.mktemp("tiny-frame-models")

@@ -100,12 +100,13 @@ class TestPsf:
         assert kernel.getBBox() == Box2I(Point2I(-7, -7), Extent2I(15, 15))
         shifted = psf.computeImage(Point2D(40.3, 12.0))
         assert shifted.getBBox().getCenter() == Point2D(40.0, 12.0)
-        y, x = np.mgrid[: 15, : 15]
+        _y, x = np.mgrid[: 15, : 15]
         cx = (shifted.array * x).sum() / shifted.array.sum() + shifted.getX0()
         assert cx == pytest.approx(40.3, abs=0.01)
         assert shifted.array.sum() == pytest.approx(1.0, abs=1e-6)
 
-    @pytest.mark.parametrize("kernel,match", [(np.ones((4, 5)), "odd"), (np.full((3, 3), np.nan), "non-finite"), (np.zeros((3, 3)), "positive")])
+    @pytest.mark.parametrize("kernel,match", [(np.ones((4, 5)), "odd"), (np.full((3, 3), np.nan), "non-finite"),
+                                              (np.zeros((3, 3)), "positive")])
     def test_bad_kernels(self, kernel, match):
         with pytest.raises(ValueError, match=match):
             ImagePsf(kernel)
@@ -114,8 +115,8 @@ class TestPsf:
 class TestGridPsf:
     """A PSF that varies: kernels at the nodes of a grid, bilinear between them, held beyond them."""
 
-    kernels = [gaussianKernel(15, sigma) for sigma in (1.0, 1.5, 2.0, 2.5)]
-    positions = [(10.0, 20.0), (110.0, 20.0), (10.0, 80.0), (110.0, 80.0)]
+    kernels = tuple(gaussianKernel(15, sigma) for sigma in (1.0, 1.5, 2.0, 2.5))
+    positions = ((10.0, 20.0), (110.0, 20.0), (10.0, 80.0), (110.0, 80.0))
 
     def test_nodes_are_exact_and_between_them_bilinear(self):
         from lsst.meas.extensions.madness import GridPsf
@@ -218,7 +219,8 @@ class TestSpanSet:
         assert spans.getArea() == 13
         values = np.arange(100).reshape(10, 10)
         flat = spans.flatten(values)
-        np.testing.assert_array_equal(spans.unflatten(flat, Box2I(Point2I(0, 0), Extent2I(10, 10)))[spans.asArray(Box2I(Point2I(0, 0), Extent2I(10, 10)))], flat)
+        box = Box2I(Point2I(0, 0), Extent2I(10, 10))
+        np.testing.assert_array_equal(spans.unflatten(flat, box)[spans.asArray(box)], flat)
         with pytest.raises(ValueError, match="not inside"):
             spans.flatten(values[:5, :5])
 

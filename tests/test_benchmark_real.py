@@ -139,10 +139,10 @@ def test_a_blend_file_without_a_key_is_refused_with_the_file_and_key_named(tmp_p
 
 def test_other_bad_blend_files_are_refused(tmp_path):
     missing = tmp_path / "nowhere.npz"
-    with pytest.raises(RealBlendError, match="nowhere.npz: no such file"):
+    with pytest.raises(RealBlendError, match=r"nowhere\.npz: no such file"):
         readBlendNpz(missing)
     (tmp_path / "text.npz").write_text("not an archive")
-    with pytest.raises(RealBlendError, match="text.npz: not a NumPy .npz archive"):
+    with pytest.raises(RealBlendError, match=r"text\.npz: not a NumPy \.npz archive"):
         readBlendNpz(tmp_path / "text.npz")
     _, images, psfs, catalog = _blend()
     np.savez(tmp_path / "nox.npz", images=images, psfs=psfs, catalog=catalog[["y", "flux"]], filters=np.array(BANDS))

@@ -18,7 +18,7 @@ def test_quick_benchmark_run_resume_and_report(tmp_path):
     lines = (run / "fields-truth.jsonl").read_text().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
-    assert set(record["seconds"]) == {"none", "vae", "madness", "scarlet", "fidelity"}
+    assert set(record["seconds"]) == {"none", "vae", "madness", "scarlet", "fidelity", "template"}
     galaxy = record["galaxies"][0]
     assert 0.5 < galaxy["fidelity"]["cosine"][2] <= 1
     assert len(galaxy["madness"]["deltaF"]) == 6 and "cosine" in galaxy["scarlet"] and "cosine" not in galaxy["none"]
@@ -116,7 +116,8 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     assert hsc.renderer.conditions.pixelScale == 0.168 and hsc.config.stampSize == 55
     assert hsc.config.fieldSize * 0.168 == pytest.approx(nominal.config.fieldSize * 0.2, abs=0.2)
     for band in "ugrizy":
-        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(0.7 * nominal.renderer.conditions.band(band).psfFwhm)
+        assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(
+            0.7 * nominal.renderer.conditions.band(band).psfFwhm)
     run = tmp_path / "run"
     base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness", "vae",
             "fidelity", "--model-dir", str(tinyFrameModelDirectory), "--pixel-scale", "0.168"]
@@ -156,10 +157,41 @@ def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameMo
     rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device="cpu",
                       progress=lambda line: None)
     assert rates["nChildren"] >= 5 and rates["nParents"] >= 1
-    flagged = [c for c in rates["flagged"]]
+    flagged = list(rates["flagged"])
     assert len(flagged) == sum(1 for c in flagged if c["badFit"] or c["lowPrior"])
     assert rates["childrenBadFit"] == sum(c["badFit"] for c in flagged)
     # The untrained tiny models have no quantile table: no child can be lowPrior.
     assert rates["childrenLowPrior"] == 0
     text = writeFlagRates(rates, "madness-bench flags --fields 1", tmp_path / "flags.md")
     assert f"of {rates['nChildren']} |" in text and (tmp_path / "flags.json").is_file()
+
+
+def test_template_fit_recovers_the_amplitudes_of_overlapping_galaxies():
+    """Known shapes, overlapping: noiseless data give amplitude 1 exactly; noisy data scatter about it as
+    the Gauss-Markov σ says."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lsst.meas.extensions.madness.benchmark.fields import templateFit
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:15, :15] - 7
+    blob = lambda s: np.exp(-(xx**2 + yy**2) / (2 * s**2))  # noqa: E731
+    isolated = np.stack([np.stack([blob(2.0), 0.5 * blob(2.0)]), np.stack([blob(3.0), 2 * blob(3.0)])]) * 10
+    truth = {"stamp_y0": np.array([2, 5]), "stamp_x0": np.array([3, 6])}
+    noiseless = np.zeros((2, 24, 24))
+    for i in range(2):
+        y0, x0 = truth["stamp_y0"][i], truth["stamp_x0"][i]
+        noiseless[:, y0:y0 + 15, x0:x0 + 15] += isolated[i]
+    scene = SimpleNamespace(isolated=isolated, truth=truth, image=noiseless, variance=np.ones((2, 24, 24)))
+    out = templateFit(scene, np.zeros((2, 2, 24, 24)))
+    np.testing.assert_allclose(out.sum(axis=0), noiseless, atol=1e-9)
+    amplitudes = []
+    for _ in range(300):
+        scene.image = noiseless + rng.normal(size=noiseless.shape)
+        fitted = templateFit(scene, np.zeros((2, 2, 24, 24)))
+        amplitudes.append(fitted[:, 0].sum(axis=(1, 2)) / isolated[:, 0].sum(axis=(1, 2)))
+    amplitudes = np.array(amplitudes)
+    assert np.all(np.abs(amplitudes.mean(axis=0) - 1) < 4 * amplitudes.std(axis=0) / np.sqrt(300))
+    assert np.all(amplitudes.std(axis=0) > 0)

@@ -14,16 +14,15 @@ import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, loadModels, makeFlow
 from lsst.meas.extensions.madness.models.budgetTraining import adaptLegacyUnits, loadInitialWeights, reviveDeadBands
-from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.models.config import ModelFrame
 from lsst.meas.extensions.madness.models.export import exportModels, weakBands
+from lsst.meas.extensions.madness.models.latentScale import latentStatistics, standardiseLatents
 from lsst.meas.extensions.madness.sim import generatePopulation
 from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
 from lsst.meas.extensions.madness.sim.trainingStamps import (
     ObservedPsfRange,
     TrainingStampSimulator,
     loadPopulationArrays,
-    populationArrays,
     savePopulationArrays,
     skyNoiseNJy,
 )
@@ -85,14 +84,16 @@ def test_blends_have_neighbours_and_an_isolated_reference(simulator):
 
 def test_a_model_psf_wider_than_the_observations_is_refused(population):
     with pytest.raises(ValueError, match="narrower"):
-        TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS, ModelFrame.forSurvey(BANDS, psfFwhm=0.5),
+        TrainingStampSimulator(loadPopulationArrays(population, "train"), BANDS,
+                               ModelFrame.forSurvey(BANDS, psfFwhm=0.5),
                                psfRange=ObservedPsfRange(fwhm=(0.45, 1.0)))
 
 
 def _tiny(frame: bool = True) -> ModelConfig:
     config = ModelConfig.fromProfile("tiny")
     if frame:
-        config = ModelConfig.model_validate({**config.model_dump(), "modelFrame": ModelFrame.forSurvey(BANDS).model_dump(),
+        config = ModelConfig.model_validate({**config.model_dump(),
+                                             "modelFrame": ModelFrame.forSurvey(BANDS).model_dump(),
             "decoder": {**config.decoder.model_dump(), "outputActivation": "softplus"}})
     return config
 

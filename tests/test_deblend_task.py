@@ -176,7 +176,8 @@ def test_fallback_forced(tinyModels):
     _, result = _run(tinyModels, mExp, parents, forceFallback=True)
     assert all(row[:2] == (True, "forced") for row in _fallbackRows(result, len(parents)))
     children = result.deblendedCatalog[len(parents):]
-    assert children["deblend_fallback"].all() and len(children) == sum(len(r.getFootprint().getPeaks()) for r in parents)
+    assert children["deblend_fallback"].all()
+    assert len(children) == sum(len(r.getFootprint().getPeaks()) for r in parents)
 
 
 def test_fallback_too_many_peaks_and_its_rule_off(tinyModels):
@@ -264,7 +265,6 @@ def test_time_budget_sends_slow_parents_to_the_fallback(tinyModels):
 
 
 def test_invariants_hold_and_a_broken_output_is_caught(tinyModels, monkeypatch):
-    from lsst.meas.extensions.madness.deblend import DeblendBaseTask
     from lsst.meas.extensions.madness.deblend.invariants import InvariantError, checkInvariants
 
     mExp, parents = _mock(seed=3)

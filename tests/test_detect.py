@@ -209,7 +209,7 @@ def test_footprints_are_grown_segments():
     tight = detectParents(exposure, grow=0, nSigma=5.0, thresholdSmoothing=0)
     pixels = _footprintPixels(tight, exposure.getBBox())
     # grow=0: the footprints are the above-threshold segments, down to single pixels.
-    labels, n = ndimage.label(detection.array > 5.0, structure=np.ones((3, 3)))
+    labels, _n = ndimage.label(detection.array > 5.0, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:]
     np.testing.assert_array_equal(pixels, np.isin(labels, 1 + np.flatnonzero(sizes >= 5)))
     grown = detectParents(exposure, grow=3, thresholdSmoothing=0)

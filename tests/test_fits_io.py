@@ -10,11 +10,11 @@ from lsst.meas.extensions.madness import (
     Extent2I,
     FitsFormatError,
     Footprint,
-    Point2D,
     HeavyFootprint,
     MultibandExposure,
     MultibandFootprint,
     PhotoCalib,
+    Point2D,
     Point2I,
     SourceCatalog,
     SourceTable,
@@ -181,15 +181,18 @@ EXPOSURE_DEFECTS = {
     "missing BANDS": (lambda h: h[0].header.remove("BANDS"), "[PRIMARY]: primary header has no BANDS"),
     "repeated band": (lambda h: h[0].header.set("BANDS", "u,g,r,r,z,y"), "repeats a band"),
     "band count": (lambda h: h[0].header.set("BANDS", "g,r,i"), "[IMAGE]: 6 planes but BANDS lists 3"),
-    "shape mismatch": (lambda h: setattr(h["MASK"], "data", h["MASK"].data[:, :-1]), "[MASK]: shape (6, 31, 41) differs"),
-    "integer image": (lambda h: setattr(h["IMAGE"], "data", h["IMAGE"].data.astype(np.int16)), "[IMAGE]: expected floating-point"),
+    "shape mismatch": (lambda h: setattr(h["MASK"], "data", h["MASK"].data[:, :-1]),
+                       "[MASK]: shape (6, 31, 41) differs"),
+    "integer image": (lambda h: setattr(h["IMAGE"], "data", h["IMAGE"].data.astype(np.int16)),
+                      "[IMAGE]: expected floating-point"),
     "float mask": (lambda h: setattr(h["MASK"], "data", h["MASK"].data.astype(np.float32)), "[MASK]: expected integer"),
     "2-d image": (lambda h: setattr(h["IMAGE"], "data", h["IMAGE"].data[0]), "[IMAGE]: expected a 3-d array"),
     "xy0 disagrees": (lambda h: h["VARIANCE"].header.set("LTV1", 0), "[VARIANCE]: LTV1/LTV2 give xy0"),
     "fractional LTV": (lambda h: h["IMAGE"].header.set("LTV2", 2.5), "LTV2 = 2.5 is not an integer"),
     "clashing mask bits": (lambda h: h["MASK"].header.set("MP_SAT", 0), "both use bit 0"),
     "unnamed mask bit": (lambda h: h["MASK"].header.remove("MP_EDGE"), "mask bit 4, which no MP_ keyword names"),
-    "negative variance": (lambda h: h["VARIANCE"].data.__setitem__((3, 5, 7), -1.0), "negative variance at band 'i' pixel (x=7, y=5)"),
+    "negative variance": (lambda h: h["VARIANCE"].data.__setitem__((3, 5, 7), -1.0),
+                          "negative variance at band 'i' pixel (x=7, y=5)"),
     "no calibration": (lambda h: h[0].header.remove("MAGZERO"),
                        "[PRIMARY]: no photometric calibration: the header needs BUNIT = 'nJy' (calibrated images) or "
                        "MAGZERO"),
@@ -206,7 +209,8 @@ EXPOSURE_DEFECTS = {
     "PSF not unit sum": (lambda h: setattr(h["PSF"], "data", h["PSF"].data * 2), "sums to 2"),
     "PSF off centre": (lambda h: setattr(h["PSF"], "data", np.roll(h["PSF"].data, 3, axis=2)), "centroid is offset"),
     "table instead of image": (
-        lambda h: h.__setitem__(h.index_of("IMAGE"), fits.BinTableHDU.from_columns([fits.Column("a", "J", array=[1])], name="IMAGE")),
+        lambda h: h.__setitem__(h.index_of("IMAGE"),
+                                fits.BinTableHDU.from_columns([fits.Column("a", "J", array=[1])], name="IMAGE")),
         "expected an image extension",
     ),
 }
@@ -214,29 +218,39 @@ EXPOSURE_DEFECTS = {
 CATALOG_DEFECTS = {
     "missing SOURCES": (lambda h: h.pop(h.index_of("SOURCES")), "[SOURCES]: missing extension"),
     "missing id column": (lambda h: dropColumn(h, "SOURCES", "id"), "[SOURCES] column 'id': missing column"),
-    "duplicate id": (lambda h: setTableColumn(h, "SOURCES", "id", 2, 2), "[SOURCES] column 'id' row 2: id 2 appears more than once"),
-    "unknown parent": (lambda h: setTableColumn(h, "SOURCES", "parent", 1, 77), "[SOURCES] column 'parent' row 1: parent 77"),
-    "span of unknown source": (lambda h: setTableColumn(h, "SPANS", "source_id", 0, 55), "[SPANS] column 'source_id' row 0: source_id 55"),
-    "backwards span": (lambda h: setTableColumn(h, "SPANS", "x1", 1, 900), "[SPANS] column 'x1' row 1: x1 = 900 is less than x0"),
-    "span outside image": (lambda h: setTableColumn(h, "SPANS", "y", 0, 500), "[SPANS] column 'y' row 0: y = 500 is outside the image"),
+    "duplicate id": (lambda h: setTableColumn(h, "SOURCES", "id", 2, 2),
+                     "[SOURCES] column 'id' row 2: id 2 appears more than once"),
+    "unknown parent": (lambda h: setTableColumn(h, "SOURCES", "parent", 1, 77),
+                       "[SOURCES] column 'parent' row 1: parent 77"),
+    "span of unknown source": (lambda h: setTableColumn(h, "SPANS", "source_id", 0, 55),
+                               "[SPANS] column 'source_id' row 0: source_id 55"),
+    "backwards span": (lambda h: setTableColumn(h, "SPANS", "x1", 1, 900),
+                       "[SPANS] column 'x1' row 1: x1 = 900 is less than x0"),
+    "span outside image": (lambda h: setTableColumn(h, "SPANS", "y", 0, 500),
+                           "[SPANS] column 'y' row 0: y = 500 is outside the image"),
     "overlapping spans": (lambda h: appendSpan(h, 1, -10, 1010, 1012), "spans of source 1 overlap"),
-    "peak outside footprint": (lambda h: setTableColumn(h, "PEAKS", "i_x", 0, 1039), "[PEAKS] column 'i_x' row 0: peak at (1039, -8)"),
-    "non-finite peak": (lambda h: setTableColumn(h, "PEAKS", "f_y", 1, np.nan), "[PEAKS] column 'f_y' row 1: non-finite"),
+    "peak outside footprint": (lambda h: setTableColumn(h, "PEAKS", "i_x", 0, 1039),
+                               "[PEAKS] column 'i_x' row 0: peak at (1039, -8)"),
+    "non-finite peak": (lambda h: setTableColumn(h, "PEAKS", "f_y", 1, np.nan),
+                        "[PEAKS] column 'f_y' row 1: non-finite"),
     "float peak index": (
         lambda h: h.__setitem__(
             "PEAKS",
             fits.BinTableHDU.from_columns(
-                [fits.Column(c.name, "D" if c.name == "i_x" else c.format, array=h["PEAKS"].data[c.name]) for c in h["PEAKS"].columns],
+                [fits.Column(c.name, "D" if c.name == "i_x" else c.format, array=h["PEAKS"].data[c.name])
+                 for c in h["PEAKS"].columns],
                 name="PEAKS",
             ),
         ),
         "[PEAKS] column 'i_x': expected an integer column",
     ),
     "heavy pixel count": (
-        lambda h: h.__setitem__("HEAVY", fits.BinTableHDU(h["HEAVY"].data[:-1], header=h["HEAVY"].header, name="HEAVY")),
+        lambda h: h.__setitem__("HEAVY", fits.BinTableHDU(h["HEAVY"].data[:-1], header=h["HEAVY"].header,
+                                                          name="HEAVY")),
         "heavy pixels but its spans cover",
     ),
-    "heavy band count": (lambda h: h["HEAVY"].header.set("BANDS", "g,r"), "[HEAVY] column 'IMAGE': 6 values per pixel for 2 band(s)"),
+    "heavy band count": (lambda h: h["HEAVY"].header.set("BANDS", "g,r"),
+                         "[HEAVY] column 'IMAGE': 6 values per pixel for 2 band(s)"),
     "heavy kind": (lambda h: h["HEAVY"].header.set("HEAVYTYP", "WHATEVER"), "HEAVYTYP = 'WHATEVER'"),
 }
 
@@ -274,7 +288,8 @@ class TestMalformedFiles:
 
     def test_single_band_file_without_band(self, mExposure, tmp_path):
         path = tmp_path / "noband.fits"
-        Exposure(mExposure["g"].getMaskedImage(), psf=mExposure["g"].getPsf(), photoCalib=PhotoCalib(1.0)).writeFits(path)
+        Exposure(mExposure["g"].getMaskedImage(), psf=mExposure["g"].getPsf(),
+                 photoCalib=PhotoCalib(1.0)).writeFits(path)
         with pytest.raises(FitsFormatError, match=r"\[PRIMARY\]: no BAND or FILTER keyword"):
             MultibandExposure.readFits([path])
         assert MultibandExposure.readFits([path], bands=["g"]).bands == ("g",)
@@ -299,7 +314,7 @@ class TestMalformedFiles:
 class TestVaryingPsf:
     """A grid of PSF kernels per band: PSF (band, node, py, px) and PSF_POSITIONS (x, y per node)."""
 
-    positions = [(1005.0, -15.0), (1035.0, -15.0), (1005.0, 5.0), (1035.0, 5.0)]
+    positions = ((1005.0, -15.0), (1035.0, -15.0), (1005.0, 5.0), (1035.0, 5.0))
 
     def _gridded(self, mExposure):
         from lsst.meas.extensions.madness import GridPsf
@@ -367,7 +382,8 @@ class TestWcs:
         back = MultibandExposure.readFits(path)
         xs, ys = np.array([1000.0, 1020.0, 1040.0, 1013.3]), np.array([-20.0, -4.5, 11.0, 0.7])
         want = np.rad2deg(np.array(wcs.pixelToSkyArray(xs, ys)))
-        np.testing.assert_allclose(np.rad2deg(np.array(back.getWcs().pixelToSkyArray(xs, ys))), want, rtol=0, atol=1e-11)
+        np.testing.assert_allclose(np.rad2deg(np.array(back.getWcs().pixelToSkyArray(xs, ys))), want,
+                                   rtol=0, atol=1e-11)
         with fits.open(path) as hdus:
             header = hdus["IMAGE"].header
             assert (header["CRPIX1"], header["CRPIX2"]) == (1020.0 + 1 - 1000, -4.5 + 1 + 20)  # the array's frame
@@ -427,7 +443,8 @@ class TestCalibration:
         assert MultibandExposure.readFits(path).getPhotoCalibs() == [PhotoCalib(1.0)] * len(BANDS)
 
     def test_magzero_argument_supplies_a_missing_calibration(self, mExposure, tmp_path):
-        path = rewrite(self._written(mExposure, tmp_path), tmp_path / "bare.fits", lambda h: h[0].header.remove("MAGZERO"))
+        path = rewrite(self._written(mExposure, tmp_path), tmp_path / "bare.fits",
+                       lambda h: h[0].header.remove("MAGZERO"))
         with pytest.raises(FitsFormatError) as info:
             MultibandExposure.readFits(path)
         message = str(info.value)

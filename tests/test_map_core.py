@@ -6,7 +6,6 @@ from known latents, so the optimum is known.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -174,7 +174,7 @@ def test_a_malformed_file_names_file_extension_and_column(written, tmp_path, edi
 def test_a_file_that_is_not_fits_is_named(tmp_path):
     path = tmp_path / "modelData.fits"
     path.write_text("not fits")
-    with pytest.raises(FitsFormatError, match="modelData.fits: not a readable FITS file"):
+    with pytest.raises(FitsFormatError, match=r"modelData\.fits: not a readable FITS file"):
         ModelData.readFits(path)
 
 

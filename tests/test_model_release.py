@@ -43,7 +43,8 @@ def release(tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
     galaxies = loadGalaxies(nGalaxies=300, seed=0)
     shards = {}
-    for name, kind, split, scenes in (("iso-train", IsolatedSims, "train", 8), ("iso-val", IsolatedSims, "validation", 6),
+    for name, kind, split, scenes in (("iso-train", IsolatedSims, "train", 8),
+                                      ("iso-val", IsolatedSims, "validation", 6),
                                       ("blend-train", BlendedSims, "train", 4),
                                       ("blend-val", BlendedSims, "validation", 4)):
         shards[name] = root / name
@@ -66,7 +67,7 @@ def release(tmp_path_factory):
 
 
 def test_export_records_provenance(release):
-    shards, run, export = release
+    _shards, _run, export = release
     card = json.loads((export / "model_card.json").read_text())
     stages = card["training"]["stages"]
     assert set(stages) == {"vae", "flow", "deblender"}
@@ -242,7 +243,7 @@ def test_training_configs_of_the_shipped_weights_are_valid():
 
 def test_dead_output_channels_are_found(tmp_path):
     from lsst.meas.extensions.madness.models import Decoder, Encoder, exportModels, loadModels, makeFlow
-    from lsst.meas.extensions.madness.models.validation import deadBands, predictStamps
+    from lsst.meas.extensions.madness.models.validation import deadBands
 
     torch.manual_seed(0)
     decoder = Decoder(TINY)

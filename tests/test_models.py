@@ -13,8 +13,6 @@ from lsst.meas.extensions.madness.models import (
     Decoder,
     DecoderConfig,
     Encoder,
-    EncoderConfig,
-    FlowConfig,
     FlowLogProb,
     ModelCardError,
     ModelConfig,
@@ -141,7 +139,8 @@ def test_loading_needs_neither_zuko_nor_training_code(tmp_path):
 
 def test_mismatched_or_corrupted_artefacts_are_refused(tmp_path):
     card, _ = export(tmp_path)
-    with pytest.raises(ModelCardError, match=r"take bands \['u', 'g', 'r', 'i', 'z', 'y'\], but the data have \['g', 'r'\]"):
+    with pytest.raises(ModelCardError,
+                       match=r"take bands \['u', 'g', 'r', 'i', 'z', 'y'\], but the data have \['g', 'r'\]"):
         loadModels(tmp_path, bands=["g", "r"])
     with pytest.raises(ModelCardError, match="45-pixel stamps, not 41"):
         loadModels(tmp_path, stampSize=41)
@@ -152,7 +151,7 @@ def test_mismatched_or_corrupted_artefacts_are_refused(tmp_path):
     with pytest.raises(ModelCardError, match=r"decoder.pt: sha256 .* differs from the model card"):
         loadModels(tmp_path)
     decoder.unlink()
-    with pytest.raises(FileNotFoundError, match="decoder.pt: missing model file"):
+    with pytest.raises(FileNotFoundError, match=r"decoder\.pt: missing model file"):
         loadModels(tmp_path)
     card.write_text("{not json")
     with pytest.raises(ModelCardError, match="not valid JSON"):

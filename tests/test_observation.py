@@ -27,8 +27,8 @@ from lsst.meas.extensions.madness.sim.fourier import FourierRenderer, GalaxyPara
 def _gaussianImage(fwhm: float, size: int = 41, scale: float = 0.2) -> np.ndarray:
     renderer = FourierRenderer(size, scale)
     point = GalaxyParameters.single([1.0], agnFraction=1.0)
-    return renderer.draw(point.to(dtype=torch.float64), PsfSpec(*(t.double() if t.is_floating_point() else t for t in
-                                                                  PsfSpec.gaussian([fwhm]).__dict__.values())))[0, 0].numpy()
+    psf = PsfSpec(*(t.double() if t.is_floating_point() else t for t in PsfSpec.gaussian([fwhm]).__dict__.values()))
+    return renderer.draw(point.to(dtype=torch.float64), psf)[0, 0].numpy()
 
 
 def test_model_frame_convolved_with_the_kernel_is_the_observation():
@@ -257,7 +257,7 @@ def test_fits_are_the_same_on_first_and_later_calls():
     import subprocess
     import sys
 
-    script = f"""
+    script = """
 import warnings, numpy as np
 warnings.simplefilter("ignore")
 from lsst.meas.extensions.madness.afw import Angle, arcseconds
@@ -272,7 +272,8 @@ for scale in (None, 0.168):
     blend = makeBlend(exposure, t._footprint(), blendStampSize(models, scale))
     fits = [fitBlends(models, [blend], MapConfig(maxIter=30, minIter=30), device="cpu")[0] for _ in range(3)]
     for fit in fits[1:]:
-        assert np.allclose(fit.stamps, fits[0].stamps, rtol=1e-4, atol=1e-4), (scale, np.abs(fit.stamps - fits[0].stamps).max())
+        assert np.allclose(fit.stamps, fits[0].stamps, rtol=1e-4, atol=1e-4), (
+            scale, np.abs(fit.stamps - fits[0].stamps).max())
 print("same")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -37,7 +37,8 @@ def test_top_level_reexports():
     from lsst.meas.extensions.madness import MadnessDeblendConfig, MadnessDeblendTask
     from lsst.meas.extensions.madness.deblend import madnessTask
 
-    assert MadnessDeblendTask is madnessTask.MadnessDeblendTask and MadnessDeblendConfig is madnessTask.MadnessDeblendConfig
+    assert MadnessDeblendTask is madnessTask.MadnessDeblendTask
+    assert MadnessDeblendConfig is madnessTask.MadnessDeblendConfig
     for name in ("ScarletDeblendTask", "ScarletDeblendConfig", "DeblendCoaddSourcesMultiTask",
                  "DeblendCoaddSourcesMultiConfig"):
         assert isinstance(getattr(madness, name), type), name

@@ -17,10 +17,10 @@ from lsst.meas.extensions.madness.framework import (  # noqa: E402
     Field,
     FieldValidationError,
     Task,
+    pexConfigBridge,
     to_pex_config,
     to_pex_target,
 )
-from lsst.meas.extensions.madness.framework import pexConfigBridge  # noqa: E402
 
 # --------------------------------------------------------------------------
 # Our tasks.

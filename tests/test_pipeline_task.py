@@ -265,7 +265,8 @@ def test_madness_sim_butler_command(tmp_path, capsys):
     butler = dafButler.Butler.from_config(str(repo))
     refs = set(butler.query_datasets(PARENTS_DATASET_TYPE, collections=INPUT_RUN))
     assert len(refs) == 1 and next(iter(refs)).dataId["patch"] == 0
-    assert tuple(butler.get(COADD_DATASET_TYPE, next(iter(refs)).dataId, collections=INPUT_RUN).bands) == ("g", "r", "i")
+    dataId = next(iter(refs)).dataId
+    assert tuple(butler.get(COADD_DATASET_TYPE, dataId, collections=INPUT_RUN).bands) == ("g", "r", "i")
     butler.close()
     assert main(["butler", str(repo), "--patches", "1", "--workers", "1", "--quiet"]) == 2
     assert "already holds a butler repository" in capsys.readouterr().err

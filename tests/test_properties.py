@@ -32,9 +32,9 @@ from lsst.meas.extensions.madness.afw import (
     Mask,
     MaskedImage,
     MultibandExposure,
-    PhotoCalib,
     MultibandFootprint,
     PeakRecord,
+    PhotoCalib,
     Point2I,
     Schema,
     SourceCatalog,
@@ -164,7 +164,8 @@ def shiftMask(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def discOffsets(radius: int):
-    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dx * dx + dy * dy <= radius * radius]
+    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+            if dx * dx + dy * dy <= radius * radius]
 
 
 def modelDilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -293,7 +294,8 @@ def test_spanset_normal_form_matches_mask(runs, offset, order):
 @SET_OPS
 @given(a=RUNS, b=RUNS, offset=OFFSET)
 def test_spanset_equality_is_mask_equality(a, b, offset):
-    assert (makeSpans(a, offset) == makeSpans(b, offset)) == bool(np.array_equal(modelOf(a, offset), modelOf(b, offset)))
+    assert (makeSpans(a, offset) == makeSpans(b, offset)) == bool(np.array_equal(modelOf(a, offset),
+                                                                                 modelOf(b, offset)))
 
 
 @SET_OPS
@@ -331,7 +333,8 @@ def test_spanset_asArray_fromMask_round_trips(runs, offset, box, bitmask):
         assert SpanSet.fromMask(cropped, xy0=bbox.getMin()) == spans
     # asArray over an arbitrary box (moved next to the set) is the model cut to that box.
     other = box.shiftedBy(Extent2I(offset[0], offset[1]))
-    np.testing.assert_array_equal(spans.asArray(other), model[boxMask(other, win)].reshape(other.getHeight(), other.getWidth()))
+    np.testing.assert_array_equal(spans.asArray(other),
+                                  model[boxMask(other, win)].reshape(other.getHeight(), other.getWidth()))
     # fromMask of an afw-like Mask takes its xy0 and selects pixels with any bit of bitmask.
     values = np.where(model, np.int32(bitmask), np.int32(0))
     assert SpanSet.fromMask(Mask(values, xy0=win.getMin()), bitmask) == spans
@@ -344,7 +347,7 @@ def test_spanset_asArray_fromMask_round_trips(runs, offset, box, bitmask):
 def test_spanset_set_algebra(a, b, c, offset):
     win = window(offset)
     A, B, C = (makeSpans(r, offset) for r in (a, b, c))
-    mA, mB, mC = (modelOf(r, offset) for r in (a, b, c))
+    mA, mB, _mC = (modelOf(r, offset) for r in (a, b, c))
     union, inter, diff = A.union(B), A.intersect(B), A.intersectNot(B)
     for result in (union, inter, diff):
         assertCanonical(result)
@@ -379,7 +382,8 @@ def test_spanset_intersect_with_mask_plane(a, b, offset, bitmask, noise):
 
 
 @SET_OPS
-@given(runs=RUNS, offset=OFFSET, points=st.lists(st.tuples(st.integers(-HALF, HALF - 1), st.integers(-HALF, HALF - 1)), max_size=20))
+@given(runs=RUNS, offset=OFFSET,
+       points=st.lists(st.tuples(st.integers(-HALF, HALF - 1), st.integers(-HALF, HALF - 1)), max_size=20))
 def test_spanset_contains_points(runs, offset, points):
     win = window(offset)
     model = modelOf(runs, offset)
@@ -437,7 +441,8 @@ def test_spanset_dilate_erode_match_disc_morphology(runs, offset, radius):
 
 
 @SET_OPS
-@given(runs=RUNS, offset=OFFSET, bands=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), fill=st.sampled_from([0.0, -1.0, np.nan]))
+@given(runs=RUNS, offset=OFFSET, bands=st.integers(1, 3), seed=st.integers(0, 2**32 - 1),
+       fill=st.sampled_from([0.0, -1.0, np.nan]))
 def test_spanset_flatten_unflatten_round_trip(runs, offset, bands, seed, fill):
     win = window(offset)
     model = modelOf(runs, offset)
@@ -661,7 +666,8 @@ def multibandExposures(draw):
     image = draw(hnp.arrays(np.float32, shape, elements=FINITE32 | EXTREME32))
     variance = draw(hnp.arrays(np.float32, shape, elements=st.floats(0, np.finfo(np.float32).max, width=32)))
     names = draw(st.lists(PLANE_NAMES, min_size=1, max_size=8, unique=True))
-    planeBits = draw(st.lists(st.integers(0, MAX_MASK_PLANES - 1), min_size=len(names), max_size=len(names), unique=True))
+    planeBits = draw(st.lists(st.integers(0, MAX_MASK_PLANES - 1), min_size=len(names), max_size=len(names),
+                              unique=True))
     planes = dict(zip(names, planeBits))
     subsets = st.lists(st.sampled_from(planeBits), unique=True).map(lambda bs: sum(1 << b for b in bs))
     mask = draw(hnp.arrays(np.int32, shape, elements=subsets))
@@ -728,7 +734,8 @@ FIELD_VALUES = {
     "D": st.floats(),
     "Angle": st.floats(),
     "Flag": st.booleans(),
-    "String": st.text(alphabet=string.ascii_letters + string.digits + string.punctuation + " ", max_size=12).map(str.rstrip),
+    "String": st.text(alphabet=string.ascii_letters + string.digits + string.punctuation + " ",
+                      max_size=12).map(str.rstrip),
 }
 TEXT = st.text(alphabet=string.ascii_letters + string.digits + " .,;:()[]/'-_", max_size=90).map(str.rstrip)
 UNITS = st.sampled_from(["", "nJy", "pixel", "rad", "mag", "ct"])

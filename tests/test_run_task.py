@@ -41,7 +41,7 @@ def inputs(tmp_path_factory, tinyModelDirectory):
 
 
 def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys):
-    directory, mock = inputs
+    directory, _mock = inputs
     output = directory / "out"
     status = main(["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
                    "--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu",
@@ -179,7 +179,7 @@ def test_several_exposures_need_one_catalogue_each(inputs, capsys):
 
 
 def test_pipeline_step_retargeted_from_the_config_directory(inputs, tinyModelDirectory):
-    directory, mock = inputs
+    _directory, mock = inputs
     assert overridePath() == Path(__file__).resolve().parents[1] / "config" / "deblendCoaddSourcesMulti.py"
     config = DeblendCoaddSourcesMultiConfig()
     assert config.multibandDeblend.target.__name__ == "ScarletDeblendTask"

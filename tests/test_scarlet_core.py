@@ -113,7 +113,7 @@ class TestFit:
             assert fit.models[k, b].sum() == pytest.approx(trueFlux, rel=0.15), f"galaxy {k} band {BANDS[b]}"
 
     def test_colours_follow_seds(self, blend):
-        _, _, truth, fit = blend
+        _, _, _truth, fit = blend
         fitted = fit.models.sum(axis=(2, 3))
         assert np.argmax(fitted[:2], axis=1).tolist() == [2, 0]
         assert fitted[0, 2] / fitted[0, 0] > 3 and fitted[1, 0] / fitted[1, 2] > 1.8
@@ -202,7 +202,8 @@ def test_compilation_cache_fills_and_keeps_results(blend, tmp_path):
             "from test_scarlet_core import simulate, PSFS, POSITIONS, BANDS; "
             "from lsst.meas.extensions.madness.deblend.scarletCore import ScarletFitConfig, fitScarletBlend; "
             "data, weight, _ = simulate(); "
-            f"fit = fitScarletBlend(data, weight, PSFS, POSITIONS, BANDS, ScarletFitConfig(compilationCacheDir={str(cache)!r})); "
+            "fit = fitScarletBlend(data, weight, PSFS, POSITIONS, BANDS, "
+            f"ScarletFitConfig(compilationCacheDir={str(cache)!r})); "
             f"np.save({str(out)!r}, fit.models)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert any(cache.iterdir()), "no compiled program was written to the cache"

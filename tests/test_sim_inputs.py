@@ -60,7 +60,8 @@ def catsimTable(n=5, seed=0):
 
 DEFECTS = {
     "missing column": (lambda t: t.remove_column("b_d"), "column 'b_d': missing CatSim column"),
-    "duplicate id": (lambda t: t["galtileid"].__setitem__(3, 100), "column 'galtileid' row 3: galtileid 100 appears more than once"),
+    "duplicate id": (lambda t: t["galtileid"].__setitem__(3, 100),
+                     "column 'galtileid' row 3: galtileid 100 appears more than once"),
     "nan magnitude": (lambda t: t["r_ab"].__setitem__(2, np.nan), "column 'r_ab' row 2: non-finite"),
     "negative size": (lambda t: t["a_d"].__setitem__(1, -0.5), "column 'a_d' row 1: negative value"),
     "b exceeds a": (lambda t: t["b_b"].__setitem__(4, 9.0), "column 'b_b' row 4: semi-minor axis"),

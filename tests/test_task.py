@@ -497,7 +497,7 @@ def test_task_metadata_semantics() -> None:
     assert md.to_dict() == {"scalar": "text", "values": [1.0, 2.0], "a": {"b": {"c": 3}}}
     assert "a.b" in md and "a.x" not in md
     assert md.get("missing", 7) == 7
-    with pytest.raises(KeyError, match="'a.b.x' not found"):
+    with pytest.raises(KeyError, match=r"'a\.b\.x' not found"):
         md["a.b.x"]
     with pytest.raises(ValueError, match="Type mismatch"):
         md.add("values", "three")

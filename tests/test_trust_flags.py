@@ -105,7 +105,8 @@ def test_bad_fits_go_to_the_fallback_when_asked_and_keep_their_fit_if_it_fails(t
     # Every fit is "bad" under a limit no model reaches.
     task = quickMadnessTask(str(tinyModelDirectory), parents.schema.copy(), badFitChi2=1e-9, fallbackBadFit=True)
     catalog = task.run(mExposure, parents).deblendedCatalog
-    assert all(r.get("deblend_fallback") and r.get("deblend_fallbackReason") == "badFit" for r in catalog[:len(parents)])
+    assert all(r.get("deblend_fallback") and r.get("deblend_fallbackReason") == "badFit"
+               for r in catalog[:len(parents)])
 
     def raising(self, mExposure, blends, parents):
         raise RuntimeError("simulated fallback crash")

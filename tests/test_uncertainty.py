@@ -183,7 +183,7 @@ def test_floors_add_in_quadrature(tinyModelDirectory):
 
 
 def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
-    from lsst.meas.extensions.madness.benchmark.pulls import calibrateFloors, pullTable, pullsReport, writePulls
+    from lsst.meas.extensions.madness.benchmark.pulls import calibrateFloors, pullsReport, pullTable, writePulls
 
     report = pullsReport(1, calibrationFields=1, populationSize=3000, modelDir=str(tinyFrameModelDirectory),
                          device="cpu", progress=lambda line: None)

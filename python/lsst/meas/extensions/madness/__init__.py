@@ -11,8 +11,8 @@ first use, so that training on a bare GPU machine (torch, numpy, pydantic, zuko)
 package without either; the deblend tasks (torch, and JAX for SCARLET) load on first use too.
 """
 
+from .afw import *  # noqa: F403
 from .version import __version__  # noqa: F401
-from .afw import *  # noqa: F401,F403
 
 # Subpackages whose public names are loaded on the first access to one of them.
 _LAZY_SUBPACKAGES = ("framework", "io")

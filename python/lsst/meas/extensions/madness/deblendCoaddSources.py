@@ -22,8 +22,9 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .afw.exposure import Exposure, MultibandExposure
 from .afw.table import Schema, SourceCatalog

@@ -18,14 +18,16 @@ too), the footprints and peaks are found in :mod:`.detectFootprints`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
 from .afw import Footprint, MultibandExposure, Point2I, SpanSet
 from .afw.table import IdFactory, Schema, SourceCatalog, SourceTable
+
 # The detection image and the footprint and peak finding have modules of their own.
 from .detectFootprints import (
     _addTruthFootprints,

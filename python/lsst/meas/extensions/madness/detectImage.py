@@ -8,7 +8,7 @@ thresholding, rescaled to keep unit noise (:func:`matchedFilter`), as LSST's
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -37,8 +37,8 @@ there exits with status 2), checks all its inputs, and only then removes the old
 ``metadata.json``, the old plots and the temporary files of killed runs. With several exposures,
 each gets ``DIR/<exposure file stem>/``, and ``--resume`` skips those already complete.
 
-``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it with the shipped
-weights, and compares the children's r-band fluxes with the truth.
+``--demo DIR`` simulates an LSST-like 205×205 pixel field of 12-20 galaxies (``DIR/inputs``), deblends it
+with the shipped weights, and compares the children's r-band fluxes with the truth.
 
 ``--threads`` sets the CPU threads of torch (and of JAX for SCARLET). The default, ``auto``, uses
 the cores the rest of the machine leaves idle, at most two, or ``OMP_NUM_THREADS`` when the
@@ -179,7 +179,7 @@ def _plotParent(directory: Path, mExposure: MultibandExposure, catalog: SourceCa
 
 
 def _versions(deblender: str) -> dict:
-    versions = {"lsst-meas-extensions-madness": __version__, "python": platform.python_version(),
+    versions: dict[str, str | None] = {"lsst-meas-extensions-madness": __version__, "python": platform.python_version(),
                 "numpy": np.__version__}
     for module in ("torch", "scarlet2", "jax") if deblender == "scarlet" else ("torch",):
         try:
@@ -332,7 +332,7 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
     metadata = {
         "command": sys.argv,
         "inputs": {"exposure": str(exposurePath), "catalog": str(catalogPath),
-                   "nanojanskyPerImageUnit": {band: calib.getCalibrationMean()
+                   "nanojanskyPerImageUnit": {band: None if calib is None else calib.getCalibrationMean()
                                               for band, calib in zip(mExposure.bands, mExposure.getPhotoCalibs())}},
         "deblender": type(task).__name__,
         "device": str(getattr(task.config, "device", "cpu")),
@@ -346,7 +346,8 @@ def _deblend(task, mExposure: MultibandExposure, catalog: SourceCatalog, exposur
         # Empty unless the package has a bug (deblend/invariants.py).
         "invariantViolations": _array(task.metadata, "invariantViolations"),
         "timing": {"readSeconds": clock["read"] - clock["start"], "setupSeconds": clock["setup"] - clock["read"],
-                   "deblendSeconds": clock["deblend"] - clock["setup"], "writeSeconds": clock["write"] - clock["deblend"],
+                   "deblendSeconds": clock["deblend"] - clock["setup"],
+                   "writeSeconds": clock["write"] - clock["deblend"],
                    "plotSeconds": clock["plot"] - clock["write"],
                    "parentRuntimeMsMedian": float(np.median(runtimes)) if len(runtimes) else None,
                    "parentRuntimeMsMax": float(runtimes.max()) if len(runtimes) else None},
@@ -397,7 +398,8 @@ def _compareWithTruth(output: Path, truthPath: Path, exposurePath: Path) -> str:
     calib = MultibandExposure.readFits(exposurePath)["r"].getPhotoCalib()
     errors = []
     for child in children:
-        distance = np.hypot(truth.truth["x"] - child["deblend_peak_center_x"], truth.truth["y"] - child["deblend_peak_center_y"])
+        distance = np.hypot(truth.truth["x"] - child["deblend_peak_center_x"],
+                            truth.truth["y"] - child["deblend_peak_center_y"])
         j = int(np.argmin(distance))
         if distance[j] <= MATCH_RADIUS and np.isfinite(child["madness_flux_r"]):
             errors.append(abs(child["madness_flux_r"] / calib.instFluxToNanojansky(truth.isolated[j, r].sum()) - 1))
@@ -511,7 +513,8 @@ def _runOne(exposure: Path, catalog: Path, output: Path, args, plot: int, truthP
         return 2
     counts = metadata["counts"]
     print(_summary(counts) + f" in {time.perf_counter() - start:.1f} s on {metadata['resolvedDevice']}"
-          + (f" ({args.threads} CPU thread{'s' if args.threads > 1 else ''})" if metadata['resolvedDevice'] == "cpu" else ""))
+          + (f" ({args.threads} CPU thread{'s' if args.threads > 1 else ''})"
+             if metadata['resolvedDevice'] == "cpu" else ""))
     nNotConverged = counts.get("nNotConverged", 0)
     if nNotConverged:
         # Not a failure (the children are written), but the first thing to look at when they look wrong.

@@ -7,14 +7,14 @@ A footprint's pixels are a :class:`~lsst.meas.extensions.madness.afw.spans.SpanS
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
-from .geom import Box2I, Extent2I, Point2D, Point2I
-from .image import Image, MaskedImage
 from .exposure import MultibandExposure, MultibandImage
+from .geom import Box2I, Extent2I, Point2D, Point2I  # noqa: F401 - Extent2I: for the docstring examples
+from .image import Image, MaskedImage
 from .spans import SpanSet
 
 __all__ = [
@@ -74,7 +74,8 @@ class PeakRecord:
 
     def get(self, name: str):
         """A field by its afw column name (``"id"``, ``"i_x"``, ``"f_y"``, ``"peakValue"``) or an extra field."""
-        names = {"id": self.id, "i_x": self.ix, "i_y": self.iy, "f_x": self.fx, "f_y": self.fy, "peakValue": self.peakValue}
+        names = {"id": self.id, "i_x": self.ix, "i_y": self.iy, "f_x": self.fx, "f_y": self.fy,
+                 "peakValue": self.peakValue}
         if name in names:
             return names[name]
         return self.extra[name]
@@ -93,7 +94,7 @@ class PeakRecord:
 class PeakCatalog(list):
     """The peaks of a footprint, in order (brightest first after :meth:`Footprint.sortPeaks`)."""
 
-    def copy(self) -> "PeakCatalog":
+    def copy(self) -> PeakCatalog:
         return PeakCatalog(
             PeakRecord(p.id, p.ix, p.iy, p.fx, p.fy, p.peakValue, dict(p.extra)) for p in self
         )
@@ -206,7 +207,7 @@ class Footprint:
             peak.fx += dx
             peak.fy += dy
 
-    def copy(self) -> "Footprint":
+    def copy(self) -> Footprint:
         return Footprint(self._spans.copy(), self._peaks.copy(), self._region)
 
     def __eq__(self, other: object) -> bool:
@@ -299,7 +300,7 @@ class HeavyFootprint(Footprint):
         image.array[iy, ix] = self._imageArray[inside]
         return image
 
-    def copy(self) -> "HeavyFootprint":
+    def copy(self) -> HeavyFootprint:
         return HeavyFootprint(
             Footprint(self._spans.copy(), self._peaks.copy(), self._region),
             self._imageArray.copy(),
@@ -317,7 +318,7 @@ class HeavyFootprint(Footprint):
             and np.array_equal(self._varianceArray, other._varianceArray, equal_nan=True)
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def makeHeavyFootprint(footprint: Footprint, maskedImage: MaskedImage) -> HeavyFootprint:
@@ -379,7 +380,7 @@ class MultibandFootprint:
         xy0: Point2I | None = None,
         thresh: float = 0,
         peaks: Iterable[PeakRecord] | None = None,
-    ) -> "MultibandFootprint":
+    ) -> MultibandFootprint:
         """Make one from ``(band, y, x)`` arrays with origin ``xy0``.
 
         Without ``footprint``, its spans are the pixels where any band exceeds ``thresh``.
@@ -410,7 +411,7 @@ class MultibandFootprint:
         image: MultibandImage | MultibandExposure,
         footprint: Footprint | None = None,
         thresh: float = 0,
-    ) -> "MultibandFootprint":
+    ) -> MultibandFootprint:
         """Make one from a multiband image or exposure (mask and variance taken from an exposure)."""
         if isinstance(image, MultibandExposure):
             return cls.fromArrays(
@@ -494,7 +495,7 @@ class MultibandFootprint:
             else:
                 single.insert(target[band])
 
-    def copy(self) -> "MultibandFootprint":
+    def copy(self) -> MultibandFootprint:
         return MultibandFootprint(self._bands, [single.copy() for single in self._singles])
 
     def __eq__(self, other: object) -> bool:

@@ -16,9 +16,9 @@ The planes of a :class:`MultibandExposure`, :class:`~.multiband.MultibandImage` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from .geom import Angle, Box2I, Point2D, Point2I
 from .image import Image, Mask, MaskedImage
 from .multiband import MultibandImage, MultibandMask, _bandIndices, _splitKey
 from .photoCalib import PhotoCalib
-from .psf import GridPsf, ImagePsf
+from .psf import GridPsf, ImagePsf, Psf
 from .skyWcs import SkyWcs
 
 __all__ = ["FilterLabel", "Exposure", "MultibandImage", "MultibandMask", "MultibandExposure"]
@@ -70,7 +70,7 @@ class Exposure:
         The pixel scale of an exposure without a WCS (may be ``None``; see :meth:`getPixelScale`).
     """
 
-    def __init__(self, maskedImage: MaskedImage | Box2I, psf: ImagePsf | None = None, band: str | None = None,
+    def __init__(self, maskedImage: MaskedImage | Box2I, psf: Psf | None = None, band: str | None = None,
                  photoCalib: PhotoCalib | None = None, wcs: SkyWcs | None = None, pixelScale: Angle | None = None):
         if isinstance(maskedImage, Box2I):
             maskedImage = MaskedImage(maskedImage)
@@ -101,10 +101,10 @@ class Exposure:
     variance = property(getVariance)
     maskedImage = property(getMaskedImage)
 
-    def getPsf(self) -> ImagePsf | None:
+    def getPsf(self) -> Psf | None:
         return self._psf
 
-    def setPsf(self, psf: ImagePsf | None) -> None:
+    def setPsf(self, psf: Psf | None) -> None:
         self._psf = psf
 
     def hasPsf(self) -> bool:
@@ -160,20 +160,20 @@ class Exposure:
     def getDimensions(self):
         return self._maskedImage.getDimensions()
 
-    def subset(self, bbox: Box2I) -> "Exposure":
+    def subset(self, bbox: Box2I) -> Exposure:
         return Exposure(self._maskedImage.subset(bbox), psf=self._psf, band=self._filter.band,
                         photoCalib=self._photoCalib, wcs=self._wcs, pixelScale=self._pixelScale)
 
-    def __getitem__(self, bbox: Box2I) -> "Exposure":
+    def __getitem__(self, bbox: Box2I) -> Exposure:
         return self.subset(bbox)
 
-    def clone(self) -> "Exposure":
+    def clone(self) -> Exposure:
         psf = None if self._psf is None else self._psf.clone()
         return Exposure(self._maskedImage.clone(), psf=psf, band=self._filter.band, photoCalib=self._photoCalib,
                         wcs=self._wcs, pixelScale=self._pixelScale)
 
     @classmethod
-    def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> "Exposure":
+    def readFits(cls, path: str | PathLike, band: str | None = None, magZero: float | None = None) -> Exposure:
         """Read a single-band LSST-style exposure file (``IMAGE``/``MASK``/``VARIANCE`` HDUs).
 
         The calibration comes from the header (``BUNIT = 'nJy'`` or ``MAGZERO``) or from ``magZero``.
@@ -233,7 +233,7 @@ class MultibandExposure:
         image: MultibandImage,
         mask: MultibandMask,
         variance: MultibandImage,
-        psfs: Sequence[ImagePsf | None] | None = None,
+        psfs: Sequence[Psf | None] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
         wcs: SkyWcs | None = None,
         pixelScale: Angle | None = None,
@@ -252,7 +252,7 @@ class MultibandExposure:
             raise ValueError(f"{len(photoCalibs)} photometric calibrations for {len(bands)} bands")
         self._bands = bands
         self._image, self._mask, self._variance = image, mask, variance
-        self._psfs: list[ImagePsf | None] = list(psfs) if psfs is not None else [None] * len(bands)
+        self._psfs: list[Psf | None] = list(psfs) if psfs is not None else [None] * len(bands)
         self._photoCalibs: list[PhotoCalib | None] = (list(photoCalibs) if photoCalibs is not None
                                                       else [None] * len(bands))
         self._wcs = wcs
@@ -266,12 +266,12 @@ class MultibandExposure:
         mask: np.ndarray | None = None,
         variance: np.ndarray | None = None,
         bbox: Box2I | None = None,
-        psfs: Sequence[ImagePsf | np.ndarray] | np.ndarray | None = None,
+        psfs: Sequence[Psf | np.ndarray] | np.ndarray | None = None,
         maskPlanes: Mapping[str, int] | None = None,
         photoCalibs: Sequence[PhotoCalib | None] | None = None,
         wcs: SkyWcs | None = None,
         pixelScale: Angle | None = None,
-    ) -> "MultibandExposure":
+    ) -> MultibandExposure:
         """Make a multiband exposure from ``(band, y, x)`` arrays.
 
         ``bbox`` gives the parent position (only its minimum is used; its size must match);
@@ -292,21 +292,20 @@ class MultibandExposure:
             if (bbox.getHeight(), bbox.getWidth()) != image.shape[1:]:
                 raise ValueError(f"bbox {bbox} does not match the image shape {image.shape[1:]}")
             xy0 = bbox.getMin()
-        if psfs is not None:
-            psfs = [p if isinstance(p, (ImagePsf, GridPsf)) else ImagePsf(p) for p in psfs]
+        bandPsfs = None if psfs is None else [p if isinstance(p, (ImagePsf, GridPsf)) else ImagePsf(p) for p in psfs]
         return cls(
             bands,
             MultibandImage(bands, image, xy0),
             MultibandMask(bands, mask, xy0, planes=maskPlanes),
             MultibandImage(bands, variance, xy0),
-            psfs,
+            bandPsfs,
             photoCalibs,
             wcs,
             pixelScale,
         )
 
     @classmethod
-    def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> "MultibandExposure":
+    def fromExposures(cls, bands: Sequence[str], exposures: Sequence[Exposure]) -> MultibandExposure:
         """Stack single-band exposures that share a bounding box and mask layout (with their PSFs and
         calibrations, and the first band's WCS)."""
         bands = tuple(bands)
@@ -362,10 +361,10 @@ class MultibandExposure:
     def getXY0(self) -> Point2I:
         return self._image.getXY0()
 
-    def getPsfs(self) -> list[ImagePsf | None]:
+    def getPsfs(self) -> list[Psf | None]:
         return list(self._psfs)
 
-    def setAllPsfs(self, psfs: Sequence[ImagePsf]) -> None:
+    def setAllPsfs(self, psfs: Sequence[Psf]) -> None:
         if len(psfs) != len(self._bands):
             raise ValueError(f"{len(psfs)} PSFs for {len(self._bands)} bands")
         self._psfs = list(psfs)
@@ -395,7 +394,7 @@ class MultibandExposure:
     def setPixelScale(self, pixelScale: Angle | None) -> None:
         self._pixelScale = pixelScale
 
-    def _requirePsfs(self) -> list[ImagePsf]:
+    def _requirePsfs(self) -> list[Psf]:
         missing = [band for band, psf in zip(self._bands, self._psfs) if psf is None]
         if missing:
             raise ValueError(f"no PSF for band(s) {missing}")
@@ -412,7 +411,7 @@ class MultibandExposure:
         psfs = self._requirePsfs()
         return self._psfCube([psf.computeImage(position) for psf in psfs])
 
-    def _psfCube(self, images: list[Image]) -> MultibandImage:
+    def _psfCube(self, images: Sequence[Image]) -> MultibandImage:
         shapes = {image.array.shape for image in images}
         if len(shapes) != 1:
             raise ValueError(f"PSF images have different sizes across bands: {sorted(shapes)}")
@@ -443,7 +442,7 @@ class MultibandExposure:
             self._pixelScale,
         )
 
-    def clone(self) -> "MultibandExposure":
+    def clone(self) -> MultibandExposure:
         return MultibandExposure(
             self._bands,
             self._image.clone(),
@@ -462,7 +461,7 @@ class MultibandExposure:
     def readFits(
         cls, path: str | PathLike | Sequence[str | PathLike], bands: Sequence[str] | None = None,
         magZero: float | Sequence[float] | None = None,
-    ) -> "MultibandExposure":
+    ) -> MultibandExposure:
         """Read the package's multiband exposure FITS format (see ``doc/file-formats``).
 
         ``path`` may also be a list of single-band LSST-style exposure files, one per band
@@ -472,9 +471,9 @@ class MultibandExposure:
         """
         from ..io.exposureFits import readExposureFiles, readMultibandExposureFits
 
-        if isinstance(path, (list, tuple)):
-            return readExposureFiles(path, bands=bands, magZero=magZero)
-        return readMultibandExposureFits(path, magZero=magZero)
+        if isinstance(path, (str, PathLike)):
+            return readMultibandExposureFits(path, magZero=magZero)
+        return readExposureFiles(path, bands=bands, magZero=magZero)
 
     def writeFits(self, path: str | PathLike) -> None:
         """Write the package's multiband exposure FITS format."""

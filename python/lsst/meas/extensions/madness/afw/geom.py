@@ -12,8 +12,9 @@ box minimum (``xy0``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Union
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,9 @@ __all__ = ["Point2I", "Point2D", "Extent2I", "Box2I", "AngleUnit", "Angle", "rad
 class _XYPair:
     """What every ``(x, y)`` pair of lsst.geom has: typed coordinates, getters, unpacking."""
 
-    _cast: Callable[[object], float]
+    x: float  # set by the dataclass subclasses
+    y: float
+    _cast: Callable[[Any], float]
 
     def __post_init__(self) -> None:
         # Frozen dataclasses: coerce numpy scalars and the like to the pair's own type.
@@ -60,16 +63,16 @@ class Point2I(_XYPair):
 
     _cast = staticmethod(int)
 
-    def __add__(self, other: "Extent2I") -> "Point2I":
+    def __add__(self, other: Extent2I) -> Point2I:
         return Point2I(self.x + other.x, self.y + other.y)
 
-    def __sub__(self, other: Union["Point2I", "Extent2I"]) -> Union["Extent2I", "Point2I"]:
+    def __sub__(self, other: Point2I | Extent2I) -> Extent2I | Point2I:
         # As in lsst.geom: point - point is an extent, point - extent is a point.
         if isinstance(other, Point2I):
             return Extent2I(self.x - other.x, self.y - other.y)
         return Point2I(self.x - other.x, self.y - other.y)
 
-    def __neg__(self) -> "Point2I":
+    def __neg__(self) -> Point2I:
         return Point2I(-self.x, -self.y)
 
 
@@ -96,7 +99,7 @@ class Extent2I(_XYPair):
 
     _cast = staticmethod(int)
 
-    def __neg__(self) -> "Extent2I":
+    def __neg__(self) -> Extent2I:
         return Extent2I(-self.x, -self.y)
 
 
@@ -137,14 +140,14 @@ class Box2I:
         self._width, self._height = int(width), int(height)
 
     @classmethod
-    def makeCenteredBox(cls, center: Point2D, size: Extent2I) -> "Box2I":
+    def makeCenteredBox(cls, center: Point2D, size: Extent2I) -> Box2I:
         """The box of ``size`` whose centre is nearest ``center``, as in ``lsst.geom``."""
         minX = int(np.floor(center.x + 0.5 - size.x / 2.0))
         minY = int(np.floor(center.y + 0.5 - size.y / 2.0))
         return cls(Point2I(minX, minY), size)
 
     @classmethod
-    def fromSlices(cls, slices: tuple[slice, slice], xy0: Point2I = Point2I(0, 0)) -> "Box2I":
+    def fromSlices(cls, slices: tuple[slice, slice], xy0: Point2I = Point2I(0, 0)) -> Box2I:
         """The box addressed by numpy ``(y, x)`` slices of an array whose origin is ``xy0``."""
         ys, xs = slices
         return cls(
@@ -214,7 +217,7 @@ class Box2I:
     def isEmpty(self) -> bool:
         return self._width == 0 or self._height == 0
 
-    def contains(self, other: "Point2I | Box2I") -> bool:
+    def contains(self, other: Point2I | Box2I) -> bool:
         """Whether a point, or every pixel of a box, lies inside this box."""
         if isinstance(other, Box2I):
             if other.isEmpty():
@@ -228,10 +231,10 @@ class Box2I:
         x, y = other
         return self._minX <= x <= self.getMaxX() and self._minY <= y <= self.getMaxY()
 
-    def overlaps(self, other: "Box2I") -> bool:
+    def overlaps(self, other: Box2I) -> bool:
         return not self.clippedTo(other).isEmpty()
 
-    def clippedTo(self, other: "Box2I") -> "Box2I":
+    def clippedTo(self, other: Box2I) -> Box2I:
         """The intersection of two boxes (empty when they do not overlap)."""
         if self.isEmpty() or other.isEmpty():
             return Box2I()
@@ -243,19 +246,19 @@ class Box2I:
             return Box2I()
         return Box2I(Point2I(minX, minY), Point2I(maxX, maxY))
 
-    def clip(self, other: "Box2I") -> None:
+    def clip(self, other: Box2I) -> None:
         """Shrink this box, in place, to its intersection with ``other`` (as afw does)."""
         clipped = self.clippedTo(other)
         self._minX, self._minY = clipped._minX, clipped._minY
         self._width, self._height = clipped._width, clipped._height
 
-    def include(self, other: "Point2I | Box2I") -> None:
+    def include(self, other: Point2I | Box2I) -> None:
         """Grow this box, in place, so that it also contains ``other``."""
         merged = self.expandedTo(other)
         self._minX, self._minY = merged._minX, merged._minY
         self._width, self._height = merged._width, merged._height
 
-    def expandedTo(self, other: "Point2I | Box2I") -> "Box2I":
+    def expandedTo(self, other: Point2I | Box2I) -> Box2I:
         if isinstance(other, Box2I):
             if other.isEmpty():
                 return self.copy()
@@ -268,7 +271,7 @@ class Box2I:
         point = Point2I(*other)
         return self.expandedTo(Box2I(point, Extent2I(1, 1)))
 
-    def dilatedBy(self, amount: int) -> "Box2I":
+    def dilatedBy(self, amount: int) -> Box2I:
         if self.isEmpty():  # as lsst.geom's Box2I.grow: an empty box stays empty
             return Box2I()
         return Box2I(
@@ -276,10 +279,10 @@ class Box2I:
             Extent2I(self._width + 2 * amount, self._height + 2 * amount),
         )
 
-    def shiftedBy(self, offset: Extent2I) -> "Box2I":
+    def shiftedBy(self, offset: Extent2I) -> Box2I:
         return Box2I(Point2I(self._minX + offset.x, self._minY + offset.y), self.getDimensions())
 
-    def copy(self) -> "Box2I":
+    def copy(self) -> Box2I:
         return Box2I(self.getMin(), self.getDimensions())
 
     def getSlices(self, xy0: Point2I = Point2I(0, 0)) -> tuple[slice, slice]:
@@ -324,7 +327,7 @@ class AngleUnit:
         self._radians = float(inRadians)
         self._name = name
 
-    def __rmul__(self, value: float) -> "Angle":
+    def __rmul__(self, value: float) -> Angle:
         return Angle(float(value), self)
 
     def __eq__(self, other: object) -> bool:
@@ -373,34 +376,34 @@ class Angle:
     def asAngularUnits(self, units: AngleUnit) -> float:
         return self._radians / units._radians
 
-    def wrap(self) -> "Angle":
+    def wrap(self) -> Angle:
         """The angle in [0, 2π)."""
         return Angle(self._radians % (2 * np.pi))
 
     def __float__(self) -> float:
         return self._radians
 
-    def __add__(self, other: "Angle") -> "Angle":
+    def __add__(self, other: Angle) -> Angle:
         return Angle(self._radians + float(other))
 
-    def __sub__(self, other: "Angle") -> "Angle":
+    def __sub__(self, other: Angle) -> Angle:
         return Angle(self._radians - float(other))
 
-    def __neg__(self) -> "Angle":
+    def __neg__(self) -> Angle:
         return Angle(-self._radians)
 
-    def __mul__(self, factor: float) -> "Angle":
+    def __mul__(self, factor: float) -> Angle:
         return Angle(self._radians * float(factor))
 
     __rmul__ = __mul__
 
-    def __truediv__(self, divisor: float) -> "Angle":
+    def __truediv__(self, divisor: float) -> Angle:
         return Angle(self._radians / float(divisor))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Angle) and self._radians == other._radians
 
-    def __lt__(self, other: "Angle") -> bool:
+    def __lt__(self, other: Angle) -> bool:
         return self._radians < float(other)
 
     def __hash__(self) -> int:
@@ -450,7 +453,7 @@ class SpherePoint:
         yield self._lon
         yield self._lat
 
-    def separation(self, other: "SpherePoint") -> Angle:
+    def separation(self, other: SpherePoint) -> Angle:
         """The great-circle distance to ``other`` (Vincenty's formula, accurate at all separations)."""
         lon1, lat1, lon2, lat2 = (float(a) for a in (self._lon, self._lat, other._lon, other._lat))
         dlon = lon2 - lon1

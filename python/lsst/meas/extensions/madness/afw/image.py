@@ -7,11 +7,15 @@ parent coordinates returns a *view* that shares memory, as afw's subimages do.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .geom import Box2I, Extent2I, Point2I
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11
 
 __all__ = ["Image", "ImageF", "ImageD", "Mask", "MaskedImage", "DEFAULT_MASK_PLANES"]
 
@@ -68,6 +72,7 @@ class Image:
         dtype: type | None = None,
         deep: bool = False,
     ):
+        array: np.ndarray
         if isinstance(arg, Box2I):
             array = np.zeros((arg.getHeight(), arg.getWidth()), dtype=dtype or self._defaultDtype)
             xy0 = arg.getMin()
@@ -124,14 +129,14 @@ class Image:
     def getBBox(self) -> Box2I:
         return Box2I(self._xy0, self.getDimensions())
 
-    def _view(self, array: np.ndarray, xy0: Point2I) -> "Image":
+    def _view(self, array: np.ndarray, xy0: Point2I) -> Self:
         view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._array = array
         view._xy0 = xy0
         return view
 
-    def subset(self, bbox: Box2I) -> "Image":
+    def subset(self, bbox: Box2I) -> Self:
         """A view of the pixels in ``bbox`` (parent coordinates), which must lie inside the image."""
         bbox = _asBox(bbox)
         if not self.getBBox().contains(bbox):
@@ -159,18 +164,18 @@ class Image:
     def set(self, value) -> None:
         self._array[...] = value
 
-    def assign(self, other: "Image", bbox: Box2I | None = None) -> None:
+    def assign(self, other: Image, bbox: Box2I | None = None) -> None:
         """Copy ``other``'s pixels into ``bbox`` (default: ``other``'s own box)."""
         bbox = other.getBBox() if bbox is None else bbox
         self.subset(bbox)._array[...] = other.array
 
-    def clone(self) -> "Image":
+    def clone(self) -> Image:
         return self._view(self._array.copy(), self._xy0)
 
-    def convertF(self) -> "Image":
+    def convertF(self) -> Image:
         return Image(self._array.astype(np.float32), xy0=self._xy0)
 
-    def convertD(self) -> "Image":
+    def convertD(self) -> Image:
         return Image(self._array.astype(np.float64), xy0=self._xy0)
 
     def _other(self, other):
@@ -303,7 +308,7 @@ class Mask(Image):
         """The comma-separated names of the planes set in ``value``."""
         return ",".join(name for name, bit in sorted(self._planes.items(), key=lambda kv: kv[1]) if value & (1 << bit))
 
-    def clone(self) -> "Mask":
+    def clone(self) -> Mask:
         return Mask(self._array.copy(), xy0=self._xy0, planes=self._planes)
 
     def __eq__(self, other: object) -> bool:
@@ -311,7 +316,7 @@ class Mask(Image):
             return NotImplemented
         return super().__eq__(other) and self._planes == other._planes
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def _checkPlanes(planes: Mapping[str, int]) -> None:
@@ -375,13 +380,13 @@ class MaskedImage:
     def getDimensions(self) -> Extent2I:
         return self._image.getDimensions()
 
-    def subset(self, bbox: Box2I) -> "MaskedImage":
+    def subset(self, bbox: Box2I) -> MaskedImage:
         return MaskedImage(self._image.subset(bbox), self._mask.subset(bbox), self._variance.subset(bbox))
 
-    def __getitem__(self, bbox: Box2I) -> "MaskedImage":
+    def __getitem__(self, bbox: Box2I) -> MaskedImage:
         return self.subset(bbox)
 
-    def clone(self) -> "MaskedImage":
+    def clone(self) -> MaskedImage:
         return MaskedImage(self._image.clone(), self._mask.clone(), self._variance.clone())
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ box (``cube[:, bbox]``) returns views sharing that cube. They are the planes of 
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class MultibandImage:
         self._xy0 = Point2I(0, 0) if xy0 is None else Point2I(*xy0)
 
     @classmethod
-    def fromImages(cls, bands: Sequence[str], images: Sequence[Image]) -> "MultibandImage":
+    def fromImages(cls, bands: Sequence[str], images: Sequence[Image]) -> MultibandImage:
         boxes = {image.getBBox() for image in images}
         if len(boxes) != 1:
             raise ValueError(f"single-band images have different bounding boxes: {sorted(map(repr, boxes))}")
@@ -118,7 +118,7 @@ class MultibandImage:
     def singles(self) -> list[Image]:
         return [self[band] for band in self._bands]
 
-    def _makeView(self, bands: tuple[str, ...], array: np.ndarray, xy0: Point2I) -> "MultibandImage":
+    def _makeView(self, bands: tuple[str, ...], array: np.ndarray, xy0: Point2I) -> MultibandImage:
         return type(self)(bands, array, xy0=xy0)
 
     def __getitem__(self, key):
@@ -139,7 +139,7 @@ class MultibandImage:
     def _makeSingleFrom(self, array: np.ndarray, xy0: Point2I) -> Image:
         return self._single(array, xy0=xy0)
 
-    def clone(self) -> "MultibandImage":
+    def clone(self) -> MultibandImage:
         return self._makeView(self._bands, self._array.copy(), self._xy0)
 
     def __len__(self) -> int:
@@ -183,12 +183,12 @@ class MultibandMask(MultibandImage):
         mask._planes = self._planes
         return mask
 
-    def _makeView(self, bands, array, xy0) -> "MultibandMask":
+    def _makeView(self, bands, array, xy0) -> MultibandMask:
         view = MultibandMask(bands, array, xy0=xy0)
         view._planes = self._planes
         return view
 
-    def clone(self) -> "MultibandMask":
+    def clone(self) -> MultibandMask:
         return MultibandMask(self._bands, self._array.copy(), xy0=self._xy0, planes=self._planes)
 
     def getMaskPlaneDict(self) -> dict[str, int]:

@@ -112,7 +112,7 @@ class ImagePsf:
     def computePeak(self, position: Point2D | None = None) -> float:
         return float(self._kernel.max())
 
-    def clone(self) -> "ImagePsf":
+    def clone(self) -> ImagePsf:
         return ImagePsf(self._kernel)
 
     def __eq__(self, other: object) -> bool:
@@ -229,7 +229,7 @@ class GridPsf:
     def computePeak(self, position: Point2D | None = None) -> float:
         return float(self.computeKernelImage(position).array.max())
 
-    def clone(self) -> "GridPsf":
+    def clone(self) -> GridPsf:
         return GridPsf([node.kernel for node in self._nodes], self._positions)
 
     def __eq__(self, other: object) -> bool:
@@ -243,6 +243,10 @@ class GridPsf:
     def __repr__(self) -> str:
         h, w = self._nodes[0].kernel.shape
         return f"GridPsf({w}x{h}, {len(self._xs)}x{len(self._ys)} nodes)"
+
+
+# What an exposure carries as its PSF: the two classes share the lsst.afw.detection.Psf methods used here.
+Psf = ImagePsf | GridPsf
 
 
 def _bracket(values: np.ndarray, value: float) -> tuple[int, float]:

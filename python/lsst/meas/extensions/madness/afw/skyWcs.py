@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -125,7 +125,7 @@ class SkyWcs:
         header = self._wcs.to_header(relax=True)
         return {key: header[key] for key in header if key not in ("COMMENT", "HISTORY", "")}
 
-    def copyAtShiftedPixelOrigin(self, shift) -> "SkyWcs":
+    def copyAtShiftedPixelOrigin(self, shift) -> SkyWcs:
         """This WCS with pixel coordinates shifted by ``shift`` ``(dx, dy)``: the sky position of
         ``(x, y)`` here is that of ``(x + dx, y + dy)`` in the copy."""
         dx, dy = (float(v) for v in shift)

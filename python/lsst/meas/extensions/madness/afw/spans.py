@@ -10,8 +10,8 @@ that order, as afw does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -109,13 +109,14 @@ class SpanSet:
         self._y, self._x0, self._x1 = _normalize(y, x0, x1)
 
     @classmethod
-    def fromArrays(cls, y: Sequence[int], x0: Sequence[int], x1: Sequence[int]) -> "SpanSet":
+    def fromArrays(cls, y: Sequence[int] | np.ndarray, x0: Sequence[int] | np.ndarray,
+                   x1: Sequence[int] | np.ndarray) -> SpanSet:
         """Make a SpanSet from run arrays (``x1`` inclusive); runs are sorted and merged."""
-        y, x0, x1 = (np.asarray(a) for a in (y, x0, x1))
-        if not (y.shape == x0.shape == x1.shape):
-            raise ValueError(f"span arrays differ in length: {y.shape}, {x0.shape}, {x1.shape}")
+        rows, starts, ends = (np.asarray(a) for a in (y, x0, x1))
+        if not (rows.shape == starts.shape == ends.shape):
+            raise ValueError(f"span arrays differ in length: {rows.shape}, {starts.shape}, {ends.shape}")
         result = cls.__new__(cls)
-        result._y, result._x0, result._x1 = _normalize(y, x0, x1)
+        result._y, result._x0, result._x1 = _normalize(rows, starts, ends)
         return result
 
     @classmethod
@@ -124,7 +125,7 @@ class SpanSet:
         mask: Mask | Image | np.ndarray,
         bitmask: int | None = None,
         xy0: Point2I | None = None,
-    ) -> "SpanSet":
+    ) -> SpanSet:
         """The pixels of ``mask`` that are set (non-zero, or with any bit of ``bitmask``).
 
         ``mask`` may be an afw-like image (its ``xy0`` is used) or a numpy array (with
@@ -144,7 +145,7 @@ class SpanSet:
         padded[:, 1:-1] = selected
         change = np.diff(padded, axis=1)
         startY, startX = np.nonzero(change == 1)
-        endY, endX = np.nonzero(change == -1)
+        _endY, endX = np.nonzero(change == -1)
         result = cls.__new__(cls)
         # np.nonzero walks rows in order, so starts and ends pair up one to one.
         result._y = (startY + xy0.y).astype(np.int64)
@@ -209,7 +210,7 @@ class SpanSet:
         array[ys - bbox.getMinY(), xs - bbox.getMinX()] = True
         return array
 
-    def contains(self, other: "Point2I | SpanSet") -> bool:
+    def contains(self, other: Point2I | SpanSet) -> bool:
         if isinstance(other, SpanSet):
             return other.intersect(self).getArea() == other.getArea()
         x, y = other
@@ -229,32 +230,32 @@ class SpanSet:
         result[inside] = mask[y[inside] - box.getMinY(), x[inside] - box.getMinX()]
         return result
 
-    def _combine(self, other: "SpanSet", op) -> "SpanSet":
+    def _combine(self, other: SpanSet, op) -> SpanSet:
         box = self.getBBox().expandedTo(other.getBBox())
         if box.isEmpty():
             return SpanSet()
         return SpanSet.fromMask(op(self.asArray(box), other.asArray(box)), xy0=box.getMin())
 
-    def intersect(self, other: "SpanSet | Mask", bitmask: int | None = None) -> "SpanSet":
+    def intersect(self, other: SpanSet | Mask, bitmask: int | None = None) -> SpanSet:
         """Pixels in both sets; ``other`` may be a mask, with the pixels where ``bitmask`` is set."""
         if isinstance(other, Image):
             other = SpanSet.fromMask(other, bitmask)
         return self._combine(other, np.logical_and)
 
-    def intersectNot(self, other: "SpanSet | Mask", bitmask: int | None = None) -> "SpanSet":
+    def intersectNot(self, other: SpanSet | Mask, bitmask: int | None = None) -> SpanSet:
         """Pixels in this set and not in ``other``."""
         if isinstance(other, Image):
             other = SpanSet.fromMask(other, bitmask)
         return self._combine(other, lambda a, b: a & ~b)
 
-    def union(self, other: "SpanSet") -> "SpanSet":
+    def union(self, other: SpanSet) -> SpanSet:
         return SpanSet.fromArrays(
             np.concatenate([self._y, other._y]),
             np.concatenate([self._x0, other._x0]),
             np.concatenate([self._x1, other._x1]),
         )
 
-    def clippedTo(self, bbox: Box2I) -> "SpanSet":
+    def clippedTo(self, bbox: Box2I) -> SpanSet:
         if bbox.isEmpty():
             return SpanSet()
         keep = (self._y >= bbox.getMinY()) & (self._y <= bbox.getMaxY())
@@ -262,14 +263,15 @@ class SpanSet:
         x1 = np.minimum(self._x1[keep], bbox.getMaxX())
         return SpanSet.fromArrays(self._y[keep], x0, x1)
 
-    def shiftedBy(self, dx: int | Extent2I, dy: int | None = None) -> "SpanSet":
+    def shiftedBy(self, dx: int | Extent2I, dy: int | None = None) -> SpanSet:
         if isinstance(dx, Extent2I):
-            dx, dy = dx.x, dx.y
+            dy = dx.y
+            dx = dx.x
         result = SpanSet.__new__(SpanSet)
         result._y, result._x0, result._x1 = self._y + dy, self._x0 + dx, self._x1 + dx
         return result
 
-    def dilated(self, radius: int) -> "SpanSet":
+    def dilated(self, radius: int) -> SpanSet:
         """Grow by a disc of ``radius`` pixels."""
         if radius <= 0 or self.isEmpty():
             return self
@@ -279,7 +281,7 @@ class SpanSet:
         grown = ndimage.binary_dilation(self.asArray(box), structure=disc)
         return SpanSet.fromMask(grown, xy0=box.getMin())
 
-    def eroded(self, radius: int) -> "SpanSet":
+    def eroded(self, radius: int) -> SpanSet:
         """Shrink by a disc of ``radius`` pixels."""
         if radius <= 0 or self.isEmpty():
             return self
@@ -329,7 +331,7 @@ class SpanSet:
         out[..., ys - bbox.getMinY(), xs - bbox.getMinX()] = values
         return out
 
-    def copy(self) -> "SpanSet":
+    def copy(self) -> SpanSet:
         result = SpanSet.__new__(SpanSet)
         result._y, result._x0, result._x1 = self._y.copy(), self._x0.copy(), self._x1.copy()
         return result

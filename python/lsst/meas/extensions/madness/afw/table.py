@@ -7,9 +7,10 @@ per patch, so per-record storage costs little and keeps appends and footprints s
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +141,7 @@ class Schema:
     def getFieldCount(self) -> int:
         return len(self._fields)
 
-    def copy(self) -> "Schema":
+    def copy(self) -> Schema:
         schema = Schema()
         schema._fields = dict(self._fields)
         return schema
@@ -174,11 +175,11 @@ class IdFactory:
         self._last = 0
 
     @classmethod
-    def makeSimple(cls) -> "IdFactory":
+    def makeSimple(cls) -> IdFactory:
         return cls(0, 64)
 
     @classmethod
-    def makeSource(cls, expId: int, reserved: int) -> "IdFactory":
+    def makeSource(cls, expId: int, reserved: int) -> IdFactory:
         return cls(expId, reserved)
 
     def __call__(self) -> int:
@@ -192,7 +193,7 @@ class IdFactory:
         counter = int(id) & ((1 << self._reserved) - 1) if self._reserved < 64 else int(id)
         self._last = max(self._last, counter)
 
-    def clone(self) -> "IdFactory":
+    def clone(self) -> IdFactory:
         other = IdFactory(self._expId, self._reserved)
         other._last = self._last
         return other
@@ -209,7 +210,7 @@ class SourceTable:
         self._idFactory = IdFactory.makeSimple() if idFactory is None else idFactory
 
     @classmethod
-    def make(cls, schema: Schema, idFactory: IdFactory | None = None) -> "SourceTable":
+    def make(cls, schema: Schema, idFactory: IdFactory | None = None) -> SourceTable:
         return cls(schema, idFactory)
 
     @staticmethod
@@ -231,7 +232,7 @@ class SourceTable:
     def getIdFactory(self) -> IdFactory:
         return self._idFactory
 
-    def makeRecord(self) -> "SourceRecord":
+    def makeRecord(self) -> SourceRecord:
         record = SourceRecord(self)
         record.setId(self._idFactory())
         return record
@@ -296,7 +297,7 @@ class SourceRecord:
     def __setitem__(self, key: str | Key, value) -> None:
         self.set(key, value)
 
-    def assign(self, other: "SourceRecord") -> None:
+    def assign(self, other: SourceRecord) -> None:
         """Copy the values of the fields both schemas share, and the footprint."""
         for name, value in other._values.items():
             if name in self._values:
@@ -385,12 +386,12 @@ class SourceCatalog:
                 return record
         return None
 
-    def getChildren(self, parent: int | Sequence[int]) -> "SourceCatalog":
+    def getChildren(self, parent: int | Sequence[int]) -> SourceCatalog:
         """Records whose ``parent`` column equals ``parent`` (or is one of several ids)."""
-        parents = {int(parent)} if np.isscalar(parent) else {int(p) for p in parent}
+        parents = {int(parent)} if isinstance(parent, (int, np.integer)) else {int(p) for p in parent}
         return self._subset([r for r in self._records if r.getParent() in parents])
 
-    def _subset(self, records: list[SourceRecord]) -> "SourceCatalog":
+    def _subset(self, records: list[SourceRecord]) -> SourceCatalog:
         subset = SourceCatalog(self._table)
         subset._records = records
         return subset
@@ -403,7 +404,7 @@ class SourceCatalog:
         values = self[key.name if isinstance(key, Key) else key]
         return bool(np.all(values[1:] >= values[:-1])) if len(values) > 1 else True
 
-    def copy(self, deep: bool = False) -> "SourceCatalog":
+    def copy(self, deep: bool = False) -> SourceCatalog:
         if not deep:
             return self._subset(list(self._records))
         result = SourceCatalog(SourceTable(self.schema, self._table.getIdFactory().clone()))
@@ -463,7 +464,7 @@ class SourceCatalog:
         writeSourceCatalogFits(self, path, bbox=bbox)
 
     @classmethod
-    def readFits(cls, path: str | PathLike, bbox=None) -> "SourceCatalog":
+    def readFits(cls, path: str | PathLike, bbox=None) -> SourceCatalog:
         """Read a catalogue written by :meth:`writeFits`; ``bbox`` checks spans lie in the image."""
         from ..io.catalogFits import readSourceCatalogFits
 

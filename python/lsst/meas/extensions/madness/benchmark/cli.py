@@ -23,7 +23,8 @@ to a run, evaluating only its methods on the fields already done. ``report`` wri
 file, :mod:`.real`) and reports the reduced χ², the 5σ-outlier fraction, the children's fluxes and
 their hallucination shares (``doc/_generated/benchmark-real.md`` and ``.json``, a figure in
 ``doc/_static``). ``threads`` times a simulated field's deblend against the CPU thread count, with
-other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`; ``doc/_generated/threads.md``): the
+other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark.threads`;
+``doc/_generated/threads.md``): the
 measurement behind ``madness-run-task --threads auto``. ``flags`` counts the trust flags
 (``madness_lowPrior``, ``madness_badFit``) on test fields (:mod:`lsst.meas.extensions.madness.benchmark.flags`).
 ``pulls`` checks the size of the Laplace uncertainties there (:mod:`lsst.meas.extensions.madness.benchmark.pulls`).
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from .fields import METHODS
@@ -44,13 +46,19 @@ from .run import PEAK_SETTINGS, runBenchmark
 __all__ = ["main"]
 
 
-def _variants(pairs: list[str]) -> dict[str, str]:
+def _variants(pairs: Sequence[str], configs: Sequence[str] = ()) -> dict[str, str]:
+    """Labels → model variants: ``LABEL=DIR`` (other models), ``LABEL=KEY=VALUE[,KEY=VALUE]`` (the
+    run's models under MadnessDeblendConfig overrides, stored as ``?KEY=VALUE&...``: :func:`.fields.variantSpec`)."""
     variants = {}
-    for pair in pairs:
-        label, _, directory = pair.partition("=")
-        if not label or not directory or ":" in label:
-            raise SystemExit(f"madness-bench: error: --compare-models takes LABEL=DIR (a label without ':'), not {pair!r}")
-        variants[label] = directory
+    for option, given in (("--compare-models", pairs), ("--compare-config", configs)):
+        for pair in given:
+            label, _, value = pair.partition("=")
+            if not label or not value or ":" in label or label in variants or (
+                    option == "--compare-config" and "=" not in value):
+                form = "LABEL=DIR" if option == "--compare-models" else "LABEL=KEY=VALUE[,KEY=VALUE]"
+                raise SystemExit(f"madness-bench: error: {option} takes {form} (a new label without ':'), "
+                                 f"not {pair!r}")
+            variants[label] = value if option == "--compare-models" else "?" + value.replace(",", "&")
     return variants
 
 
@@ -121,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--compare-models", action="append", default=[], metavar="LABEL=DIR",
                      help="also run vae/madness/fidelity with the models in DIR, as methods madness:LABEL etc., "
                           "side by side on the same fields (repeatable)")
+    run.add_argument("--compare-config", action="append", default=[], metavar="LABEL=KEY=VALUE[,KEY=VALUE]",
+                     help="also run vae/madness/fidelity with the run's models under MadnessDeblendConfig overrides "
+                          "(e.g. lm=optimizer=lm), as methods madness:LABEL etc. (repeatable)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out (its stored methods); with a new --compare-models label, "
                           "add that model set to the fields already done")
@@ -138,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--doc", type=Path, default=Path("doc/_generated/benchmark-results.md"))
     report.add_argument("--static", type=Path, default=Path("doc/_static"))
     speed = commands.add_parser("throughput", help="MADNESS galaxies/s against batch size and number of fields")
-    speed.add_argument("--fields", type=int, default=None, help="fields whose blends are fitted (default 8; 64 on a GPU)")
+    speed.add_argument("--fields", type=int, default=None,
+                       help="fields whose blends are fitted (default 8; 64 on a GPU)")
     speed.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                        help="galaxies per batch to try (default 8 16 32 64 128; up to 1024 on a GPU)")
     speed.add_argument("--field-batch", type=int, default=64, help="galaxies per batch of the fields sweep")
@@ -298,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runBenchmark(args.out, args.fields, peaks=args.peaks, methods=args.methods, seed=args.seed,
                          populationSize=args.population, resume=args.resume, device=args.device,
-                         modelDir=args.model_dir, variants=_variants(args.compare_models),
+                         modelDir=args.model_dir, variants=_variants(args.compare_models, args.compare_config),
                          compilationCacheDir=None if cache == "none" else cache, psfScale=args.psf_scale,
                          pixelScale=args.pixel_scale)
         except (FileExistsError, ValueError) as error:

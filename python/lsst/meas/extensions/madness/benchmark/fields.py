@@ -18,23 +18,33 @@ Methods: ``none`` (no deblending: :math:`F^d = F^b`), ``vae`` (the VAE-deblender
 its latent of each peak's cutout, decoded), ``madness`` (MadnessDeblendTask), ``scarlet``
 (ScarletDeblendTask), and ``fidelity``: the VAE's own encoder on each galaxy's *isolated* noisy
 stamp, decoded. It needs the truth, so it is no deblender: it is the limit the VAE's fidelity sets
-on MADNESS (a deblender that found every galaxy's best latent could do no better than this). A galaxy with no child (a missed detection) is predicted as zero by every
-method but ``none``; detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels
-are counted as spurious.
+on MADNESS (a deblender that found every galaxy's best latent could do no better than this).
+``template`` needs the truth too: every galaxy's noiseless image is known and only its amplitude
+per band is fitted, jointly over the field, by weighted least squares on the noisy image. It is
+the floor that noise sets on a deblender that knows every shape exactly: what is left of
+:math:`\\delta F/F` is the neighbours' amplitude noise in the aperture.
+
+A galaxy with no child (a missed detection) is predicted as zero by every method but ``none``;
+detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels are counted as spurious.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import metrics
+from . import metrics, morphology
 
-__all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase"]
+if TYPE_CHECKING:
+    from ..deblend.baseTask import DeblendBaseTask
 
-METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity")
+__all__ = ["METHODS", "MODEL_METHODS", "FieldMethods", "evaluateField", "methodBase", "templateFit", "variantSpec"]
+
+METHODS: tuple[str, ...] = ("none", "vae", "madness", "scarlet", "fidelity", "template")
 
 
 def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +52,8 @@ def _apertureShape(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fraction = np.asarray(truth["bulge_fraction"], float)
     axes = []
     for component in ("bulge", "disk"):
-        hlr, q = np.asarray(truth[f"hlr_{component}"], float), np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
+        hlr = np.asarray(truth[f"hlr_{component}"], float)
+        q = np.clip(np.asarray(truth[f"q_{component}"], float), 1e-3, 1)
         axes.append((hlr / np.sqrt(q), hlr * np.sqrt(q)))  # hlr = √(a b), q = b / a
     a = fraction * axes[0][0] + (1 - fraction) * axes[1][0]
     b = fraction * axes[0][1] + (1 - fraction) * axes[1][1]
@@ -66,15 +77,16 @@ class FieldMethods:
 
     ``variants`` maps labels to further MADNESS model directories: a method ``"madness:LABEL"``
     (or ``vae:LABEL``, ``fidelity:LABEL``) runs with those models, beside the default ones, so
-    two model sets are compared on the same fields in one run.
+    two model sets are compared on the same fields in one run. A variant may also change the
+    task's configuration (:func:`variantSpec`).
     """
 
     def __init__(self, methods: Sequence[str] = METHODS, device: str = "auto",
                  compilationCacheDir: str | None = None, modelDir: str | None = None,
-                 variants: dict[str, str] | None = None):
+                 variants: Mapping[str, str | os.PathLike] | None = None):
         from ..afw.table import SourceTable
 
-        variants = dict(variants or {})
+        variants = {label: str(path) for label, path in (variants or {}).items()}  # the config takes str
         unknown = sorted(m for m in methods if methodBase(m)[0] not in METHODS
                          or (methodBase(m)[1] is not None and (methodBase(m)[0] not in MODEL_METHODS
                                                                 or methodBase(m)[1] not in variants)))
@@ -82,14 +94,15 @@ class FieldMethods:
             raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}, and "
                              f"{'/'.join(MODEL_METHODS)}:LABEL for a model variant LABEL given with its directory")
         self.methods = tuple(methods)
-        self.tasks = {}
+        self.tasks: dict[str, DeblendBaseTask] = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
-        for label, directory in [(None, modelDir), *variants.items()]:
+        for label, spec in [(None, modelDir), *variants.items()]:
             if any(methodBase(m) == (base, label) for m in methods for base in MODEL_METHODS):
                 key = "madness" if label is None else f"madness:{label}"
-                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(),
-                                                     config=MadnessDeblendConfig(device=device, modelDir=directory))
+                directory, overrides = variantSpec(None if spec is None else str(spec))
+                madnessConfig = MadnessDeblendConfig(device=device, modelDir=directory or modelDir, **overrides)
+                self.tasks[key] = MadnessDeblendTask(SourceTable.makeMinimalSchema(), config=madnessConfig)
         if "scarlet" in methods:
             from ..deblend import ScarletDeblendConfig, ScarletDeblendTask
 
@@ -105,9 +118,12 @@ class FieldMethods:
         madness = self.tasks.get("madness" if label is None else f"madness:{label}")
         if base == "fidelity":
             return self._fidelity(madness, scene, out, mExposure)
+        if base == "template":
+            return templateFit(scene, out)
         if base == "vae":
             return self._singlePass(madness, mExposure, parents, out, matches)
         task = madness if base == "madness" else self.tasks[method]
+        assert task is not None, f"no task for {method}"
         result = task.run(mExposure, parents)
         catalog = result.deblendedCatalog
         for parent in catalog[:len(parents)]:
@@ -171,6 +187,53 @@ class FieldMethods:
         return out
 
 
+def templateFit(scene, out: np.ndarray) -> np.ndarray:
+    r"""Each galaxy's noiseless image times its weighted least-squares amplitude, per band, over the field.
+
+    With :math:`T_{kbp}` galaxy :math:`k`'s noiseless image (placed on the field), :math:`y_{bp}` the
+    noisy field and :math:`w_{bp} = 1/\sigma^2_{bp}`, the amplitudes solve
+    :math:`\sum_p w_{bp} T_{jbp} (y_{bp} - \sum_k a_{kb} T_{kbp}) = 0` for every :math:`j`: the
+    minimum-variance unbiased estimate when the shapes are known (the Gauss-Markov theorem).
+
+    Parameters
+    ----------
+    scene : TestFields scene
+        Its ``isolated`` noiseless stamps, ``truth`` stamp corners, ``image`` and ``variance``.
+    out : numpy.ndarray
+        (galaxies, bands, H, W) zeros, filled and returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out``: galaxy :math:`k`'s prediction :math:`a_{kb} T_{kb}`.
+    """
+    n = len(out)
+    for i in range(n):
+        _add(out[i], scene.isolated[i], int(scene.truth["stamp_y0"][i]), int(scene.truth["stamp_x0"][i]))
+    for band in range(out.shape[1]):
+        templates = out[:, band].reshape(n, -1)
+        used = np.flatnonzero(np.any(templates != 0, axis=0))
+        weight = 1.0 / np.maximum(scene.variance[band].reshape(-1)[used], 1e-12)
+        design = templates[:, used].T * np.sqrt(weight)[:, None]
+        amplitude = np.linalg.lstsq(design, scene.image[band].reshape(-1)[used] * np.sqrt(weight), rcond=None)[0]
+        out[:, band] *= amplitude[:, None, None]
+    return out
+
+
+def variantSpec(spec: str | None) -> tuple[str | None, dict[str, str]]:
+    """A variant's model directory and MadnessDeblendConfig overrides: ``"DIR"``, ``"?KEY=VALUE&KEY=VALUE"``
+    (the run's models) or ``"DIR?KEY=VALUE"``; the values are strings that the config's fields convert.
+
+    >>> variantSpec("runs/cpu4/models"), variantSpec("?optimizer=lm&lmTolerance=0.1")
+    (('runs/cpu4/models', {}), (None, {'optimizer': 'lm', 'lmTolerance': '0.1'}))
+    """
+    if spec is None:
+        return None, {}
+    directory, _, query = spec.partition("?")
+    overrides = dict(item.split("=", 1) for item in query.split("&") if item)
+    return directory or None, overrides
+
+
 def _device(models):
     return next(models.decoder.parameters()).device
 
@@ -193,9 +256,10 @@ def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int
     candidates = []
     for peak in peaks:
         distance = np.hypot(positions[:, 0] - peak.getFx(), positions[:, 1] - peak.getFy())
-        for galaxy in np.flatnonzero(distance <= radius):
-            candidates.append((distance[galaxy], int(peak.getId()), int(galaxy)))
-    matches, taken = {}, set()
+        for row in np.flatnonzero(distance <= radius):
+            candidates.append((distance[row], int(peak.getId()), int(row)))
+    matches: dict[int, int] = {}
+    taken: set[int] = set()
     for _, peak, galaxy in sorted(candidates):
         if peak not in matches and galaxy not in taken:
             matches[peak] = galaxy
@@ -231,7 +295,7 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     kappa = metrics.contamination(Fb, F)
     beta = np.stack([metrics.blendedness(isolated[i], scene.noiseless) for i in range(n)])
     r, g = bands.index("r"), bands.index("g")
-    eTrue = np.array([metrics.ellipticity(scene.isolated[i, r]) for i in range(n)])
+    eTrue = np.array([morphology.ellipticity(scene.isolated[i, r]) for i in range(n)])
     colourCatalogue = np.asarray(truth["g_ab"], float) - np.asarray(truth["r_ab"], float)
 
     rows = [{"galaxy": i, "x": float(x[i]), "y": float(y[i]), "r_ab": float(truth["r_ab"][i]), "matched": True,
@@ -249,13 +313,14 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
         for i in range(n):
             result = {"deltaF": metrics.relativeFluxError(Fd[i], F[i]).tolist(),
-                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r], 10 ** (-0.4 * colourCatalogue[i]), 1.0)),
+                      "colourT": float(metrics.colourResidual(Fd[i, g], Fd[i, r],
+                                                              10 ** (-0.4 * colourCatalogue[i]), 1.0)),
                       "colourB": float(metrics.colourResidual(Fd[i, g], Fd[i, r], F[i, g], F[i, r]))}
             if predictions is not None:
                 stamp = _stamps(predictions[i], truth[i:i + 1], size)[0]
-                result["cosine"] = metrics.cosineSimilarity(stamp, scene.isolated[i]).tolist()
-                result["ssim"] = metrics.ssim(stamp, scene.isolated[i]).tolist()
-                e = metrics.ellipticity(stamp[r])
+                result["cosine"] = morphology.cosineSimilarity(stamp, scene.isolated[i]).tolist()
+                result["ssim"] = morphology.ssim(stamp, scene.isolated[i]).tolist()
+                e = morphology.ellipticity(stamp[r])
                 result["e1"], result["e2"] = float(e[0] - eTrue[i, 0]), float(e[1] - eTrue[i, 1])
             rows[i][method] = result
     return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .output import writeMarkdownAndJson
-
 import numpy as np
+
+from .output import writeMarkdownAndJson
 
 __all__ = ["flagRates", "flagRatesMarkdown", "writeFlagRates"]
 
@@ -82,6 +82,7 @@ def flagRates(nFields: int, peaks: str = "truth", seed: int = 0, populationSize:
                  f"({time.perf_counter() - start:.0f} s so far)")
     chi2 = np.array([c["chi2"] for c in children])
     quantile = np.array([c["quantile"] for c in children])
+    assert task is not None, "no fields"
     return {
         "fields": nFields, "first": first, "peaks": peaks, "seed": seed, "populationSize": populationSize,
         "models": "the shipped weights" if modelDir is None else str(modelDir),
@@ -109,7 +110,8 @@ def flagRatesMarkdown(rates: dict, command: str) -> str:
         "| flag | flagged | share |",
         "|---|---|---|",
         f"| `madness_badFit`, parents | {rates['parentsBadFit']} of {m} | {rates['parentsBadFit'] / max(m, 1):.1%} |",
-        f"| `madness_badFit`, children | {rates['childrenBadFit']} of {n} | {rates['childrenBadFit'] / max(n, 1):.1%} |",
+        f"| `madness_badFit`, children | {rates['childrenBadFit']} of {n} | "
+        f"{rates['childrenBadFit'] / max(n, 1):.1%} |",
         f"| `madness_lowPrior`, children | {rates['childrenLowPrior']} of {n} | "
         f"{rates['childrenLowPrior'] / max(n, 1):.1%} |",
         "",

@@ -24,12 +24,16 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["measureKernelCost", "writeKernelCost"]
 
 
-def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend: int = 4, canvas: int = 90,
-                      psfSize: int = 41, repeats: int = 10, profile: str = "light",
+def measureKernelCost(device: str | torch.device = "auto", galaxyCounts=(16, 64), peaksPerBlend: int = 4,
+                      canvas: int = 90, psfSize: int = 41, repeats: int = 10, profile: str = "light",
                       otherPixelScale: float = 0.168) -> list[dict]:
     """Median seconds per MAP step with and without difference kernels, per batch size (galaxies);
     the kernels on the model frame's pixels and on pixels of ``otherPixelScale`` arcsec."""
@@ -44,7 +48,8 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
 
     device = resolveDevice(device)
     base = ModelConfig.fromProfile(profile)
-    config = ModelConfig.model_validate({**base.model_dump(), "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
+    config = ModelConfig.model_validate({**base.model_dump(),
+                                         "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as directory:  # exported and loaded as the deblender loads them
         exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
@@ -52,6 +57,7 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
         models = loadModels(directory, device=device)
     objective = mapObjective(models, device)
     y, x = np.mgrid[-(psfSize // 2):psfSize // 2 + 1, -(psfSize // 2):psfSize // 2 + 1]
+    assert config.modelFrame is not None  # set above
     modelScale = config.modelFrame.pixelScale
 
     def moffat(pixelScale: float) -> np.ndarray:  # β = 3.5, FWHM 0.7″
@@ -70,8 +76,9 @@ def measureKernelCost(device: str = "auto", galaxyCounts=(16, 64), peaksPerBlend
             data = torch.zeros(b, c, side, side, device=device)
             weight = torch.ones_like(data)
             corners = torch.randint(0, side - blendStampSize(models, pixelScale), (2, b, k), device=device)
-            kernel = None if pixelScale is None else observationKernels(
-                models, [[moffat(pixelScale)] * c], device, pixelScale=pixelScale).expand(b, -1, -1, -1).contiguous()
+            kernels = None if pixelScale is None else observationKernels(
+                models, [[moffat(pixelScale)] * c], device, pixelScale=pixelScale)
+            kernel = None if kernels is None else kernels.expand(b, -1, -1, -1).contiguous()
             latents = torch.randn(b, k, config.latentDim, device=device, requires_grad=True)
             times = []
             for repeat in range(repeats + 2):  # two warm-up steps (TorchScript profiles its first calls)
@@ -102,11 +109,13 @@ def writeKernelCost(path: str | Path, device: str = "auto", repeats: int = 10, p
 
     resolved = resolveDevice(device)
     rows = measureKernelCost(device=str(resolved), repeats=repeats, profile=profile)
-    name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")
     lines = [f"MAP step (objective forward + backward) of the {profile} networks, 4 galaxies per blend, 6 bands, "
              f"41-pixel Moffat PSF kernel images (β 3.5, FWHM 0.7″) cut as the deblender cuts them; {name}; "
              f"median of {repeats} steps. The last two columns: the same blends on the sky on "
-             f"{rows[0]['otherPixelScale']}″ pixels (HSC's), the galaxies sampled on them by the observation model.", "",
+             f"{rows[0]['otherPixelScale']}″ pixels (HSC's), the galaxies sampled on them by the observation "
+             "model.", "",
              "| galaxies | decoder only (ms) | with difference kernels (ms) | added | on other pixels (ms) | added |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['galaxies']} | {1e3 * r['secondsPerStep']:.1f} | {1e3 * r['secondsPerStepWithKernels']:.1f} | "
@@ -115,5 +124,6 @@ def writeKernelCost(path: str | Path, device: str = "auto", repeats: int = 10, p
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-    path.with_suffix(".json").write_text(json.dumps({"device": name, "profile": profile, "rows": rows}, indent=1) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({"device": name, "profile": profile, "rows": rows},
+                                                    indent=1) + "\n")
     return path

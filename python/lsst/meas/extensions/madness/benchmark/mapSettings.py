@@ -87,12 +87,13 @@ def scoreSetting(blends, overrides: dict) -> dict:
         for child in catalog[len(parents):]:
             j = int(np.argmin(np.hypot(*(scene.positions - [child["deblend_peak_center_x"],
                                                             child["deblend_peak_center_y"]]).T)))
-            errors.append([abs(mExposure[band].getPhotoCalib().nanojanskyToInstFlux(child[f"madness_flux_{band}"]) / scene.isolated[j, b].sum() - 1)
+            errors.append([abs(mExposure[band].getPhotoCalib().nanojanskyToInstFlux(child[f"madness_flux_{band}"])
+                               / scene.isolated[j, b].sum() - 1)
                            for b, band in enumerate(bands)])
-    errors = np.array(errors)
-    r = errors[:, bands.index("r")]
-    perBand = {band: float(np.minimum(errors[:, b], 1.0).mean()) for b, band in enumerate(bands)}
-    return {"n": len(errors), "median": float(np.median(r)), "mean": float(r.mean()),
+    errorArray = np.array(errors)
+    r = errorArray[:, bands.index("r")]
+    perBand = {band: float(np.minimum(errorArray[:, b], 1.0).mean()) for b, band in enumerate(bands)}
+    return {"n": len(errorArray), "median": float(np.median(r)), "mean": float(r.mean()),
             "p90": float(np.percentile(r, 90)), "within10": float(np.mean(r < 0.1)), "perBand": perBand,
             "score": float(np.mean(list(perBand.values()))),
             "iterations": float(np.mean(iterations)), "seconds": time.perf_counter() - start}

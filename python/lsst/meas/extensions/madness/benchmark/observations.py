@@ -27,8 +27,9 @@ Examples
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ def summariseObservations(runDirectories: Sequence[str | Path], peaks: str = "tr
     ValueError
         No run is nominal, two runs have the same settings, or the runs share no field.
     """
-    runs = []
+    runs: list[dict[str, Any]] = []
     for directory in runDirectories:
         settings, records = readRun(directory)
         runs.append({"directory": str(directory), "settings": settings, "label": _label(settings),
@@ -93,15 +94,15 @@ def summariseObservations(runDirectories: Sequence[str | Path], peaks: str = "tr
     common = sorted(set.intersection(*(set(r["records"]) for r in runs)))
     if not common:
         raise ValueError("the runs share no field")
-    out = {"peaks": peaks, "fields": common, "runs": []}
+    out: dict[str, Any] = {"peaks": peaks, "fields": common, "runs": []}
     for run in runs:
-        records = [run["records"][i] for i in common]
+        shared = [run["records"][i] for i in common]
         methods = [m for m in run["settings"]["methods"] if m != "none"]
-        summary = summarise(records, methods)
+        summary = summarise(shared, methods)
         out["runs"].append({"label": run["label"], "directory": run["directory"],
                             "psfScale": run["settings"].get("psfScale", 1.0),
                             "pixelScale": run["settings"].get("pixelScale"), "summary": summary,
-                            "kappaBins": kappaBins(records, [m for m in run["settings"]["methods"]
+                            "kappaBins": kappaBins(shared, [m for m in run["settings"]["methods"]
                                                              if m == "none" or m in summary["methods"]])})
     reference = next(r for r in out["runs"] if r["label"] == "nominal (LSST)")["summary"]["methods"]
     for run in out["runs"]:
@@ -138,7 +139,8 @@ def formatObservations(result: dict) -> str:
             lines.append(f"| {run['label']} | {NAMES[method]} | {_cosines(values)} |")
     header = " | ".join(f"κ {low:g}–{high:g}: n, mean \\|δF/F\\|" for low, high in KAPPA_BINS)
     lines += ["", "r-band mean |δF/F| per blendedness bin (κ of that observation; \"no deblending\" measures how "
-              "blended each bin is):", "", f"| observation | method | {header} |", "|---|---|" + "---|" * len(KAPPA_BINS)]
+              "blended each bin is):", "", f"| observation | method | {header} |",
+              "|---|---|" + "---|" * len(KAPPA_BINS)]
     for run in result["runs"]:
         for method, cells in run.get("kappaBins", {}).items():
             row = " | ".join(f"{c['n']}, {c['mean']:.4f}" for c in cells)

@@ -45,7 +45,8 @@ def profileMadness(seed: int = 0, index: int = 0, populationSize: int = 120_000,
     task.run(mExposure, parents)
     profiler.disable()
     total = time.perf_counter() - start
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    # {(file, line, name): (cc, nc, tt, ct, callers)}, the table typeshed leaves out.
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     seconds = {}
     for stage, (suffix, name) in STAGES.items():
         seconds[stage] = sum(v[3] for (f, _, n), v in stats.items() if f.endswith(suffix) and n == name)

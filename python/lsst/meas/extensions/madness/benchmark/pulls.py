@@ -10,7 +10,7 @@ the robust :math:`1.4826\,\mathrm{MAD}` of the pulls
 .. math:: \mathrm{pull} = (\text{model} - \text{truth}) / \sigma
 
 of the r-band flux (truth: the isolated galaxy's flux in nJy, ``scene.isolated[j, r].sum()`` through
-the exposure's PhotoCalib) and of :math:`e_1` (truth: :func:`.metrics.ellipticity` of the noiseless
+the exposure's PhotoCalib) and of :math:`e_1` (truth: :func:`.morphology.ellipticity` of the noiseless
 isolated r-band image, as the benchmark measures it; the column is the same measurement on the
 child's model). Well-sized uncertainties give a standard deviation near 1.
 
@@ -25,6 +25,7 @@ applied here exactly as the task applies them.
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
     from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
     from ..detect import detectParents
     from ..sim.inputs import fieldExposure
-    from . import metrics
+    from . import morphology
     from .fields import _stamps
     from .run import benchmarkFields
 
@@ -95,7 +96,7 @@ def pullRows(nFields: int, first: int = 1000, seed: int = 0, populationSize: int
             if distance[j] > 1.5 or j in taken:
                 continue
             taken.add(j)
-            e1True = metrics.ellipticity(scene.isolated[j, r])[0]
+            e1True = morphology.ellipticity(scene.isolated[j, r])[0]
             rows.append({"field": index, "galaxy": j, "snr": float(snr[j]),
                          "flux": float(record.get(task.columns.fluxColumn("r"))),
                          "fluxTrue": float(calib.instFluxToNanojansky(float(scene.isolated[j, r].sum()))),
@@ -132,7 +133,7 @@ def pullTable(rows: list[dict], fluxFloor: float = 0.0, shapeFloor: float = 0.0,
     ``fluxErrScale``, ``fluxErrFloor``, ``shapeErrScale``, ``shapeErrFloor``)."""
     pulls = _pulls(rows, fluxFloor, shapeFloor, fluxScale, shapeScale)
     table = []
-    for low, high in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+    for low, high in pairwise(SNR_BINS):
         inBin = (pulls["snr"] >= low) & (pulls["snr"] < high)
         table.append({"snrLow": low, "snrHigh": high, "flux": _spread(pulls["flux"][inBin]),
                       "e1": _spread(pulls["e1"][inBin])})

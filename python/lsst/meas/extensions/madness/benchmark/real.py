@@ -45,14 +45,16 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..afw import MultibandExposure
 from ..afw.detection import MultibandFootprint
 from ..afw.table import SourceCatalog
+
 # The conversion (step 1) and the figure have modules of their own; their names import from here too.
 from .realConvert import (
     BLEND_KEYS,
@@ -190,7 +192,8 @@ def hallucinationShares(models: np.ndarray, centres: np.ndarray) -> np.ndarray:
     if models.ndim != 4 or len(models) != len(centres):
         raise ValueError(f"models must be (source, band, y, x) with one centre per source; got shapes "
                          f"{models.shape} and {centres.shape}")
-    yy, xx = np.indices(models.shape[2:], dtype=np.float64)
+    grid = np.indices(models.shape[2:], dtype=np.float64)
+    yy, xx = grid[0], grid[1]
     distance = np.hypot(xx[None] - centres[:, 0, None, None], yy[None] - centres[:, 1, None, None])
     shares = np.full(len(models), np.nan)
     for k in range(len(models)):
@@ -364,7 +367,7 @@ def _methodLine(method: str, result: dict, pixelScale: float) -> str:
 def formatReport(results: dict) -> str:
     """The Markdown report of :func:`runRealBenchmark`'s results (tables of the metrics; module docstring)."""
     bands = results["input"]["bands"]
-    methods = [m for m in results["methods"]]
+    methods = list(results["methods"])
     noise = results["noise"]
     lines = [f"Blend `{Path(results['input']['file']).name}`: {results['input']['width']}×"
              f"{results['input']['height']} pixels, bands {' '.join(bands)}, {len(results['sources'])} catalogue "
@@ -462,11 +465,13 @@ def runRealBenchmark(npzPath: str | Path, outDir: str | Path, *, methods: Sequen
                              footprintNSigma=footprintNSigma, footprintGrow=footprintGrow)
     mExposure = MultibandExposure.readFits(converted.exposurePath)
     bands = mExposure.bands
-    nJy = mExposure.getPhotoCalibs()[0].getCalibrationMean()
+    calib = mExposure.getPhotoCalibs()[0]
+    assert calib is not None  # convertBlend writes one
+    nJy = calib.getCalibrationMean()
     noise = converted.noise
     blend = converted.blend
     height, width = blend.images.shape[1:]
-    results = {
+    results: dict[str, Any] = {
         "command": command,
         "input": {"file": str(blend.path), "bands": list(bands), "width": width, "height": height,
                   "magZero": converted.magZero, "nanojanskyPerUnit": nJy, "pixelScaleArcsec": converted.pixelScale,

@@ -9,9 +9,9 @@ package's exposure and parent-catalogue FITS files (:func:`convertBlend`).
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -117,6 +117,7 @@ def readBlendNpz(path: str | Path, bands: Sequence[str] | None = None) -> RealBl
         raise RealBlendError(f"{path}: key 'psfs' has shape {psfs.shape}; expected ({images.shape[0]}, py, px), "
                              "one kernel per band of 'images'")
     if bands is None:
+        assert filters is not None  # a required key without bands
         bands = filters
     elif filters is not None and tuple(bands) != filters:
         raise RealBlendError(f"{path}: key 'filters' says bands {list(filters)}, not {list(bands)}")
@@ -210,11 +211,11 @@ def estimateBackgroundNoise(mExposure: MultibandExposure, *, nSigma: float = 3.0
         If fewer than ``minPixels`` pixels are left outside the sources, or a band's noise is zero.
     """
     images = mExposure.image.array.astype(np.float64)
-    finite = np.isfinite(images).all(axis=0)
+    finite = np.asarray(np.isfinite(images).all(axis=0))  # (y, x), an array to the type checker too
     background = finite
     sigma, median = _madSigma(images, background)
     iterations = 0
-    for iterations in range(1, maxIterations + 1):
+    for iterations in range(1, maxIterations + 1):  # noqa: B007 - the count is returned below
         if not np.all(sigma > 0):
             raise ValueError(f"the background's noise is zero in band(s) "
                              f"{[b for b, s in zip(mExposure.bands, sigma) if not s > 0]}")

@@ -2,8 +2,8 @@ r"""The figure of ``madness-bench real`` (:mod:`.real`): data, models, residuals
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,7 @@ PAPER_HEADLINE: dict[str, dict[str, float | None]] = {
     "σ(e1 residual)": {"none": None, "vae": 0.104, "madness": 0.069, "scarlet": 0.084},
 }
 _NAMES = {"none": "no deblending", "vae": "VAE-deblender", "madness": "MADNESS", "scarlet": "SCARLET",
-          "fidelity": "VAE fidelity limit"}
+          "fidelity": "VAE fidelity limit", "template": "truth-template floor"}
 
 
 class _Names(dict):
@@ -76,7 +78,8 @@ def summarise(records: list[dict], methods: Sequence[str]) -> dict:
             "σ(e2 residual)": float(np.nanstd(_column(galaxies, method, "e2")[matched])),
             "σ(δC^T g−r)": float(np.nanstd(_column(galaxies, method, "colourT")[select])),
             "σ(δC^B g−r)": float(np.nanstd(_column(galaxies, method, "colourB")[select])),
-            "perBand": {band: {"mean |δF/F|, κ ≤ 5": float(np.nanmean(np.abs(_column(galaxies, method, "deltaF", b))[select])),
+            "perBand": {band: {"mean |δF/F|, κ ≤ 5":
+                                   float(np.nanmean(np.abs(_column(galaxies, method, "deltaF", b))[select])),
                                "mean cosine": _nanmean(_column(galaxies, method, "cosine", b)[matched])}
                         for b, band in enumerate(bands)},
         }
@@ -113,19 +116,22 @@ def _figures(records: list[dict], methods: Sequence[str], static: Path, prefix: 
     axes[0, 0].legend()
     for ax, values, bins, label in ((axes[0, 1], snr, [0, 10, 20, 40, 80, 160, np.inf], "r-band S/N"),
                                     (axes[1, 0], beta, [0, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0], "blendedness β (r)"),
-                                    (axes[1, 1], kappa, [-np.inf, 0.01, 0.1, 0.5, 1, 5, np.inf], "contamination κ (r)")):
+                                    (axes[1, 1], kappa, [-np.inf, 0.01, 0.1, 0.5, 1, 5, np.inf],
+                                     "contamination κ (r)")):
         centres = np.arange(len(bins) - 1)
         for offset, method in enumerate(methods):
             dF = np.abs(_column(galaxies, method, "deltaF", r))
             medians, low, high = [], [], []
-            for lo, hi in zip(bins[:-1], bins[1:]):
+            for lo, hi in pairwise(bins):
                 v = dF[matched & (values >= lo) & (values < hi) & np.isfinite(dF)]
                 q = np.percentile(v, [25, 50, 75]) if len(v) else [np.nan] * 3
-                low.append(q[0]), medians.append(q[1]), high.append(q[2])
+                low.append(q[0])
+                medians.append(q[1])
+                high.append(q[2])
             shift = (offset - (len(methods) - 1) / 2) * 0.15
             ax.errorbar(centres + shift, medians, yerr=[np.subtract(medians, low), np.subtract(high, medians)],
                         fmt="o", capsize=3, label=NAMES[method])
-        ax.set_xticks(centres, [f"{lo:g}–{hi:g}" for lo, hi in zip(bins[:-1], bins[1:])], fontsize=8)
+        ax.set_xticks(centres, [f"{lo:g}–{hi:g}" for lo, hi in pairwise(bins)], fontsize=8)
         ax.set(yscale="log", xlabel=label, ylabel="|δF/F| median and quartiles")
     fig.tight_layout()
     path = static / f"{prefix}_flux.png"
@@ -162,7 +168,8 @@ def _cacheNote(records: list[dict], methods: Sequence[str]) -> list[str]:
     if not cached or not plain:
         return []
     return [f"SCARLET's JAX compilation cache was on for {len(cached)} fields (median {np.median(cached):.1f} s "
-            f"per field) and off for {len(plain)} (median {np.median(plain):.1f} s); it changes speed, not results.", ""]
+            f"per field) and off for {len(plain)} (median {np.median(plain):.1f} s); it changes speed, "
+            "not results.", ""]
 
 
 def _costGrowth(records: list[dict], methods: Sequence[str]) -> list[str]:
@@ -171,7 +178,7 @@ def _costGrowth(records: list[dict], methods: Sequence[str]) -> list[str]:
     edges = [12, 14, 16, 18, 21]
     lines = ["| galaxies per field | fields | " + " | ".join(f"{NAMES[m]} s/field" for m in methods) + " |",
              "|---|---|" + "---|" * len(methods)]
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         chosen = [r for r, n in zip(records, counts) if lo <= n < hi]
         if chosen:
             lines.append(f"| {lo}–{hi - 1} | {len(chosen)} | " + " | ".join(
@@ -203,7 +210,8 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
     matched = np.array([g["matched"] for g in galaxies])
     kappa = np.array([g["kappa"][r] for g in galaxies])
     rng = np.random.default_rng(0)
-    rows = [("mean |δF/F|, κ ≤ 5", lambda m: np.abs(_column(galaxies, m, "deltaF", r))[matched & (kappa <= 5)], np.mean, -1),
+    rows = [("mean |δF/F|, κ ≤ 5", lambda m: np.abs(_column(galaxies, m, "deltaF", r))[matched & (kappa <= 5)],
+             np.mean, -1),
             ("mean cosine similarity", lambda m: _column(galaxies, m, "cosine", r)[matched], np.mean, +1),
             ("σ(e1 residual)", lambda m: _column(galaxies, m, "e1")[matched], np.std, -1)]
     lines = ["| metric (r band) | comparison | difference | verdict |", "|---|---|---|---|"]
@@ -214,7 +222,8 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
                 continue
             wins = better * difference > 0
             significant = abs(difference) > 2 * error
-            verdict = f"{NAMES[first] if wins else NAMES[second]} better" + ("" if significant else " (within 2σ: a tie)")
+            verdict = (f"{NAMES[first] if wins else NAMES[second]} better"
+                       + ("" if significant else " (within 2σ: a tie)"))
             lines.append(f"| {name.replace('|', chr(92) + '|')} | {NAMES[first]} − {NAMES[second]} | "
                          f"{difference:+.4f} ± {error:.4f} | {verdict} |")
     snr = np.array([g["snr"][r] for g in galaxies])
@@ -223,10 +232,10 @@ def _verdict(records: list[dict], methods: Sequence[str]) -> list[str]:
               "VAE-deblender column is MADNESS's starting point, the fidelity column the best the VAE can do:", "",
               "| bin | galaxies | " + " | ".join(NAMES[m] for m in methods if m != "none") + " |",
               "|---|---|" + "---|" * (len(methods) - ("none" in methods))]
-    for label, values, edges in (("S/N", snr, [0, 10, 20, 40, 80, np.inf]), ("β", beta, [0, 0.01, 0.1, 0.3, 1.01]),
+    for label, binned, edges in (("S/N", snr, [0, 10, 20, 40, 80, np.inf]), ("β", beta, [0, 0.01, 0.1, 0.3, 1.01]),
                                  ("κ", kappa, [-np.inf, 0.01, 0.1, 1, 5])):
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            chosen = matched & (kappa <= 5) & (values >= lo) & (values < hi)
+        for lo, hi in pairwise(edges):
+            chosen = matched & (kappa <= 5) & (binned >= lo) & (binned < hi)
             if chosen.sum() == 0:
                 continue
             cells = [f"{np.nanmedian(np.abs(_column(galaxies, m, 'deltaF', r))[chosen]):.4f}"
@@ -253,7 +262,7 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
     methods = [m for m in allSettings[0]["methods"] if all(m in s["methods"] for s in allSettings)]
     document, static = Path(document), Path(static)
     static.mkdir(parents=True, exist_ok=True)
-    out = {"runs": [str(d) for d in runDirectories], "settings": allSettings, "summaries": {}}
+    out: dict[str, Any] = {"runs": [str(d) for d in runDirectories], "settings": allSettings, "summaries": {}}
     lines = [f"Made by `{command}`." if command else ""]
     for setting, fieldRecords in records.items():
         if not fieldRecords:
@@ -287,11 +296,13 @@ def writeReport(runDirectories: Sequence[str | Path], document: str | Path, stat
                 f"{_fmt(summary['methods'][m]['perBand'][band]['mean cosine'])}" for m in methods) + " |")
         lines += ["", "| speed (this machine) | " + " | ".join(NAMES[m] for m in methods) + " |",
                   "|---|" + "---|" * len(methods),
-                  "| seconds per field | " + " | ".join(f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
+                  "| seconds per field | " + " | ".join(
+                      f"{summary['methods'][m]['seconds per field']:.2f}" for m in methods) + " |",
                   "| median seconds per field | " + " | ".join(
                       f"{summary['methods'][m]['median seconds per field']:.2f}" for m in methods) + " |",
                   "| galaxies per second | " + " | ".join(
-                      "—" if m == "none" else f"{summary['methods'][m]['galaxies per second']:.2f}" for m in methods) + " |",
+                      "—" if m == "none" else f"{summary['methods'][m]['galaxies per second']:.2f}"
+                      for m in methods) + " |",
                   "", f"Peak memory of the run: {summary['maxRssMB']:.0f} MB.", ""]
         lines += _cacheNote(fieldRecords, methods)
         lines += _costGrowth(fieldRecords, methods)

@@ -23,8 +23,8 @@ import functools
 import json
 import resource
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .fields import METHODS, MODEL_METHODS, FieldMethods, evaluateField
 
@@ -66,7 +66,7 @@ def benchmarkFields(populationSize: int, seed: int, psfScale: float = 1.0, pixel
 
 
 def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int,
-              modelDir: str | None, variants: dict[str, str], psfScale: float = 1.0,
+              modelDir: str | Path | None, variants: Mapping[str, str | Path], psfScale: float = 1.0,
               pixelScale: float | None = None) -> dict:
     return {"nFields": int(nFields), "seed": int(seed), "peaks": list(peaks), "methods": list(methods),
             "populationSize": int(populationSize), "dataset": "TestFields", "split": "test",
@@ -79,7 +79,7 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
                  methods: Sequence[str] = METHODS, seed: int = 0, populationSize: int = 120_000,
                  resume: bool = False, device: str = "auto", progress: bool = True,
                  compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None,
-                 variants: dict[str, str | Path] | None = None, psfScale: float = 1.0,
+                 variants: Mapping[str, str | Path] | None = None, psfScale: float = 1.0,
                  pixelScale: float | None = None) -> Path:
     """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
 
@@ -141,10 +141,10 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
         path = directory / f"fields-{setting}.jsonl"
         for addition in run["additions"]:
             label = addition["label"]
-            before = [r["index"] for r in _lines(path) if not _has(r, label)]
+            missing = [r["index"] for r in _lines(path) if not _has(r, label)]
             only = functools.partial(FieldMethods, [m for m in methods if m.endswith(f":{label}")], device=device,
                                      variants={label: variants[label]})
-            _evaluate(directory / f"fields-{setting}+{label}.jsonl", before, fields, only, setting, cacheDir,
+            _evaluate(directory / f"fields-{setting}+{label}.jsonl", missing, fields, only, setting, cacheDir,
                       f"fields ({setting} peaks, adding {label})", progress)
         _evaluate(path, range(nFields), fields, everything, setting, cacheDir, f"fields ({setting} peaks)", progress)
     return directory

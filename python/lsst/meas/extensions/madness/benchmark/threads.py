@@ -6,7 +6,8 @@ processes keep L cores busy (each spins in a Python loop), for each load L. Each
 ``repeats`` times, the thread counts interleaved so that drifts of the machine touch them alike.
 Per setting the report gives the median wall time of the whole command, of its deblend step
 (``metadata.json`` ``timing.deblendSeconds``) and the CPU time the command used; and, per load, which
-thread count was fastest and which one ``--threads auto`` would choose (:mod:`lsst.meas.extensions.madness.models.threads`).
+thread count was fastest and which one ``--threads auto`` would choose
+(:mod:`lsst.meas.extensions.madness.models.threads`).
 
 The loads are simulated, so the table says how the thread count behaves on a machine shared with
 other work, not how busy this machine was: the report states the one-minute load average before
@@ -98,7 +99,7 @@ def measureThreads(work: Path, threads: list[int], loads: list[int], repeats: in
     for load in loads:
         spinners = [subprocess.Popen([sys.executable, "-c", SPINNER]) for _ in range(load)]
         try:
-            runs = {count: [] for count in threads}
+            runs: dict[int, list[dict]] = {count: [] for count in threads}
             for repeat in range(repeats):
                 for count in threads:
                     run = _runOnce(exposure, catalog, work / f"out-{load}-{count}", count, device)
@@ -111,10 +112,12 @@ def measureThreads(work: Path, threads: list[int], loads: list[int], repeats: in
                 spinner.wait()
         for count in threads:
             settings.append({"load": load, "threads": count, "runs": runs[count],
-                             **{key: statistics.median(r[key] for r in runs[count]) for key in ("wall", "deblend", "cpu")}})
+                             **{key: statistics.median(r[key] for r in runs[count])
+                                for key in ("wall", "deblend", "cpu")}})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"settings": settings, "cores": cores, "loadAverageBefore": loadBefore, "repeats": repeats,
-            "autoMaxThreads": AUTO_MAX_THREADS, "machine": f"{platform.processor() or platform.machine()}, {cores} cores",
+            "autoMaxThreads": AUTO_MAX_THREADS,
+            "machine": f"{platform.processor() or platform.machine()}, {cores} cores",
             "python": platform.python_version()}
 
 

@@ -139,7 +139,8 @@ def writeThroughput(doc: str | Path, static: str | Path | None = None, results: 
     lines = [f"MADNESS MAP core on {result['deviceName']} (`{result['device']}`): {result['blends']} parents, "
              f"{result['galaxies']} galaxies from {result['nFields']} TestFields fields (true peaks), after a "
              "warm-up fit. Made by `madness-bench throughput`; the paper's anchor is about 16 galaxies/s on a V100.",
-             "", "| galaxies per batch | seconds | galaxies/s | mean steps | peak memory (MB) |", "|---|---|---|---|---|"]
+             "", "| galaxies per batch | seconds | galaxies/s | mean steps | peak memory (MB) |",
+             "|---|---|---|---|---|"]
     lines += [f"| {r['maxGalaxies']} | {r['seconds']:.1f} | {r['galaxiesPerSecond']:.2f} | {r['meanIterations']:.0f} "
               f"| {r['peakMemoryMB']:.0f} |" for r in result["batch"]]
     lines += ["", f"Fields deblended together (batches of at most {result['fields'][0]['maxGalaxies']} galaxies):", "",

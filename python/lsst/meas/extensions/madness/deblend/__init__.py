@@ -3,15 +3,15 @@
 :mod:`.scarletTask`, sharing :mod:`.baseTask`), in the pixel units of :mod:`.calibration`.
 """
 
-from .calibration import *  # noqa: F401,F403
-from .blends import *  # noqa: F401,F403
-from .mapCore import *  # noqa: F401,F403
-from .fit import *  # noqa: F401,F403
-from .footprints import *  # noqa: F401,F403
-from .blendModel import *  # noqa: F401,F403
-from .columns import *  # noqa: F401,F403
-from .skips import *  # noqa: F401,F403
-from .invariants import *  # noqa: F401,F403
-from .baseTask import *  # noqa: F401,F403
-from .scarletTask import *  # noqa: F401,F403
-from .madnessTask import *  # noqa: F401,F403
+from .baseTask import *  # noqa: F403
+from .blendModel import *  # noqa: F403
+from .blends import *  # noqa: F403
+from .calibration import *  # noqa: F403
+from .columns import *  # noqa: F403
+from .fit import *  # noqa: F403
+from .footprints import *  # noqa: F403
+from .invariants import *  # noqa: F403
+from .madnessTask import *  # noqa: F403
+from .mapCore import *  # noqa: F403
+from .scarletTask import *  # noqa: F403
+from .skips import *  # noqa: F403

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -117,6 +118,7 @@ class DeblendBaseTask(Task):
     """
 
     ConfigClass = DeblendBaseConfig
+    config: DeblendBaseConfig
     method: ClassVar[str] = ""
 
     def __init__(self, schema: Schema, peakSchema: Schema | None = None, *, bands: Sequence[str] | None = None,
@@ -203,7 +205,7 @@ class DeblendBaseTask(Task):
                 pending.append((parent, blend))
         try:
             models = self.modelBlends(mExposure, [b for _, b in pending], [p for p, _ in pending]) if pending else []
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             if not self.config.catchFailures:
                 raise
             models = [error] * len(pending)
@@ -220,8 +222,9 @@ class DeblendBaseTask(Task):
             modelData.peakIds[parent.getId()] = list(blend.peakIds)
             # _addChildren appends the children last, one per peak, in peak order.
             modelData.childIds[parent.getId()] = [int(r.getId()) for r in catalog[len(catalog) - len(model.children):]]
-        if mExposure.getWcs() is not None:
-            _setCoords(catalog, len(mergedSources), mExposure.getWcs())
+        wcs = mExposure.getWcs()
+        if wcs is not None:
+            _setCoords(catalog, len(mergedSources), wcs)
         self._summarise(catalog, len(mergedSources))
         self._checkOutput(mergedSources, catalog, absent)
         return Struct(deblendedCatalog=catalog, modelData=modelData)
@@ -376,7 +379,8 @@ class DeblendBaseTask(Task):
         counts = {
             "nParents": nParents,
             "nChildren": len(catalog) - nParents,
-            "nDeblended": int(np.sum(parents["deblend_nChild"] > 0) - np.sum(parents["deblend_skipped_isolatedParent"])),
+            "nDeblended": int(np.sum(parents["deblend_nChild"] > 0)
+                              - np.sum(parents["deblend_skipped_isolatedParent"])),
             "nSkipped": int(np.sum(parents["deblend_skipped"])),
             "nFailed": int(np.sum(parents["deblend_failed"])),
             "nFallback": int(np.sum(parents["deblend_fallback"])),

@@ -141,7 +141,8 @@ class ModelData:
         canvas = self.boxes[parentId]
         image = children.images[k]
         corner = Point2I(canvas.getMinX() + int(children.cols[k]), canvas.getMinY() + int(children.rows[k]))
-        return np.asarray(image, np.float64) * self._toExposure(), Box2I(corner, Extent2I(image.shape[-1], image.shape[-2]))
+        box = Box2I(corner, Extent2I(image.shape[-1], image.shape[-2]))
+        return np.asarray(image, np.float64) * self._toExposure(), box
 
     def renderChild(self, parentId: int, peakId: int, bbox: Box2I | None = None) -> np.ndarray:
         """The full model of one child, in the exposure's pixel units, drawn on a box.
@@ -189,7 +190,7 @@ class ModelData:
         writeModelDataFits(self, path)
 
     @classmethod
-    def readFits(cls, path: str | PathLike) -> "ModelData":
+    def readFits(cls, path: str | PathLike) -> ModelData:
         """Read a file written by :meth:`writeFits`.
 
         Parameters

@@ -44,8 +44,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -53,7 +53,8 @@ from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
 from ..afw.geom import Box2I, Extent2I, Point2D, Point2I
 
-__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "parentPixelMap", "stackBlends", "withoutData"]
+__all__ = ["DEFAULT_BAD_MASK_PLANES", "Blend", "canvasCutout", "makeBlend", "parentPixelMap", "stackBlends",
+           "withoutData"]
 
 #: Mask planes whose pixels get zero weight by default.
 DEFAULT_BAD_MASK_PLANES: tuple[str, ...] = ("BAD", "NO_DATA", "SAT", "SUSPECT", "EDGE")  # LSST's badMask
@@ -112,8 +113,10 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
             variance.append(np.zeros(shape, mExposure.variance.array.dtype))
             bandPsfs.append(psfs[mExposure.bands.index(nearest)])
     calibs = [mExposure.getPhotoCalibs()[mExposure.bands.index(b)] if b in mExposure.bands else None for b in bands]
+    knownPsfs = [p for p in bandPsfs if p is not None]
     return MultibandExposure.fromArrays(list(bands), np.stack(image), np.stack(mask), np.stack(variance),
-                                        bbox=mExposure.getBBox(), psfs=None if any(p is None for p in bandPsfs) else bandPsfs,
+                                        bbox=mExposure.getBBox(),
+                                        psfs=knownPsfs if len(knownPsfs) == len(bandPsfs) else None,
                                         maskPlanes=planes, photoCalibs=calibs, wcs=mExposure.getWcs(),
                                         pixelScale=None if mExposure.getWcs() else mExposure.getPixelScale())
 
@@ -188,7 +191,8 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
             x0, y0 = mExposure.getXY0()
             others[overlap.getMinY() - canvasBox.getMinY():overlap.getEndY() - canvasBox.getMinY(),
                    overlap.getMinX() - canvasBox.getMinX():overlap.getEndX() - canvasBox.getMinX()] = \
-                parentPixels[overlap.getMinY() - y0:overlap.getEndY() - y0, overlap.getMinX() - x0:overlap.getEndX() - x0]
+                parentPixels[overlap.getMinY() - y0:overlap.getEndY() - y0,
+                             overlap.getMinX() - x0:overlap.getEndX() - x0]
         others &= ~own
     good &= own[None] if footprintOnly else ~others[None]
     weight = np.where(good, 1.0 / np.where(good, variance, 1.0), 0.0)
@@ -220,7 +224,8 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
         cutouts[k] = seen[:, row:row + stampSize, col:col + stampSize]
     psfs = mExposure.getPsfs()
     centre = Point2D((bbox.getMinX() + bbox.getMaxX()) / 2.0, (bbox.getMinY() + bbox.getMaxY()) / 2.0)
-    psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs]
+    psfImages = None if any(p is None for p in psfs) else [p.computeKernelImage(centre).array for p in psfs
+                                                          if p is not None]
     pixelScale = mExposure.getPixelScale()
     return Blend(canvasBox, data, weight, [int(p.getId()) for p in peaks], rows, cols, positions - centres, cutouts,
                  mask.astype(np.int32), variance, psfImages, scales,

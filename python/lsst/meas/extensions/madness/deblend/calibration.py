@@ -32,8 +32,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -87,6 +87,7 @@ def bandCalibration(mExposure: MultibandExposure, deblenderCalibs: Sequence[Phot
             missing.append(band)
             continue
         calib = exposureCalib if exposureCalib is not None else deblenderCalib
+        assert calib is not None  # not both None: that band is missing
         scale = 1.0
         if exposureCalib is not None and deblenderCalib is not None:
             scale = exposureCalib.getCalibrationMean() / deblenderCalib.getCalibrationMean()

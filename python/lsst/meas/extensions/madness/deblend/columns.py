@@ -37,8 +37,8 @@ column                                              on    meaning
 ``madness_lowPrior``                                C     ``madness_logPriorQuantile`` below ``lowPriorQuantile``
 ``madness_badFit``                                  P, C  ``deblend_chi2`` above ``badFitChi2``
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
-``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's calibration);
-                                                          NaN in a band the exposure lacks
+``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's
+                                                          calibration); NaN in a band the exposure lacks
 ``madness_fluxErr_<band>``                          C     its Laplace σ, nJy (:mod:`.uncertainty`; with the
                                                           ``fluxErrFloor`` in quadrature); NaN for fallback children
 ``madness_e1``, ``madness_e2``                      C     the r-band model's adaptive-moment distortion (the
@@ -51,7 +51,7 @@ column                                              on    meaning
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..afw.table import Schema
 
@@ -134,7 +134,8 @@ class DeblendColumns:
     def __init__(self, schema: Schema, bands: Sequence[str]):
         self.schema = schema
         self.bands = tuple(bands)
-        rows = list(_COORDS) + list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "") for reason, flag in SKIP_FLAGS.items()]
+        rows = list(_COORDS) + list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "")
+                                                for reason, flag in SKIP_FLAGS.items()]
         rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "nJy") for b in self.bands]
         rows += [(self.fluxErrColumn(b), "F", f"Laplace uncertainty of the model flux in band {b}, with "
                                               f"fluxErrFloor (MADNESS)", "nJy") for b in self.bands]

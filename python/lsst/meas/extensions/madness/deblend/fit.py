@@ -31,8 +31,9 @@ a model frame have their decoded stamps convolved with each blend's difference k
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ import torch
 from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
+from .levenbergMarquardt import fitLatentsLM
 from .mapCore import MapConfig, MapObjective, fitLatents, resampleStamps, shiftStamps
 from .observation import (
     convolveStamps,
@@ -111,13 +113,13 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
                          f"blend {missing[0]} has none")
     if check:
         return None
-    psfImages = [[cropPsfImage(p) for p in images] for images in psfImages]
+    cropped = [[cropPsfImage(p) for p in images] for images in psfImages if images is not None]
     ratio = blendPixelRatio(models, pixelScale)
-    extent = int(np.ceil(max(max(p.shape) for images in psfImages for p in images) * ratio))
+    extent = int(np.ceil(max(max(p.shape) for images in cropped for p in images) * ratio))
     size = kernelGridSize(models.stampSize, extent)
     psfPixelScale = None if ratio == 1.0 else pixelScale
     return torch.stack([differenceKernelSpectrum(images, frame["psfFwhm"], frame["pixelScale"], models.stampSize, size,
-                                                 psfPixelScale) for images in psfImages]).to(device)
+                                                 psfPixelScale) for images in cropped]).to(device)
 
 
 @torch.no_grad()
@@ -224,9 +226,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         fitted = (data, weight, kernels) if channels is None else (
             data[:, channels], weight[:, channels], None if kernels is None else kernels[:, channels])
         limit = None if secondsPerBlend is None else secondsPerBlend * len(indices)
-        result = fitLatents(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"],
-                            tensors["present"], config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio,
-                            channels=channels, onStop=bar.update)
+        fit = fitLatentsLM if config.optimizer == "lm" else fitLatents
+        result = fit(objective, initial, fitted[0], fitted[1], tensors["rows"], tensors["cols"], tensors["present"],
+                     config, offsets, timeLimit=limit, kernels=fitted[2], ratio=ratio, channels=channels,
+                     onStop=bar.update)
         bar.update(int((~result.converged).sum()))  # the blends that ran to maxIter or out of time
         stamps = observedStamps(models, result.latents.reshape(b * k, -1),
                                 None if offsets is None else offsets.reshape(b * k, 2),
@@ -257,10 +260,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
                 stamps=stamps[row, :n].cpu().numpy(), logPrior=result.logPrior[row, :n].cpu().numpy(),
                 logLikelihood=float(result.logLikelihood[row]), iterations=int(result.iterations[row]),
                 converged=bool(result.converged[row]), runtime=elapsed * n / peaks,
-                timedOut=bool(result.timedOut[row]),
+                timedOut=result.timedOut is not None and bool(result.timedOut[row]),
                 fluxErr=None if laplace is None else laplace.fluxErr[row, :n],
                 shapes=None if laplace is None else np.stack([laplace.e1[row, :n], laplace.e2[row, :n],
                                                               laplace.e1Err[row, :n], laplace.e2Err[row, :n]], axis=1),
                 uncertaintyRuntime=spent * n / peaks)
     bar.close()
-    return results  # every slot was filled: each blend is in exactly one batch
+    return cast("list[BlendFit]", results)  # every slot was filled: each blend is in exactly one batch

@@ -1,7 +1,8 @@
 r"""From fitted models to the children's heavy footprints.
 
 Each child :math:`k` of a blend has a model :math:`m_k`, an image on part of the blend's canvas
-(:class:`ChildModels`: MADNESS's decoded stamp placed at its peak, or a SCARLET source). Its footprint is the part of the parent footprint where, in any band,
+(:class:`ChildModels`: MADNESS's decoded stamp placed at its peak, or a SCARLET source). Its
+footprint is the part of the parent footprint where, in any band,
 :math:`m_k > t\,\sigma` with :math:`\sigma` the pixel's noise (from the blend's weights; the
 band's median noise where a pixel has no weight) and :math:`t` = ``threshold``.
 
@@ -24,8 +25,8 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class ChildModels:
     cols: np.ndarray
 
     @classmethod
-    def fromStamps(cls, blend: Blend, stamps: np.ndarray) -> "ChildModels":
+    def fromStamps(cls, blend: Blend, stamps: np.ndarray) -> ChildModels:
         """Stamps (K, bands, S, S) at the blend's stamp corners."""
         return cls(list(stamps), np.asarray(blend.rows), np.asarray(blend.cols))
 

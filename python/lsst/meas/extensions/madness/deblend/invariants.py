@@ -11,7 +11,8 @@ than trusted:
 - :func:`checkInvariants`, after the run: every input parent is in the output, in order; every
   peak of a deblended parent has exactly one child (or the parent carries a flag saying why
   not); ids are unique and every child links to an input parent; no child flux or heavy-footprint
-  pixel is NaN or infinite, except the fluxes of the bands the exposure lacks, which are NaN; heavy-footprint pixels lie inside the parent footprint. A violation
+  pixel is NaN or infinite, except the fluxes of the bands the exposure lacks, which are NaN;
+  heavy-footprint pixels lie inside the parent footprint. A violation
   is a bug of this package: the tasks report it in their metadata, and raise
   :class:`InvariantError` when ``strictInvariants`` is set or the environment variable
   ``MADNESS_STRICT_INVARIANTS=1`` is (as the test suite does).
@@ -158,7 +159,7 @@ def checkMaskPlanes(planes: Mapping[str, Iterable[str]], mask) -> None:
             if name not in defined and name not in KNOWN_MASK_PLANES:
                 raise UnknownMaskPlaneError(
                     f"config.{field}: mask plane {name!r} is not a plane of the exposure "
-                    f"({', '.join(sorted(defined, key=defined.get))}) nor one of LSST's")
+                    f"({', '.join(sorted(defined, key=lambda plane: defined[plane]))}) nor one of LSST's")
 
 
 def checkInvariants(mergedSources, deblendedCatalog, absentBands=()) -> list[str]:

@@ -63,19 +63,19 @@ Examples
 
 from __future__ import annotations
 
-import time
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
-from ..framework import ConfigurableField, Field
+from ..framework import ConfigurableField, ConfigurableInstance, Field
+from ..models.priorQuantiles import priorQuantile
 from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
 from .blends import Blend
 from .footprints import ChildModels
-from ..models.priorQuantiles import priorQuantile
 from .mapCore import DEFAULT_MAP_LR, MapConfig
 from .scarletTask import ScarletDeblendTask
 
@@ -108,6 +108,18 @@ class MadnessDeblendConfig(DeblendBaseConfig):
                                    "one.")
     backtrack: bool = Field(
         _CORE.backtrack, doc="A parent whose loss rises goes back to its best latents and halves its step length.")
+    optimizer: Literal["adam", "lm"] = Field(
+        _CORE.optimizer, doc="MAP optimiser: 'adam' (first-order, the paper's; lr to backtrack apply) or 'lm' "
+                             "(Levenberg-Marquardt in latent space with Gauss-Newton curvature; maxIter, lmDamping and "
+                             "lmTolerance apply; deblend/levenbergMarquardt.py).")
+    lmDamping: float = Field(_CORE.lmDamping, gt=0, doc="Levenberg-Marquardt: initial damping, relative to the "
+                                                        "Hessian's diagonal.")
+    lmTolerance: float = Field(
+        _CORE.lmTolerance, gt=0, doc="Levenberg-Marquardt: stop a parent when a step lowers its loss (half a chi^2) "
+                                     "by less than this.")
+    lmRelativeTolerance: float = Field(
+        _CORE.lmRelativeTolerance, ge=0, doc="Levenberg-Marquardt: stop a parent when a step lowers its loss by less "
+                                             "than this fraction of what the fit has gained since its start.")
     subpixelShift: bool = Field(
         True, doc="Shift each decoded galaxy by its peak's sub-pixel offset (Lanczos-3); False rounds peak "
                   "positions to pixels as the paper does.")
@@ -151,7 +163,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     shapeErrFloor: float = Field(
         0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
-    fallback: ConfigurableField = ConfigurableField(
+    fallback: ConfigurableInstance = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
     def mapConfig(self, modelLr: float | None = None) -> MapConfig:
@@ -159,9 +171,10 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         lr = self.lr if self.lr is not None else modelLr if modelLr is not None else DEFAULT_MAP_LR
         return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,
-                         backtrack=self.backtrack)
+                         backtrack=self.backtrack, optimizer=self.optimizer, lmDamping=self.lmDamping,
+                         lmTolerance=self.lmTolerance, lmRelativeTolerance=self.lmRelativeTolerance)
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # pex_config's validate(), as Config's
         super().validate()
         if self.maxMadnessPeaks > self.maxGalaxiesPerBatch:
             raise ValueError(f"maxMadnessPeaks ({self.maxMadnessPeaks}) must not exceed maxGalaxiesPerBatch "
@@ -193,6 +206,8 @@ class MadnessDeblendTask(DeblendBaseTask):
     """
 
     ConfigClass = MadnessDeblendConfig
+    config: MadnessDeblendConfig
+    fallback: DeblendBaseTask  # made by makeSubtask
     _DefaultName = "madnessDeblend"
     method = "madness"
 
@@ -281,7 +296,8 @@ class MadnessDeblendTask(DeblendBaseTask):
                 else:
                     results[i] = MadnessCoreError(f"the MAP fit ran past maxSecondsPerParent="
                                                   f"{config.maxSecondsPerParent} s")
-            elif config.fallbackBadFit and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2:
+            elif (config.fallbackBadFit
+                  and parentChi2(blends[i], outcome, parents[i].getFootprint()) > config.badFitChi2):
                 reasons[i] = "badFit"
                 results[i] = outcome  # kept if the fallback fails
             else:
@@ -289,7 +305,7 @@ class MadnessDeblendTask(DeblendBaseTask):
         if reasons:
             order = sorted(reasons)
             self.log.info("%d parents go to the fallback deblender (%s)", len(order),
-                          ", ".join(sorted(set(r.split(":")[0] for r in reasons.values()))))
+                          ", ".join(sorted({r.split(":")[0] for r in reasons.values()})))
             try:
                 fallen = self.fallback.modelBlends(mExposure, [blends[i] for i in order],
                                                    [parents[i] for i in order])
@@ -323,7 +339,8 @@ class MadnessDeblendTask(DeblendBaseTask):
 
     def _setUncertainties(self, catalog, first: int, blend: Blend, model: BlendModel, calibration) -> None:
         """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
-        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for fallback children."""
+        children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for
+        fallback children."""
         config = self.config
         k = len(catalog) - first
         nan = np.full((k, len(self.bands)), np.nan)
@@ -357,10 +374,10 @@ class MadnessDeblendTask(DeblendBaseTask):
         if not blends:
             return []
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
-        kwargs = dict(config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies, device=self.config.device,
-                      progress=self.progress, subpixel=self.config.subpixelShift,
-                      secondsPerBlend=self.config.maxSecondsPerParent,
-                      uncertainties=self.config.computeUncertainties)
+        kwargs: dict[str, Any] = dict(
+            config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
+            device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
+            secondsPerBlend=self.config.maxSecondsPerParent, uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)
         except torch.OutOfMemoryError as error:

@@ -19,7 +19,8 @@ separable Lanczos-3 interpolation (:func:`shiftStamps`):
 .. math:: p'(i, j) = \sum_{m, n} L(i - m - \delta_y)\, L(j - n - \delta_x)\, p(m, n),
    \qquad L(t) = \mathrm{sinc}(t)\,\mathrm{sinc}(t/3)\ (|t| < 3),
 
-normalised so that a shift conserves flux. :math:`\delta = 0` is the paper's rounding exactly. :func:`fitLatents` minimises it with Adam
+normalised so that a shift conserves flux. :math:`\delta = 0` is the paper's rounding exactly.
+:func:`fitLatents` minimises it with Adam
 (lr 0.05, ×0.8 every 30 steps) for a batch of blends padded to the largest K, and stops each
 blend when the exponentially weighted loss decrease over the last ``window`` steps falls below
 ``tolerance`` times the mean decrease of its first ``window`` steps (after ``minIter`` steps;
@@ -48,9 +49,9 @@ Examples
 from __future__ import annotations
 
 import time
-
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,7 +59,8 @@ from torch import nn
 
 from .observation import convolveStamps
 
-__all__ = ["DEFAULT_MAP_LR", "MapConfig", "shiftMatrices", "shiftStamps", "resampleStamps", "placeStamps", "MapObjective", "MapResult", "fitLatents"]
+__all__ = ["DEFAULT_MAP_LR", "MapConfig", "shiftMatrices", "shiftStamps", "resampleStamps", "placeStamps",
+           "MapObjective", "MapResult", "fitLatents"]
 
 
 #: MAP step size of models whose card does not choose one (measured on the first shipped weights;
@@ -86,6 +88,18 @@ class MapConfig(BaseModel):
         0.05, ge=0, description="Stop when the recent loss decrease is below this fraction of the first one.")
     backtrack: bool = Field(
         True, description="A blend whose loss rises goes back to its best latents and halves its step length.")
+    optimizer: Literal["adam", "lm"] = Field(
+        "adam", description="'adam': first-order steps (the paper's; lr to backtrack apply). 'lm': "
+                            "Levenberg-Marquardt with Gauss-Newton curvature (levenbergMarquardt.py; maxIter, "
+                            "lmDamping and lmTolerance apply).")
+    lmDamping: float = Field(1e-3, gt=0, description="Levenberg-Marquardt: initial damping, relative to the "
+                                                     "Hessian's diagonal.")
+    lmTolerance: float = Field(
+        0.01, gt=0, description="Levenberg-Marquardt: stop a blend when a step lowers its loss (half a chi^2) by "
+                                "less than this.")
+    lmRelativeTolerance: float = Field(
+        1e-3, ge=0, description="Levenberg-Marquardt: stop a blend when a step lowers its loss by less than this "
+                                "fraction of what the fit has gained since its start.")
 
 
 def _lanczos3(x: torch.Tensor) -> torch.Tensor:
@@ -156,9 +170,9 @@ class MapObjective(nn.Module):
         self.flowLogProb = flowLogProb
 
     def forward(self, latents: torch.Tensor, data: torch.Tensor, weight: torch.Tensor, rows: torch.Tensor,
-                cols: torch.Tensor, present: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                cols: torch.Tensor, present: torch.Tensor, offsets: torch.Tensor | None = None,
+                kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)

@@ -56,7 +56,7 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -189,7 +189,7 @@ def differenceKernelSpectrum(psfImages: np.ndarray | Sequence[np.ndarray], model
     return torch.as_tensor(np.stack(spectra)).to(torch.complex64)
 
 
-def convolveStamps(stamps: torch.Tensor, spectra: torch.Tensor, offsets: Optional[torch.Tensor],
+def convolveStamps(stamps: torch.Tensor, spectra: torch.Tensor, offsets: torch.Tensor | None,
                    ratio: float = 1.0) -> torch.Tensor:
     r"""Model-frame stamps ``(N, C, S, S)`` as observed: each convolved with its difference kernel
     ``spectra`` ``(N, C, M, M // 2 + 1)`` (from :func:`differenceKernelSpectrum`, broadcast over

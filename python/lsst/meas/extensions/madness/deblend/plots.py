@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -90,8 +90,8 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     ``data`` and ``variance`` are (bands, H, W), ``models`` (K, bands, H, W), ``peaks`` (K, 2)
     as (x, y) = (column, row) in the arrays' pixels, ``footprint`` an optional (H, W) bool mask.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     data, variance = np.asarray(data, dtype=float), np.asarray(variance, dtype=float)
@@ -110,7 +110,7 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
     # A band with no valid pixel still gets drawn, in units of 1.
     noise = np.array([np.median(sigma[b][valid[b]]) if valid[b].any() else 1.0 for b in range(nBands)])
 
-    def scaled(image: np.ndarray, b: int) -> np.ndarray:
+    def scaled(image: np.ndarray | float, b: int) -> np.ndarray | float:
         return np.arcsinh(image / noise[b])
 
     uppers = []
@@ -167,7 +167,8 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
             ax.set_axis_off()
         if nCols > 3:
             axes[0, 3].text(0.05, 0.5, "asinh(x/σ) per band; data, model\nand children of a band share limits.\n"
-                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked\n(black in the residual composite).", fontsize=7, va="center")
+                            f"Residual: ±{_RESIDUAL_LIMIT:g}σ. Grey: masked\n(black in the residual composite).",
+                            fontsize=7, va="center")
 
     for b in range(nBands):
         row = axes[b + composite]

@@ -63,6 +63,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -286,7 +287,7 @@ def fitScarletBlend(data: np.ndarray, weight: np.ndarray, psfs: np.ndarray, posi
                                stepsize=morphologyStep)
 
     # Scene.fit returns only the scene: count its steps and keep the last changes through the callback.
-    progress = {"steps": 0, "change": np.inf}
+    progress: dict[str, Any] = {"steps": 0, "change": np.inf}
 
     def callback(scene_, change, loss):
         progress["steps"] += 1

@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class ScarletDeblendTask(DeblendBaseTask):
     """Deblend parents with SCARLET (module docstring); same constructor, ``run`` and columns as MADNESS."""
 
     ConfigClass = ScarletDeblendConfig
+    config: ScarletDeblendConfig
     _DefaultName = "scarletDeblend"
     method = "scarlet"
 

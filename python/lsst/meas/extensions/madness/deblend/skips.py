@@ -21,8 +21,9 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def maskedFractions(footprint: Footprint, mExposure: MultibandExposure, planes: 
     return fractions
 
 
-def skipReason(footprint: Footprint, record: Mapping | object, mExposure: MultibandExposure,
+def skipReason(footprint: Footprint, record: Any, mExposure: MultibandExposure,
                limits: SkipLimits) -> str | None:
     """The first skip check ``footprint`` fails (``"isPseudo"`` ... ``"tooManyPeaks"``), or None.
 

@@ -1,4 +1,5 @@
-r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes and shapes.
+r"""Laplace uncertainties of the MAP children: the latents' posterior covariance and what it means for fluxes
+and shapes.
 
 At the MAP latents :math:`\hat Z = (\hat z_1, \dots, \hat z_K)` of a blend (:mod:`.mapCore`, paper
 Eq. 8-10) the posterior is approximated by a Gaussian (Laplace's approximation) whose precision is
@@ -27,7 +28,7 @@ Propagation (linearised). Child :math:`k`'s flux in band :math:`b` is the sum of
 :math:`g = \partial f_{kb}/\partial Z` is exact and :math:`\sigma^2(f_{kb}) = g^\top \Sigma g` (only
 :math:`z_k` enters :math:`g`: :math:`\sigma^2 = g_k^\top \Sigma_{kk} g_k`, and :math:`\Sigma_{kk}` holds
 what the neighbours' uncertainty does to it). The ellipticity :math:`(e_1, e_2)` is the benchmark's
-(:func:`~..benchmark.metrics.ellipticity`: adaptive moments, galsim HSM, the distortion of the
+(:func:`~..benchmark.morphology.ellipticity`: adaptive moments, galsim HSM, the distortion of the
 PSF-convolved r-band image), which is not differentiable; it is linearised in the pixels instead:
 with :math:`\Sigma_{kk} = L L^\top` and :math:`J_k` the child's stamp Jacobian,
 
@@ -63,7 +64,6 @@ exact posterior covariance :math:`(A^\top W A)^{-1}`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -91,9 +91,9 @@ class LaplaceResult:
     clipped: np.ndarray  # (B,) eigenvalues of H raised to minCurvature
 
 
-def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> torch.Tensor:
+def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None) -> torch.Tensor:
     """Decoded ``latents`` (N, D) through the observation model, in the networks' units (N, C, S', S'):
     exactly what :class:`~.mapCore.MapObjective` places on the canvas (``kernels`` and ``offsets`` per
     galaxy, (N, ...))."""
@@ -107,19 +107,55 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Opt
     return stamps
 
 
-def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: Optional[torch.Tensor] = None,
-                   kernels: Optional[torch.Tensor] = None, ratio: float = 1.0,
-                   channels: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
-    galaxy's own latent, by forward-mode automatic differentiation (D Jacobian-vector products, each
-    along one latent axis for all N galaxies at once: a galaxy's stamp depends on its latent only)."""
+def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
+                   kernels: torch.Tensor | None = None, ratio: float = 1.0,
+                   channels: torch.Tensor | None = None, step: float | None = None,
+                   chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Observed stamps (N, C, S', S') and their Jacobians (N, D, C, S', S') with respect to each
+    galaxy's own latent (a galaxy's stamp depends on its latent only).
+
+    Parameters
+    ----------
+    decoder : `torch.nn.Module`
+        The models' decoder.
+    latents : `torch.Tensor`
+        (N, D) latents.
+    offsets, kernels, ratio, channels
+        The observation model per galaxy, as for :func:`observeLatents`.
+    step : `float`, optional
+        None: exact, by forward-mode automatic differentiation (D Jacobian-vector products, each along
+        one latent axis for all N galaxies at once). A step :math:`h`: forward differences,
+        :math:`(m(z + h e_i) - m(z)) / h`, the N·D shifted latents decoded in batches of ``chunk``
+        without automatic differentiation: about three times faster on a CPU, with an error of
+        order :math:`h` times the decoder's curvature (1 % at :math:`h = 10^{-3}` for the shipped weights).
+    chunk : `int`
+        Shifted latents decoded together (forward differences).
+
+    Returns
+    -------
+    stamps, jacobians : `torch.Tensor`
+        (N, C, S', S') and (N, D, C, S', S').
+    """
     import torch.autograd.forward_ad as fwAD
 
     n, d = latents.shape
     latents = latents.detach()
-    columns = []
     with torch.no_grad():
         stamps = observeLatents(decoder, latents, offsets, kernels, ratio, channels)
+    if step is not None:
+        eye = torch.eye(d, dtype=latents.dtype, device=latents.device)
+        shifted = (latents.unsqueeze(1) + step * eye).reshape(n * d, d)
+        parts = []
+        with torch.no_grad():
+            for begin in range(0, n * d, chunk):
+                rows = torch.arange(begin, min(begin + chunk, n * d), device=latents.device)
+                galaxy = torch.div(rows, d, rounding_mode="floor")
+                parts.append(observeLatents(decoder, shifted[rows],
+                                            None if offsets is None else offsets[galaxy],
+                                            None if kernels is None else kernels[galaxy], ratio, channels))
+        moved = torch.cat(parts).view(n, d, *stamps.shape[1:])
+        return stamps, (moved - stamps.unsqueeze(1)) / step
+    columns = []
     for i in range(d):
         tangent = torch.zeros_like(latents)
         tangent[:, i] = 1.0
@@ -168,16 +204,46 @@ def gaussNewtonHessian(jacobians: torch.Tensor, weight: torch.Tensor, rows: torc
     return out
 
 
-def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    r""":math:`-\nabla^2 \log p_\varphi(z_k)` (B, K, D, D) of each galaxy's latent (zero for absent ones)."""
+def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: torch.Tensor,
+                 step: float | None = None) -> torch.Tensor:
+    r""":math:`-\nabla^2 \log p_\varphi(z_k)` (B, K, D, D) of each galaxy's latent (zero for absent ones).
+
+    Parameters
+    ----------
+    flowLogProb : `torch.nn.Module`
+        The flow's log-density, (N, D) → (N,).
+    latents : `torch.Tensor`
+        (B, K, D).
+    present : `torch.Tensor`
+        (B, K) False for padding.
+    step : `float`, optional
+        None: exact (``torch.func.hessian``). A step :math:`h`: central differences of the exact
+        gradient, :math:`(\nabla \log p(z + h e_i) - \nabla \log p(z - h e_i)) / 2h`, symmetrised: one
+        batched backward pass over the :math:`2D` shifted latents of every galaxy, several times faster.
+
+    Returns
+    -------
+    hessian : `torch.Tensor`
+        (B, K, D, D), float64.
+    """
     b, k, d = latents.shape
     flat = latents.detach().reshape(b * k, d)
+    if step is not None:
+        eye = step * torch.eye(d, dtype=flat.dtype, device=flat.device)
+        shifted = torch.cat([flat.unsqueeze(1) + eye, flat.unsqueeze(1) - eye], dim=1).reshape(-1, d)
+        shifted.requires_grad_(True)
+        total = flowLogProb(shifted).sum()
+        if not total.requires_grad:  # a log-density that does not depend on z (a flat prior)
+            return torch.zeros(b, k, d, d, dtype=torch.float64, device=flat.device)
+        gradient = torch.autograd.grad(total, shifted)[0].view(b * k, 2, d, d).double()
+        hessians = (gradient[:, 0] - gradient[:, 1]) / (2 * step)  # row i: d(grad)/dz_i
+        hessians = 0.5 * (hessians + hessians.transpose(-1, -2))
+    else:
+        def logProb(z: torch.Tensor) -> torch.Tensor:
+            return flowLogProb(z.view(1, d)).sum()
 
-    def logProb(z: torch.Tensor) -> torch.Tensor:
-        return flowLogProb(z.view(1, d)).sum()
-
-    hessians = torch.func.vmap(torch.func.hessian(logProb))(flat)
-    return -(hessians.detach().view(b, k, d, d).double() * present.to(torch.float64).view(b, k, 1, 1))
+        hessians = torch.func.vmap(torch.func.hessian(logProb))(flat).double()
+    return -(hessians.detach().view(b, k, d, d) * present.to(torch.float64).view(b, k, 1, 1))
 
 
 def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,7 +259,7 @@ def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tu
 def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[float, float, float, float]:
     """``(e1, e2, σ(e1), σ(e2))`` of one band's model ``stamp`` (S, S) whose pixel errors are
     linearised along ``directions`` (D, S, S) = :math:`J_k L_i` (module docstring)."""
-    from ..benchmark.metrics import ellipticity
+    from ..benchmark.morphology import ellipticity
 
     e1, e2 = ellipticity(stamp)
     if not (np.isfinite(e1) and np.isfinite(e2)):
@@ -213,10 +279,10 @@ def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[flo
 
 def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module, latents: torch.Tensor,
                          weight: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, present: torch.Tensor,
-                         offsets: Optional[torch.Tensor] = None, kernels: Optional[torch.Tensor] = None,
-                         ratio: float = 1.0, channels: Optional[torch.Tensor] = None,
-                         imageScale: Optional[np.ndarray] = None, nBands: Optional[int] = None,
-                         shapeBand: Optional[int] = None, minCurvature: float = 1e-2) -> LaplaceResult:
+                         offsets: torch.Tensor | None = None, kernels: torch.Tensor | None = None,
+                         ratio: float = 1.0, channels: torch.Tensor | None = None,
+                         imageScale: np.ndarray | None = None, nBands: int | None = None,
+                         shapeBand: int | None = None, minCurvature: float = 1e-2) -> LaplaceResult:
     r"""Laplace uncertainties (module docstring) at the MAP ``latents`` (B, K, D) of B blends.
 
     Parameters
@@ -275,4 +341,5 @@ def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module,
             for i in range(k):
                 if bool(present[blend, i]):
                     shapes[:, blend, i] = ellipticityWithError(images[blend, i], directions[blend, i])
-    return LaplaceResult(covariance, fluxErr, *shapes, clipped=clipped.cpu().numpy())
+    e1, e2, e1Err, e2Err = shapes
+    return LaplaceResult(covariance, fluxErr, e1, e2, e1Err, e2Err, clipped=clipped.cpu().numpy())

@@ -32,7 +32,7 @@ import copy
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, PrivateAttr, ValidationError
@@ -44,7 +44,7 @@ from .configErrors import (
     _convertValidationError,
     _frozenError,
 )
-from .configFields import Field, _fieldAdapter, _FrozenDict, _FrozenList, _freezeValue
+from .configFields import Field, _fieldAdapter, _freezeValue, _FrozenDict, _FrozenList
 from .configFiles import _ConfigFiles
 from .configurable import ConfigurableField, ConfigurableInstance, _configurableSpecs
 from .overrides import DATA_CONFIG_SUFFIXES
@@ -70,7 +70,7 @@ def _plainValue(value: Any) -> Any:
 
 
 
-def _isConfigType(annotation: Any) -> bool:
+def _isConfigType(annotation: Any) -> TypeGuard[type[Config]]:
     return isinstance(annotation, type) and issubclass(annotation, Config)
 
 
@@ -136,7 +136,7 @@ def _compareValues(
             _compareValues(f"{name}[{k!r}]", a[k], b[k], rtol=rtol, atol=atol, output=output, shortcut=shortcut)
             for k in a
         )
-    if a == b and type(a) is type(b) or (isinstance(a, (set, frozenset)) and a == b):
+    if (a == b and type(a) is type(b)) or (isinstance(a, (set, frozenset)) and a == b):
         return True
     if isinstance(a, numbers.Number) and isinstance(b, numbers.Number) and not isinstance(a, bool) and a == b:
         return True
@@ -328,7 +328,7 @@ class Config(_ConfigFiles, pydantic.BaseModel):
         for name, value in mapping.items():
             if name not in cls.model_fields:
                 raise self._unknownField(name)
-            current = self.__dict__.get(name)
+            current: Any = self.__dict__.get(name)
             if name in specs:
                 if self._frozen:
                     raise _frozenError(self._where(name))
@@ -434,7 +434,8 @@ class Config(_ConfigFiles, pydantic.BaseModel):
 
     # -- validation, freezing, copying ---------------------------------------
 
-    def validate(self) -> None:
+    # pex_config's instance validate(), not pydantic's deprecated BaseModel.validate classmethod.
+    def validate(self) -> None:  # type: ignore[override]
         """Check every field again, then the sub-configs.
 
         Raises
@@ -480,9 +481,7 @@ class Config(_ConfigFiles, pydantic.BaseModel):
     def _thaw(self) -> None:
         self._frozen = False
         for name, value in list(self.__dict__.items()):
-            if isinstance(value, Config):
-                value._thaw()
-            elif isinstance(value, ConfigurableInstance):
+            if isinstance(value, (Config, ConfigurableInstance)):
                 value._thaw()
             elif isinstance(value, (_FrozenList, _FrozenDict)):
                 self.__dict__[name] = _plainValue(value)
@@ -569,6 +568,6 @@ def _mappingFromPex(cls: type[Config], pexConfig: Any) -> dict[str, Any]:
                     "to_pex_config, so it cannot be converted"
                 )
             data[name] = {"target": target, "ConfigClass": model, "config": _mappingFromPex(model, proxy.value)}
-        elif _isConfigType(cls.model_fields[name].annotation):
-            data[name] = _mappingFromPex(cls.model_fields[name].annotation, getattr(pexConfig, name))
+        elif _isConfigType(annotation := cls.model_fields[name].annotation):
+            data[name] = _mappingFromPex(annotation, getattr(pexConfig, name))
     return data

@@ -118,7 +118,7 @@ def _fieldAdapter(cls: type[Config], name: str) -> TypeAdapter:
     adapter = _ADAPTERS.get(key)
     if adapter is None:
         info = cls.model_fields[name]
-        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         adapter = TypeAdapter(annotation)
         _ADAPTERS[key] = adapter
     return adapter

@@ -40,6 +40,11 @@ class _ConfigFiles:
     # No instance layout of its own, so pydantic's BaseModel slots stay as they are.
     __slots__ = ()
 
+    if TYPE_CHECKING:  # what the file methods use of Config, the class they are part of
+        def items(self) -> list[tuple[str, Any]]: ...
+
+        def _applyMapping(self, mapping: Mapping[str, Any], dataOnly: bool = False) -> None: ...
+
     # -- override files -----------------------------------------------------
 
     def saveToStream(self, outfile: IO[str], root: str = "config") -> None:
@@ -73,7 +78,7 @@ class _ConfigFiles:
         for line in body:
             outfile.write(line + "\n")
 
-    def _saveLines(self, prefix: str, lines: list[str], namer: _ImportNamer, defaults: Config) -> None:
+    def _saveLines(self, prefix: str, lines: list[str], namer: _ImportNamer, defaults: _ConfigFiles) -> None:
         from .config import Config, _plainValue  # lazy: config imports this module
 
         for name, value in self.items():
@@ -282,7 +287,7 @@ class _ConfigFiles:
         return yaml.safe_dump(self._yamlData(type(self).__name__), sort_keys=False)
 
     @classmethod
-    def fromYaml(cls: type[_ConfigT], text: str) -> _ConfigT:
+    def fromYaml(cls: type[_ConfigT], text: str) -> _ConfigT:  # type: ignore[misc]  # cls: a Config class
         """Build a config from YAML text, a data config (see `loadYaml`).
 
         Parameters

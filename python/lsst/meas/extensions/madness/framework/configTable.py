@@ -13,10 +13,15 @@ Examples
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
+
 __all__ = ["configTable"]
 
 
-def configTable(ConfigClass: type) -> str:
+def configTable(ConfigClass: type[Config]) -> str:
     """One row per field of ``ConfigClass``: name, default (a subtask's target) and doc."""
     config = ConfigClass()
     rows = ["| field | default | description |", "|---|---|---|"]

@@ -174,7 +174,7 @@ class ConfigurableField:
     (True, 20)
     """
 
-    def __new__(  # type: ignore[misc]
+    def __new__(
         cls,
         doc: str | None = None,
         target: Any = None,

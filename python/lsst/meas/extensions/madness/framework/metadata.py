@@ -139,7 +139,7 @@ class TaskMetadata(BaseModel):
         if key0 in self.metadata:
             raise ValueError(f"Can not add() to key {name!r} since that is a TaskMetadata")
         if key0 in self.scalars:
-            self.arrays[key0] = [self.scalars.pop(key0)]
+            self.arrays[key0] = [self.scalars.pop(key0)]  # type: ignore[assignment]  # one value: one type
         if key0 in self.arrays and self.arrays[key0] and values:
             current, new = type(self.arrays[key0][0]), type(values[0])
             if current is not new:
@@ -232,7 +232,7 @@ class TaskMetadata(BaseModel):
         names : `set` [`str`]
             Item names.
         """
-        names = set()
+        names: set[str] = set()
         for key, value in self.items():
             if isinstance(value, TaskMetadata):
                 if not topLevelOnly:

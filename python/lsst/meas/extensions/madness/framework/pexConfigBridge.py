@@ -186,7 +186,7 @@ def to_pex_target(taskClass: type) -> type:
     return adapter
 
 
-def _buildTask(cls: type, *args: Any, **kwargs: Any) -> Any:
+def _buildTask(cls: Any, *args: Any, **kwargs: Any) -> Any:
     # Returning a task (not an adapter instance) means __init__ is skipped.
     return cls._madnessTask(*args, **kwargs)
 

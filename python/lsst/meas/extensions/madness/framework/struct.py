@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __all__ = ["Struct", "StructItemError"]
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class StructItemError(ValueError, RuntimeError):
@@ -53,6 +53,9 @@ class Struct:
     def __init__(self, **keyArgs: Any) -> None:
         for name, val in keyArgs.items():
             self.__safeAdd(name, val)
+
+    if TYPE_CHECKING:  # the fields are attributes set at run time
+        def __getattr__(self, name: str) -> Any: ...
 
     def __safeAdd(self, name: str, val: Any) -> None:
         # Dunder names would shadow Python machinery and silently misbehave.

@@ -98,7 +98,7 @@ def removeStalePartials(directory: str | PathLike) -> list[Path]:
     >>> [p.name for p in removeStalePartials(directory)] == [f".catalog.partial-{gone}.fits"]
     True
     """
-    removed = []
+    removed: list[Path] = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed

@@ -65,7 +65,8 @@ def _sourcesHdu(catalog: SourceCatalog) -> fits.BinTableHDU:
             column = fits.Column(name=field.name, format=f"{width}A", array=values.astype(str),
                                  unit=field.units or None)
         else:
-            column = fits.Column(name=field.name, format=_FITS_FORMATS[field.type], array=values, unit=field.units or None)
+            column = fits.Column(name=field.name, format=_FITS_FORMATS[field.type], array=values,
+                                 unit=field.units or None)
         columns.append(column)
     hdu = fits.BinTableHDU.from_columns(columns, name="SOURCES")
     for i, field in enumerate(catalog.schema.getFields(), start=1):
@@ -75,7 +76,8 @@ def _sourcesHdu(catalog: SourceCatalog) -> fits.BinTableHDU:
 
 
 def _footprintRows(catalog: SourceCatalog):
-    spanRows, peakRows, heavyRows = [], [], []
+    spanRows, heavyRows = [], []
+    peakRows: list[tuple[int, PeakRecord]] = []
     for record in catalog:
         footprint = record.getFootprint()
         if footprint is None:
@@ -85,10 +87,12 @@ def _footprintRows(catalog: SourceCatalog):
         spanRows.append((np.full(len(spans), sourceId, np.int64), spans.y, spans.x0, spans.x1))
         peakRows.extend((sourceId, peak) for peak in footprint.getPeaks())
         if isinstance(footprint, MultibandFootprint):
-            heavyRows.append((sourceId, footprint.getImageArray(), footprint.getMaskArray(), footprint.getVarianceArray()))
+            heavyRows.append((sourceId, footprint.getImageArray(), footprint.getMaskArray(),
+                              footprint.getVarianceArray()))
         elif isinstance(footprint, HeavyFootprint):
             heavyRows.append(
-                (sourceId, footprint.getImageArray()[None], footprint.getMaskArray()[None], footprint.getVarianceArray()[None])
+                (sourceId, footprint.getImageArray()[None], footprint.getMaskArray()[None],
+                 footprint.getVarianceArray()[None])
             )
     return spanRows, peakRows, heavyRows
 
@@ -380,7 +384,8 @@ def readSourceCatalogFits(path: str | PathLike, bbox: Box2I | None = None) -> So
     ------
     FitsFormatError
         Naming file, extension, column and row: missing extension or column, a recorded
-        image box other than ``bbox``, wrong column types, duplicate ids, a parent that is not in the catalogue, a span or peak of an
+        image box other than ``bbox``, wrong column types, duplicate ids, a parent that is not in the
+        catalogue, a span or peak of an
         unknown source, a span with x1 < x0 or outside the image, overlapping spans, a peak
         outside its footprint, or heavy pixels that do not match their footprint.
     """
@@ -408,8 +413,9 @@ def readSourceCatalogFits(path: str | PathLike, bbox: Box2I | None = None) -> So
                 if heavyKind == "SINGLE":
                     footprint = HeavyFootprint(footprint, image[0], mask[0], variance[0])
                 else:
-                    footprint = MultibandFootprint(
+                    record.setFootprint(MultibandFootprint(
                         bands, [HeavyFootprint(footprint, image[b], mask[b], variance[b]) for b in range(len(bands))]
-                    )
+                    ))
+                    continue
             record.setFootprint(footprint)
     return catalog

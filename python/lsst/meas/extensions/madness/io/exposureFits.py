@@ -36,8 +36,8 @@ from 1 at pixel ``[0, 0]``) becomes the exposure's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
-from typing import Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -97,7 +97,7 @@ def writeMultibandExposureFits(mExposure: MultibandExposure, path: str | PathLik
     missing = [band for band, psf in zip(mExposure.bands, mExposure.getPsfs()) if psf is None]
     if missing:
         raise ValueError(f"cannot write {path}: no PSF for band(s) {missing}")
-    shapes = {psf.kernel.shape for psf in mExposure.getPsfs()}
+    shapes = {psf.kernel.shape for psf in mExposure.getPsfs() if psf is not None}
     if len(shapes) != 1:
         raise ValueError(f"cannot write {path}: PSF kernels differ in size between bands {sorted(shapes)}")
     psfHdus = _psfHdus(mExposure.getPsfs(), path)
@@ -132,12 +132,13 @@ def _writeCalibration(header: fits.Header, photoCalibs: Sequence[PhotoCalib | No
     if missing:
         raise ValueError(f"cannot write {path}: no photometric calibration for band(s) {missing} (readers need "
                          "BUNIT = 'nJy' or MAGZERO; give the exposure one with setPhotoCalib/setAllPhotoCalibs)")
-    if all(calib.getCalibrationMean() == 1.0 for calib in photoCalibs):
+    calibs = [calib for calib in photoCalibs if calib is not None]  # all of them
+    if all(calib.getCalibrationMean() == 1.0 for calib in calibs):
         header["BUNIT"] = (NJY_UNIT, "pixel values are calibrated fluxes")
     else:
         # 15 significant digits: the calibration to 1e-13, without float noise ('26.5', not '26.500000000000004').
         # No comment: the value may need CONTINUE cards. The AB magnitude of one pixel unit, per band.
-        header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in photoCalibs)
+        header["MAGZERO"] = ",".join(f"{_magnitudeOfOneUnit(c):.15g}" for c in calibs)
 
 
 def _psfHdus(psfs, path, single: bool = False) -> list:
@@ -165,12 +166,12 @@ def _readPsfs(reader: FitsReader, bands: Sequence[str] | None) -> list[ImagePsf 
     """Each band's PSF from ``PSF`` (one kernel, or a grid with ``PSF_POSITIONS``), every kernel checked;
     ``bands`` None for a single-band file."""
     single = bands is None
-    labels = ["the"] if single else [f"band {band!r}" for band in bands]
+    labels = ["the"] if bands is None else [f"band {band!r}" for band in bands]
     constant = 2 if single else 3
     grid = reader.hdu("PSF").header.get("NAXIS") == constant + 1
     data = reader.imageData("PSF", "f", constant + 1 if grid else constant)
     data = data[None] if single else data
-    if not single and data.shape[0] != len(bands):
+    if bands is not None and data.shape[0] != len(bands):
         raise reader.error(f"{data.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", "PSF")
     if not grid:
         for label, kernel in zip(labels, data):
@@ -182,7 +183,7 @@ def _readPsfs(reader: FitsReader, bands: Sequence[str] | None) -> list[ImagePsf 
     if len(positions) != data.shape[1]:
         raise reader.error(f"{len(positions)} node positions for {data.shape[1]} kernels per band in PSF",
                            "PSF_POSITIONS")
-    psfs = []
+    psfs: list[ImagePsf | GridPsf] = []
     for label, kernels in zip(labels, data):
         for node, kernel in enumerate(kernels):
             _checkPsf(reader, "PSF", kernel, f"{label} node {node}")
@@ -333,7 +334,8 @@ def _checkVariance(reader: FitsReader, extension: str, variance: np.ndarray, ban
     negative = np.argwhere(variance < 0)
     if negative.size:
         where = negative[0]
-        pixel = f"band {bands[where[0]]!r} pixel (x={where[-1]}, y={where[-2]})" if bands else f"pixel (x={where[-1]}, y={where[-2]})"
+        position = f"pixel (x={where[-1]}, y={where[-2]})"
+        pixel = f"band {bands[where[0]]!r} {position}" if bands else position
         raise reader.error(f"negative variance at {pixel} (0-based array index)", extension)
 
 
@@ -368,7 +370,8 @@ def _readPlanes(
     if bands is not None:
         for extension, cube in (("IMAGE", image), ("MASK", mask), ("VARIANCE", variance)):
             if cube.shape[0] != len(bands):
-                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}", extension)
+                raise reader.error(f"{cube.shape[0]} planes but BANDS lists {len(bands)} bands {tuple(bands)}",
+                                   extension)
     for extension, plane in (("MASK", mask), ("VARIANCE", variance)):
         if plane.shape != image.shape:
             raise reader.error(f"shape {plane.shape} differs from the IMAGE shape {image.shape}", extension)
@@ -386,7 +389,8 @@ def _readPlanes(
     return image.astype(np.float32, copy=False), mask, variance.astype(np.float32, copy=False), xy0, planes
 
 
-def readMultibandExposureFits(path: str | PathLike, magZero: float | Sequence[float] | None = None) -> MultibandExposure:
+def readMultibandExposureFits(path: str | PathLike,
+                              magZero: float | Sequence[float] | None = None) -> MultibandExposure:
     """Read a multiband exposure file, checking everything it reads.
 
     Parameters
@@ -444,7 +448,8 @@ def writeExposureFits(exposure: Exposure, path: str | PathLike) -> None:
     hdus = [
         primary,
         _imageHdu(exposure.image.array.astype(np.float32, copy=False), "IMAGE", {**xy0, **wcsCards}),
-        _imageHdu(exposure.mask.array.astype(np.int32, copy=False), "MASK", {**xy0, **_maskHeader(exposure.mask.getMaskPlaneDict())}),
+        _imageHdu(exposure.mask.array.astype(np.int32, copy=False), "MASK",
+                  {**xy0, **_maskHeader(exposure.mask.getMaskPlaneDict())}),
         _imageHdu(exposure.variance.array.astype(np.float32, copy=False), "VARIANCE", xy0),
     ]
     if exposure.getPsf() is not None:
@@ -516,17 +521,20 @@ def readExposureFiles(
         raise ValueError(f"{len(bands)} bands for {len(paths)} files")
     if psfs is not None and len(psfs) != len(paths):
         raise ValueError(f"{len(psfs)} PSFs for {len(paths)} files")
-    if magZero is not None and not np.isscalar(magZero):
-        magZero = [float(m) for m in magZero]
-        if len(magZero) not in (1, len(paths)):
-            raise ValueError(f"{len(magZero)} zero points for {len(paths)} files: give one, or one per file")
-        magZero = magZero * len(paths) if len(magZero) == 1 else magZero
-    exposures = []
+    zeroPoints: list[float | None] = [None] * len(paths)
+    if magZero is not None:
+        values: list[float | None] = [float(m) for m in np.atleast_1d(magZero)]
+        if len(values) not in (1, len(paths)):
+            raise ValueError(f"{len(values)} zero points for {len(paths)} files: give one, or one per file")
+        zeroPoints = values * len(paths) if len(values) == 1 else values
+    exposures: list[Exposure] = []
+    labels: list[str] = []
     for i, path in enumerate(paths):
-        zeroPoint = magZero if magZero is None or np.isscalar(magZero) else magZero[i]
-        exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoint)
-        if exposure.getFilter().bandLabel is None:
-            raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path, extension="PRIMARY")
+        exposure = readExposureFits(path, band=None if bands is None else bands[i], magZero=zeroPoints[i])
+        label = exposure.getFilter().bandLabel
+        if label is None:
+            raise FitsFormatError("no BAND or FILTER keyword in the primary header; pass bands=", path=path,
+                                  extension="PRIMARY")
         if psfs is not None:
             psf = psfs[i]
             exposure.setPsf(psf if isinstance(psf, (ImagePsf, GridPsf)) else ImagePsf(psf))
@@ -541,7 +549,7 @@ def readExposureFiles(
             if exposure.getMask().getMaskPlaneDict() != first.getMask().getMaskPlaneDict():
                 raise FitsFormatError(f"mask planes differ from {paths[0]}'s", path=path, extension="MASK")
         exposures.append(exposure)
-    labels = [e.getFilter().bandLabel for e in exposures]
+        labels.append(label)
     if len(set(labels)) != len(labels):
         raise ValueError(f"the files {paths} repeat a band: {labels}")
     return MultibandExposure.fromExposures(labels, exposures)

@@ -29,7 +29,7 @@ class FitsReader:
         except (OSError, fits.VerifyError, ValueError) as error:
             raise FitsFormatError(f"not a readable FITS file ({error})", path=self.path) from None
 
-    def __enter__(self) -> "FitsReader":
+    def __enter__(self) -> FitsReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,12 +4,12 @@ The flow (:mod:`.flow`, which needs zuko) is imported on first use, so that load
 exported models (:func:`.export.loadModels`) needs nothing but torch.
 """
 
-from .config import *  # noqa: F401,F403
-from .networks import *  # noqa: F401,F403
-from .losses import *  # noqa: F401,F403
-from .device import *  # noqa: F401,F403
-from .export import *  # noqa: F401,F403
-from .validation import *  # noqa: F401,F403
+from .config import *  # noqa: F403
+from .device import *  # noqa: F403
+from .export import *  # noqa: F403
+from .losses import *  # noqa: F403
+from .networks import *  # noqa: F403
+from .validation import *  # noqa: F403
 
 _FLOW_NAMES = ("makeFlow", "FlowLogProb")
 

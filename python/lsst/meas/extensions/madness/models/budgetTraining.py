@@ -43,8 +43,9 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -55,8 +56,8 @@ from .config import ModelConfig
 from .device import resolveDevice
 from .flow import FlowLogProb, makeFlow
 from .latentScale import latentStatistics, standardiseLatents
-from .priorQuantiles import MIN_GALAXIES, logPriorQuantiles
 from .networks import Decoder, Encoder, klToStandardNormal, sampleLatent
+from .priorQuantiles import MIN_GALAXIES, logPriorQuantiles
 
 __all__ = ["BudgetConfig", "BudgetStage", "trainWithinBudget", "frameValidation", "loadInitialWeights",
            "adaptLegacyUnits", "reviveDeadBands"]
@@ -92,12 +93,12 @@ class BudgetConfig(BaseModel):
     checkpointSeconds: float = Field(60.0, gt=0, description="Seconds between checkpoints.")
     validationStamps: int = Field(512, ge=8, description="Held-out stamps of the per-stage validation loss.")
     metricStamps: int = Field(5000, ge=8, description="Held-out isolated galaxies of the final per-band metrics; as "
-                                                      "many others standardise the exported latents (models.latentScale).")
+                              "many others standardise the exported latents (models.latentScale).")
     seed: int = Field(0, description="Seed of initialisation, galaxies, PSFs and noise.")
     device: str = Field("auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
 
     @model_validator(mode="after")
-    def _check(self) -> "BudgetConfig":
+    def _check(self) -> BudgetConfig:
         total = self.vae.share + self.flow.share + self.deblender.share
         if not math.isclose(total, 1.0, rel_tol=1e-6):
             raise ValueError(f"the stage shares must add up to 1, got {total}")
@@ -153,9 +154,10 @@ def adaptLegacyUnits(encoder: Encoder, deblender: Encoder, decoder: Decoder, nor
     """
     factor = electronsPerUnit.to(torch.float32) / normalisation
     for encoderLike in (encoder, deblender):
-        first: nn.Conv2d = encoderLike.features[0]
+        first = cast(nn.Conv2d, encoderLike.features[0])
         first.weight *= factor.view(1, -1, 1, 1)
-    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    last = cast(nn.ConvTranspose2d, decoder.upsample[-2])
+    assert last.bias is not None  # the decoder's layers all have one
     last.weight /= factor.view(1, -1, 1, 1)
     last.bias /= factor
 
@@ -190,7 +192,8 @@ def reviveDeadBands(encoder: Encoder, decoder: Decoder, batch: dict, bands: Sequ
     if not alive:
         raise ValueError(f"every band of the decoder is dead ({list(bands)}): train it from scratch instead")
     flux = target.sum(dim=(0, 2, 3))
-    last: nn.ConvTranspose2d = decoder.upsample[-2]
+    last = cast(nn.ConvTranspose2d, decoder.upsample[-2])
+    assert last.bias is not None  # the decoder's layers all have one
     for band in dead:
         b = list(bands).index(band)
         donor = min(alive, key=lambda a: (abs(a - b), a))
@@ -217,7 +220,8 @@ def _vaeLoss(encoder: Encoder, decoder: Decoder, batch: dict, skyVariance: torch
 
 def _flowLoss(flow, frozen: Encoder, batch: dict, generator: torch.Generator | None) -> torch.Tensor:
     with torch.no_grad():
-        latent = sampleLatent(*frozen(batch["observed"]), generator)
+        mean, scaleTril = frozen(batch["observed"])
+        latent = sampleLatent(mean, scaleTril, generator)
     return -flow().log_prob(latent).mean()
 
 
@@ -318,14 +322,14 @@ def frameValidation(encoder: Encoder, decoder: Decoder, simulator, count: int, s
     from .validation import ReconstructionMetrics, silentBands
 
     generator = torch.Generator(device=simulator.device).manual_seed(seed)
-    decoded, truth, snr = [], [], []
+    decodedParts, truthParts, snrParts = [], [], []
     encoder.eval(), decoder.eval()
     for start in range(0, count, batchSize):
         batch = simulator.isolated(min(batchSize, count - start), generator)
-        decoded.append(decoder(encoder(batch["observed"])[0]).float().cpu().numpy())
-        truth.append(batch["model"].float().cpu().numpy())
-        snr.append((batch["observedNoiseless"] ** 2 / batch["variance"]).sum(dim=(2, 3)).sqrt().cpu().numpy())
-    decoded, truth, snr = np.concatenate(decoded), np.concatenate(truth), np.concatenate(snr)
+        decodedParts.append(decoder(encoder(batch["observed"])[0]).float().cpu().numpy())
+        truthParts.append(batch["model"].float().cpu().numpy())
+        snrParts.append((batch["observedNoiseless"] ** 2 / batch["variance"]).sum(dim=(2, 3)).sqrt().cpu().numpy())
+    decoded, truth, snr = np.concatenate(decodedParts), np.concatenate(truthParts), np.concatenate(snrParts)
     bands = simulator.bands
     perBand = {}
     for b, band in enumerate(bands):
@@ -448,9 +452,10 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
     metrics = frameValidation(encoder, decoder, validationSimulator, config.metricStamps, seed=4, batchSize=batchSize)
     prior.eval()
     # A rehearsal with a handful of metric stamps exports no table (the deblender then leaves the quantile NaN).
-    quantiles = logPriorQuantiles(encoder, prior, stamps.split(batchSize),
-                                  source=f"{len(stamps)} held-out isolated galaxies of the budget training's validation "
-                                         "split, observed through random PSFs") if len(stamps) >= MIN_GALAXIES else None
+    quantiles = (logPriorQuantiles(encoder, prior, stamps.split(batchSize),
+                                   source=f"{len(stamps)} held-out isolated galaxies of the budget training's "
+                                          "validation split, observed through random PSFs")
+                 if len(stamps) >= MIN_GALAXIES else None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, " \
         f"{torch.get_num_threads()} threads"
     training = {
@@ -461,9 +466,10 @@ def trainWithinBudget(modelConfig: ModelConfig, config: BudgetConfig, simulator,
         "galaxies": {"train": simulator.size, "validation": validationSimulator.size},
         "recipe": list(recipe) if recipe else None, "torchVersion": torch.__version__,
         "legacyUnitsAdaptedFrom": adapted, "revivedBands": revived,
-        "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(), "std": latentStd.tolist()},
+        "latentStandardisation": {"stamps": config.metricStamps, "mean": latentMean.tolist(),
+                                  "std": latentStd.tolist()},
     }
-    summary = {"training": training, "validation": metrics}
+    summary: dict[str, Any] = {"training": training, "validation": metrics}
     if export:
         from .export import exportModels, updateModelCard
 

@@ -68,13 +68,13 @@ class ModelFrame(_Frozen):
     bandScales: tuple[float, ...] = Field(description="fluxUnit per network unit, one per band, in band order.")
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelFrame":
+    def _check(self) -> ModelFrame:
         if not self.bandScales or min(self.bandScales) <= 0:
             raise ValueError(f"bandScales must be positive, got {self.bandScales}")
         return self
 
     @classmethod
-    def forSurvey(cls, bands, conditions=None, **fields) -> "ModelFrame":
+    def forSurvey(cls, bands, conditions=None, **fields) -> ModelFrame:
         """The frame at a survey's pixel scale whose band scales are its sky noise per pixel in nJy
         (default survey: LSST 10-year, the paper's Table 1).
 
@@ -102,7 +102,8 @@ class FlowConfig(_Frozen):
 class ModelConfig(_Frozen):
     """Everything that fixes the networks' shapes and the data they expect."""
 
-    profile: Literal["paper", "light", "tiny", "custom"] = Field("light", description="Name of the profile these values come from.")
+    profile: Literal["paper", "light", "tiny", "custom"] = Field(
+        "light", description="Name of the profile these values come from.")
     bands: tuple[str, ...] = Field(("u", "g", "r", "i", "z", "y"), description="Input bands, in channel order.")
     stampSize: int = Field(45, description="Side of the input and output stamps, pixels.")
     latentDim: int = Field(16, description="Dimension of the latent space.")
@@ -116,7 +117,7 @@ class ModelConfig(_Frozen):
     flow: FlowConfig = Field(FlowConfig(), description="Latent-space flow prior.")
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
+    def _check(self) -> ModelConfig:
         if self.stampSize < 1 or self.latentDim < 1 or not self.bands:
             raise ValueError("stampSize, latentDim and bands must be positive / non-empty")
         size = self.decoder.seedSize * 2 ** len(self.decoder.channels)
@@ -133,7 +134,7 @@ class ModelConfig(_Frozen):
         return self
 
     @classmethod
-    def fromProfile(cls, name: str, **overrides) -> "ModelConfig":
+    def fromProfile(cls, name: str, **overrides) -> ModelConfig:
         """The named profile (``"paper"`` or ``"light"``), with optional field overrides."""
         try:
             base = PROFILES[name]

@@ -26,9 +26,10 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,7 +198,8 @@ class MadnessModels:
             raise ModelCardError(f"{self.directory / CARD_NAME}: a model frame needs the card's surveyConditions "
                                  "to convert images to nJy")
         conditions = SurveyConditions.model_validate(self.card["surveyConditions"])
-        return np.array([scale / nJyPerElectron(conditions, band) for band, scale in zip(self.bands, frame["bandScales"])])
+        return np.array([scale / nJyPerElectron(conditions, band)
+                         for band, scale in zip(self.bands, frame["bandScales"])])
 
     @property
     def logPriorQuantiles(self) -> dict | None:
@@ -264,7 +266,7 @@ def loadModels(
     if stampSize is not None and int(stampSize) != int(card["stampSize"]):
         raise ModelCardError(f"{cardPath}: the models take {card['stampSize']}-pixel stamps, not {stampSize}")
     modules = {}
-    for name, fileName in MODEL_FILES.items():
+    for name in MODEL_FILES:
         entry = card["files"].get(name)
         if entry is None:
             raise ModelCardError(f"{cardPath}: model card lists no {name!r} file")

@@ -181,8 +181,9 @@ def drawModelFigures(modelsDir: str | os.PathLike, runDir: str | os.PathLike, is
     stamps = stackItems(isolated, range(count), keys=("blended",))["blended"]
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        latents = sampleLatent(*models.encoder(torch.as_tensor(stamps) / models.normalisation), generator)
-    latents, flowLatents = latents.numpy(), flowLatents.numpy()
+        mean, scaleTril = models.encoder(torch.as_tensor(stamps) / models.normalisation)
+        latents = sampleLatent(mean, scaleTril, generator).numpy()
+    flowLatents = flowLatents.numpy()
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15)]
     figure, axes = plt.subplots(2, 4, figsize=(12, 6.2), layout="constrained")
     for ax, (i, j) in zip(axes.flat, pairs):

@@ -30,6 +30,8 @@ Kingma & Welling 2014, "Auto-Encoding Variational Bayes" (reparameterisation).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 
@@ -48,6 +50,10 @@ def latentStatistics(encoder: Encoder, stamps: torch.Tensor, batchSize: int = 25
 class StandardisedFlowLogProb(nn.Module):
     r""":math:`z' \mapsto \log p(m + s \odot z') + \sum_i \log s_i` of a zuko flow (traceable)."""
 
+    if TYPE_CHECKING:  # buffers; not class annotations at run time, which torch.jit would read
+        mean: torch.Tensor
+        std: torch.Tensor
+
     def __init__(self, flow, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()
         self.flow = flow
@@ -60,7 +66,7 @@ class StandardisedFlowLogProb(nn.Module):
 
 @torch.no_grad()
 def _foldIntoEncoder(encoder: Encoder, mean: torch.Tensor, std: torch.Tensor) -> None:
-    head: nn.Linear = encoder.head[-1]
+    head = cast(nn.Linear, encoder.head[-1])
     d = encoder.latentDim
     head.weight[:d] /= std[:, None]
     head.bias[:d] = (head.bias[:d] - mean) / std
@@ -89,10 +95,10 @@ def standardiseLatents(encoder: Encoder, deblender: Encoder, decoder: Decoder, f
     >>> torch.allclose(decoder(encoder(x)[0]), before, atol=1e-5)
     True
     """
-    std = std.to(decoder.dense[0].weight)
+    first = cast(nn.Linear, decoder.dense[0])
+    std = std.to(first.weight)
     mean = mean.to(std)
-    first: nn.Linear = decoder.dense[0]
-    first.bias += first.weight @ mean
+    first.bias.add_(first.weight @ mean)
     first.weight *= std[None, :]
     _foldIntoEncoder(encoder, mean, std)
     _foldIntoEncoder(deblender, mean, std)

@@ -27,7 +27,8 @@ from .networks import klToStandardNormal
 __all__ = ["reconstructionLoss", "betaVaeLoss", "ssim", "latentDistance"]
 
 
-def reconstructionLoss(target: torch.Tensor, prediction: torch.Tensor, skyNoise: torch.Tensor, normalisation: float = 1e4) -> torch.Tensor:
+def reconstructionLoss(target: torch.Tensor, prediction: torch.Tensor, skyNoise: torch.Tensor,
+                       normalisation: float = 1e4) -> torch.Tensor:
     r"""Per-sample :math:`\sum (y - \hat y)^2 / (\sigma_b^2 + y/10^4)` (``skyNoise`` is :math:`\sigma_b` per band).
 
     Examples
@@ -77,7 +78,8 @@ def betaVaeLoss(
     ssimWeight: float = 0.0,
     normalisation: float = 1e4,
 ) -> torch.Tensor:
-    r"""Batch mean of :math:`(\mathcal{L}_{\rm rec} + \beta\,\mathrm{KL})(1 - \alpha\,\mathrm{SSIM})`, :math:`\alpha` = ``ssimWeight``."""
+    r"""Batch mean of :math:`(\mathcal{L}_{\rm rec} + \beta\,\mathrm{KL})(1 - \alpha\,\mathrm{SSIM})`,
+    :math:`\alpha` = ``ssimWeight``."""
     loss = reconstructionLoss(target, prediction, skyNoise, normalisation) + beta * klToStandardNormal(mean, scaleTril)
     if ssimWeight > 0:
         loss = loss * (1.0 - ssimWeight * ssim(target, prediction))

@@ -31,8 +31,8 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["DEFAULT_CANDIDATES", "SCORE_TIE", "chooseLearningRate", "tuneMapLearningRate"]
 

@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                                     help="log-prior quantiles of held-out isolated galaxies; store them in the card")
     quantiles.add_argument("models", type=Path, help="model-frame model directory")
     quantiles.add_argument("--population", type=Path, required=True,
-                           help="galaxies as written by `madness-train population` (.npz); its validation split is used")
+                           help="galaxies as written by `madness-train population` (.npz); its validation split "
+                                "is used")
     quantiles.add_argument("--stamps", type=int, default=5000, help="held-out galaxies (default 5000)")
     quantiles.add_argument("--seed", type=int, default=5, help="seed of the galaxies, PSFs and noise (default 5)")
     quantiles.add_argument("--device", default="auto", help="torch device")

@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -50,6 +51,12 @@ def _convOutput(size: int, kernel: int, stride: int = 2) -> int:
 
 class Encoder(nn.Module):
     """Stamp → (posterior mean, lower-triangular scale) of the latent Gaussian."""
+
+    if TYPE_CHECKING:  # not class annotations at run time: TorchScript reads those, as unresolvable strings
+        # Buffers (register_buffer): the row, column and diagonal flag of each entry of the scale's triangle.
+        trilRows: torch.Tensor
+        trilCols: torch.Tensor
+        diagonal: torch.Tensor
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -103,7 +110,8 @@ class Decoder(nn.Module):
         channels = dc.seedChannels
         for out in dc.channels:
             pad = dc.kernelSize // 2
-            layers += [nn.ConvTranspose2d(channels, out, dc.kernelSize, stride=2, padding=pad, output_padding=1), nn.PReLU(out)]
+            layers += [nn.ConvTranspose2d(channels, out, dc.kernelSize, stride=2, padding=pad, output_padding=1),
+                       nn.PReLU(out)]
             channels = out
         output = nn.Softplus() if dc.outputActivation == "softplus" else nn.ReLU()
         layers += [nn.ConvTranspose2d(channels, len(config.bands), 3, stride=1, padding=1), output]

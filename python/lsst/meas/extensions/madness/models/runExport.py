@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .export import exportModels
 from .provenance import readDataRecord
@@ -65,7 +66,8 @@ def exportRun(runDir: str | os.PathLike, outDir: str | os.PathLike, recipe: Sequ
     for stage in STAGES:
         path = stagePath(runDir, stage)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; train the stage first with `madness-train {stage} --out {runDir}`")
+            raise FileNotFoundError(f"{path}: missing; train the stage first with "
+                                    f"`madness-train {stage} --out {runDir}`")
         loaded[stage] = loadCheckpointModels(path)
     config = loaded["vae"][0]
     for stage in ("flow", "deblender"):

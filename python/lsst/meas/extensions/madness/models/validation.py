@@ -39,8 +39,9 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class ReconstructionMetrics:
     meanFluxError: float
 
     @classmethod
-    def fromArrays(cls, model: np.ndarray, truth: np.ndarray, band: str) -> "ReconstructionMetrics":
+    def fromArrays(cls, model: np.ndarray, truth: np.ndarray, band: str) -> ReconstructionMetrics:
         cosine, flux = cosineSimilarity(model, truth), relativeFluxError(model, truth)
         return cls(len(model), band, float(cosine.mean()), float(np.median(cosine)), float(np.abs(flux).mean()),
                    float(np.median(np.abs(flux))), float(flux.mean()))
@@ -114,7 +115,8 @@ class ValidationMetrics:
         return asdict(self)
 
 
-def stackItems(data, indices: Sequence[int], keys: Sequence[str] = ("blended", "isolated")) -> dict[str, np.ndarray]:
+def stackItems(data, indices: Sequence[int] | np.ndarray,
+               keys: Sequence[str] = ("blended", "isolated")) -> dict[str, np.ndarray]:
     """Stacked float32 arrays of ``keys`` for items ``indices`` of a map-style data set."""
     items = [data[int(i)] for i in indices]
     return {key: np.stack([item[key] for item in items]).astype(np.float32) for key in keys}
@@ -183,7 +185,8 @@ def flowNll(models: MadnessModels, data, count: int, seed: int = 0, batchSize: i
     generator = torch.Generator().manual_seed(seed)
     flowSum = normalSum = 0.0
     for batch in _batches(data, count, batchSize, ("blended",)):
-        z = sampleLatent(*models.encoder(torch.as_tensor(batch["blended"]) / models.normalisation), generator)
+        mean, scaleTril = models.encoder(torch.as_tensor(batch["blended"]) / models.normalisation)
+        z = sampleLatent(mean, scaleTril, generator)
         flowSum += float(-models.logPrior(z).double().sum())
         normalSum += float((0.5 * (z.double() ** 2).sum(-1) + 0.5 * z.shape[-1] * math.log(2 * math.pi)).sum())
     return flowSum / count, normalSum / count

@@ -12,5 +12,5 @@ when it is missing:
 - :mod:`.simRepo`: a butler repository of simulated patches (``madness-sim butler``).
 """
 
-from .butlerConfig import *  # noqa: F401,F403
+from .butlerConfig import *  # noqa: F403
 from .butlerConfig import __all__  # noqa: F401

@@ -38,7 +38,7 @@ class _PackageFitsFormatter(FormatterV2):
     can_read_from_local_file = True
 
     @staticmethod
-    def pythonType() -> type:
+    def pythonType() -> Any:
         """The class whose ``readFits`` reads the file."""
         raise NotImplementedError
 

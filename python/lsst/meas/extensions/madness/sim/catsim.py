@@ -39,7 +39,8 @@ _NON_NEGATIVE = ("redshift", "fluxnorm_bulge", "fluxnorm_disk", "fluxnorm_agn", 
 
 
 def _fail(path, reason: str, column: str | None = None, row: int | None = None) -> FitsFormatError:
-    return FitsFormatError(reason, path="<in-memory table>" if path is None else path, extension="catalog", column=column, row=row)
+    return FitsFormatError(reason, path="<in-memory table>" if path is None else path, extension="catalog",
+                           column=column, row=row)
 
 
 def readCatsimCatalog(path: str | PathLike) -> Table:
@@ -77,7 +78,7 @@ def readCatsimCatalog(path: str | PathLike) -> Table:
         table = Table.read(path)
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
-    except Exception as error:  # astropy raises many types for unreadable input
+    except Exception as error:  # noqa: BLE001 - astropy raises many types for unreadable input
         raise _fail(path, f"not a readable table ({error})") from None
     return deriveCatsimColumns(checkCatsimTable(table, path))
 
@@ -115,7 +116,8 @@ def checkCatsimTable(table: Table, path: str | PathLike | None = None) -> Table:
     for a, b in (("a_b", "b_b"), ("a_d", "b_d")):
         bad = np.flatnonzero(np.asarray(table[b]) > np.asarray(table[a]))
         if bad.size:
-            raise _fail(path, f"semi-minor axis {table[b][bad[0]]} exceeds semi-major axis {table[a][bad[0]]}", b, int(bad[0]))
+            raise _fail(path, f"semi-minor axis {table[b][bad[0]]} exceeds semi-major axis {table[a][bad[0]]}",
+                        b, int(bad[0]))
     bulge, disk, agn = (np.asarray(table[f"fluxnorm_{c}"], dtype=float) for c in ("bulge", "disk", "agn"))
     total = bulge + disk + agn
     empty = np.flatnonzero(total <= 0)

@@ -74,10 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for kind, cls in DATASETS.items():
-        sub = commands.add_parser(kind, help=cls.__doc__.splitlines()[0], description=cls.__doc__.splitlines()[0])
+        summary = (cls.__doc__ or kind).splitlines()[0]
+        sub = commands.add_parser(kind, help=summary, description=summary)
         _addSimulationOptions(sub, cls.defaultSplit)
         sub.add_argument("--out", type=Path, required=True, help="folder for the HDF5 shards")
-        sub.add_argument("--shard-size", type=int, default=1000, metavar="N", help="scenes per file (default: %(default)s)")
+        sub.add_argument("--shard-size", type=int, default=1000, metavar="N",
+                         help="scenes per file (default: %(default)s)")
         sub.add_argument("--float16", action="store_true", help="store arrays as float16 (half the size)")
     sub = commands.add_parser("inputs", help="TestFields as run_task inputs (exposure, parents, truth FITS)",
                               description="Write TestFields as run_task inputs: field_<k>_exposure.fits, "
@@ -85,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     _addSimulationOptions(sub, "test")
     sub.add_argument("--out", type=Path, required=True, help="folder for the FITS files")
     sub.add_argument("--peaks", choices=("truth", "detected"), default="truth",
-                     help="peaks at the true centres (the paper's setting) or from the peak finder (default: %(default)s)")
+                     help="peaks at the true centres (the paper's setting) or from the peak finder "
+                          "(default: %(default)s)")
     sub = commands.add_parser("butler", help="TestFields as a data butler repository of patches (pipeline inputs)",
                               description="Make a data butler repository at REPO (needs the Rubin middleware: pip "
                                           "install -e '.[lsst]') holding --patches TestFields, one per patch of a "
@@ -94,13 +97,15 @@ def _parser() -> argparse.ArgumentParser:
                                           "The package's storage classes and formatters are stored in the "
                                           "repository's config.")
     sub.add_argument("repo", type=Path, metavar="REPO", help="folder of the new repository")
-    sub.add_argument("--patches", type=int, default=2, metavar="N", help="patches (fields) to simulate (default: %(default)s)")
+    sub.add_argument("--patches", type=int, default=2, metavar="N",
+                     help="patches (fields) to simulate (default: %(default)s)")
     _addSimulationOptions(sub, "test")
     sub.add_argument("--peaks", choices=("truth", "detected"), default="truth",
                      help="peaks at the true centres or from the peak finder (default: %(default)s)")
     sub = commands.add_parser("population", help="write the built-in population as a CatSim FITS catalogue",
                               description="Write the built-in CatSim-like population (after the S/N cut) as a "
-                                          "CatSim-format FITS catalogue; optionally plot it against a reference catalogue.")
+                                          "CatSim-format FITS catalogue; optionally plot it against a reference "
+                                          "catalogue.")
     sub.add_argument("--size", type=int, default=20_000, help="galaxies after the cut (default: %(default)s)")
     sub.add_argument("--seed", type=int, default=0, help="population seed (default: %(default)s)")
     sub.add_argument("--snr-cut", type=float, default=10.0, help="r-band S/N cut, 0 for none (default: %(default)s)")
@@ -119,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
                               description="Time IsolatedSims, BlendedSims and TestFields, in memory and written "
                                           "to HDF5, with one worker and with all cores; write a Markdown table.")
     _addCatalogOptions(sub)
-    sub.add_argument("--isolated", type=int, default=1000, metavar="N", help="IsolatedSims scenes (default: %(default)s)")
+    sub.add_argument("--isolated", type=int, default=1000, metavar="N",
+                     help="IsolatedSims scenes (default: %(default)s)")
     sub.add_argument("--blended", type=int, default=500, metavar="N", help="BlendedSims scenes (default: %(default)s)")
     sub.add_argument("--fields", type=int, default=30, metavar="N", help="TestFields scenes (default: %(default)s)")
     sub.add_argument("--out", type=Path, required=True, help="Markdown file to write (e.g. doc/sim-throughput.md)")
@@ -133,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--galaxies", type=int, default=1000, metavar="N", help="galaxies compared (default: %(default)s)")
     sub.add_argument("--seed", type=int, default=0, help="population, centre and PSF seed (default: %(default)s)")
     sub.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                     help="device of the comparison; CUDA is also timed when available unless cpu (default: %(default)s)")
+                     help="device of the comparison; CUDA is also timed when available unless cpu "
+                          "(default: %(default)s)")
     sub.add_argument("--batch-size", type=int, default=256, metavar="N",
                      help="galaxies per renderer call (default: %(default)s)")
     sub.add_argument("--out", type=Path, default=Path("doc/_generated"),
@@ -312,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in DATASETS:
             return _simulate(args)
-        commands = {"inputs": _inputs, "butler": _butler, "population": _population, "examples": _examples, "throughput": _throughput,
-                    "fourier-check": _fourierCheck}
+        commands = {"inputs": _inputs, "butler": _butler, "population": _population, "examples": _examples,
+                    "throughput": _throughput, "fourier-check": _fourierCheck}
         return commands[args.command](args)
     except (ValueError, OSError) as error:
         print(f"madness-sim {args.command}: error: {error}", file=sys.stderr)

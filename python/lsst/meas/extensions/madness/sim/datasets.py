@@ -30,8 +30,9 @@ Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 2.1-2.2 and Fig. 2.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from astropy.table import Table
@@ -57,10 +58,13 @@ class SimulationConfig(BaseModel):
 
     stampSize: int = Field(45, description="Side of a galaxy stamp (model input and target), pixels; odd.")
     blendBoxSize: int = Field(20, description="BlendedSims: side of the box that holds the galaxies' centres, pixels.")
-    blendGalaxies: tuple[int, int] = Field((1, 3), description="BlendedSims: fewest and most galaxies in a scene (uniform).")
+    blendGalaxies: tuple[int, int] = Field(
+        (1, 3), description="BlendedSims: fewest and most galaxies in a scene (uniform).")
     fieldSize: int = Field(205, description="TestFields: side of a field, pixels.")
-    fieldInnerSize: int = Field(150, description="TestFields: side of the central box holding the galaxies' centres, pixels.")
-    fieldGalaxies: tuple[int, int] = Field((12, 20), description="TestFields: fewest and most galaxies in a field (uniform).")
+    fieldInnerSize: int = Field(
+        150, description="TestFields: side of the central box holding the galaxies' centres, pixels.")
+    fieldGalaxies: tuple[int, int] = Field(
+        (12, 20), description="TestFields: fewest and most galaxies in a field (uniform).")
     maxRadius: int = Field(48, description="Each galaxy is drawn out to this many pixels from its centre.")
     psfSize: int = Field(41, description="Side of the stored PSF kernel images, pixels; odd.")
     splitFractions: tuple[float, float, float] = Field(
@@ -68,7 +72,7 @@ class SimulationConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "SimulationConfig":
+    def _check(self) -> SimulationConfig:
         if self.stampSize < 3 or self.stampSize % 2 == 0:
             raise ValueError(f"stampSize must be odd and at least 3, got {self.stampSize}")
         for name in ("blendGalaxies", "fieldGalaxies"):
@@ -78,7 +82,8 @@ class SimulationConfig(BaseModel):
         if not 0 < self.fieldInnerSize <= self.fieldSize:
             raise ValueError(f"fieldInnerSize must be in (0, fieldSize={self.fieldSize}], got {self.fieldInnerSize}")
         if self.fieldGalaxies[1] > self.fieldInnerSize**2:
-            raise ValueError(f"{self.fieldGalaxies[1]} galaxies cannot have distinct centre pixels in {self.fieldInnerSize}² pixels")
+            raise ValueError(f"{self.fieldGalaxies[1]} galaxies cannot have distinct centre pixels in "
+                             f"{self.fieldInnerSize}² pixels")
         if self.blendBoxSize < 0 or self.maxRadius < 1:
             raise ValueError("blendBoxSize must be >= 0 and maxRadius >= 1")
         return self
@@ -181,7 +186,8 @@ class _SimulatedSet:
         }
 
     def rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, self.kindCode, SPLITS.index(self.split), int(index)]))
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.kindCode, SPLITS.index(self.split),
+                                                             int(index)]))
 
     def galaxy(self, row: int) -> dict:
         return {name: values[row] for name, values in self._columns.items()}

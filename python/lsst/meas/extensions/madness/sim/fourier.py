@@ -64,9 +64,9 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from importlib import resources
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -144,7 +144,8 @@ class _LogLogTable:
     def __call__(self, kappa: torch.Tensor) -> torch.Tensor:
         key = (kappa.device, kappa.dtype)
         if key not in self._onDevice:
-            self._onDevice[key] = (self.logKappa.to(kappa.device, kappa.dtype), self.logValue.to(kappa.device, kappa.dtype))
+            self._onDevice[key] = (self.logKappa.to(kappa.device, kappa.dtype),
+                                   self.logValue.to(kappa.device, kappa.dtype))
         logKappa, logValue = self._onDevice[key]
         x = torch.log(kappa.clamp(min=math.exp(float(self.logKappa[0]))))
         position = (x - logKappa[0]) / self.step
@@ -246,22 +247,22 @@ class GalaxyParameters:
     def nBands(self) -> int:
         return self.flux.shape[1]
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "GalaxyParameters":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GalaxyParameters:
         return GalaxyParameters(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)})
 
-    def __getitem__(self, index) -> "GalaxyParameters":
+    def __getitem__(self, index) -> GalaxyParameters:
         return GalaxyParameters(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
-    def withFlux(self, flux: torch.Tensor) -> "GalaxyParameters":
+    def withFlux(self, flux: torch.Tensor) -> GalaxyParameters:
         return replace(self, flux=flux)
 
-    def withCentres(self, dx: torch.Tensor, dy: torch.Tensor) -> "GalaxyParameters":
+    def withCentres(self, dx: torch.Tensor, dy: torch.Tensor) -> GalaxyParameters:
         return replace(self, dx=dx, dy=dy)
 
     @classmethod
     def single(cls, flux: Sequence[float], *, bulgeFraction: float = 0.0, agnFraction: float = 0.0,
                hlrBulge: float = 0.0, qBulge: float = 1.0, paBulge: float = 0.0, hlrDisk: float = 0.0,
-               qDisk: float = 1.0, paDisk: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> "GalaxyParameters":
+               qDisk: float = 1.0, paDisk: float = 0.0, dx: float = 0.0, dy: float = 0.0) -> GalaxyParameters:
         """One galaxy from plain numbers."""
         scalars = dict(bulgeFraction=bulgeFraction, agnFraction=agnFraction, hlrBulge=hlrBulge, qBulge=qBulge,
                        paBulge=paBulge, hlrDisk=hlrDisk, qDisk=qDisk, paDisk=paDisk, dx=dx, dy=dy)
@@ -269,7 +270,7 @@ class GalaxyParameters:
 
     @classmethod
     def fromColumns(cls, columns: Mapping[str, Sequence[float]], flux: np.ndarray | torch.Tensor,
-                    dx: Sequence[float] | None = None, dy: Sequence[float] | None = None) -> "GalaxyParameters":
+                    dx: Sequence[float] | None = None, dy: Sequence[float] | None = None) -> GalaxyParameters:
         """From CatSim columns (``bulge_fraction``, ``agn_fraction``, ``hlr_bulge``, ``q_bulge``,
         ``pa_bulge``, ``hlr_disk``, ``q_disk``, ``pa_disk``; an astropy table or a dict of arrays)
         and an ``(N, B)`` flux array."""
@@ -305,24 +306,24 @@ class PsfSpec:
     beta: torch.Tensor
 
     @classmethod
-    def _make(cls, kind: str, fwhm, beta=3.5) -> "PsfSpec":
+    def _make(cls, kind: str, fwhm, beta=3.5) -> PsfSpec:
         fwhm = _tensor(fwhm)
         if torch.any(fwhm <= 0):
             raise ValueError(f"PSF FWHMs must be positive, got {fwhm.tolist()}")
         return cls(torch.full(fwhm.shape, PSF_KINDS[kind], dtype=torch.int64), fwhm, _tensor(beta).expand(fwhm.shape))
 
     @classmethod
-    def gaussian(cls, fwhm) -> "PsfSpec":
+    def gaussian(cls, fwhm) -> PsfSpec:
         """Gaussian PSFs of the given FWHM (per band, or ``(N, B)``)."""
         return cls._make("gaussian", fwhm)
 
     @classmethod
-    def kolmogorov(cls, fwhm) -> "PsfSpec":
+    def kolmogorov(cls, fwhm) -> PsfSpec:
         """Kolmogorov PSFs (GalSim's ``Kolmogorov(fwhm=)``)."""
         return cls._make("kolmogorov", fwhm)
 
     @classmethod
-    def moffat(cls, fwhm, beta=3.5) -> "PsfSpec":
+    def moffat(cls, fwhm, beta=3.5) -> PsfSpec:
         """Untruncated Moffat PSFs (GalSim's ``Moffat(beta, fwhm=)``), β in 2.5, 3.5, 4.5."""
         spec = cls._make("moffat", fwhm, beta)
         bad = set(torch.unique(spec.beta).tolist()) - set(_MOFFAT_POLYNOMIALS)
@@ -330,13 +331,13 @@ class PsfSpec:
             raise ValueError(f"Moffat β must be one of {sorted(_MOFFAT_POLYNOMIALS)}, got {sorted(bad)}")
         return spec
 
-    def to(self, device) -> "PsfSpec":
+    def to(self, device) -> PsfSpec:
         return PsfSpec(self.kind.to(device), self.fwhm.to(device), self.beta.to(device))
 
-    def __getitem__(self, index) -> "PsfSpec":
+    def __getitem__(self, index) -> PsfSpec:
         return PsfSpec(self.kind[index], self.fwhm[index], self.beta[index])
 
-    def broadcast(self, n: int, nBands: int) -> "PsfSpec":
+    def broadcast(self, n: int, nBands: int) -> PsfSpec:
         shape = (n, nBands)
         return PsfSpec(self.kind.expand(shape), self.fwhm.expand(shape), self.beta.expand(shape))
 
@@ -425,7 +426,8 @@ class FourierRenderer:
         if stampSize < 1 or stampSize % 2 == 0:
             raise ValueError(f"stampSize must be a positive odd number, got {stampSize}")
         if pixelScale <= 0 or oversampling < 1 or padding < 1 or maxPadding < padding or chunk < 1:
-            raise ValueError("pixelScale must be positive, oversampling and chunk at least 1, 1 <= padding <= maxPadding")
+            raise ValueError("pixelScale must be positive, oversampling and chunk at least 1, "
+                             "1 <= padding <= maxPadding")
         if not 0 < foldingThreshold < 1:
             raise ValueError(f"foldingThreshold must be in (0, 1), got {foldingThreshold}")
         self.stampSize, self.pixelScale = int(stampSize), float(pixelScale)
@@ -458,12 +460,14 @@ class FourierRenderer:
         hd = (galaxies.hlrDisk.double().cpu() / galaxies.qDisk.double().cpu().sqrt()).clamp(min=1e-6)[:, None]
         x = radii * _EXPONENTIAL_HLR / hd
         diskTail = (1.0 + x) * torch.exp(-x)
-        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64), _DEVAUCOULEURS_B * (radii / hb) ** 0.25)
+        bulgeTail = torch.special.gammaincc(torch.tensor(8.0, dtype=torch.float64),
+                                            _DEVAUCOULEURS_B * (radii / hb) ** 0.25)
         bulgeTail = torch.where(galaxies.hlrBulge.cpu()[:, None] > 0, bulgeTail, torch.zeros_like(bulgeTail))
         diskTail = torch.where(galaxies.hlrDisk.cpu()[:, None] > 0, diskTail, torch.zeros_like(diskTail))
         tail = (1.0 - agn) * (f * bulgeTail + (1.0 - f) * diskTail)
         good = tail <= self.foldingThreshold
-        first = torch.where(good.any(dim=1), good.double().argmax(dim=1), torch.full((len(galaxies),), len(self.gridSizes) - 1))
+        first = torch.where(good.any(dim=1), good.double().argmax(dim=1),
+                            torch.full((len(galaxies),), len(self.gridSizes) - 1))
         return first.long()
 
     def _grid(self, size: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -498,7 +502,8 @@ class FourierRenderer:
         diskShare = torch.where(hasDisk, 1.0 - bulgeShare, torch.zeros_like(bulgeShare))
         agn = torch.where(hasBulge | hasDisk, galaxies.agnFraction, torch.ones_like(galaxies.agnFraction))
         tiny = torch.full_like(galaxies.hlrDisk, 1e-6)
-        bulge = component(torch.where(hasBulge, galaxies.hlrBulge, tiny), galaxies.qBulge, galaxies.paBulge, deVaucouleursK)
+        bulge = component(torch.where(hasBulge, galaxies.hlrBulge, tiny), galaxies.qBulge, galaxies.paBulge,
+                          deVaucouleursK)
         disk = component(torch.where(hasDisk, galaxies.hlrDisk, tiny), galaxies.qDisk, galaxies.paDisk, exponentialK)
         extended = bulgeShare[:, None, None] * bulge + diskShare[:, None, None] * disk
         return (1.0 - agn)[:, None, None] * extended + agn[:, None, None]
@@ -549,4 +554,5 @@ class FourierRenderer:
             for c in range(self.oversampling):
                 part = wide[..., a * size:(a + 1) * size, c * half:(c + 1) * half]
                 folded = part.clone() if folded is None else folded.add_(part)
+        assert folded is not None  # oversampling >= 1
         return folded

@@ -31,9 +31,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class CheckSample:
         ``(N, B)`` PSF FWHM (arcsec) and Moffat index (used by Moffat PSFs only).
     """
 
-    galaxies: object
+    galaxies: Any  # an astropy Table
     bands: tuple[str, ...]
     flux: np.ndarray
     dx: np.ndarray
@@ -178,11 +179,13 @@ def drawSample(nGalaxies: int, seed: int = 0, bands: Sequence[str] = "ugrizy",
 
 
 def _galsimGalaxy(profile: SceneRenderer, row):
-    """Unit-flux GalSim galaxy (bulge + disk + AGN) of a catalogue row, as :meth:`.SceneRenderer.drawGalaxy` builds it."""
+    """Unit-flux GalSim galaxy (bulge + disk + AGN) of a catalogue row, as :meth:`.SceneRenderer.drawGalaxy`
+    builds it."""
     import galsim
 
     bulge, disk, bulgeFraction, agnFraction = profile.profile(row)
-    extended = [(bulge, bulgeFraction if disk is not None else 1.0), (disk, 1.0 - bulgeFraction if bulge is not None else 1.0)]
+    extended = [(bulge, bulgeFraction if disk is not None else 1.0),
+                (disk, 1.0 - bulgeFraction if bulge is not None else 1.0)]
     parts = [(component, weight) for component, weight in extended if component is not None]
     if not parts:
         agnFraction = 1.0
@@ -221,7 +224,8 @@ def drawFourier(sample: CheckSample, renderer, *, dtype=None, device="cpu", batc
     parts = []
     for start in tqdm(starts, desc=f"Fourier {str(dtype).replace('torch.', '')}", unit="batch", disable=not progress):
         index = slice(start, start + batchSize)
-        stamps = renderer.draw(sample.galaxyParameters(index, dtype=dtype, device=device), sample.psfSpec(index, device=device))
+        stamps = renderer.draw(sample.galaxyParameters(index, dtype=dtype, device=device),
+                               sample.psfSpec(index, device=device))
         parts.append(stamps.cpu().double().numpy())
     return np.concatenate(parts)
 
@@ -247,7 +251,8 @@ def _worst(sample: CheckSample, flux: np.ndarray, pixel: np.ndarray, renderer, c
     picked: dict[tuple[int, int], None] = {}
     for errors in (flux, pixel):
         for flat in np.argsort(errors, axis=None)[::-1][:count]:
-            picked[tuple(int(i) for i in np.unravel_index(flat, errors.shape))] = None
+            n, b = np.unravel_index(flat, errors.shape)
+            picked[(int(n), int(b))] = None
     rows = []
     for n, b in picked:
         row = sample.describe(n, b)
@@ -278,7 +283,7 @@ def compareWithGalsim(nGalaxies: int = 1000, seed: int = 0, stampSize: int = 45,
     began = time.perf_counter()
     reference = drawGalsim(sample, stampSize, pixelScale, progress=progress)
     galsimSeconds = time.perf_counter() - began
-    result = {"nGalaxies": len(sample), "seed": seed, "stampSize": stampSize, "pixelScale": pixelScale,
+    result: dict[str, Any] = {"nGalaxies": len(sample), "seed": seed, "stampSize": stampSize, "pixelScale": pixelScale,
               "bands": list(sample.bands), "device": str(torchDevice), "fwhmRange": list(FWHM_RANGE),
               "psfFamilies": list(PSF_FAMILIES), "moffatBetas": list(MOFFAT_BETAS),
               "targets": {"flux": FLUX_TARGET, "pixel": PIXEL_TARGET}, "galsimSeconds": galsimSeconds,
@@ -310,7 +315,8 @@ def _deviceName(device) -> str:
 
 def measureThroughput(nGalaxies: int = 1024, seed: int = 0, stampSize: int = 45, pixelScale: float = 0.2, *,
                       bands: Sequence[str] = "ugrizy", batchSize: int = 256, devices: Sequence[str] | None = None,
-                      galsimGalaxies: int = 1000, progress: bool = True, sample: CheckSample | None = None) -> list[dict]:
+                      galsimGalaxies: int = 1000, progress: bool = True,
+                      sample: CheckSample | None = None) -> list[dict]:
     """Stamps per second (one stamp: one galaxy in one band) of GalSim and of :class:`~.fourier.FourierRenderer`.
 
     GalSim draws the first ``galsimGalaxies`` galaxies of the sample in this process (profiles
@@ -385,14 +391,16 @@ def fourierCheckMarkdown(result: dict) -> str:
         f"against GalSim (float64). Flux error |F/F_GalSim − 1| (F: stamp sum), pixel error "
         f"max|ΔI| / GalSim's peak; targets {targets['flux']:g} and {targets['pixel']:g}.",
         "",
-        "| band | dtype | max flux error | 99% flux error | max pixel error | 99% pixel error | failing flux | failing pixel |",
+        "| band | dtype | max flux error | 99% flux error | max pixel error | 99% pixel error | failing flux "
+        "| failing pixel |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for band in result["bands"]:
         for dtype in agreement:
             s = agreement[dtype]["perBand"][band]
             lines.append(f"| {band} | {dtype} | {_e(s['maxFluxError'])} | {_e(s['p99FluxError'])} | "
-                         f"{_e(s['maxPixelError'])} | {_e(s['p99PixelError'])} | {s['failingFlux']} | {s['failingPixel']} |")
+                         f"{_e(s['maxPixelError'])} | {_e(s['p99PixelError'])} | {s['failingFlux']} | "
+                         f"{s['failingPixel']} |")
     lines += ["", "By PSF family (all bands):", "",
               "| PSF | dtype | stamps | max flux error | max pixel error | failing |", "|---|---|---|---|---|---|"]
     for family in result["psfFamilies"]:
@@ -407,7 +415,8 @@ def fourierCheckMarkdown(result: dict) -> str:
     worst = result["worst"]["float64"]
     if worst:
         lines += ["", "Largest float64 errors (galaxy index, band, PSF, parameters, grid the renderer picked):", "",
-                  "| galaxy | band | PSF | FWHM | f_bulge | f_AGN | hlr_b | q_b | hlr_d | q_d | flux error | pixel error | grid |",
+                  "| galaxy | band | PSF | FWHM | f_bulge | f_AGN | hlr_b | q_b | hlr_d | q_d | flux error "
+                  "| pixel error | grid |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for w in worst:
             psf = w["psf"] + (f" β={w['beta']:g}" if "beta" in w else "")
@@ -420,7 +429,8 @@ def fourierCheckMarkdown(result: dict) -> str:
               "| renderer | device | dtype | galaxies per call | stamps | seconds | stamps/s | × GalSim |",
               "|---|---|---|---|---|---|---|---|"]
     for row in result["throughput"]:
-        lines.append(f"| {row['renderer']} | {row['deviceName']} | {row['dtype']} | {row['batchSize']} | {row['stamps']} | "
+        lines.append(f"| {row['renderer']} | {row['deviceName']} | {row['dtype']} | {row['batchSize']} | "
+                     f"{row['stamps']} | "
                      f"{row['seconds']:.2f} | {row['stampsPerSecond']:.0f} | "
                      f"{row['stampsPerSecond'] / galsim['stampsPerSecond']:.1f} |")
     if not any(row["device"].startswith("cuda") for row in result["throughput"]):
@@ -450,9 +460,11 @@ def writeFourierCheck(out: str | os.PathLike = "doc/_generated", *, nGalaxies: i
                                sample=compared)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and device != "cpu" else [])
     result["throughput"] = measureThroughput(batchSize=batchSize, devices=devices, progress=progress, sample=sample)
-    result.update(command=command, rendererBlob=_gitBlob(Path(fourier.__file__)), date=datetime.date.today().isoformat(), python=platform.python_version(),
+    result.update(command=command, rendererBlob=_gitBlob(Path(fourier.__file__)),
+                  date=datetime.date.today().isoformat(), python=platform.python_version(),
                   torch=torch.__version__, torchThreads=torch.get_num_threads(), loadAverage=load,
-                  machine=f"{platform.machine()} with {os.cpu_count()} cores ({platform.processor() or platform.platform()})")
+                  machine=f"{platform.machine()} with {os.cpu_count()} cores "
+                          f"({platform.processor() or platform.platform()})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fourier-check.md").write_text(fourierCheckMarkdown(result))

@@ -93,7 +93,8 @@ def fieldExposure(scene: Scene, dataset: TestFields) -> MultibandExposure:
     )
 
 
-def fieldInputs(scene: Scene, dataset: TestFields, peaks: PeakSource = "truth") -> tuple[MultibandExposure, SourceCatalog]:
+def fieldInputs(scene: Scene, dataset: TestFields,
+                peaks: PeakSource = "truth") -> tuple[MultibandExposure, SourceCatalog]:
     """The deblender's inputs of one field: its exposure (:func:`fieldExposure`) and its parent catalogue.
 
     The parents come from :func:`~lsst.meas.extensions.madness.detect.detectParents` with peaks at the
@@ -205,15 +206,18 @@ def readFieldTruth(path: str | os.PathLike) -> FieldTruth:
             raise FitsFormatError("primary header lacks the BANDS keyword", path=path, extension="PRIMARY")
         bands = tuple(str(header["BANDS"]).split(","))
         truth = Table(hdul["TRUTH"].data)
-        cubes = {name: np.asarray(hdul[name].data, dtype=np.float32) for name in ("ISOLATED", "ISOLATED_NOISY", "NOISELESS")}
+        cubes = {name: np.asarray(hdul[name].data, dtype=np.float32)
+                 for name in ("ISOLATED", "ISOLATED_NOISY", "NOISELESS")}
     for name in ("ISOLATED", "ISOLATED_NOISY"):
         cube = cubes[name]
         if cube.ndim != 4 or cube.shape[:2] != (len(truth), len(bands)):
             raise FitsFormatError(
-                f"shape {cube.shape} is not ({len(truth)} galaxies, {len(bands)} bands, y, x)", path=path, extension=name
+                f"shape {cube.shape} is not ({len(truth)} galaxies, {len(bands)} bands, y, x)",
+                path=path, extension=name
             )
     if cubes["NOISELESS"].ndim != 3 or cubes["NOISELESS"].shape[0] != len(bands):
-        raise FitsFormatError(f"shape {cubes['NOISELESS'].shape} is not ({len(bands)} bands, y, x)", path=path, extension="NOISELESS")
+        raise FitsFormatError(f"shape {cubes['NOISELESS'].shape} is not ({len(bands)} bands, y, x)", path=path,
+                              extension="NOISELESS")
     for column in ("x", "y", "stamp_x0", "stamp_y0", "galtileid"):
         if column not in truth.colnames:
             raise FitsFormatError("missing column", path=path, extension="TRUTH", column=column)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from typing import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 from .datasets import Scene, _SimulatedSet
 
@@ -20,6 +20,7 @@ def _initWorker(dataset: _SimulatedSet) -> None:
 
 
 def _makeScene(index: int) -> Scene:
+    assert _workerDataset is not None  # set by _initWorker
     return _workerDataset.make(index)
 
 
@@ -35,7 +36,8 @@ def startMethod() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def makeScenes(dataset: _SimulatedSet, indices: Iterable[int], workers: int | None = None) -> Iterator[Scene]:
+def makeScenes(dataset: _SimulatedSet, indices: Iterable[int],
+               workers: int | None = None) -> Generator[Scene, None, None]:
     """Yield ``dataset.make(k)`` for each ``k`` of ``indices``, in order, made by ``workers``
     processes (default: all cores; 1: in this process).
 

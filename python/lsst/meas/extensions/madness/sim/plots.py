@@ -53,7 +53,8 @@ def _fieldPanel(scene: Scene, bandIndex: int, band: str, innerSize: int, path: P
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
-    for ax, image, name in zip(axes, (scene.image[bandIndex], scene.noiseless[bandIndex]), ("noisy field", "noiseless")):
+    for ax, image, name in zip(axes, (scene.image[bandIndex], scene.noiseless[bandIndex]),
+                               ("noisy field", "noiseless")):
         # In units of the sky noise, saturating at 30 sigma, so faint galaxies show.
         scale = max(float(np.sqrt(np.median(scene.variance[bandIndex]))), 1e-12)
         ax.imshow(np.arcsinh(image / scale), origin="lower", cmap="gray_r", vmin=np.arcsinh(-3), vmax=np.arcsinh(30))
@@ -87,7 +88,8 @@ def plotExamples(
         raise ValueError(f"band {band!r} is not one of {isolated.bands}")
     b = isolated.bands.index(band)
     isolatedScenes = [(isolated.make(k), 0) for k in range(rows)]
-    blendedScenes, k = [], 0
+    blendedScenes: list[tuple[Scene, int]] = []
+    k = 0
     while len(blendedScenes) < rows:
         scene = blended.make(k)
         if len(scene) > 1:

@@ -58,32 +58,45 @@ class PopulationConfig(BaseModel):
     brightMagnitude: float = Field(18.0, description="Brightest i magnitude drawn.")
     faintMagnitude: float = Field(29.0, description="Faintest i magnitude drawn (before the catalogue limit).")
     limitBand: str = Field("r", description="Band of the catalogue's magnitude limit (OneDegSq: r).")
-    limitMagnitude: float = Field(28.0, description="Catalogue limit: galaxies fainter than this in limitBand are dropped.")
+    limitMagnitude: float = Field(
+        28.0, description="Catalogue limit: galaxies fainter than this in limitBand are dropped."
+    )
     # -- redshifts: LSST Science Book (2009) Sec. 3.7.2, p(z|i) ∝ z² exp(-z/z0), z0 = 0.0417 i - 0.744
     z0Slope: float = Field(0.0417, description="dz0/di of the Science Book relation.")
     z0Intercept: float = Field(-0.744, description="z0 at i = 0 of the Science Book relation.")
-    z0Pivot: float = Field(25.0, description="Faintward of this i, z0 grows with z0FaintSlope instead (CatSim is deeper in z).")
+    z0Pivot: float = Field(
+        25.0, description="Faintward of this i, z0 grows with z0FaintSlope instead (CatSim is deeper in z)."
+    )
     z0FaintSlope: float = Field(0.3, ge=0, description="dz0/di faintward of z0Pivot.")
     z0Minimum: float = Field(0.03, gt=0, description="Floor of z0 (the linear relation reaches 0 at i≈17.8).")
     z0Maximum: float = Field(0.56, gt=0, description="Ceiling of z0 (CatSim's median z stops growing near i≈26.5).")
     redshiftMaximum: float = Field(6.0, gt=0, description="Redshifts are drawn in (0, redshiftMaximum), as in CatSim.")
     # -- morphology (CatSim sample: 70% pure disks, 27% small bulges, 3% bulge-dominated)
     diskOnlyFraction: float = Field(0.66, ge=0, le=1, description="Share of galaxies with no bulge.")
-    bulgeDominatedFraction: float = Field(0.04, ge=0, le=1, description="Share of bulge-dominated galaxies (ellipticals).")
+    bulgeDominatedFraction: float = Field(
+        0.04, ge=0, le=1, description="Share of bulge-dominated galaxies (ellipticals)."
+    )
     compositeBulgeRange: tuple[float, float] = Field(
         (0.005, 0.3), description="Bulge-to-total flux ratios of composite galaxies, log-uniform in this range."
     )
     bulgeDominatedRange: tuple[float, float] = Field(
-        (0.8, 1.0), description="Bulge-to-total flux ratios of bulge-dominated galaxies with a disk, uniform in this range."
+        (0.8, 1.0),
+        description="Bulge-to-total flux ratios of bulge-dominated galaxies with a disk, uniform in this range.",
     )
-    pureBulgeFraction: float = Field(0.3, ge=0, le=1, description="Share of bulge-dominated galaxies with no disk at all.")
+    pureBulgeFraction: float = Field(
+        0.3, ge=0, le=1, description="Share of bulge-dominated galaxies with no disk at all."
+    )
     # -- sizes: Miller et al. (2013) form ln(hlr) = ln(h0) + s (i - pivot), log-normal scatter
     sizePivot: float = Field(23.0, description="i magnitude at which the median disk half-light radius is sizeAtPivot.")
     sizeAtPivot: float = Field(0.34, gt=0, description="Median disk half-light radius at sizePivot, arcsec.")
     sizeSlope: float = Field(-0.11, description="d ln(hlr) / d i of the median disk half-light radius.")
     sizeScatter: float = Field(0.6, ge=0, description="ln scatter of the disk half-light radius at fixed i.")
-    sizeRange: tuple[float, float] = Field((0.02, 6.0), description="Half-light radii are clipped to this range, arcsec.")
-    bulgeToDiskSize: float = Field(0.6, gt=0, description="Median bulge/disk half-light radius ratio of two-component galaxies.")
+    sizeRange: tuple[float, float] = Field(
+        (0.02, 6.0), description="Half-light radii are clipped to this range, arcsec."
+    )
+    bulgeToDiskSize: float = Field(
+        0.6, gt=0, description="Median bulge/disk half-light radius ratio of two-component galaxies."
+    )
     bulgeToDiskSizeScatter: float = Field(0.7, ge=0, description="ln scatter of that ratio.")
     ellipticalSizeRatio: float = Field(
         0.7, gt=0, description="Half-light radius of bulge-dominated galaxies relative to disks of the same magnitude."
@@ -106,28 +119,37 @@ class PopulationConfig(BaseModel):
         ("CWW_E_ext", "CWW_Sbc_ext", "CWW_Scd_ext", "CWW_Im_ext", FLAT_TEMPLATE),
         description=f"SEDs from red to blue: galsim's share/SEDs file names, or {FLAT_TEMPLATE!r} (f_nu constant).",
     )
-    templateBulgeDominated: float = Field(0.0, description="Mean template coordinate of bulge-dominated galaxies (0 = first template).")
+    templateBulgeDominated: float = Field(
+        0.0, description="Mean template coordinate of bulge-dominated galaxies (0 = first template)."
+    )
     templateComposite: float = Field(1.0, description="Mean template coordinate of composite galaxies.")
     templateDisk: float = Field(1.6, description="Mean template coordinate of pure disks.")
     templateRedshiftSlope: float = Field(1.1, description="Templates get bluer by this much per unit redshift ...")
     templateRedshiftSaturation: float = Field(2.2, gt=0, description="... up to this redshift.")
     templateScatter: float = Field(0.8, ge=0, description="Standard deviation of the template coordinate.")
-    colourScatter: float = Field(0.05, ge=0, description="Independent Gaussian scatter added to each band's magnitude, mag.")
+    colourScatter: float = Field(
+        0.05, ge=0, description="Independent Gaussian scatter added to each band's magnitude, mag."
+    )
     igmAbsorption: bool = Field(True, description="Apply Madau (1995) intergalactic H I absorption to the templates.")
-    redshiftGridStep: float = Field(0.01, gt=0, description="Step of the redshift grid the template magnitudes are tabulated on.")
+    redshiftGridStep: float = Field(
+        0.01, gt=0, description="Step of the redshift grid the template magnitudes are tabulated on."
+    )
     # -- bookkeeping
     fluxnormOffset: float = Field(
         18.3, description="fluxnorm total = 10^(-0.4 (i + offset)), CatSim's median scale (only ratios matter)."
     )
-    batchSize: int = Field(16384, gt=0, description="Galaxies drawn per batch; fixed so that a run is a prefix of a longer one.")
+    batchSize: int = Field(
+        16384, gt=0, description="Galaxies drawn per batch; fixed so that a run is a prefix of a longer one."
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "PopulationConfig":
+    def _check(self) -> PopulationConfig:
         if self.diskOnlyFraction + self.bulgeDominatedFraction > 1:
             raise ValueError("diskOnlyFraction + bulgeDominatedFraction exceeds 1")
         if not self.brightMagnitude < self.faintMagnitude:
             raise ValueError("brightMagnitude must be brighter (smaller) than faintMagnitude")
-        for name in ("compositeBulgeRange", "bulgeDominatedRange", "sizeRange", "agnFluxRange", "intrinsicAxisRatioRange"):
+        for name in ("compositeBulgeRange", "bulgeDominatedRange", "sizeRange", "agnFluxRange",
+                     "intrinsicAxisRatioRange"):
             low, high = getattr(self, name)
             if not 0 < low <= high:
                 raise ValueError(f"{name} must satisfy 0 < low <= high, got {(low, high)}")
@@ -197,7 +219,8 @@ def redshiftScale(magnitude: np.ndarray | float, config: PopulationConfig = Popu
     [0.173, 0.469, 0.56]
     """
     magnitude = np.asarray(magnitude, dtype=float)
-    z0 = config.z0Slope * magnitude + config.z0Intercept + config.z0FaintSlope * np.maximum(magnitude - config.z0Pivot, 0.0)
+    z0 = (config.z0Slope * magnitude + config.z0Intercept
+          + config.z0FaintSlope * np.maximum(magnitude - config.z0Pivot, 0.0))
     return np.clip(z0, config.z0Minimum, config.z0Maximum)
 
 

@@ -28,10 +28,8 @@ def _column(table: Table, name: str) -> np.ndarray:
     return np.asarray(table[name], dtype=float)
 
 
-def _axisRatio(table: Table | None, name: str) -> np.ndarray | None:
+def _axisRatio(table: Table, name: str) -> np.ndarray:
     # Only components that exist: an absent one has q = 1 by convention.
-    if table is None:
-        return None
     size = "hlr_disk" if name == "q_disk" else "hlr_bulge"
     return _column(table, name)[_column(table, size) > 0]
 
@@ -144,9 +142,9 @@ def plotPopulationComparison(
         (_column(generated, "redshift"), np.linspace(0, 6, 61), "redshift"),
         (_column(generated, f"{snrBand}_ab"), np.linspace(18, 28.5, 43), f"{snrBand} AB magnitude"),
     )
-    for ax, (values, bins, xlabel) in zip(axes, panels):
-        _hist(ax, values, bins, color=_BEFORE, alpha=0.7, label="before cut")
-        _hist(ax, values[passes], bins, color=_AFTER, alpha=0.7, label=f"S/N ≥ {snrCut:g}")
+    for ax, (panelValues, bins, xlabel) in zip(axes, panels):
+        _hist(ax, panelValues, bins, color=_BEFORE, alpha=0.7, label="before cut")
+        _hist(ax, panelValues[passes], bins, color=_AFTER, alpha=0.7, label=f"S/N ≥ {snrCut:g}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("galaxies")
     axes[0].axvline(np.log10(snrCut), color="k", ls="--", lw=1)
@@ -157,16 +155,16 @@ def plotPopulationComparison(
 
     # (b) Structural properties, normalised.
     fig = Figure(figsize=(14, 6.4))
-    axes = fig.subplots(2, 4, gridspec_kw=dict(left=0.05, right=0.98, bottom=0.08, top=0.95, wspace=0.3, hspace=0.3)).ravel()
+    axes = fig.subplots(2, 4, gridspec_kw=dict(left=0.05, right=0.98, bottom=0.08, top=0.95, wspace=0.3,
+                                               hspace=0.3)).ravel()
 
-    def values(table: Table | None, name: str, positive: bool = False) -> np.ndarray | None:
-        if table is None:
-            return None
+    def values(table: Table, name: str, positive: bool = False) -> np.ndarray:
         data = _column(table, name)
         return data[data > 0] if positive else data
 
     iBins = np.linspace(18, 29, 45)
-    _compare(axes[0], values(generated, "i_ab"), values(cut, "i_ab"), values(reference, "i_ab"), iBins, labels)
+    _compare(axes[0], values(generated, "i_ab"), values(cut, "i_ab"),
+             None if reference is None else values(reference, "i_ab"), iBins, labels)
     # The count model's dN/di, normalised over the drawn range (the r < 28 limit cuts the
     # faintest bin, so the data fall below it there).
     model = np.diff(cumulativeCounts(iBins, config))
@@ -184,9 +182,11 @@ def plotPopulationComparison(
     )
     for ax, (name, bins, xlabel, positive) in zip(axes[1:], structural):
         if name in ("q_disk", "q_bulge"):
-            _compare(ax, _axisRatio(generated, name), _axisRatio(cut, name), _axisRatio(reference, name), bins, labels)
+            _compare(ax, _axisRatio(generated, name), _axisRatio(cut, name),
+                     None if reference is None else _axisRatio(reference, name), bins, labels)
         else:
-            _compare(ax, values(generated, name, positive), values(cut, name, positive), values(reference, name, positive), bins, labels)
+            _compare(ax, values(generated, name, positive), values(cut, name, positive),
+                     None if reference is None else values(reference, name, positive), bins, labels)
         ax.set_xlabel(xlabel)
     axes[6].set_yscale("log")
     diskOnly = [f"{label} {100 * np.mean(_column(generated, 'bulge_fraction') == 0):.0f}%"]
@@ -206,20 +206,23 @@ def plotPopulationComparison(
 
     # (c) Colours, normalised, and g - r against redshift.
     fig = Figure(figsize=(12, 6.4))
-    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.97, wspace=0.25, hspace=0.25)).ravel()
+    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.97, wspace=0.25,
+                                               hspace=0.25)).ravel()
 
-    def colour(table: Table | None, blue: str, red: str) -> np.ndarray | None:
-        return None if table is None else _column(table, f"{blue}_ab") - _column(table, f"{red}_ab")
+    def colour(table: Table, blue: str, red: str) -> np.ndarray:
+        return _column(table, f"{blue}_ab") - _column(table, f"{red}_ab")
 
     for ax, (blue, red) in zip(axes, _COLOURS):
         bins = np.linspace(-1.0, 3.0 if blue == "u" else 2.0, 41)
-        _compare(ax, colour(generated, blue, red), colour(cut, blue, red), colour(reference, blue, red), bins, labels)
+        _compare(ax, colour(generated, blue, red), colour(cut, blue, red),
+                 None if reference is None else colour(reference, blue, red), bins, labels)
         ax.set_xlabel(f"{blue} − {red}")
         ax.set_ylabel("density")
     axes[0].legend(fontsize=7)
     ax = axes[5]
     step = max(1, len(generated) // 5000)
-    ax.scatter(_column(generated, "redshift")[::step], colour(generated, "g", "r")[::step], s=2, color=_BEFORE, alpha=0.4, label=label)
+    ax.scatter(_column(generated, "redshift")[::step], colour(generated, "g", "r")[::step], s=2, color=_BEFORE,
+               alpha=0.4, label=label)
     if reference is not None:
         ax.scatter(_column(reference, "redshift"), colour(reference, "g", "r"), s=10, color="k", label=referenceLabel)
     ax.set_xlim(0, 6)

@@ -34,8 +34,8 @@ Rowe et al. 2015, Astronomy and Computing 10, 121, "GalSim".
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import galsim
 import numpy as np
@@ -218,7 +218,8 @@ class SceneRenderer:
         electrons = galaxyElectrons(galaxy, self.conditions, self.bands)
         bulge, disk, bulgeFraction, agnFraction = self.profile(galaxy)
         # A component that is absent hands its share to the other, so the total is kept.
-        extended = [(bulge, bulgeFraction if disk is not None else 1.0), (disk, 1.0 - bulgeFraction if bulge is not None else 1.0)]
+        extended = [(bulge, bulgeFraction if disk is not None else 1.0),
+                    (disk, 1.0 - bulgeFraction if bulge is not None else 1.0)]
         parts = [(component, weight) for component, weight in extended if component is not None]
         if not parts:
             agnFraction = 1.0

@@ -26,9 +26,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -79,7 +80,8 @@ def _writeShard(path: Path, dataset: _SimulatedSet, scenes: list[Scene], first: 
         galaxies = h5.create_group("galaxies")
         for name in dataset.galaxyArrays:
             _storeArray(galaxies, name, _stack(scenes, name, np.float32), dtype, path)
-        galaxies.create_dataset("scene", data=np.concatenate([np.full(len(s), first + i) for i, s in enumerate(scenes)]))
+        galaxies.create_dataset("scene", data=np.concatenate([np.full(len(s), first + i)
+                                                              for i, s in enumerate(scenes)]))
         truth = galaxies.create_group("truth")
         for column in scenes[0].truth.colnames:
             truth.create_dataset(column, data=np.concatenate([np.asarray(s.truth[column]) for s in scenes]))
@@ -193,7 +195,9 @@ class SimulationShards:
         elif isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.paths = [Path(p) for p in paths]
-        counts, descriptions, stored = [], [], None
+        counts: list[int] = []
+        descriptions: list[dict] = []
+        stored: list[str] = []
         for path in self.paths:
             try:
                 with h5py.File(path, "r") as h5:
@@ -216,7 +220,7 @@ class SimulationShards:
             raise ValueError(f"{self.paths[0]}: no galaxy array(s) {unknown}; stored: {stored}")
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
         self._files: dict[int, h5py.File] = {}
-        self._pid = None
+        self._pid: int | None = None
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -237,7 +241,7 @@ class SimulationShards:
         shard = int(np.searchsorted(self._offsets, index, side="right") - 1)
         row = index - int(self._offsets[shard])
         galaxies = self._file(shard)["galaxies"]
-        item = {}
+        item: dict[str, Any] = {}
         for name in self.arrays:
             stored = galaxies[name]
             item[name] = np.asarray(stored[row], dtype=np.float32) * np.float32(stored.attrs.get("scale", 1.0))

@@ -16,7 +16,7 @@ Steele, Lea & Flood 2014, "Fast splittable pseudorandom number generators" (Spli
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from astropy.table import Table
@@ -38,11 +38,12 @@ def _hashUnit(ids: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def _checkFractions(fractions: Sequence[float]) -> np.ndarray:
-    fractions = np.asarray(fractions, dtype=np.float64)
-    if fractions.shape != (len(SPLITS),) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
-        raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers summing to 1, got {fractions.tolist()}")
-    return fractions
+def _checkFractions(fractions: Sequence[float] | np.ndarray) -> np.ndarray:
+    values = np.asarray(fractions, dtype=np.float64)
+    if values.shape != (len(SPLITS),) or np.any(values < 0) or not np.isclose(values.sum(), 1.0):
+        raise ValueError(f"split fractions must be {len(SPLITS)} non-negative numbers summing to 1, "
+                         f"got {values.tolist()}")
+    return values
 
 
 def splitOf(galtileid: np.ndarray, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> np.ndarray:

@@ -8,7 +8,7 @@ workers repeat a scene.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ class SimulationStream(torch.utils.data.IterableDataset):
     (2, 1, 45, 45)
     """
 
-    def __init__(self, dataset: _SimulatedSet, *, start: int = 0, stop: int | None = None, arrays: Sequence[str] | None = None):
+    def __init__(self, dataset: _SimulatedSet, *, start: int = 0, stop: int | None = None,
+                 arrays: Sequence[str] | None = None):
         super().__init__()
         if start < 0 or (stop is not None and stop < start):
             raise ValueError(f"need 0 <= start <= stop, got start={start}, stop={stop}")

@@ -71,7 +71,7 @@ class SurveyConditions(BaseModel):
     bands: dict[str, BandConditions] = Field(description="Conditions per band, in band order.")
 
     @model_validator(mode="after")
-    def _checkBands(self) -> "SurveyConditions":
+    def _checkBands(self) -> SurveyConditions:
         if not self.bands:
             raise ValueError("a survey needs at least one band")
         return self
@@ -138,11 +138,17 @@ LSST_CONDITIONS = SurveyConditions(
     pixelScale=0.2,
     gain=1.0,
     bands={
-        "u": BandConditions(zeroPoint=26.40, skyBrightness=22.99, psfFwhm=0.90, exposureTime=1680, effectiveWavelength=368.1),
-        "g": BandConditions(zeroPoint=28.26, skyBrightness=22.26, psfFwhm=0.86, exposureTime=2400, effectiveWavelength=486.4),
-        "r": BandConditions(zeroPoint=28.10, skyBrightness=21.20, psfFwhm=0.81, exposureTime=5520, effectiveWavelength=625.0),
-        "i": BandConditions(zeroPoint=27.78, skyBrightness=20.48, psfFwhm=0.79, exposureTime=5520, effectiveWavelength=756.5),
-        "z": BandConditions(zeroPoint=27.39, skyBrightness=19.60, psfFwhm=0.77, exposureTime=4800, effectiveWavelength=870.2),
-        "y": BandConditions(zeroPoint=26.56, skyBrightness=18.61, psfFwhm=0.76, exposureTime=4800, effectiveWavelength=972.2),
+        "u": BandConditions(zeroPoint=26.40, skyBrightness=22.99, psfFwhm=0.90, exposureTime=1680,
+                            effectiveWavelength=368.1),
+        "g": BandConditions(zeroPoint=28.26, skyBrightness=22.26, psfFwhm=0.86, exposureTime=2400,
+                            effectiveWavelength=486.4),
+        "r": BandConditions(zeroPoint=28.10, skyBrightness=21.20, psfFwhm=0.81, exposureTime=5520,
+                            effectiveWavelength=625.0),
+        "i": BandConditions(zeroPoint=27.78, skyBrightness=20.48, psfFwhm=0.79, exposureTime=5520,
+                            effectiveWavelength=756.5),
+        "z": BandConditions(zeroPoint=27.39, skyBrightness=19.60, psfFwhm=0.77, exposureTime=4800,
+                            effectiveWavelength=870.2),
+        "y": BandConditions(zeroPoint=26.56, skyBrightness=18.61, psfFwhm=0.76, exposureTime=4800,
+                            effectiveWavelength=972.2),
     },
 )

@@ -7,9 +7,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from astropy.table import Table
 
@@ -76,7 +76,8 @@ def throughputMarkdown(results: Sequence[ThroughputResult], command: str) -> str
     for r in results:
         output = "HDF5 shards (float32)" if r.written else "in memory"
         lines.append(
-            f"| {r.kind} | {r.workers} | {output} | {r.nScenes} | {r.nGalaxies} | {r.seconds:.1f} | {r.galaxiesPerSecond:.0f} |"
+            f"| {r.kind} | {r.workers} | {output} | {r.nScenes} | {r.nGalaxies} | {r.seconds:.1f} | "
+            f"{r.galaxiesPerSecond:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,7 +108,8 @@ def savePopulationArrays(path: str | os.PathLike, galaxies, bands: Sequence[str]
     never reach training. Returns the arrays of each split.
     """
     arrays = trainingSplits(galaxies, bands)
-    np.savez_compressed(path, **{f"{name}.{k}": v for name, a in arrays.items() for k, v in a.items()})
+    flat: dict[str, Any] = {f"{name}.{k}": v for name, a in arrays.items() for k, v in a.items()}
+    np.savez_compressed(path, **flat)
     return arrays
 
 
@@ -236,7 +238,8 @@ class TrainingStampSimulator:
     def observedPsfs(self, n: int, generator: torch.Generator) -> PsfSpec:
         return self.psfRange.sample((n, self.nBands), generator, self.device)
 
-    def _draw(self, galaxies: GalaxyParameters, observed: PsfSpec, withModel: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _draw(self, galaxies: GalaxyParameters, observed: PsfSpec,
+              withModel: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Observed stamps and (optionally) model-frame stamps from one transform per galaxy."""
         b = self.nBands
         if not withModel:
@@ -259,6 +262,7 @@ class TrainingStampSimulator:
         ``variance``, and ``model`` (noiseless, model frame), all ``(n, B, S, S)`` network units."""
         galaxies = self.galaxies(n, generator)
         observed, model = self._draw(galaxies, self.observedPsfs(n, generator), withModel=True)
+        assert model is not None  # withModel
         noisy, variance = self.addNoise(observed, generator)
         return {"observed": noisy, "observedNoiseless": observed, "variance": variance, "model": model}
 
@@ -271,6 +275,7 @@ class TrainingStampSimulator:
         central = self.galaxies(n, generator)
         psf = self.observedPsfs(n, generator)
         observedCentral, model = self._draw(central, psf, withModel=True)
+        assert model is not None  # withModel
         shift = torch.rand((2, n), generator=generator, device=self.device) - 0.5
         blend = self.renderer.draw(central.withCentres(shift[0], shift[1]), psf)
         count = torch.randint(0, maxNeighbours + 1, (n,), generator=generator, device=self.device)

@@ -1,3 +1,3 @@
 """Test helpers: mocked multiband exposures of galaxies with known truth."""
 
-from .mocks import *  # noqa: F401,F403
+from .mocks import *  # noqa: F403

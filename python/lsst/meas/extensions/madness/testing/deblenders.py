@@ -28,8 +28,8 @@ class EqualShareDeblendTask(DeblendBaseTask):
     def defaultBands(self) -> tuple[str, ...]:
         return tuple("ugrizy")
 
-    def modelBlends(self, mExposure, blends, parents) -> list[BlendModel]:
-        results = []
+    def modelBlends(self, mExposure, blends, parents) -> list[BlendModel | Exception]:
+        results: list[BlendModel | Exception] = []
         for blend in blends:
             share = np.clip(blend.data, 0, None) * (blend.weight > 0) / blend.nPeaks
             corners = np.zeros(blend.nPeaks, int)

@@ -2,8 +2,8 @@ r"""Mock multiband exposures of a few galaxies, rendered with GalSim, with their
 
 The mocks stand in for LSST coadd patches in tests: sky-subtracted images in ADU with the
 Poisson noise of galaxy plus sky, a variance plane equal to the true noise variance, one
-Kolmogorov PSF and one photometric calibration per band, a WCS, and a truth table with every galaxy's position, fluxes and shape
-plus its noiseless image. Everything is fixed by ``seed``.
+Kolmogorov PSF and one photometric calibration per band, a WCS, and a truth table with every galaxy's
+position, fluxes and shape plus its noiseless image. Everything is fixed by ``seed``.
 
 Pixel convention: as in :mod:`lsst.meas.extensions.madness.afw.geom`, the centre of pixel
 ``(x, y)`` is at position ``(x, y)`` in parent coordinates; GalSim images are made with the
@@ -12,8 +12,8 @@ same bounds, so its pixel centres coincide with ours.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import galsim
 import numpy as np
@@ -109,9 +109,9 @@ def _perBand(
             raise ValueError(f"{name} has no value for bands {missing}")
         values = [value[band] for band in bands]
     elif np.ndim(value) == 0:
-        values = [float(value)] * len(bands)
+        values = [float(np.asarray(value))] * len(bands)
     else:
-        values = list(value)
+        values = list(np.atleast_1d(value))
         if len(values) != len(bands):
             raise ValueError(f"{name} has {len(values)} values for {len(bands)} bands")
     result = np.asarray(values, dtype=np.float64)
@@ -399,7 +399,8 @@ def makeMockMultibandExposure(
     hlr = rng.uniform(*hlrRange, size=n)
     q = rng.uniform(*qRange, size=n)
     beta = rng.uniform(0.0, np.pi, size=n)
-    snr = np.exp(rng.uniform(*np.log(snrRange), size=n))
+    lowSnr, highSnr = np.log(snrRange)
+    snr = np.exp(rng.uniform(lowSnr, highSnr, size=n))
     colour = np.exp(rng.normal(0.0, _COLOUR_SCATTER, size=(n, len(bands))))
     colour /= np.linalg.norm(colour, axis=1, keepdims=True)
 

@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ _CSV_COLUMNS = ["epoch", "trainLoss", "valLoss", "lr", "seconds"]
 
 
 def _rngState(generator: torch.Generator) -> dict:
-    numpyState = np.random.get_state()
+    numpyState = cast(tuple, np.random.get_state(legacy=True))  # the tuple (numpy's stubs say a dict)
     state = {
         "torch": torch.get_rng_state(),
         # Tensors and plain Python values only, so the file loads with weights_only=True.
@@ -177,6 +178,6 @@ def _frozenEncoder(encoder: Encoder | str | os.PathLike | None, modelConfig: Mod
         if checkpointConfig != modelConfig:
             raise ValueError(f"{path} was trained with a different model configuration (profile "
                              f"{checkpointConfig.profile!r}) than this run's ({modelConfig.profile!r})")
-        module = models["encoder"]
+        module = cast(Encoder, models["encoder"])
     return module.eval().requires_grad_(False)
 

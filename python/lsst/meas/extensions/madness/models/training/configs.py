@@ -24,9 +24,10 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
@@ -108,7 +109,7 @@ class TrainingConfig(_Frozen):
             raise ValueError(f"unknown training stage {name!r}; stages: {', '.join(STAGES)}")
         return getattr(self, name)
 
-    def withStageOverrides(self, stages: Sequence[str] = STAGES, **fields: Any) -> "TrainingConfig":
+    def withStageOverrides(self, stages: Sequence[str] = STAGES, **fields: Any) -> TrainingConfig:
         """A copy with the given :class:`StageConfig` fields replaced in ``stages`` (validated)."""
         data = self.model_dump()
         for name in stages:

@@ -8,7 +8,8 @@ shard description), or estimated as the smallest value of each stamp's variance 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -202,7 +203,7 @@ def _describedData(data: Any) -> tuple[np.ndarray | None, tuple[str, ...] | None
     return None, None
 
 
-def _skyVariance(explicit: Sequence[float] | None, datas: Sequence[Any], validation: list[dict] | None,
+def _skyVariance(explicit: Sequence[float] | np.ndarray | None, datas: Sequence[Any], validation: list[dict] | None,
                  trainSample: Callable[[], list[dict]], modelConfig: ModelConfig, stage: str) -> np.ndarray:
     """σ_b² per band: given, described by the data, or the median over stamps of their variance planes' minimum."""
     nBands = len(modelConfig.bands)
