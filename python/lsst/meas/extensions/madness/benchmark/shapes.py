@@ -4,7 +4,7 @@ A MADNESS child is a latent :math:`z`. Its r-band shape can be measured two ways
 
 (a) **regressor**: the shape regressor of the model directory (:mod:`~..models.shapeRegressor`),
     :math:`e = f_\theta(z)`;
-(b) **decoded image**: adaptive moments (:func:`.metrics.ellipticity`) of the decoded model-frame
+(b) **decoded image**: adaptive moments (:func:`.morphology.ellipticity`) of the decoded model-frame
     r-band image of the same latent.
 
 Both are compared with the same truth: the adaptive-moments distortion of the galaxy's noiseless
@@ -182,14 +182,16 @@ def fieldShapes(modelDir: str | None, regressor, nFields: int = 30, first: int =
             parts["snr"].append(snr[rows])
         progress(f"field {index}: {sum(len(s) for s in parts['snr'])} children with latents of {total} galaxies "
                  f"({time.perf_counter() - start:.0f} s)")
-    latents = np.concatenate(parts["latents"]) if parts["latents"] else np.zeros((0, int(models.card["latentDim"])))
+    allLatents = (np.concatenate(parts["latents"]) if parts["latents"]
+                  else np.zeros((0, int(models.card["latentDim"])), np.float32))
     truth = np.concatenate(parts["truth"]) if parts["truth"] else np.zeros((0, 2))
     snr = np.concatenate(parts["snr"]) if parts["snr"] else np.zeros(0)
     with torch.no_grad():
-        decoded = modelFrameShapes(models.decode(torch.as_tensor(latents, device=next(
-            models.decoder.parameters()).device))[:, r].cpu().numpy()) if len(latents) else np.zeros((0, 2))
+        decoded = modelFrameShapes(models.decode(torch.as_tensor(allLatents, device=next(
+            models.decoder.parameters()).device))[:, r].cpu().numpy()) if len(allLatents) else np.zeros((0, 2))
     keep = np.isfinite(truth).all(axis=1)
-    return {"truth": truth[keep], "regressor": predictShapes(regressor, latents)[keep] if len(latents) else truth[keep],
+    regressed = predictShapes(regressor, allLatents) if len(allLatents) else np.zeros((0, 2))
+    return {"truth": truth[keep], "regressor": regressed[keep],
             "decoded": decoded[keep], "snr": snr[keep], "galaxies": total, "failedTruth": int((~keep).sum()),
             "failedDecoded": int((~np.isfinite(decoded[keep]).all(axis=1)).sum()),
             "seconds": time.perf_counter() - start}

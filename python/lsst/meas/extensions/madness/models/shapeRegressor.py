@@ -16,7 +16,7 @@ The regressor :math:`f_\theta` maps a latent :math:`z \in \mathbb R^{16}` to the
 
 of the galaxy **in the model frame** (its noiseless r-band image on 0.2″ pixels through the 0.35″
 Gaussian model PSF, :class:`~.config.ModelFrame`), :math:`Q` its adaptive second moments
-(:func:`~..benchmark.metrics.ellipticity`, galsim HSM, the benchmark's shape measurement). The
+(:func:`~..benchmark.morphology.ellipticity`, galsim HSM, the benchmark's shape measurement). The
 network is
 
 .. math::
@@ -75,6 +75,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -115,6 +116,10 @@ class ShapeRegressor(torch.nn.Module):
         Per-axis mean and standard deviation of the training latents (:math:`\bar z`, :math:`s_z`);
         default 0 and 1.
     """
+
+    if TYPE_CHECKING:  # buffers; not class annotations at run time, which torch.jit would read
+        mean: torch.Tensor
+        std: torch.Tensor
 
     def __init__(self, latentDim: int = 16, hidden: Sequence[int] = (128, 64, 32), dropout: float = 0.1,
                  mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
@@ -271,8 +276,8 @@ def predictShapes(regressor: torch.nn.Module, latents) -> np.ndarray:
 
 def modelFrameShapes(stamps: np.ndarray) -> np.ndarray:
     """Adaptive-moments distortions (N, 2) of single-band stamps (N, S, S) with
-    :func:`~..benchmark.metrics.ellipticity`; NaN where the moments fail."""
-    from ..benchmark.metrics import ellipticity
+    :func:`~..benchmark.morphology.ellipticity`; NaN where the moments fail."""
+    from ..benchmark.morphology import ellipticity
 
     stamps = np.asarray(stamps, dtype=np.float64)
     if stamps.ndim != 3:
@@ -330,9 +335,9 @@ def shapeTrainingSample(models, population: Mapping[str, np.ndarray], n: int, se
         if decoded:
             with torch.no_grad():
                 parts["decodedShapes"].append(modelFrameShapes(models.decode(latents)[:, r].cpu().numpy()))
-    out = {key: np.concatenate(value) for key, value in parts.items() if value}
-    keep = np.isfinite(out["shapes"]).all(axis=1)
-    out = {key: value[keep] for key, value in out.items()}
+    arrays = {key: np.concatenate(value) for key, value in parts.items() if value}
+    keep = np.isfinite(arrays["shapes"]).all(axis=1)
+    out: dict[str, Any] = {key: value[keep] for key, value in arrays.items()}
     out["failed"] = int((~keep).sum())
     out["seconds"] = time.perf_counter() - start
     return out
@@ -456,7 +461,7 @@ def buildShapeRegressor(modelDir: str | os.PathLike, galaxies: int = 40_000, see
                          "input": "latent standardised by the training latents' mean and std (stored in the network)"},
         "input": "VAE encoder posterior mean of the noisy observed isolated stamp",
         "target": "r-band distortion (e1, e2) of the noiseless model-frame image, adaptive moments "
-                  "(benchmark.metrics.ellipticity, galsim HSM)",
+                  "(benchmark.morphology.ellipticity, galsim HSM)",
         "population": source,
         "galaxies": {"train": int(len(train["shapes"])), "validation": int(len(val["shapes"])),
                      "failedMoments": {"train": train["failed"], "validation": val["failed"]}},
