@@ -12,6 +12,7 @@
     madness-bench threads --work runs/threads [--threads 1 2] [--loads 0 1 2] [--repeats 2]
     madness-bench flags [--fields 40] [--peaks truth|detected] [--doc doc/_generated/flag-rates.md]
     madness-bench pulls [--fields 20] [--calibration-fields 20] [--doc doc/_generated/pulls.md]
+    madness-bench shapes [--model-dir DIR] [--isolated 5000] [--fields 30] [--doc doc/_generated/shapes.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
 training) with no deblending, the VAE-deblender, MADNESS and SCARLET, one JSON line per field;
@@ -27,6 +28,8 @@ other processes keeping cores busy (:mod:`lsst.meas.extensions.madness.benchmark
 measurement behind ``madness-run-task --threads auto``. ``flags`` counts the trust flags
 (``madness_lowPrior``, ``madness_badFit``) on test fields (:mod:`lsst.meas.extensions.madness.benchmark.flags`).
 ``pulls`` checks the size of the Laplace uncertainties there (:mod:`lsst.meas.extensions.madness.benchmark.pulls`).
+``shapes`` compares the shape regressor on the latents with adaptive moments of the decoded images
+(:mod:`lsst.meas.extensions.madness.benchmark.shapes`).
 """
 
 from __future__ import annotations
@@ -229,7 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     pulls.add_argument("--device", default="auto", help="torch device of MADNESS")
     pulls.add_argument("--doc", type=Path, default=Path("doc/_generated/pulls.md"),
                        help="Markdown report, its JSON beside it (default doc/_generated/pulls.md)")
+    shapes = commands.add_parser("shapes", help="shape regressor on the latents against moments of the decoded images")
+    shapes.add_argument("--model-dir", default=None, metavar="DIR",
+                        help="MADNESS models with a shape regressor (default: the shipped weights)")
+    shapes.add_argument("--isolated", type=int, default=5000, help="held-out isolated galaxies (default 5000; 0: none)")
+    shapes.add_argument("--seed", type=int, default=29, help="seed of the isolated galaxies (default 29)")
+    shapes.add_argument("--fields", type=int, default=30, help="test fields deblended by MADNESS (default 30; 0: none)")
+    shapes.add_argument("--first", type=int, default=0, help="index of the first test field (default 0)")
+    shapes.add_argument("--device", default="auto", help="torch device of MADNESS")
+    shapes.add_argument("--doc", type=Path, default=Path("doc/_generated/shapes.md"),
+                        help="Markdown report, its JSON beside it (default doc/_generated/shapes.md)")
     args = parser.parse_args(argv)
+    if args.command == "shapes":
+        from .shapes import shapesReport, writeShapes
+
+        return _report(lambda: shapesReport(args.model_dir, args.isolated, args.fields, args.first, args.seed,
+                                            device=args.device), writeShapes, args, argv)
     if args.command == "pulls":
         from .pulls import pullsReport, writePulls
 

@@ -30,6 +30,10 @@ Turn a madness-train run into the TorchScript model directory the deblender load
              the log-prior of held-out isolated galaxies (VAE posterior means under the flow),
              as a quantile table in the card (logPriorQuantiles), which the deblender uses for
              madness_logPriorQuantile and madness_lowPrior; budget training writes it itself
+  shape-regressor
+             train a small network from a galaxy's latent to its model-frame r-band ellipticity
+             (e1, e2) on simulated isolated galaxies; write shape_regressor.pt and the card's
+             shapeRegressor entry (optional: directories without it work as before)
   info       print a model directory's card (default: the shipped LSST models)
 
 examples:
@@ -40,6 +44,7 @@ examples:
       --blended sims/blend-val --out doc/_static
   madness-models tune-map runs/cpu/models --lrs 0.01 0.02 0.05 0.1 --scenes 40
   madness-models prior-quantiles runs/cpu/models --population runs/pop200k.npz
+  madness-models shape-regressor --model-dir runs/cpu/models --galaxies 40000 --seed 11
   madness-models info
 """
 
@@ -94,6 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     quantiles.add_argument("--seed", type=int, default=5, help="seed of the galaxies, PSFs and noise (default 5)")
     quantiles.add_argument("--device", default="auto", help="torch device")
     quantiles.add_argument("--dry-run", action="store_true", help="print the table, leave the card as it is")
+    shapes = commands.add_parser("shape-regressor",
+                                 help="train the latent -> (e1, e2) regressor; store it in the model directory")
+    shapes.add_argument("--model-dir", type=Path, required=True, metavar="DIR",
+                        help="model-frame model directory (written to)")
+    shapes.add_argument("--galaxies", type=int, default=40_000, metavar="N",
+                        help="simulated isolated galaxies, 90%% to train and 10%% to validate (default 40000)")
+    shapes.add_argument("--seed", type=int, default=11, metavar="S",
+                        help="seed of the training galaxies (the validation ones: seed + 1) and of the network "
+                             "(default 11)")
+    shapes.add_argument("--population", type=Path, default=None, metavar="FILE",
+                        help="galaxies as written by `madness-train population` (.npz; default: the built-in "
+                             "population of the shipped weights, generated here)")
+    shapes.add_argument("--device", default="cpu", help="torch device of the simulation and the encoder (default cpu)")
+    shapes.add_argument("--dry-run", action="store_true", help="train and print, leave the model directory as it is")
     info = commands.add_parser("info", help="print a model card")
     info.add_argument("models", type=Path, nargs="?", help="model directory (default: the shipped LSST models)")
     return parser
@@ -170,13 +189,10 @@ def _tuneMap(args) -> int:
 
 
 def _priorQuantiles(args) -> int:
-    import torch
-
-    from ..sim.survey import SurveyConditions
-    from ..sim.trainingStamps import TrainingStampSimulator, loadPopulationArrays
-    from .config import ModelFrame
+    from ..sim.trainingStamps import loadPopulationArrays
     from .device import resolveDevice
     from .export import loadModels, updateModelCard
+    from .isolatedGalaxies import isolatedBatches, modelFrameSimulator
     from .priorQuantiles import logPriorQuantiles
 
     if args.stamps < 100:
@@ -185,21 +201,9 @@ def _priorQuantiles(args) -> int:
         raise ValueError(f"{args.population}: no such population file (write one with `madness-train population`)")
     device = resolveDevice(args.device)
     models = loadModels(args.models, device=device)
-    if models.modelFrame is None:
-        raise ValueError(f"{args.models}: the card has no model frame; the table needs models trained in one "
-                         "(budget training)")
-    population = loadPopulationArrays(args.population, "validation")
-    stored = [str(b) for b in population["bands"]]
-    if stored != list(models.bands):
-        raise ValueError(f"{args.population}: galaxies with bands {''.join(stored)}, the models take "
-                         f"{''.join(models.bands)}")
-    simulator = TrainingStampSimulator(population, models.bands, ModelFrame.model_validate(models.modelFrame),
-                                       stampSize=models.stampSize,
-                                       conditions=SurveyConditions.model_validate(models.card["surveyConditions"]),
-                                       device=device)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    batches = (simulator.isolated(min(256, args.stamps - start), generator)["observed"]
-               for start in range(0, args.stamps, 256))
+    simulator = modelFrameSimulator(models, loadPopulationArrays(args.population, "validation"), device=device,
+                                    source=str(args.population))
+    batches = (batch["observed"] for batch in isolatedBatches(simulator, args.stamps, args.seed, 256))
     table = logPriorQuantiles(models.encoder, models.logPrior, batches,
                               source=f"{args.stamps} held-out isolated galaxies of {args.population.name} "
                                      f"(validation split, seed {args.seed}), observed through random PSFs")
@@ -207,6 +211,20 @@ def _priorQuantiles(args) -> int:
                                              for level, value in zip(table["levels"], table["values"])))
     if not args.dry_run:
         print(f"stored in {updateModelCard(args.models, logPriorQuantiles=table)} (logPriorQuantiles)")
+    return 0
+
+
+def _shapeRegressor(args) -> int:
+    from .device import resolveDevice
+    from .shapeRegressor import buildShapeRegressor
+
+    if args.galaxies < 200:
+        raise ValueError(f"--galaxies {args.galaxies}: at least 200 galaxies are needed")
+    if not args.model_dir.is_dir():
+        raise ValueError(f"--model-dir {args.model_dir}: no such model directory")
+    buildShapeRegressor(args.model_dir, args.galaxies, args.seed, population=args.population,
+                        device=resolveDevice(args.device), write=not args.dry_run,
+                        command="madness-models " + " ".join(shlex.quote(str(a)) for a in args.argv))
     return 0
 
 
@@ -232,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"export": _export, "evaluate": _evaluate, "plots": _plots, "tune-map": _tuneMap,
-                "prior-quantiles": _priorQuantiles, "info": _info}
+                "prior-quantiles": _priorQuantiles, "shape-regressor": _shapeRegressor, "info": _info}
     try:
         return commands[args.command](args)
     except (ValueError, OSError) as error:

@@ -1,0 +1,488 @@
+r"""Shapes from the latent space: a small network from a galaxy's latent to its ellipticity.
+
+MADNESS measures a child's shape on its model: adaptive moments of the decoded image
+(:mod:`~..deblend.uncertainty`). The decoder, however, draws a galaxy it is unsure of rounder than it
+is (the KL term and the prior pull uncertain latents towards typical, round galaxies, and a decoder
+that cannot draw a shape draws an average one), so the shapes measured on decoded images are biased
+towards :math:`e = 0`. Nguyen (2025) regresses the ellipticity on the encoder's posterior mean
+instead, with a multilayer perceptron, and finds less of that bias. This module does the same for
+the package's models.
+
+The regressor :math:`f_\theta` maps a latent :math:`z \in \mathbb R^{16}` to the r-band distortion
+
+.. math::
+
+    e = e_1 + i e_2 = \frac{Q_{xx} - Q_{yy} + 2 i Q_{xy}}{Q_{xx} + Q_{yy}}
+
+of the galaxy **in the model frame** (its noiseless r-band image on 0.2″ pixels through the 0.35″
+Gaussian model PSF, :class:`~.config.ModelFrame`), :math:`Q` its adaptive second moments
+(:func:`~..benchmark.morphology.ellipticity`, galsim HSM, the benchmark's shape measurement). The
+network is
+
+.. math::
+
+    f_\theta(z) = \tanh\!\Big(W_4\,\phi_3\big(W_3\,\phi_2(W_2\,\phi_1(W_1 \hat z + b_1) + b_2) + b_3\big) + b_4\Big),
+    \qquad \hat z = (z - \bar z) / s_z,
+
+16 → 128 → 64 → 32 → 2 with PReLU activations :math:`\phi_k`, dropout after each hidden layer in
+training only, and a tanh output (distortions lie in :math:`(-1, 1)`); :math:`\bar z, s_z` are the
+training latents' mean and standard deviation per axis, stored in the network, so that it takes the
+encoder's latents as they are. It is trained by Adam on the mean squared error
+:math:`\tfrac12\langle |f_\theta(z) - e|^2\rangle` with early stopping on a validation set.
+
+Training data (:func:`shapeTrainingSample`): isolated galaxies of the population the models were
+trained on (:mod:`.isolatedGalaxies`), observed through random PSFs with LSST 10-year noise; the
+input is the VAE encoder's posterior mean on the noisy observed stamp (where the MAP fit starts),
+the target the adaptive-moments distortion of the noiseless model-frame r-band image. Galaxies
+whose moments fail (HSM error, non-positive weighted flux) are dropped and counted.
+
+``madness-models shape-regressor`` trains one for a model directory and stores it as the
+TorchScript file ``shape_regressor.pt`` with a ``shapeRegressor`` entry in the model card
+(:func:`exportShapeRegressor`); it is optional: model directories without it load and deblend as
+before, and :func:`loadShapeRegressor` returns None for them. ``madness-bench shapes``
+(:mod:`~..benchmark.shapes`) compares its shapes with adaptive moments on the decoded image.
+
+References
+----------
+Nguyen, T. Y. B. 2025, M1 internship report (APC, Paris), "Inference of Weak Lensing Parameters
+from Blended Galaxies Using Generative Neural Networks", Sec. 3.2 (the regressor) and 4.3.
+Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 4.4, Eq. 18 (the ellipticity).
+Hirata & Seljak 2003, MNRAS 343, 459 (adaptive moments).
+He et al. 2015, ICCV, "Delving deep into rectifiers" (PReLU).
+
+Examples
+--------
+A regressor trained on a synthetic map from 16-d latents to shapes learns it:
+
+>>> import torch
+>>> generator = torch.Generator().manual_seed(0)
+>>> z = torch.randn(1200, 16, generator=generator)
+>>> e = 0.5 * torch.tanh(z[:, :2])
+>>> result = trainShapeRegressor(z[:1000], e[:1000], z[1000:], e[1000:],
+...                              ShapeTrainingConfig(maxEpochs=40, seed=1))
+>>> bool(max(result.validationRmse) < 0.1), predictShapes(result.model, z[:3]).shape
+(True, (3, 2))
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CARD_KEY",
+    "SHAPE_REGRESSOR_FILE",
+    "ShapeRegressor",
+    "ShapeTrainingConfig",
+    "ShapeTrainingResult",
+    "buildShapeRegressor",
+    "exportShapeRegressor",
+    "loadShapeRegressor",
+    "modelFrameShapes",
+    "predictShapes",
+    "shapeTrainingSample",
+    "trainShapeRegressor",
+]
+
+#: File name of the exported regressor in a model directory.
+SHAPE_REGRESSOR_FILE = "shape_regressor.pt"
+#: Model-card entry that describes it.
+CARD_KEY = "shapeRegressor"
+
+
+class ShapeRegressor(torch.nn.Module):
+    r"""The MLP :math:`z \mapsto (e_1, e_2)` of the module docstring.
+
+    Parameters
+    ----------
+    latentDim : `int`
+        Size of the latents (16 for the package's models).
+    hidden : `tuple` [`int`, ...]
+        Widths of the hidden layers (default 128, 64, 32, Nguyen 2025).
+    dropout : `float`
+        Dropout probability after each hidden layer, in training mode only.
+    mean, std : `torch.Tensor`, optional
+        Per-axis mean and standard deviation of the training latents (:math:`\bar z`, :math:`s_z`);
+        default 0 and 1.
+    """
+
+    if TYPE_CHECKING:  # buffers; not class annotations at run time, which torch.jit would read
+        mean: torch.Tensor
+        std: torch.Tensor
+
+    def __init__(self, latentDim: int = 16, hidden: Sequence[int] = (128, 64, 32), dropout: float = 0.1,
+                 mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.register_buffer("mean", torch.zeros(latentDim) if mean is None else torch.as_tensor(mean).float())
+        self.register_buffer("std", torch.ones(latentDim) if std is None else torch.as_tensor(std).float())
+        layers: list[torch.nn.Module] = []
+        width = latentDim
+        for units in hidden:
+            layers += [torch.nn.Linear(width, units), torch.nn.PReLU(units), torch.nn.Dropout(dropout)]
+            width = units
+        layers += [torch.nn.Linear(width, 2), torch.nn.Tanh()]
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Distortions (N, 2) of latents (N, latentDim)."""
+        return self.net((latent - self.mean) / self.std)
+
+
+@dataclass(frozen=True)
+class ShapeTrainingConfig:
+    """How :func:`trainShapeRegressor` trains.
+
+    Attributes
+    ----------
+    hidden, dropout
+        The network (:class:`ShapeRegressor`).
+    lr, batchSize, weightDecay
+        Adam's learning rate, mini-batch size and L2 weight decay.
+    maxEpochs, patience
+        At most ``maxEpochs`` passes; stop after ``patience`` epochs without a lower validation loss
+        and keep the best epoch's weights.
+    lrPatience, lrFactor
+        Multiply the learning rate by ``lrFactor`` after ``lrPatience`` epochs without improvement.
+    seed
+        Seed of the initial weights, the batch order and the dropout.
+    """
+
+    hidden: tuple[int, ...] = (128, 64, 32)
+    dropout: float = 0.1
+    lr: float = 1e-3
+    batchSize: int = 256
+    weightDecay: float = 0.0
+    maxEpochs: int = 300
+    patience: int = 20
+    lrPatience: int = 6
+    lrFactor: float = 0.5
+    seed: int = 0
+
+
+@dataclass
+class ShapeTrainingResult:
+    """A trained regressor (best validation epoch, evaluation mode) and how it got there."""
+
+    model: ShapeRegressor
+    validationRmse: tuple[float, float]  # RMSE of e1 and e2 on the validation set
+    bestEpoch: int
+    epochs: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)  # per epoch: train and validation loss, lr
+
+
+def _asTensor(values) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values).float().cpu()
+
+
+def trainShapeRegressor(trainLatents, trainShapes, valLatents, valShapes,
+                        config: ShapeTrainingConfig = ShapeTrainingConfig(),
+                        progress: Callable[[str], None] | None = None) -> ShapeTrainingResult:
+    r"""Train a :class:`ShapeRegressor` on CPU: Adam on the mean squared error, early stopping on validation.
+
+    Parameters
+    ----------
+    trainLatents, valLatents : array_like
+        Latents (N, D) of the training and validation galaxies.
+    trainShapes, valShapes : array_like
+        Their distortions (N, 2), finite.
+    config : `ShapeTrainingConfig`
+        Network and optimisation settings, seed included: the same inputs and config give the same
+        network.
+    progress : callable, optional
+        Called with a line every 10 epochs.
+
+    Returns
+    -------
+    result : `ShapeTrainingResult`
+        The weights of the epoch with the lowest validation loss, and the RMSE of :math:`e_1` and
+        :math:`e_2` there.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, non-finite values, or fewer than 2 galaxies in a set.
+    """
+    xTrain, yTrain, xVal, yVal = (_asTensor(a) for a in (trainLatents, trainShapes, valLatents, valShapes))
+    for name, x, y in (("training", xTrain, yTrain), ("validation", xVal, yVal)):
+        if x.ndim != 2 or y.shape != (len(x), 2) or len(x) < 2:
+            raise ValueError(f"{name} set: latents must be (N, D) and shapes (N, 2) with N >= 2, got "
+                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+        if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+            raise ValueError(f"{name} set: latents and shapes must be finite (drop the galaxies whose moments failed)")
+    if xVal.shape[1] != xTrain.shape[1]:
+        raise ValueError(f"training latents have {xTrain.shape[1]} dimensions, validation latents {xVal.shape[1]}")
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        std = xTrain.std(dim=0).clamp(min=1e-6)
+        model = ShapeRegressor(xTrain.shape[1], config.hidden, config.dropout, xTrain.mean(dim=0), std)
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weightDecay)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=config.lrFactor,
+                                                               patience=config.lrPatience)
+        order = torch.Generator().manual_seed(config.seed)
+        best, bestState, bestEpoch, history = math.inf, copy.deepcopy(model.state_dict()), 0, []
+        for epoch in range(1, config.maxEpochs + 1):
+            model.train()
+            total = 0.0
+            for batch in torch.randperm(len(xTrain), generator=order).split(config.batchSize):
+                optimiser.zero_grad()
+                loss = torch.nn.functional.mse_loss(model(xTrain[batch]), yTrain[batch])
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(batch)
+            model.eval()
+            with torch.no_grad():
+                valLoss = float(torch.nn.functional.mse_loss(model(xVal), yVal))
+            scheduler.step(valLoss)
+            history.append({"epoch": epoch, "train": total / len(xTrain), "validation": valLoss,
+                            "lr": optimiser.param_groups[0]["lr"]})
+            if valLoss < best:
+                best, bestState, bestEpoch = valLoss, copy.deepcopy(model.state_dict()), epoch
+            if progress is not None and epoch % 10 == 0:
+                progress(f"epoch {epoch}: train MSE {history[-1]['train']:.5f}, validation MSE {valLoss:.5f}")
+            if epoch - bestEpoch >= config.patience:
+                break
+    model.load_state_dict(bestState)
+    model.eval()
+    with torch.no_grad():
+        rmse = (model(xVal) - yVal).pow(2).mean(dim=0).sqrt().tolist()
+    return ShapeTrainingResult(model, (float(rmse[0]), float(rmse[1])), bestEpoch, len(history),
+                               time.perf_counter() - start, history)
+
+
+@torch.no_grad()
+def predictShapes(regressor: torch.nn.Module, latents) -> np.ndarray:
+    """The regressor's distortions (N, 2) of latents (N, D), in evaluation mode (no dropout), as numpy."""
+    regressor.eval()
+    parameter = next(iter(regressor.buffers()), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    return regressor(torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents,
+                                     dtype=torch.float32, device=device)).double().cpu().numpy()
+
+
+def modelFrameShapes(stamps: np.ndarray) -> np.ndarray:
+    """Adaptive-moments distortions (N, 2) of single-band stamps (N, S, S) with
+    :func:`~..benchmark.morphology.ellipticity`; NaN where the moments fail."""
+    from ..benchmark.morphology import ellipticity
+
+    stamps = np.asarray(stamps, dtype=np.float64)
+    if stamps.ndim != 3:
+        raise ValueError(f"stamps must be (N, S, S), got shape {stamps.shape}")
+    return np.array([ellipticity(stamp) for stamp in stamps], dtype=np.float64).reshape(len(stamps), 2)
+
+
+def shapeTrainingSample(models, population: Mapping[str, np.ndarray], n: int, seed: int, *,
+                        device: str | torch.device = "cpu", batchSize: int = 256, decoded: bool = False,
+                        source: str = "the population") -> dict:
+    r"""``n`` isolated galaxies of ``population`` for a shape regressor of ``models``.
+
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        A model-frame model directory (its encoder, decoder, card).
+    population : `dict`
+        Simulator arrays of the galaxies (one split, :mod:`.isolatedGalaxies`).
+    n : `int`
+        Galaxies to simulate (those whose moments fail are dropped).
+    seed : `int`
+        Seed of the galaxies, orientations, PSFs and noise.
+    device : `str` or `torch.device`
+        Where the stamps are drawn and encoded.
+    batchSize : `int`
+        Galaxies per batch.
+    decoded : `bool`
+        Also measure the adaptive moments of each latent's decoded model-frame r-band image.
+    source : `str`
+        Name of the population in error messages.
+
+    Returns
+    -------
+    sample : `dict`
+        ``latents`` (M, D) float32, the VAE encoder's posterior means of the noisy observed stamps;
+        ``shapes`` (M, 2), the model-frame r-band distortions; ``snr`` (M,), the r-band S/N
+        (:func:`~.isolatedGalaxies.stampSnr`); with ``decoded``, ``decodedShapes`` (M, 2), NaN where
+        the moments of the decoded image fail; ``failed``, the galaxies dropped (M = n - failed);
+        ``seconds``.
+    """
+    from .isolatedGalaxies import isolatedBatches, modelFrameSimulator, stampSnr
+
+    if "r" not in models.bands:
+        raise ValueError(f"the models' bands {''.join(models.bands)} have no r band, whose shape is regressed")
+    start = time.perf_counter()
+    r = models.bands.index("r")
+    simulator = modelFrameSimulator(models, population, device=device, source=source)
+    parts: dict[str, list[np.ndarray]] = {"latents": [], "shapes": [], "snr": [], "decodedShapes": []}
+    for batch in isolatedBatches(simulator, n, seed, batchSize):
+        with torch.no_grad():
+            latents = models.encoder(batch["observed"].to(device))[0]
+        parts["latents"].append(latents.float().cpu().numpy())
+        parts["shapes"].append(modelFrameShapes(batch["model"][:, r].cpu().numpy()))
+        parts["snr"].append(stampSnr(batch, r))
+        if decoded:
+            with torch.no_grad():
+                parts["decodedShapes"].append(modelFrameShapes(models.decode(latents)[:, r].cpu().numpy()))
+    arrays = {key: np.concatenate(value) for key, value in parts.items() if value}
+    keep = np.isfinite(arrays["shapes"]).all(axis=1)
+    out: dict[str, Any] = {key: value[keep] for key, value in arrays.items()}
+    out["failed"] = int((~keep).sum())
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _fileEntry(path: Path) -> dict:
+    from .export import sha256
+
+    return {"path": path.name, "sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+def exportShapeRegressor(model: torch.nn.Module, directory: str | os.PathLike, record: Mapping | None = None) -> Path:
+    """Write ``model`` as TorchScript ``shape_regressor.pt`` in the model directory ``directory`` and
+    describe it in the card's ``shapeRegressor`` entry: ``record`` plus the file's path, SHA-256 and size.
+
+    The other networks and the card's other entries are left as they are. Returns the file's path.
+    """
+    from .export import updateModelCard
+
+    directory = Path(directory)
+    path = directory / SHAPE_REGRESSOR_FILE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated, still the package's format
+        scripted = torch.jit.script(copy.deepcopy(model).cpu().eval())
+    scripted.save(str(path))
+    updateModelCard(directory, **{CARD_KEY: {**dict(record or {}), "file": _fileEntry(path)}})
+    return path
+
+
+def loadShapeRegressor(models, device: str | torch.device = "cpu") -> torch.jit.ScriptModule | None:
+    """The shape regressor of a model directory (a path, or loaded :class:`~.export.MadnessModels`), or
+    None when its card has no ``shapeRegressor`` entry: the regressor is optional.
+
+    Raises
+    ------
+    FileNotFoundError
+        The card describes a regressor whose file is missing.
+    ModelCardError
+        Its SHA-256 differs from the card's, it is not TorchScript, or it does not take the card's
+        latents to (N, 2) shapes.
+    """
+    from .export import CARD_NAME, ModelCardError, _readCard, sha256
+
+    if isinstance(models, (str, os.PathLike)):
+        directory, card = Path(models), _readCard(Path(models))
+    else:
+        directory, card = Path(models.directory), models.card
+    entry = card.get(CARD_KEY)
+    if not entry:
+        return None
+    fileEntry = entry.get("file") or {}
+    path = directory / fileEntry.get("path", SHAPE_REGRESSOR_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing shape regressor (described in {directory / CARD_NAME}); "
+                                "run `madness-models shape-regressor` or remove the card's shapeRegressor entry")
+    digest = sha256(path)
+    if digest != fileEntry.get("sha256"):
+        raise ModelCardError(f"{path}: sha256 {digest} differs from the model card's {fileEntry.get('sha256')}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            regressor = torch.jit.load(str(path), map_location=device).eval()
+        with torch.no_grad():
+            out = regressor(torch.zeros(1, int(card["latentDim"]), device=device))
+    except RuntimeError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelCardError(f"{path}: not a shape regressor for {card['latentDim']}-d latents ({first})") from None
+    if tuple(out.shape) != (1, 2):
+        raise ModelCardError(f"{path}: gives shapes {tuple(out.shape[1:])} per latent, not (2,)")
+    return regressor
+
+
+def buildShapeRegressor(modelDir: str | os.PathLike, galaxies: int = 40_000, seed: int = 11, *,
+                        population: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                        config: ShapeTrainingConfig | None = None, write: bool = True, command: str | None = None,
+                        progress: Callable[[str], None] = print) -> dict:
+    """Simulate, train and (with ``write``) export the shape regressor of a model directory.
+
+    ``galaxies`` is the total sample: 90 % from the population's train split (seed ``seed``), 10 %
+    from its validation split (seed ``seed + 1``), on which training stops early and the validation
+    RMSE is measured, with the RMSE of adaptive moments on the decoded images of the same latents
+    beside it. ``population`` is a file of ``madness-train population`` (default: the built-in
+    population of the shipped weights, generated here). The network is seeded with ``seed``.
+
+    Returns the card entry (also written, with the file, when ``write``).
+    """
+    from .export import _readCard, loadModels
+    from .isolatedGalaxies import builtInPopulation
+
+    if galaxies < 200:
+        raise ValueError(f"--galaxies {galaxies}: at least 200 galaxies are needed (180 to train, 20 to validate)")
+    config = config or ShapeTrainingConfig(seed=seed)
+    models = loadModels(modelDir, device=device)
+    if models.modelFrame is None:
+        raise ValueError(f"{modelDir}: the card has no model frame; the regressor needs models trained in one")
+    if population is not None:
+        from ..sim.trainingStamps import loadPopulationArrays
+
+        if not Path(population).is_file():
+            raise ValueError(f"{population}: no such population file (write one with `madness-train population`)")
+        splits = {split: loadPopulationArrays(population, split) for split in ("train", "validation")}
+        source = f"{Path(population).name}"
+    else:
+        splits = {split: builtInPopulation(split, models.bands) for split in ("train", "validation")}
+        source = "the built-in population of 200000 galaxies, seed 1 (that of runs/pop200k.npz)"
+    nVal = max(galaxies // 10, 20)
+    nTrain = galaxies - nVal
+    progress(f"simulating {nTrain} training galaxies (train split, seed {seed}) and {nVal} validation galaxies "
+             f"(validation split, seed {seed + 1}) of {source}")
+    train = shapeTrainingSample(models, splits["train"], nTrain, seed, device=device, source=source)
+    val = shapeTrainingSample(models, splits["validation"], nVal, seed + 1, device=device, decoded=True, source=source)
+    progress(f"data: {train['seconds'] + val['seconds']:.0f} s; adaptive moments failed on {train['failed']} + "
+             f"{val['failed']} galaxies (dropped)")
+    result = trainShapeRegressor(train["latents"], train["shapes"], val["latents"], val["shapes"], config,
+                                 progress=progress)
+    decodedOk = np.isfinite(val["decodedShapes"]).all(axis=1)
+    decodedRmse = np.sqrt(np.mean((val["decodedShapes"][decodedOk] - val["shapes"][decodedOk]) ** 2, axis=0))
+    record = {
+        "architecture": {"layers": [int(models.card["latentDim"]), *config.hidden, 2], "activation": "PReLU",
+                         "dropout": config.dropout, "output": "tanh",
+                         "input": "latent standardised by the training latents' mean and std (stored in the network)"},
+        "input": "VAE encoder posterior mean of the noisy observed isolated stamp",
+        "target": "r-band distortion (e1, e2) of the noiseless model-frame image, adaptive moments "
+                  "(benchmark.morphology.ellipticity, galsim HSM)",
+        "population": source,
+        "galaxies": {"train": int(len(train["shapes"])), "validation": int(len(val["shapes"])),
+                     "failedMoments": {"train": train["failed"], "validation": val["failed"]}},
+        "seeds": {"train": int(seed), "validation": int(seed) + 1, "network": int(config.seed)},
+        "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+                     "optimiser": "Adam", "loss": "MSE", "epochs": result.epochs, "bestEpoch": result.bestEpoch,
+                     "seconds": round(result.seconds, 1), "dataSeconds": round(train["seconds"] + val["seconds"], 1)},
+        "validationRmse": {"e1": result.validationRmse[0], "e2": result.validationRmse[1]},
+        "decodedImageRmse": {"e1": float(decodedRmse[0]), "e2": float(decodedRmse[1]),
+                             "galaxies": int(decodedOk.sum()),
+                             "what": "adaptive moments of the decoded model-frame r-band image of the same latents"},
+        "date": datetime.date.today().isoformat(),
+        "torchVersion": torch.__version__,
+    }
+    if command:
+        record["command"] = command
+    progress(f"validation RMSE e1 {result.validationRmse[0]:.4f}, e2 {result.validationRmse[1]:.4f} (adaptive moments "
+             f"on the decoded image: {decodedRmse[0]:.4f}, {decodedRmse[1]:.4f}); best epoch {result.bestEpoch} of "
+             f"{result.epochs}, {result.seconds:.0f} s")
+    if write:
+        path = exportShapeRegressor(result.model, modelDir, record)
+        record = _readCard(Path(modelDir))[CARD_KEY]
+        progress(f"wrote {path} and the card's {CARD_KEY} entry")
+    return record
