@@ -160,6 +160,10 @@ def test_shipped_models_load_and_agree_with_their_card():
     models = loadShippedModels(bands="ugrizy", stampSize=45)
     card = models.card
     total = sum(entry["bytes"] for entry in card["files"].values())
+    # The optional shape regressor (models/shapeRegressor.py) has its own entry, and ships.
+    regressor = card["shapeRegressor"]["file"]
+    assert (directory / regressor["path"]).stat().st_size == regressor["bytes"]
+    total += regressor["bytes"]
     assert total <= 30 * 2**20, f"shipped artefacts take {total / 2**20:.1f} MiB"
     assert sum(p.stat().st_size for p in directory.glob("*.pt")) == total
     # A model frame, the card's per-band metrics on >= 5000 held-out galaxies, and a MAP step size.
