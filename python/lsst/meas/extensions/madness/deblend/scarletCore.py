@@ -111,7 +111,7 @@ class ScarletFit:
     """Result of :func:`fitScarletBlend`."""
 
     models: np.ndarray
-    """(K, bands, H, W): each source's model convolved to the observed PSFs, in the units of the data."""
+    """Each source's model convolved to the observed PSFs, (K, bands, H, W), in the units of the data."""
     iterations: int
     """Iterations run by scarlet2."""
     converged: bool
