@@ -97,6 +97,18 @@ class DeblendBaseConfig(Config):
                        "many times the pixel noise, in any band.")
 
     def skipLimits(self) -> SkipLimits:
+        """The limits of the skip checks (:mod:`.skips`) that this config's fields give.
+
+        Returns
+        -------
+        limits : `~.skips.SkipLimits`
+            ``pseudoColumns``, the footprint limits, ``maskLimits`` and ``maxNumberOfPeaks``.
+
+        Examples
+        --------
+        >>> DeblendBaseConfig(maxNumberOfPeaks=10).skipLimits().maxNumberOfPeaks
+        10
+        """
         return SkipLimits(tuple(self.pseudoColumns), self.maxFootprintArea, self.maxFootprintSize,
                           self.minFootprintAxisRatio, self.maxAreaTimesPeaks, dict(self.maskLimits),
                           self.maxNumberOfPeaks)
@@ -131,30 +143,74 @@ class DeblendBaseTask(Task):
         self.columns = DeblendColumns(schema, self.bands)
 
     def defaultBands(self) -> tuple[str, ...]:
-        """The bands deblended when the constructor is given none."""
+        """The bands deblended when the constructor is given none.
+
+        Returns
+        -------
+        bands : `tuple` [`str`]
+            In channel order (the subclasses': their config's ``bands``, or their models' bands).
+        """
         raise NotImplementedError
 
     def deblenderPhotoCalibs(self) -> list[PhotoCalib | None]:
         """The calibration of the pixel units the deblender works in, per band of :attr:`bands` (None: the
         exposure's units). Here the electrons of LSST's 10-year coadds (``sim.survey.LSST_CONDITIONS``) for
-        the LSST bands; MADNESS takes its models' ``surveyConditions``."""
+        the LSST bands; MADNESS takes its models' ``surveyConditions``.
+
+        Returns
+        -------
+        photoCalibs : `list` [`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` or None]
+            nJy per deblender pixel unit in each band, None where the deblender has no units of its own.
+        """
         from ..sim.survey import LSST_CONDITIONS
 
         return surveyPhotoCalibs(LSST_CONDITIONS, self.bands)
 
     def deblenderPixelScale(self) -> Angle | None:
         """The pixel scale the deblender is made for (None: any, it works on the exposure's pixels); an
-        exposure of another scale is deblended with a warning."""
+        exposure of another scale is deblended with a warning.
+
+        Returns
+        -------
+        scale : `~lsst.meas.extensions.madness.afw.geom.Angle` or None
+            The pixel side, or None.
+        """
         return None
 
     def modelBlends(self, mExposure: MultibandExposure, blends: Sequence[Blend],
                     parents: Sequence[SourceRecord]) -> list[BlendModel | Exception]:
-        """One model per blend, in order; an exception in place of a blend that could not be modelled."""
+        """One model per blend, in order; an exception in place of a blend that could not be modelled.
+
+        Parameters
+        ----------
+        mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+            The exposure, in the task's bands and order.
+        blends : sequence of `~.blends.Blend`
+            The parents' blends, in the deblender's pixel units.
+        parents : sequence of `~lsst.meas.extensions.madness.afw.table.SourceRecord`
+            The parents' records, one per blend.
+
+        Returns
+        -------
+        models : `list` [`~.blendModel.BlendModel` or `Exception`]
+            One per blend: its children's models (in the deblender's units, on the blend's canvas), or
+            the exception that stopped it (the parent is then flagged ``deblend_failed``).
+        """
         raise NotImplementedError
 
     @timeMethod
     def run(self, mExposure: MultibandExposure, mergedSources: SourceCatalog) -> Struct:
         """Deblend every parent of ``mergedSources`` on ``mExposure``.
+
+        Parameters
+        ----------
+        mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+            The coadd, with every band of :attr:`bands` (missing ones per ``missingBands``), a PSF per
+            band and, for fluxes in nJy, a photometric calibration per band. The ``NOT_DEBLENDED``
+            mask plane is set on the skipped parents' footprints, in place.
+        mergedSources : `~lsst.meas.extensions.madness.afw.table.SourceCatalog`
+            The parents: records without parent, each with a footprint and its peaks
+            (:func:`~.invariants.checkInputCatalog`).
 
         Returns
         -------
@@ -244,7 +300,18 @@ class DeblendBaseTask(Task):
     stampSize: int = 45
 
     def blendStampSize(self, mExposure: MultibandExposure) -> int:
-        """Side, in the exposure's pixels, of the stamps of the blends cut from ``mExposure``."""
+        """Side, in the exposure's pixels, of the stamps of the blends cut from ``mExposure``.
+
+        Parameters
+        ----------
+        mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+            The exposure (its pixel scale, for deblenders with a model frame).
+
+        Returns
+        -------
+        size : `int`
+            The stamp side given to :func:`~.blends.makeBlend`: here :attr:`stampSize`.
+        """
         return self.stampSize
 
     def _checkPixelScale(self, mExposure: MultibandExposure) -> None:

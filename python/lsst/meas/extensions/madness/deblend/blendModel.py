@@ -41,6 +41,7 @@ class BlendModel:
 
     @property
     def finite(self) -> bool:
+        """Whether the child images, the log-priors and the latents (where given) are all finite."""
         return bool(all(np.isfinite(image).all() for image in self.children.images)
                     and (self.logPrior is None or np.isfinite(self.logPrior).all())
                     and (self.latents is None or np.isfinite(self.latents).all()))
@@ -58,6 +59,37 @@ class ModelData:
 
     :meth:`renderChild` draws one child in the exposure's units; :meth:`writeFits` and
     :meth:`readFits` keep all of it in one file (:mod:`~lsst.meas.extensions.madness.io.modelDataFits`).
+
+    Examples
+    --------
+    One parent (id 7) of two children (peaks 70 and 71) on a 3×3 canvas, in deblender units of half
+    the exposure's:
+
+    >>> import numpy as np, os, tempfile
+    >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Point2I
+    >>> from lsst.meas.extensions.madness.deblend import BlendModel, ChildModels
+    >>> children = ChildModels([np.ones((1, 2, 2)), 2 * np.ones((1, 2, 2))], rows=np.array([0, 1]),
+    ...                        cols=np.array([0, 1]))
+    >>> data = ModelData(("r",), toDeblender=np.array([2.0]))
+    >>> data.blends[7] = BlendModel(children, iterations=10, converged=True, runtime=1.0, method="madness")
+    >>> data.boxes[7] = Box2I(Point2I(100, 200), Extent2I(3, 3))
+    >>> data.peakIds[7] = [70, 71]
+    >>> data.modelImage(7)[0].tolist()
+    [[1.0, 1.0, 0.0], [1.0, 3.0, 2.0], [0.0, 2.0, 2.0]]
+    >>> data.modelImage(7, exposureUnits=True)[0].tolist()
+    [[0.5, 0.5, 0.0], [0.5, 1.5, 1.0], [0.0, 1.0, 1.0]]
+    >>> data.childIndex(7, 71)
+    1
+    >>> stamp, box = data.childStamp(7, 71)
+    >>> stamp[0].tolist(), (box.getMinX(), box.getMinY(), box.getWidth(), box.getHeight())
+    ([[1.0, 1.0], [1.0, 1.0]], (101, 201, 2, 2))
+    >>> data.renderChild(7, 71)[0].tolist()
+    [[0.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     data.writeFits(os.path.join(tmp, "modelData.fits"))
+    ...     back = ModelData.readFits(os.path.join(tmp, "modelData.fits"))
+    >>> len(back), back.renderChild(7, 70, Box2I(Point2I(100, 200), Extent2I(1, 1))).tolist()
+    (1, [[[0.5]]])
     """
 
     bands: tuple[str, ...]
@@ -103,6 +135,11 @@ class ModelData:
             The parent's id (a child record's ``getParent()``).
         peakId
             The peak's id (a child record's ``deblend_peakId``).
+
+        Returns
+        -------
+        int
+            The child's index ``k``: its peak's position in ``peakIds[parentId]``.
 
         Raises
         ------
@@ -197,6 +234,11 @@ class ModelData:
         ----------
         path
             The file.
+
+        Returns
+        -------
+        ModelData
+            The models, boxes, unit factors and ids as written.
 
         Raises
         ------

@@ -80,6 +80,7 @@ class Blend:
 
     @property
     def nPeaks(self) -> int:
+        """The number K of peaks (galaxies) of the blend."""
         return len(self.peakIds)
 
 
@@ -90,6 +91,37 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
     ``NO_DATA`` mask bit; its PSF is that of the nearest present band in ``bands``' order, which
     only a PSF-convolving deblender (SCARLET) reads, and there with zero weight; it has no
     photometric calibration.
+
+    Parameters
+    ----------
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure; it must have at least one of ``bands``.
+    bands : sequence of `str`
+        The bands wanted, in order (a string such as ``"ugrizy"`` is one band per character).
+
+    Returns
+    -------
+    exposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        A new exposure with exactly ``bands``, in their order; the present bands' pixels are copied.
+
+    Raises
+    ------
+    ValueError
+        If the exposure has none of ``bands``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> image = np.ones((2, 40, 40), np.float32)                     # bands g, r; 40×40 pixels from (100, 200)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image),
+    ...                                     bbox=Box2I(Point2I(100, 200), Extent2I(40, 40)))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(110, 210), Extent2I(10, 8))))
+    >>> _ = parent.addPeak(113.3, 214.6, 10.0), parent.addPeak(117, 212, 5.0)
+    >>> full = withoutData(mExp, "ugr")
+    >>> full.bands, float(full.image.array[0].sum()), float(full.variance.array[0].max())
+    (('u', 'g', 'r'), 0.0, 0.0)
     """
     present = [b for b in bands if b in mExposure.bands]
     if not present:
@@ -122,7 +154,38 @@ def withoutData(mExposure: MultibandExposure, bands: Sequence[str]) -> Multiband
 
 
 def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Image, variance, mask and an on-exposure flag on ``box``, zero where it leaves the exposure."""
+    """Image, variance, mask and an on-exposure flag on ``box``, zero where it leaves the exposure.
+
+    Parameters
+    ----------
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure to cut from.
+    box : `~lsst.meas.extensions.madness.afw.geom.Box2I`
+        The region, in the exposure's pixel coordinates; it may reach beyond the exposure.
+
+    Returns
+    -------
+    image, variance : `numpy.ndarray`
+        (bands, H, W) float64, the box's height and width; 0 off the exposure.
+    mask : `numpy.ndarray`
+        (bands, H, W) int64 mask bits; 0 off the exposure.
+    inside : `numpy.ndarray`
+        (bands, H, W) booleans: True on the exposure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> image = np.ones((2, 40, 40), np.float32)                     # bands g, r; 40×40 pixels from (100, 200)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image),
+    ...                                     bbox=Box2I(Point2I(100, 200), Extent2I(40, 40)))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(110, 210), Extent2I(10, 8))))
+    >>> _ = parent.addPeak(113.3, 214.6, 10.0), parent.addPeak(117, 212, 5.0)
+    >>> image, variance, mask, inside = canvasCutout(mExp, Box2I(Point2I(95, 195), Extent2I(10, 10)))
+    >>> image.shape, int(inside[0].sum()), float(image.sum())          # a 5×5 corner lies on the exposure
+    ((2, 10, 10), 25, 50.0)
+    """
     nBands = len(mExposure.bands)
     shape = (nBands, box.getHeight(), box.getWidth())
     image, variance = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
@@ -143,7 +206,34 @@ def canvasCutout(mExposure: MultibandExposure, box: Box2I) -> tuple[np.ndarray, 
 
 
 def parentPixelMap(mExposure: MultibandExposure, footprints: Sequence[Footprint]) -> np.ndarray:
-    """(H, W) booleans over the exposure: True on the pixels of any of ``footprints``."""
+    """(H, W) booleans over the exposure: True on the pixels of any of ``footprints``.
+
+    Parameters
+    ----------
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure whose bounding box the map covers.
+    footprints : sequence of `~lsst.meas.extensions.madness.afw.detection.Footprint`
+        Every parent footprint of the exposure (their pixels beyond the exposure are dropped).
+
+    Returns
+    -------
+    pixels : `numpy.ndarray`
+        (H, W) booleans, array index ``[y - y0, x - x0]``: the ``parentPixels`` of :func:`makeBlend`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> image = np.ones((2, 40, 40), np.float32)                     # bands g, r; 40×40 pixels from (100, 200)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image),
+    ...                                     bbox=Box2I(Point2I(100, 200), Extent2I(40, 40)))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(110, 210), Extent2I(10, 8))))
+    >>> _ = parent.addPeak(113.3, 214.6, 10.0), parent.addPeak(117, 212, 5.0)
+    >>> pixels = parentPixelMap(mExp, [parent])
+    >>> pixels.shape, int(pixels.sum()), bool(pixels[210 - 200, 110 - 100])
+    ((40, 40), 80, True)
+    """
     bbox = mExposure.getBBox()
     x0, y0 = mExposure.getXY0()
     pixels = np.zeros((bbox.getHeight(), bbox.getWidth()), bool)
@@ -160,14 +250,59 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
               scales: Sequence[float] | np.ndarray | None = None, parentPixels: np.ndarray | None = None) -> Blend:
     """Cut the canvas, weights, stamp corners and encoder cutouts of one parent (see module docs).
 
-    ``scales`` (per band) multiply the pixels into the deblender's units (``None``: all 1).
-    ``parentPixels`` (:func:`parentPixelMap` of every parent of the exposure) marks the other
-    parents' pixels: zero in the encoder cutouts, and of zero weight when ``footprintOnly`` is False.
+    Parameters
+    ----------
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure, in the bands and order of the deblender (:func:`withoutData` adds missing ones).
+    footprint : `~lsst.meas.extensions.madness.afw.detection.Footprint`
+        The parent's footprint, with one peak per galaxy; every peak lies on it.
+    stampSize : `int`, optional
+        Side S of each galaxy's stamp, in the exposure's pixels (the models' stamp size, or
+        :func:`~.fit.blendStampSize` on other pixel scales).
+    badMaskPlanes : sequence of `str`, optional
+        Mask planes whose pixels get zero weight (planes the mask lacks are ignored).
+    footprintOnly : `bool`, optional
+        Give zero weight to every pixel off the footprint; if False only to the other parents' pixels
+        (``parentPixels``), so that the undetected sky around the parent counts.
+    scales : sequence of `float` or `numpy.ndarray`, optional
+        Per band, the deblender's pixel units per unit of the exposure's (:mod:`.calibration`): they
+        multiply the data and cutouts and divide the weights by their square; None: all 1.
+    parentPixels : `numpy.ndarray`, optional
+        (H, W) booleans over the exposure, :func:`parentPixelMap` of every parent: the other
+        parents' pixels are zero in the encoder cutouts, and of zero weight when ``footprintOnly`` is
+        False; None: no other parents.
+
+    Returns
+    -------
+    blend : `Blend`
+        The canvas box, data and weights (bands, H, W) in the deblender's units, the peak ids, stamp
+        corners ``rows``/``cols`` (K,), sub-pixel offsets (K, 2), encoder cutouts (K, bands, S, S),
+        the exposure's mask and variance on the canvas, the PSF images at the parent's centre, the
+        scales and the pixel scale in arcsec.
 
     Raises
     ------
     ValueError
-        If the footprint has no peaks or no pixels, or a peak is not finite or off the footprint.
+        If the footprint has no peaks or no pixels, or a peak is not finite or off the footprint, or
+        ``scales`` is not one positive number per band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> image = np.ones((2, 40, 40), np.float32)                     # bands g, r; 40×40 pixels from (100, 200)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image),
+    ...                                     bbox=Box2I(Point2I(100, 200), Extent2I(40, 40)))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(110, 210), Extent2I(10, 8))))
+    >>> _ = parent.addPeak(113.3, 214.6, 10.0), parent.addPeak(117, 212, 5.0)
+    >>> blend = makeBlend(mExp, parent, stampSize=11)
+    >>> blend.canvasBox.getMinX(), blend.canvasBox.getMinY(), blend.data.shape, blend.cutouts.shape
+    (105, 205, (2, 18, 20), (2, 2, 11, 11))
+    >>> blend.rows.tolist(), blend.cols.tolist(), blend.subpixel.round(2).tolist()
+    ([5, 2], [3, 7], [[-0.4, 0.3], [0.0, 0.0]])
+    >>> float(blend.weight[0].sum()), float(makeBlend(mExp, parent, 11, footprintOnly=False).weight[0].sum())
+    (80.0, 360.0)
     """
     peaks = list(footprint.getPeaks())
     if not peaks:
@@ -235,9 +370,38 @@ def makeBlend(mExposure: MultibandExposure, footprint: Footprint, stampSize: int
 def stackBlends(blends: Sequence[Blend]) -> dict[str, np.ndarray]:
     """Arrays of a batch: canvases padded (up and right) to the largest, peaks padded to the largest K.
 
-    Returns ``data`` and ``weight`` (B, bands, H, W; padding has zero weight), ``rows``,
-    ``cols`` (B, K), ``present`` (B, K), ``cutouts`` (B, K, bands, S, S) and ``subpixel``
-    (B, K, 2).
+    Parameters
+    ----------
+    blends : sequence of `Blend`
+        B blends with the same bands and stamp size.
+
+    Returns
+    -------
+    arrays : `dict` [`str`, `numpy.ndarray`]
+        ``data`` and ``weight`` (B, bands, H, W; padding has zero weight), ``rows``,
+        ``cols`` (B, K) int64, ``present`` (B, K) booleans, ``cutouts`` (B, K, bands, S, S) and
+        ``subpixel`` (B, K, 2), with H, W the largest canvas and K the largest number of peaks.
+
+    Raises
+    ------
+    ValueError
+        If ``blends`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> image = np.ones((2, 40, 40), np.float32)                     # bands g, r; 40×40 pixels from (100, 200)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image),
+    ...                                     bbox=Box2I(Point2I(100, 200), Extent2I(40, 40)))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(110, 210), Extent2I(10, 8))))
+    >>> _ = parent.addPeak(113.3, 214.6, 10.0), parent.addPeak(117, 212, 5.0)
+    >>> other = Footprint(SpanSet(Box2I(Point2I(125, 210), Extent2I(5, 5))))
+    >>> _ = other.addPeak(127, 212, 1.0)
+    >>> arrays = stackBlends([makeBlend(mExp, parent, 11), makeBlend(mExp, other, 11)])
+    >>> arrays["data"].shape, arrays["cutouts"].shape, arrays["present"].tolist()
+    ((2, 2, 18, 20), (2, 2, 2, 11, 11), [[True, True], [True, False]])
     """
     if not blends:
         raise ValueError("no blends to stack")

@@ -61,7 +61,28 @@ class BandCalibration:
     absent: tuple[str, ...] = ()  # bands the exposure lacks: no flux
 
     def instFluxToNanojansky(self, instFluxes: np.ndarray) -> np.ndarray:
-        """Fluxes ``(..., bands)`` in the exposure's pixel units to nJy (NaN in the absent bands)."""
+        """Fluxes ``(..., bands)`` in the exposure's pixel units to nJy (NaN in the absent bands).
+
+        Parameters
+        ----------
+        instFluxes : `numpy.ndarray`
+            (..., bands) fluxes in the exposure's pixel units, the bands last and in :attr:`bands` order.
+
+        Returns
+        -------
+        fluxes : `numpy.ndarray`
+            (..., bands) float64 fluxes in nJy; NaN in the bands of :attr:`absent`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lsst.meas.extensions.madness.afw import MultibandExposure, PhotoCalib
+        >>> mExp = MultibandExposure.fromArrays("gr", np.zeros((2, 5, 5), np.float32),
+        ...                                     photoCalibs=[PhotoCalib(1.0), PhotoCalib(2.0)])
+        >>> calibration = bandCalibration(mExp, [None, None], absentBands=["r"])
+        >>> calibration.instFluxToNanojansky(np.array([[10.0, 10.0]])).tolist()
+        [[10.0, nan]]
+        """
         instFluxes = np.asarray(instFluxes, dtype=np.float64)
         return np.stack([np.full_like(instFluxes[..., b], np.nan) if band in self.absent
                          else calib.instFluxToNanojansky(instFluxes[..., b])
@@ -73,10 +94,42 @@ def bandCalibration(mExposure: MultibandExposure, deblenderCalibs: Sequence[Phot
     """The calibration of ``mExposure``'s bands against the deblender's own (one per band, or None);
     ``absentBands`` are those added without data (:func:`~.blends.withoutData`).
 
+    Parameters
+    ----------
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure, in the deblender's bands; its per-band PhotoCalibs (None: in the deblender's units).
+    deblenderCalibs : sequence of `~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` or None
+        The calibration of the deblender's pixel units, one per band of the exposure (None: the
+        deblender works in the exposure's units in that band).
+    absentBands : sequence of `str`, optional
+        Bands the exposure lacked (added without data): their fluxes are NaN.
+
+    Returns
+    -------
+    calibration : `BandCalibration`
+        Per band, the calibration to nJy of the exposure's units and ``toDeblender``, the deblender's
+        units per exposure unit (:math:`s = c_e / c_d`; exactly 1 within :data:`UNIT_SCALE_TOLERANCE`).
+
     Raises
     ------
     MissingCalibrationError
         If a band has no calibration on either side.
+    ValueError
+        If ``deblenderCalibs`` does not have one entry per band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import MultibandExposure, PhotoCalib
+    >>> mExp = MultibandExposure.fromArrays("gr", np.zeros((2, 5, 5), np.float32),
+    ...                                     photoCalibs=[PhotoCalib(1.0), PhotoCalib(2.0)])  # nJy; 2 nJy per count
+    >>> bandCalibration(mExp, [PhotoCalib(0.5), None]).toDeblender.tolist()
+    [2.0, 1.0]
+    >>> uncalibrated = MultibandExposure.fromArrays("gr", np.zeros((2, 5, 5), np.float32))
+    >>> bandCalibration(uncalibrated, [None, PhotoCalib(1.0)])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lsst.meas.extensions.madness.deblend.calibration.MissingCalibrationError: band(s) ['g'] of the exposure ...
     """
     bands = tuple(mExposure.bands)
     if len(deblenderCalibs) != len(bands):
@@ -105,5 +158,25 @@ def bandCalibration(mExposure: MultibandExposure, deblenderCalibs: Sequence[Phot
 def surveyPhotoCalibs(conditions, bands: Sequence[str]) -> list[PhotoCalib | None]:
     """The calibration of the coadd images of ``conditions`` (a
     :class:`~lsst.meas.extensions.madness.sim.survey.SurveyConditions`) in each of ``bands``; None for a
-    band the survey does not have."""
+    band the survey does not have.
+
+    Parameters
+    ----------
+    conditions : `~lsst.meas.extensions.madness.sim.survey.SurveyConditions`
+        The survey (zero points and exposure times of its coadds), e.g. a model card's ``surveyConditions``.
+    bands : sequence of `str`
+        The bands wanted, in order.
+
+    Returns
+    -------
+    photoCalibs : `list` [`~lsst.meas.extensions.madness.afw.photoCalib.PhotoCalib` or None]
+        nJy per electron of the survey's coadd in each band; None for a band it does not have.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> r, j = surveyPhotoCalibs(LSST_CONDITIONS, ["r", "J"])
+    >>> round(r.getCalibrationMean(), 6), j
+    (0.003785, None)
+    """
     return [conditions.photoCalib(band) if band in conditions.bands else None for band in bands]

@@ -122,6 +122,13 @@ _CHILD = [
 class DeblendColumns:
     """Adds the deblender's columns to ``schema`` (those already there are kept) and names them.
 
+    Parameters
+    ----------
+    schema : `~lsst.meas.extensions.madness.afw.table.Schema`
+        The catalogue schema; the columns of the module docstring are added to it in place.
+    bands : sequence of `str`
+        The deblended bands: one flux and one flux-error column each.
+
     Examples
     --------
     >>> from lsst.meas.extensions.madness.afw.table import SourceTable
@@ -129,6 +136,8 @@ class DeblendColumns:
     >>> columns = DeblendColumns(schema, ["g", "r"])
     >>> [n for n in schema.getNames() if n.startswith("madness_flux_")]
     ['madness_flux_g', 'madness_flux_r']
+    >>> columns.fluxColumn("g"), columns.fluxErrColumn("g")
+    ('madness_flux_g', 'madness_fluxErr_g')
     """
 
     def __init__(self, schema: Schema, bands: Sequence[str]):
@@ -145,8 +154,42 @@ class DeblendColumns:
 
     @staticmethod
     def fluxColumn(band: str) -> str:
+        """The name of the model-flux column (nJy) of ``band``.
+
+        Parameters
+        ----------
+        band : `str`
+            The band's name.
+
+        Returns
+        -------
+        name : `str`
+            ``madness_flux_<band>``.
+
+        Examples
+        --------
+        >>> DeblendColumns.fluxColumn("r")
+        'madness_flux_r'
+        """
         return f"madness_flux_{band}"
 
     @staticmethod
     def fluxErrColumn(band: str) -> str:
+        """The name of the Laplace flux-uncertainty column (nJy) of ``band``.
+
+        Parameters
+        ----------
+        band : `str`
+            The band's name.
+
+        Returns
+        -------
+        name : `str`
+            ``madness_fluxErr_<band>``.
+
+        Examples
+        --------
+        >>> DeblendColumns.fluxErrColumn("r")
+        'madness_fluxErr_r'
+        """
         return f"madness_fluxErr_{band}"

@@ -76,19 +76,81 @@ class BlendFit:
 
     @property
     def finite(self) -> bool:
+        """Whether the stamps, the log-likelihood and the log-priors are all finite."""
         return bool(np.isfinite(self.stamps).all() and np.isfinite(self.logLikelihood)
                     and np.isfinite(self.logPrior).all())
 
 
 def blendPixelRatio(models: MadnessModels, pixelScale: float | None) -> float:
     """The exposure's pixel side over the model frame's, for pixels of ``pixelScale`` arcsec (None:
-    unknown); 1.0 for models without a model frame, which draw on the exposure's pixels whatever they are."""
+    unknown); 1.0 for models without a model frame, which draw on the exposure's pixels whatever they are.
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks; their card's model frame, if any, gives the frame's pixel scale.
+    pixelScale : `float` or None
+        The exposure's pixel side, arcsec; None: unknown, taken to be the model frame's.
+
+    Returns
+    -------
+    ratio : `float`
+        Exposure pixel side over model-frame pixel side (:func:`~.observation.pixelScaleRatio`).
+
+    Raises
+    ------
+    ValueError
+        If ``pixelScale`` is not a positive number (models with a model frame only).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+    ...                         conditions=LSST_CONDITIONS.model_dump())
+    ...     models = loadModels(card.parent)
+    >>> blendPixelRatio(models, 0.168), blendPixelRatio(models, None)   # HSC pixels; unknown
+    (0.84, 1.0)
+    """
     frame = models.modelFrame
     return 1.0 if frame is None else pixelScaleRatio(pixelScale, frame["pixelScale"])
 
 
 def blendStampSize(models: MadnessModels, pixelScale: float | None) -> int:
-    """Side, in exposure pixels, of the blends' stamps for ``models`` on pixels of ``pixelScale`` arcsec."""
+    """Side, in exposure pixels, of the blends' stamps for ``models`` on pixels of ``pixelScale`` arcsec.
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks (their card's stamp size and model frame).
+    pixelScale : `float` or None
+        The exposure's pixel side, arcsec; None: unknown, taken to be the model frame's.
+
+    Returns
+    -------
+    size : `int`
+        The ``stampSize`` to give :func:`~.blends.makeBlend` (:func:`~.observation.exposureStampSize`).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+    ...                         conditions=LSST_CONDITIONS.model_dump())
+    ...     models = loadModels(card.parent)
+    >>> blendStampSize(models, 0.2), blendStampSize(models, 0.168)
+    (45, 55)
+    """
     return exposureStampSize(models.stampSize, blendPixelRatio(models, pixelScale))
 
 
@@ -99,10 +161,49 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
     ``pixelScale`` arcsec; None: the model frame's), for models with a model frame (None for the
     others), on one grid, the kernels cut to where their light is (:func:`~.observation.cropPsfImage`).
 
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks; only models with a model frame need kernels.
+    psfImages : sequence of (sequence of `numpy.ndarray`) or None
+        For each of N blends, its PSF kernel image in every band of the models (a blend's
+        ``psfImages``), or None for a blend without PSFs.
+    device : `str` or `torch.device`
+        Where the spectra are put.
+    check : `bool`, optional
+        Only check that every blend has PSFs (raise if not) and return None, computing nothing.
+    pixelScale : `float`, optional
+        The blends' pixel side, arcsec (all N share it); None: the model frame's.
+
+    Returns
+    -------
+    spectra : `torch.Tensor` or None
+        Complex (N, bands, M, M // 2 + 1), M the common grid (:func:`~.observation.kernelGridSize`);
+        None for models without a model frame, or with ``check``.
+
     Raises
     ------
     ValueError
         A blend without PSFs, for models that need them (names the blend's index).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
+    ...                         conditions=LSST_CONDITIONS.model_dump())
+    ...     models = loadModels(card.parent)
+    >>> import numpy as np
+    >>> y, x = np.mgrid[-10:11, -10:11]
+    >>> psf = np.exp(-(x**2 + y**2) / 8.0); psf /= psf.sum()           # a 0.94″ Gaussian on 0.2″ pixels
+    >>> spectra = observationKernels(models, [[psf, psf]], "cpu")      # one blend, bands g and r
+    >>> tuple(spectra.shape), spectra.dtype
+    ((1, 2, 60, 31), torch.complex64)
     """
     frame = models.modelFrame
     if frame is None:
@@ -127,7 +228,40 @@ def encodeCutouts(models: MadnessModels, encoder: torch.nn.Module, cutouts: torc
                   ratio: float = 1.0) -> torch.Tensor:
     """Posterior-mean latents (N, D) of ``encoder`` (the models' ``encoder`` or ``deblenderEncoder``) for
     cutouts (N, bands, S', S') in the networks' units on exposure pixels ``ratio`` times the model
-    frame's, resampled to the model frame's first (:func:`~.mapCore.resampleStamps`)."""
+    frame's, resampled to the model frame's first (:func:`~.mapCore.resampleStamps`).
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks (their stamp size S).
+    encoder : `torch.nn.Module`
+        Stamps (N, bands, S, S) → (mean (N, D), scale (N, D, D)): ``models.encoder`` or
+        ``models.deblenderEncoder``.
+    cutouts : `torch.Tensor`
+        (N, bands, S', S') in the networks' units (image units over :meth:`~..models.export.MadnessModels.imageScale`).
+    ratio : `float`, optional
+        Exposure pixel side over the model frame's (:func:`blendPixelRatio`); 1: S' = S, no resampling.
+
+    Returns
+    -------
+    latents : `torch.Tensor`
+        (N, D) posterior means, without gradient.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     models = loadModels(card.parent)
+    >>> tuple(encodeCutouts(models, models.deblenderEncoder, torch.zeros(3, 2, 45, 45)).shape)
+    (3, 16)
+    >>> tuple(encodeCutouts(models, models.deblenderEncoder, torch.zeros(3, 2, 55, 55), ratio=0.84).shape)
+    (3, 16)
+    """
     if ratio != 1.0:
         cutouts = resampleStamps(cutouts, models.stampSize, 1.0 / ratio)
     return encoder(cutouts)[0]
@@ -139,7 +273,42 @@ def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.
     """Decoded ``latents`` (N, D) as the exposure sees them, in image units (N, bands, S', S'):
     through their difference kernels (N, ...) for model-frame models, on exposure pixels ``ratio``
     times the model frame's, shifted by ``offsets`` (N, 2) = (dy, dx) when given; the one way
-    children's stamps are drawn."""
+    children's stamps are drawn.
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks.
+    latents : `torch.Tensor`
+        (N, D) latents of N galaxies.
+    offsets : `torch.Tensor` or None
+        Sub-pixel shifts (N, 2) = (dy, dx), exposure pixels; None: none.
+    kernels : `torch.Tensor` or None
+        Difference-kernel spectra (N, bands, M, M // 2 + 1) of each galaxy's blend (:func:`observationKernels`,
+        repeated per galaxy), for model-frame models; None for the others.
+    ratio : `float`, optional
+        Exposure pixel side over the model frame's (read with ``kernels`` only).
+
+    Returns
+    -------
+    stamps : `torch.Tensor`
+        (N, bands, S', S') in image units (the deblender's): decoded stamps times
+        :meth:`~..models.export.MadnessModels.imageScale`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     models = loadModels(card.parent)
+    >>> stamps = observedStamps(models, torch.zeros(2, 16), torch.tensor([[0.3, -0.2], [0.0, 0.0]]), None)
+    >>> tuple(stamps.shape), bool((stamps >= -1e-3).all())
+    ((2, 2, 45, 45), True)
+    """
     decoded = models.decode(latents)
     if kernels is not None:
         decoded = convolveStamps(decoded, kernels, offsets, ratio)
@@ -154,7 +323,39 @@ def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObject
     networks. Scripted as a whole, its gradient with difference kernels was another after its first
     call (TorchScript's symbolic autodiff; by up to 98 % on HSC pixels, 2 % on the model frame's,
     torch 2.13), while the gradient of eager autograd does not change; the networks, which hold
-    the cost, are TorchScript either way."""
+    the cost, are TorchScript either way.
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks: their decoder and flow log-density.
+    device : `str` or `torch.device`
+        Where the objective's modules are moved (in place: the models' decoder and flow move too).
+
+    Returns
+    -------
+    objective : `~.mapCore.MapObjective`
+        The per-step loss for :func:`~.mapCore.fitLatents`.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     models = loadModels(card.parent)
+    >>> objective = mapObjective(models, "cpu")
+    >>> latents, data = torch.zeros(1, 1, 16), torch.zeros(1, 2, 45, 45)
+    >>> rows = cols = torch.zeros(1, 1, dtype=torch.long)
+    >>> with torch.no_grad():
+    ...     loss, logLikelihood, logPrior = objective(latents, data, torch.ones_like(data), rows, cols,
+    ...                                               torch.ones(1, 1, dtype=torch.bool))
+    >>> tuple(loss.shape), tuple(logPrior.shape)
+    ((1,), (1, 1))
+    """
     return MapObjective(models.decoder, models.flowLogProb).to(device)
 
 
@@ -177,16 +378,79 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
               uncertainties: bool = False) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
 
-    ``secondsPerBlend`` is a time budget: a batch of n blends stops optimising after n times it,
-    and its blends that had not met the stopping rule are returned with ``timedOut``.
-    ``uncertainties`` adds each child's Laplace uncertainties (:func:`~.uncertainty.laplaceUncertainties`)
-    at the MAP latents: ``fluxErr`` and ``shapes`` (r band; NaN if the models have no r band); if they
-    raise, the batch's fits stand without them (None, a warning).
+    The blends are batched by pixel scale and number of peaks; for each batch the VAE-deblender
+    encoder gives the starting latents, :func:`~.mapCore.fitLatents` (or, with
+    ``config.optimizer="lm"``, :func:`~.levenbergMarquardt.fitLatentsLM`) fits them, and the decoder
+    draws the children through the observation model (:func:`observedStamps`).
+
+    Parameters
+    ----------
+    models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
+        The loaded networks (:func:`~..models.export.loadModels`, :func:`~..models.export.loadShippedModels`).
+        Their decoder and VAE-deblender encoder are moved to ``device`` in place; load them with
+        ``device=`` to avoid the copy.
+    blends : sequence of `~.blends.Blend`
+        The blends (:func:`~.blends.makeBlend`), in the deblender's pixel units, with the models' bands
+        in their order and stamps of :func:`blendStampSize` pixels; model-frame models also need
+        each blend's ``psfImages``.
+    config : `~.mapCore.MapConfig`, optional
+        Optimiser, learning rate and stopping rule.
+    maxGalaxies : `int`, optional
+        Most galaxies in one batch, counted as blends × the batch's largest K (a blend with more
+        peaks is fitted alone).
+    device : `str` or `torch.device`, optional
+        Where the fit runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+        (:func:`~..models.device.resolveDevice`).
+    progress : `bool`, optional
+        Show a progress bar over blends (tqdm).
+    subpixel : `bool`, optional
+        Shift the decoded stamps by each peak's sub-pixel offset (``Blend.subpixel``), in the fit and in
+        the children; False rounds the positions, as the paper does.
+    secondsPerBlend : `float`, optional
+        A time budget: a batch of n blends stops optimising after n times it, and its blends that had
+        not met the stopping rule are returned with ``timedOut``; None: no limit.
+    uncertainties : `bool`, optional
+        Add each child's Laplace uncertainties (:func:`~.uncertainty.laplaceUncertainties`) at the MAP
+        latents: ``fluxErr`` and ``shapes`` (r band; NaN if the models have no r band). If they
+        raise, the batch's fits stand without them (None, a warning).
+
+    Returns
+    -------
+    fits : `list` [`BlendFit`]
+        One per blend, in the order of ``blends``: latents (K, D), starting latents, children's stamps
+        (K, bands, S, S) in the deblender's units placed at the blend's ``rows``/``cols``, log-prior
+        per child, log-likelihood, steps, convergence, runtime. A fit that went non-finite is returned
+        as it is (``finite`` False).
 
     Raises
     ------
     ValueError
-        If a blend's bands or stamp size differ from the models'.
+        If a blend's bands or stamp size differ from the models', if a blend lacks PSFs the models
+        need, or if ``device`` is not available.
+
+    Examples
+    --------
+    Untrained tiny networks on a blend of two peaks, five steps:
+
+    >>> import tempfile, torch
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
+    >>> _ = torch.manual_seed(0)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     models = loadModels(card.parent)
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, MultibandExposure, Point2I, SpanSet
+    >>> from lsst.meas.extensions.madness.deblend import MapConfig, makeBlend
+    >>> image = np.random.default_rng(0).normal(0, 1, (2, 60, 60)).astype(np.float32)
+    >>> mExp = MultibandExposure.fromArrays("gr", image, np.zeros(image.shape, np.int32), np.ones_like(image))
+    >>> parent = Footprint(SpanSet(Box2I(Point2I(20, 20), Extent2I(20, 20))))
+    >>> _ = parent.addPeak(25, 28, 10.0), parent.addPeak(33, 30, 10.0)
+    >>> blend = makeBlend(mExp, parent, stampSize=blendStampSize(models, None))
+    >>> [fit] = fitBlends(models, [blend], MapConfig(maxIter=5, minIter=2), device="cpu")
+    >>> fit.latents.shape, fit.stamps.shape, fit.finite, 1 <= fit.iterations <= 5
+    ((2, 16), (2, 2, 45, 45), True, True)
     """
     from tqdm.auto import tqdm
 

@@ -61,6 +61,13 @@ INT64_MAX = int(np.iinfo(np.int64).max)
 def checkInputCatalog(mergedSources, bbox=None) -> None:
     """Refuse a parent catalogue the deblender cannot turn into a correct output, naming the row.
 
+    Parameters
+    ----------
+    mergedSources : `~lsst.meas.extensions.madness.afw.table.SourceCatalog`
+        The parent catalogue given to the deblend task.
+    bbox : `~lsst.meas.extensions.madness.afw.geom.Box2I`, optional
+        The exposure's bounding box; None: the footprints' positions are not checked.
+
     Raises
     ------
     InputCatalogError
@@ -70,6 +77,22 @@ def checkInputCatalog(mergedSources, bbox=None) -> None:
         does); a peak id that repeats within a footprint or across parents (children are matched to
         their peak by ``deblend_peakId``); or ids so large that the children's ids, which follow the
         largest one, would pass the int64 maximum.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, Point2I, SpanSet
+    >>> from lsst.meas.extensions.madness.afw.table import SourceCatalog, SourceTable
+    >>> catalog = SourceCatalog(SourceTable.make(SourceTable.makeMinimalSchema()))
+    >>> record = catalog.addNew()
+    >>> try:
+    ...     checkInputCatalog(catalog)
+    ... except InputCatalogError as error:
+    ...     print(error)
+    mergedSources row 0 (id 1) has no footprint
+    >>> footprint = Footprint(SpanSet(Box2I(Point2I(2, 2), Extent2I(4, 4))))
+    >>> _ = footprint.addPeak(3, 3, 1.0)
+    >>> record.setFootprint(footprint)
+    >>> checkInputCatalog(catalog, Box2I(Point2I(0, 0), Extent2I(10, 10)))
     """
     seen: dict[int, int] = {}
     peakRows: dict[int, int] = {}
@@ -130,10 +153,10 @@ def checkMaskPlanes(planes: Mapping[str, Iterable[str]], mask) -> None:
 
     Parameters
     ----------
-    planes
+    planes : mapping of `str` to iterable of `str`
         The plane names by the config field that gives them, e.g.
         ``{"badMask": config.badMask, "maskLimits": config.maskLimits}``.
-    mask
+    mask : `~lsst.meas.extensions.madness.afw.image.Mask`
         The exposure's mask (``getMaskPlaneDict``).
 
     Raises
@@ -164,7 +187,35 @@ def checkMaskPlanes(planes: Mapping[str, Iterable[str]], mask) -> None:
 
 def checkInvariants(mergedSources, deblendedCatalog, absentBands=()) -> list[str]:
     """The violated invariants of the module docstring, one message each (empty when all hold);
-    ``absentBands`` are the bands the exposure lacked."""
+    ``absentBands`` are the bands the exposure lacked.
+
+    Parameters
+    ----------
+    mergedSources : `~lsst.meas.extensions.madness.afw.table.SourceCatalog`
+        The deblend step's input parents.
+    deblendedCatalog : `~lsst.meas.extensions.madness.afw.table.SourceCatalog`
+        Its output: the parents, then their children.
+    absentBands : sequence of `str`, optional
+        Bands the exposure lacked, whose ``madness_flux_<band>`` columns must be NaN.
+
+    Returns
+    -------
+    problems : `list` [`str`]
+        One message per violation, naming the record; empty when every invariant holds.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, Point2I, SpanSet
+    >>> from lsst.meas.extensions.madness.afw.table import SourceCatalog, SourceTable
+    >>> parents = SourceCatalog(SourceTable.make(SourceTable.makeMinimalSchema()))
+    >>> footprint = Footprint(SpanSet(Box2I(Point2I(2, 2), Extent2I(4, 4))))
+    >>> _ = footprint.addPeak(3, 3, 1.0)
+    >>> parents.addNew().setFootprint(footprint)
+    >>> output = SourceCatalog(parents.getTable())
+    >>> output.extend(parents, deep=True)                  # the parent, but not its child
+    >>> checkInvariants(parents, output)
+    ['parent 1 has 1 peaks to model and 0 children']
+    """
     problems: list[str] = []
     nParents = len(mergedSources)
     inputIds = [record.getId() for record in mergedSources]

@@ -141,6 +141,27 @@ def fitLatentsLM(objective: MapObjective, initial: torch.Tensor, data: torch.Ten
     -------
     result : `~.mapCore.MapResult`
         The latents of each blend's lowest loss, with its bookkeeping.
+
+    Examples
+    --------
+    Two overlapping galaxies of a linear "decoder" under a flat prior, found in a few steps:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from lsst.meas.extensions.madness.deblend.mapCore import placeStamps
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))   # latents (N, 2) → (N, 1, 3, 3)
+    >>> flatPrior = nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))
+    >>> _ = nn.init.zeros_(flatPrior[0].weight), nn.init.zeros_(flatPrior[0].bias)
+    >>> truth = torch.tensor([[[0.5, -1.0], [1.0, 2.0]]])                      # (B, K, D) = (1, 2, 2)
+    >>> rows, cols = torch.tensor([[0, 1]]), torch.tensor([[0, 2]])
+    >>> present = torch.ones(1, 2, dtype=torch.bool)
+    >>> with torch.no_grad():
+    ...     data = placeStamps(decoder(truth[0]).unsqueeze(0), rows, cols, present, 4, 5)
+    >>> result = fitLatentsLM(MapObjective(decoder, flatPrior), torch.zeros(1, 2, 2), data, torch.ones_like(data),
+    ...                       rows, cols, present)
+    >>> result.latents.round(decimals=3).tolist(), bool(result.converged[0])
+    ([[[0.5, -1.0], [1.0, 2.0]]], True)
     """
     start = time.perf_counter()
     b, k, d = initial.shape

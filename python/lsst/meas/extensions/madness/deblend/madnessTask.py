@@ -167,7 +167,25 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
     def mapConfig(self, modelLr: float | None = None) -> MapConfig:
-        """The MAP core's settings; ``modelLr`` is the models' own step size (``MadnessModels.mapLearningRate``)."""
+        """The MAP core's settings; ``modelLr`` is the models' own step size (``MadnessModels.mapLearningRate``).
+
+        Parameters
+        ----------
+        modelLr : `float`, optional
+            The models' card's step size, used when ``lr`` is None; None: :data:`~.mapCore.DEFAULT_MAP_LR`
+            in that case.
+
+        Returns
+        -------
+        config : `~.mapCore.MapConfig`
+            The optimiser, learning rate and stopping rule of this config's fields.
+
+        Examples
+        --------
+        >>> config = MadnessDeblendConfig()
+        >>> config.mapConfig(modelLr=0.2).lr, MadnessDeblendConfig(lr=0.05).mapConfig(modelLr=0.2).lr
+        (0.2, 0.05)
+        """
         lr = self.lr if self.lr is not None else modelLr if modelLr is not None else DEFAULT_MAP_LR
         return MapConfig(lr=lr, lrDecay=self.lrDecay, lrDecayEvery=self.lrDecayEvery, maxIter=self.maxIter,
                          minIter=self.minIter, window=self.convergenceWindow, tolerance=self.relativeTolerance,

@@ -107,13 +107,42 @@ def _lanczos3(x: torch.Tensor) -> torch.Tensor:
 
 
 def shiftMatrices(offsets: torch.Tensor, size: int, outSize: int = -1, step: float = 1.0) -> torch.Tensor:
-    """Lanczos-3 matrices (N, outSize, size) that sample a length-``size`` profile, shifted by
+    r"""Lanczos-3 matrices (N, outSize, size) that sample a length-``size`` profile, shifted by
     ``offsets`` (N,) pixels, at ``outSize`` (default ``size``) points ``step`` pixels apart, the
     central points of both aligned.
 
-    Row ``i`` samples the input at :math:`c + (i - c') s - \\delta` (:math:`c`, :math:`c'` the central
+    Row ``i`` samples the input at :math:`c + (i - c') s - \delta` (:math:`c`, :math:`c'` the central
     pixels, :math:`s` the step); each row's taps are normalised to unit sum, so an interior
     profile keeps its flux per unit length.
+
+    Parameters
+    ----------
+    offsets : `torch.Tensor`
+        Shifts :math:`\delta` (N,), in input pixels; a positive shift moves the profile to higher indices.
+        Its dtype and device are the matrices'.
+    size : `int`
+        Length of the input profile, pixels.
+    outSize : `int`, optional
+        Number of output points; negative (the default) for ``size``.
+    step : `float`, optional
+        Spacing of the output points, in input pixels (1: the input's own pixels).
+
+    Returns
+    -------
+    matrices : `torch.Tensor`
+        (N, outSize, size): output profile = ``matrices[n] @ profile``.
+
+    Examples
+    --------
+    A zero shift is the identity, a shift by one pixel moves every sample one row down:
+
+    >>> import torch
+    >>> torch.allclose(shiftMatrices(torch.zeros(1), 5)[0], torch.eye(5), atol=1e-6)
+    True
+    >>> shiftMatrices(torch.tensor([1.0]), 5)[0].abs().round(decimals=6).int().tolist()
+    [[0, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
+    >>> tuple(shiftMatrices(torch.zeros(2), 9, outSize=3, step=2.0).shape)
+    (2, 3, 9)
     """
     out = size if outSize < 0 else outSize
     index = torch.arange(size, device=offsets.device, dtype=offsets.dtype)
@@ -127,7 +156,29 @@ def shiftMatrices(offsets: torch.Tensor, size: int, outSize: int = -1, step: flo
 
 
 def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Stamps (N, C, S, S) shifted by ``offsets`` (N, 2) = (dy, dx) pixels (see the module docstring)."""
+    """Stamps (N, C, S, S) shifted by ``offsets`` (N, 2) = (dy, dx) pixels (see the module docstring).
+
+    Parameters
+    ----------
+    stamps : `torch.Tensor`
+        Square stamps (N, C, S, S): N galaxies, C bands.
+    offsets : `torch.Tensor`
+        Sub-pixel shifts (N, 2) = (dy, dx), in pixels, of each stamp; positive moves to higher row
+        and column indices.
+
+    Returns
+    -------
+    shifted : `torch.Tensor`
+        (N, C, S, S), Lanczos-3 interpolated; flux is conserved away from the stamp's edges.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stamp = torch.zeros(1, 1, 5, 5); stamp[0, 0, 2, 2] = 1.0
+    >>> shifted = shiftStamps(stamp, torch.tensor([[1.0, 0.0]]))   # one pixel up in rows
+    >>> divmod(int(shifted[0, 0].argmax()), 5), round(float(shifted.sum()), 4)
+    ((3, 2), 1.0)
+    """
     size = stamps.shape[-1]
     rows = shiftMatrices(offsets[:, 0].to(stamps.dtype), size)
     cols = shiftMatrices(offsets[:, 1].to(stamps.dtype), size)
@@ -137,7 +188,30 @@ def shiftStamps(stamps: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 def resampleStamps(stamps: torch.Tensor, outSize: int, step: float) -> torch.Tensor:
     """Stamps (N, C, S, S) sampled at ``outSize`` × ``outSize`` points ``step`` pixels apart about their
     central pixel (Lanczos-3), in flux per output pixel (times the step squared): how an exposure's cutouts are
-    taken to the model frame's pixels."""
+    taken to the model frame's pixels.
+
+    Parameters
+    ----------
+    stamps : `torch.Tensor`
+        Square stamps (N, C, S, S) in flux per input pixel.
+    outSize : `int`
+        Side of the resampled stamps, output pixels.
+    step : `float`
+        Output pixel side in input pixels (the model frame's pixel over the exposure's).
+
+    Returns
+    -------
+    resampled : `torch.Tensor`
+        (N, C, outSize, outSize), in flux per output pixel.
+
+    Examples
+    --------
+    A flat image of 1 per pixel is 4 per pixel twice as large:
+
+    >>> import torch
+    >>> resampleStamps(torch.ones(1, 1, 9, 9), 3, 2.0)[0, 0].tolist()
+    [[4.0, 4.0, 4.0], [4.0, 4.0, 4.0], [4.0, 4.0, 4.0]]
+    """
     zero = torch.zeros(stamps.shape[0], device=stamps.device, dtype=stamps.dtype)
     matrix = shiftMatrices(zero, stamps.shape[-1], outSize, step)
     return torch.matmul(torch.matmul(matrix.unsqueeze(1), stamps), matrix.transpose(1, 2).unsqueeze(1)) * step**2
@@ -149,6 +223,32 @@ def placeStamps(stamps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pr
 
     Every stamp must lie inside the canvas (the caller pads the canvas); stamps of absent
     galaxies (``present`` False, the padding to the largest K) add nothing.
+
+    Parameters
+    ----------
+    stamps : `torch.Tensor`
+        Stamps (B, K, C, S, S): B blends of K galaxies in C bands.
+    rows, cols : `torch.Tensor`
+        Integer canvas row and column (B, K) of each stamp's first pixel (its lower-left corner).
+    present : `torch.Tensor`
+        Booleans (B, K): False for the padding galaxies of blends with fewer than K.
+    height, width : `int`
+        Canvas size, pixels.
+
+    Returns
+    -------
+    canvas : `torch.Tensor`
+        (B, C, height, width), the sum of each blend's present stamps.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stamps = torch.ones(1, 2, 1, 2, 2)
+    >>> rows, cols = torch.tensor([[0, 1]]), torch.tensor([[0, 1]])
+    >>> placeStamps(stamps, rows, cols, torch.tensor([[True, True]]), 3, 3)[0, 0].tolist()
+    [[1.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 1.0]]
+    >>> placeStamps(stamps, rows, cols, torch.tensor([[True, False]]), 3, 3)[0, 0].tolist()
+    [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     b, k, c, s, _ = stamps.shape
     offsets = torch.arange(s, device=stamps.device)
@@ -162,7 +262,35 @@ def placeStamps(stamps: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pr
 
 
 class MapObjective(nn.Module):
-    """Per-blend loss, log-likelihood and per-galaxy log-prior of latents (B, K, D); scriptable."""
+    """Per-blend loss, log-likelihood and per-galaxy log-prior of latents (B, K, D); scriptable.
+
+    Parameters
+    ----------
+    decoder : `torch.nn.Module`
+        Latents (N, D) → stamps (N, C', S, S), in the networks' units.
+    flowLogProb : `torch.nn.Module`
+        Latents (N, D) → log-prior (N,).
+
+    Examples
+    --------
+    A linear "decoder" of 3×3 single-band stamps and a flat prior (zero log-density):
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))
+    >>> flatPrior = nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))
+    >>> _ = nn.init.zeros_(flatPrior[0].weight), nn.init.zeros_(flatPrior[0].bias)
+    >>> objective = MapObjective(decoder, flatPrior)
+    >>> latents = torch.zeros(1, 1, 2)                         # B = 1 blend, K = 1 galaxy, D = 2
+    >>> rows = cols = torch.zeros(1, 1, dtype=torch.long)
+    >>> present = torch.ones(1, 1, dtype=torch.bool)
+    >>> with torch.no_grad():
+    ...     data = placeStamps(decoder(latents[0]).unsqueeze(0), rows, cols, present, 3, 3) + 1.0  # residuals of 1
+    ...     loss, logLikelihood, logPrior = objective(latents, data, torch.ones_like(data), rows, cols, present)
+    >>> [round(float(v), 4) for v in (loss[0], logLikelihood[0], logPrior[0, 0])]
+    [4.5, -4.5, 0.0]
+    """
 
     def __init__(self, decoder: nn.Module, flowLogProb: nn.Module):
         super().__init__()
@@ -173,6 +301,39 @@ class MapObjective(nn.Module):
                 cols: torch.Tensor, present: torch.Tensor, offsets: torch.Tensor | None = None,
                 kernels: torch.Tensor | None = None, ratio: float = 1.0,
                 channels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The MAP loss of each blend, and its two terms.
+
+        Parameters
+        ----------
+        latents : `torch.Tensor`
+            Latents (B, K, D) of K galaxies in each of B blends.
+        data : `torch.Tensor`
+            Blend canvases (B, C, H, W) in the networks' units.
+        weight : `torch.Tensor`
+            Inverse-variance weights (B, C, H, W) in the networks' units, zero where ignored.
+        rows, cols : `torch.Tensor`
+            Integer canvas corners (B, K) of the galaxies' stamps.
+        present : `torch.Tensor`
+            Booleans (B, K): False for padding galaxies, which add neither light nor prior.
+        offsets : `torch.Tensor`, optional
+            Sub-pixel shifts (B, K, 2) = (dy, dx) of the galaxies, pixels; None: no shift.
+        kernels : `torch.Tensor`, optional
+            Difference-kernel spectra (B, C, M, M // 2 + 1) for model-frame decoders
+            (:func:`~.observation.differenceKernelSpectrum`); None: the decoded stamps are the observed ones.
+        ratio : `float`, optional
+            Exposure pixel side over the model frame's (with ``kernels`` only).
+        channels : `torch.Tensor`, optional
+            Indices of the decoder's output bands that ``data``, ``weight`` and ``kernels`` hold; None: all.
+
+        Returns
+        -------
+        loss : `torch.Tensor`
+            (B,) minus the log-likelihood minus the summed log-prior of the present galaxies.
+        logLikelihood : `torch.Tensor`
+            (B,) :math:`-\\tfrac12 \\sum w (y - m)^2`.
+        logPrior : `torch.Tensor`
+            (B, K) each galaxy's log-prior, zero for padding.
+        """
         b, k, d = latents.shape
         flat = latents.reshape(b * k, d)
         stamps = self.decoder(flat)
@@ -212,14 +373,71 @@ def fitLatents(objective: nn.Module, initial: torch.Tensor, data: torch.Tensor, 
                channels: torch.Tensor | None = None, onStop: Callable[[int], None] | None = None) -> MapResult:
     """Minimise the MAP objective for a batch of blends from ``initial`` latents (B, K, D).
 
-    ``offsets`` (B, K, 2), when given, are the galaxies' sub-pixel shifts (dy, dx) from their
-    stamps' central pixels. ``kernels`` (B, C, M, M // 2 + 1), for model-frame decoders, are each
-    blend's difference-kernel spectra (:mod:`.observation`), and ``ratio`` the exposure's pixel side over
-    the model frame's (:func:`~.observation.pixelScaleRatio`). ``channels``, when given, are the
-    decoder's output bands that ``data``, ``weight`` and ``kernels`` hold (the others are not fitted).
-    ``onStop(n)``, when given, is told of the ``n`` blends that stopped at each step (progress
-    bars). After ``timeLimit`` seconds the
+    Adam with step decay, per-blend backtracking and the stopping rule of the module docstring;
+    ``config.optimizer`` is not read here (:func:`~.levenbergMarquardt.fitLatentsLM` is the
+    Levenberg-Marquardt fit, with the same arguments). After ``timeLimit`` seconds the
     optimisation stops; the blends that had not met the stopping rule are marked ``timedOut``.
+
+    Parameters
+    ----------
+    objective : `torch.nn.Module`
+        The per-step computation, a :class:`MapObjective` (or a module with its ``forward``
+        arguments and its three outputs).
+    initial : `torch.Tensor`
+        Starting latents (B, K, D): B blends padded to K galaxies of D latent dimensions (the
+        VAE-deblender encoder's posterior means in :func:`~.fit.fitBlends`).
+    data : `torch.Tensor`
+        Blend canvases (B, C, H, W) in the networks' units (image units over the models' image scale).
+    weight : `torch.Tensor`
+        Inverse-variance weights (B, C, H, W) in the networks' units, zero on ignored and padding pixels.
+    rows, cols : `torch.Tensor`
+        Integer canvas corners (B, K) of the galaxies' stamps; every stamp lies inside the canvas.
+    present : `torch.Tensor`
+        Booleans (B, K): False for the padding galaxies of blends with fewer than K.
+    config : `MapConfig`, optional
+        Learning rate, its decay, and the stopping rule (``lr`` to ``backtrack``).
+    offsets : `torch.Tensor`, optional
+        Sub-pixel shifts (B, K, 2) = (dy, dx), in pixels, of the galaxies from their stamps' central
+        pixels; None: the positions are rounded.
+    timeLimit : `float`, optional
+        Seconds after which the fit stops, whatever the rule says; None: no limit.
+    kernels : `torch.Tensor`, optional
+        Each blend's difference-kernel spectra (B, C, M, M // 2 + 1) for model-frame decoders
+        (:mod:`.observation`); None for decoders that draw as observed.
+    ratio : `float`, optional
+        The exposure's pixel side over the model frame's (:func:`~.observation.pixelScaleRatio`);
+        read with ``kernels`` only.
+    channels : `torch.Tensor`, optional
+        Indices of the decoder's output bands that ``data``, ``weight`` and ``kernels`` hold (the others
+        are not fitted); None: all.
+    onStop : callable, optional
+        ``onStop(n)`` is told of the ``n`` blends that stopped at each step (progress bars).
+
+    Returns
+    -------
+    result : `MapResult`
+        Per blend: the latents of the lowest loss reached, that loss and its two terms, the steps
+        taken, whether the rule stopped it, the loss history and the ``timedOut`` flags.
+
+    Examples
+    --------
+    One galaxy drawn by a linear "decoder" under a flat prior: the fit finds the latents that made the data.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))   # latents (N, 2) → (N, 1, 3, 3)
+    >>> flatPrior = nn.Sequential(nn.Linear(2, 1), nn.Flatten(0))
+    >>> _ = nn.init.zeros_(flatPrior[0].weight), nn.init.zeros_(flatPrior[0].bias)
+    >>> truth = torch.tensor([[[0.5, -1.0]]])                                   # (B, K, D) = (1, 1, 2)
+    >>> rows = cols = torch.zeros(1, 1, dtype=torch.long)
+    >>> present = torch.ones(1, 1, dtype=torch.bool)
+    >>> with torch.no_grad():
+    ...     data = placeStamps(decoder(truth[0]).unsqueeze(0), rows, cols, present, 3, 3)
+    >>> result = fitLatents(MapObjective(decoder, flatPrior), torch.zeros(1, 1, 2), data, torch.ones_like(data),
+    ...                     rows, cols, present)
+    >>> result.latents.round(decimals=2).tolist(), bool(result.converged[0]), int(result.iterations[0]) <= 200
+    ([[[0.5, -1.0]]], True, True)
     """
     start = time.perf_counter()
     latents = initial.detach().clone().requires_grad_(True)

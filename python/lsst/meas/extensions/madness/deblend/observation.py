@@ -77,6 +77,23 @@ def pixelScaleRatio(exposurePixelScale: float | None, modelPixelScale: float) ->
     """The exposure's pixel side over the model frame's, :math:`s/a`; exactly 1.0 when they agree to
     :data:`PIXEL_SCALE_TOLERANCE` or the exposure's is unknown (None).
 
+    Parameters
+    ----------
+    exposurePixelScale : `float` or None
+        The exposure's pixel side, arcsec; None: unknown.
+    modelPixelScale : `float`
+        The model frame's pixel side, arcsec.
+
+    Returns
+    -------
+    ratio : `float`
+        :math:`s/a`, or exactly 1.0.
+
+    Raises
+    ------
+    ValueError
+        If ``exposurePixelScale`` is not a finite positive number.
+
     Examples
     --------
     >>> pixelScaleRatio(0.168, 0.2), pixelScaleRatio(0.20001, 0.2), pixelScaleRatio(None, 0.2)
@@ -91,8 +108,20 @@ def pixelScaleRatio(exposurePixelScale: float | None, modelPixelScale: float) ->
 
 
 def exposureStampSize(stampSize: int, ratio: float) -> int:
-    """Side, in exposure pixels, of the odd stamp that covers a ``stampSize`` model-frame stamp when
+    r"""Side, in exposure pixels, of the odd stamp that covers a ``stampSize`` model-frame stamp when
     the exposure's pixels are ``ratio`` times the model frame's.
+
+    Parameters
+    ----------
+    stampSize : `int`
+        Side of the model-frame stamp, model pixels.
+    ratio : `float`
+        Exposure pixel side over the model frame's (:func:`pixelScaleRatio`).
+
+    Returns
+    -------
+    size : `int`
+        The odd side :math:`\lceil S / r \rceil` (plus one if even), exposure pixels.
 
     Examples
     --------
@@ -112,6 +141,19 @@ def cropPsfImage(image: np.ndarray, tolerance: float = PSF_CROP_TOLERANCE) -> np
     is far below any pixel's noise. The cut kernel is renormalised by
     :func:`differenceKernelSpectrum`, so a child's total flux is kept and only that much light moves
     inwards.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        (h, w) PSF kernel image centred on pixel ``[h // 2, w // 2]``; anything else is returned as it is.
+    tolerance : `float`, optional
+        The largest fraction of the image's absolute light the crop may drop.
+
+    Returns
+    -------
+    cropped : `numpy.ndarray`
+        A view of ``image``, at most (2 half + 1) square about its centre; ``image`` itself if it is not
+        2-d or its light is not a finite positive number.
 
     Examples
     --------
@@ -138,6 +180,18 @@ def cropPsfImage(image: np.ndarray, tolerance: float = PSF_CROP_TOLERANCE) -> np
 def kernelGridSize(stampSize: int, psfSize: int) -> int:
     """Side of the FFT grid on which a stamp and a PSF kernel convolve without wrapping onto the stamp.
 
+    Parameters
+    ----------
+    stampSize : `int`
+        Side of the stamps, pixels.
+    psfSize : `int`
+        Side of the PSF kernel image, in the same pixels.
+
+    Returns
+    -------
+    size : `int`
+        The smallest fast FFT length (:func:`~..sim.fourier.fastFftSize`) of at least ``stampSize + psfSize``.
+
     Examples
     --------
     >>> kernelGridSize(45, 41)
@@ -156,10 +210,46 @@ def differenceKernelSpectrum(psfImages: np.ndarray | Sequence[np.ndarray], model
     kernel image convention). ``psfPixelScale`` is the side of its pixels in arcsec, when they are
     not the model frame's ``pixelScale`` (see the module docstring).
 
+    Parameters
+    ----------
+    psfImages : `numpy.ndarray` or sequence of `numpy.ndarray`
+        One PSF kernel image (h, w) per band, as the exposure's pixels see it (pixel response included).
+    modelPsfFwhm : `float`
+        FWHM of the Gaussian model PSF, arcsec.
+    pixelScale : `float`
+        The model frame's pixel side, arcsec.
+    stampSize : `int`
+        Side S of the model-frame stamps, pixels.
+    gridSize : `int`, optional
+        Side M of the FFT grid; None: :func:`kernelGridSize` of the stamp and the largest PSF image
+        (in model pixels).
+    psfPixelScale : `float`, optional
+        Side of the PSF images' pixels, arcsec; None: ``pixelScale``.
+
+    Returns
+    -------
+    spectra : `torch.Tensor`
+        complex64 (bands, M, M // 2 + 1), modulus at most 1, zero beyond the exposure's Nyquist frequency.
+
     Raises
     ------
     ValueError
-        A PSF image that is not 2-d, is not finite, or does not sum to a positive number.
+        A PSF image that is not 2-d, is not finite, or does not sum to a positive number, or is larger
+        than the grid.
+
+    Examples
+    --------
+    Two bands' Gaussian PSFs (0.7″ and 0.94″ FWHM) on the model frame's 0.2″ pixels; the kernel of
+    the sharper one keeps more of the high frequencies:
+
+    >>> import numpy as np
+    >>> y, x = np.mgrid[-10:11, -10:11]
+    >>> psfs = [np.exp(-(x**2 + y**2) / (2 * sigma**2)) for sigma in (1.5, 2.0)]
+    >>> spectrum = differenceKernelSpectrum(psfs, modelPsfFwhm=0.35, pixelScale=0.2, stampSize=45)
+    >>> tuple(spectrum.shape), str(spectrum.dtype), bool(spectrum.abs().max() <= 1)
+    ((2, 72, 37), 'torch.complex64', True)
+    >>> bool(spectrum[0, 10, 10].abs() > spectrum[1, 10, 10].abs())
+    True
     """
     ratio = 1.0 if psfPixelScale is None else pixelScaleRatio(psfPixelScale, pixelScale)
     images = [np.asarray(p, dtype=np.float64) for p in psfImages]
@@ -198,6 +288,34 @@ def convolveStamps(stamps: torch.Tensor, spectra: torch.Tensor, offsets: torch.T
     With ``ratio`` (:func:`pixelScaleRatio`) other than 1 the result is sampled on the exposure's
     pixels, ``(N, C, S', S')`` with ``S'`` = :func:`exposureStampSize` (module docstring). Light the
     kernel spreads beyond the stamp is cut, as the stamp itself cuts the model.
+
+    Parameters
+    ----------
+    stamps : `torch.Tensor`
+        Model-frame stamps (N, C, S, S).
+    spectra : `torch.Tensor`
+        Difference-kernel spectra (N or 1, C, M, M // 2 + 1), M at least S plus the kernel's extent.
+    offsets : `torch.Tensor` or None
+        Sub-pixel shifts (N, 2) = (dy, dx) in exposure pixels, applied as a phase; None: none.
+    ratio : `float`, optional
+        Exposure pixel side over the model frame's; 1: the stamps stay on the model frame's pixels.
+
+    Returns
+    -------
+    observed : `torch.Tensor`
+        (N, C, S', S') real, S' = S when ``ratio`` is 1, else :func:`exposureStampSize`; flux per exposure
+        pixel.
+
+    Examples
+    --------
+    A delta kernel (spectrum of ones) with a one-pixel shift moves a point by one pixel:
+
+    >>> import torch
+    >>> stamps = torch.zeros(1, 1, 9, 9); stamps[0, 0, 4, 4] = 1.0
+    >>> observed = convolveStamps(stamps, torch.ones(1, 1, 18, 10, dtype=torch.complex64),
+    ...                           torch.tensor([[1.0, 0.0]]))
+    >>> divmod(int(observed[0, 0].argmax()), 9), round(float(observed.sum()), 4)
+    ((5, 4), 1.0)
     """
     size = spectra.shape[-2]
     s = stamps.shape[-1]

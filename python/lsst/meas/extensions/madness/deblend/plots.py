@@ -87,8 +87,51 @@ def drawBlendDiagnostics(path: str | os.PathLike, data: np.ndarray, variance: np
                          maxChildren: int = 8) -> pathlib.Path:
     """Write the diagnostic PNG of one blend (see the module docstring) and return its path.
 
-    ``data`` and ``variance`` are (bands, H, W), ``models`` (K, bands, H, W), ``peaks`` (K, 2)
-    as (x, y) = (column, row) in the arrays' pixels, ``footprint`` an optional (H, W) bool mask.
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The PNG to write (atomically; overwritten).
+    data : `numpy.ndarray`
+        (bands, H, W) the blend's pixels.
+    variance : `numpy.ndarray`
+        (bands, H, W) their variance, in the data's units squared; 0, infinite or NaN on masked pixels.
+    models : `numpy.ndarray`
+        (K, bands, H, W) each child's model on the same pixels.
+    bands : sequence of `str`
+        The band names, one per plane.
+    peaks : `numpy.ndarray`
+        (K, 2) peak positions as (x, y) = (column, row) in the arrays' pixels.
+    title : `str`, optional
+        The figure's title.
+    childLabels : sequence of `str`, optional
+        One label per child (default ``"child k"``).
+    footprint : `numpy.ndarray`, optional
+        (H, W) booleans: the parent footprint, drawn as a contour.
+    maxChildren : `int`, optional
+        Most child columns drawn; the title says how many are not shown.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If the shapes of the arrays, ``bands``, ``childLabels`` or ``footprint`` do not agree.
+
+    Examples
+    --------
+    One band, one child, with its footprint:
+
+    >>> import os, tempfile, numpy as np
+    >>> y, x = np.mgrid[:15, :15]
+    >>> model = 10 * np.exp(-((x - 7) ** 2 + (y - 7) ** 2) / 6.0)[None, None]       # (K, bands, H, W)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = drawBlendDiagnostics(os.path.join(tmp, "parent.png"), model[0], np.ones((1, 15, 15)), model,
+    ...                                 "r", np.array([[7, 7]]), footprint=model[0, 0] > 1)
+    ...     path.name, path.stat().st_size > 0
+    ('parent.png', True)
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg

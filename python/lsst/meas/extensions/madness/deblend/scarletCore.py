@@ -111,7 +111,7 @@ class ScarletFit:
     """Result of :func:`fitScarletBlend`."""
 
     models: np.ndarray
-    """(K, bands, H, W): each source's model convolved to the observed PSFs, in the units of the data."""
+    """Each source's model convolved to the observed PSFs, (K, bands, H, W), in the units of the data."""
     iterations: int
     """Iterations run by scarlet2."""
     converged: bool
@@ -249,6 +249,22 @@ def fitScarletBlend(data: np.ndarray, weight: np.ndarray, psfs: np.ndarray, posi
     ------
     ValueError
         For inconsistent shapes, no sources, an even PSF size or positions off the canvas.
+
+    Examples
+    --------
+    scarlet2 compiles every fit with JAX, for tens of seconds on a CPU even for a tiny blend, so this
+    example is shown rather than run (``tests/test_scarlet_core.py`` runs such fits). One Gaussian
+    source in two bands, 21×21 pixels, with a 5×5 PSF:
+
+    .. code-block:: python
+
+        y, x = np.mgrid[:21, :21]
+        psf = np.exp(-((x[:5, :5] - 2) ** 2 + (y[:5, :5] - 2) ** 2) / 2.0)
+        psf /= psf.sum()
+        image = 100 * np.exp(-((x - 10) ** 2 + (y - 10) ** 2) / 8.0)
+        fit = fitScarletBlend(np.stack([image, 2 * image]), np.ones((2, 21, 21)), np.stack([psf, psf]),
+                              np.array([[10.0, 10.0]]), ["g", "r"], ScarletFitConfig(maxIter=20))
+        fit.models.shape, fit.initialisation, fit.iterations   # ((1, 2, 21, 21), ['gaussian_moments'], 20)
     """
     data, weight, psfs, positions = _checkInputs(data, weight, psfs, positions, bands)
     jax, scarlet2 = _scarlet2(config.compilationCacheDir)

@@ -54,6 +54,18 @@ class ScarletDeblendConfig(DeblendBaseConfig):
         "and with identical results. Takes effect at the first fit of a process.")
 
     def fitConfig(self) -> ScarletFitConfig:
+        """The settings of :func:`~.scarletCore.fitScarletBlend` that this config's fields give.
+
+        Returns
+        -------
+        config : `~.scarletCore.ScarletFitConfig`
+            ``maxIter``, ``relativeError``, the step sizes and the compilation cache of this config.
+
+        Examples
+        --------
+        >>> ScarletDeblendConfig(maxIter=50).fitConfig().maxIter
+        50
+        """
         return ScarletFitConfig(maxIter=self.maxIter, relativeError=self.relativeError,
                                 spectrumStep=self.spectrumStep, morphologyStep=self.morphologyStep,
                                 compilationCacheDir=self.compilationCacheDir)

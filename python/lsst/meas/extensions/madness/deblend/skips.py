@@ -47,7 +47,27 @@ class SkipLimits:
 
 
 def footprintAxisRatio(footprint: Footprint) -> float:
-    """Minor over major axis of the footprint's pixel distribution (second moments); 1 for one pixel."""
+    """Minor over major axis of the footprint's pixel distribution (second moments); 1 for one pixel.
+
+    Parameters
+    ----------
+    footprint : `~lsst.meas.extensions.madness.afw.detection.Footprint`
+        The parent footprint.
+
+    Returns
+    -------
+    ratio : `float`
+        In (0, 1]: the square root of the ratio of the eigenvalues of the pixel positions' covariance
+        (each pixel a uniform square: plus 1/12 on the diagonal).
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, Point2I, SpanSet
+    >>> square = Footprint(SpanSet(Box2I(Point2I(0, 0), Extent2I(5, 5))))
+    >>> strip = Footprint(SpanSet(Box2I(Point2I(0, 0), Extent2I(10, 2))))
+    >>> round(footprintAxisRatio(square), 2), round(footprintAxisRatio(strip), 2)
+    (1.0, 0.2)
+    """
     ys, xs = footprint.getSpans().indices()
     if len(xs) < 2:
         return 1.0
@@ -56,7 +76,33 @@ def footprintAxisRatio(footprint: Footprint) -> float:
 
 
 def maskedFractions(footprint: Footprint, mExposure: MultibandExposure, planes: Sequence[str]) -> dict[str, float]:
-    """Fraction of the footprint's pixels (inside the exposure) with each plane set in any band."""
+    """Fraction of the footprint's pixels (inside the exposure) with each plane set in any band.
+
+    Parameters
+    ----------
+    footprint : `~lsst.meas.extensions.madness.afw.detection.Footprint`
+        The parent footprint; its pixels off the exposure do not count.
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure whose mask is read.
+    planes : sequence of `str`
+        Mask-plane names.
+
+    Returns
+    -------
+    fractions : `dict` [`str`, `float`]
+        Per plane, the fraction in [0, 1]; 0 for a plane the mask lacks or a footprint off the exposure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> mask = np.zeros((2, 10, 10), np.int32); mask[1, 0, :5] = 1 << 1     # SAT in r on five pixels
+    >>> mExp = MultibandExposure.fromArrays("gr", np.zeros((2, 10, 10)), mask, np.ones((2, 10, 10)),
+    ...                                     maskPlanes={"BAD": 0, "SAT": 1})
+    >>> maskedFractions(Footprint(SpanSet(Box2I(Point2I(0, 0), Extent2I(10, 2)))), mExp, ["SAT", "BAD", "EDGE"])
+    {'SAT': 0.25, 'BAD': 0.0, 'EDGE': 0.0}
+    """
     spans = footprint.getSpans().clippedTo(mExposure.getBBox())
     ys, xs = spans.indices()
     known = mExposure.mask.getMaskPlaneDict()
@@ -75,8 +121,38 @@ def skipReason(footprint: Footprint, record: Any, mExposure: MultibandExposure,
                limits: SkipLimits) -> str | None:
     """The first skip check ``footprint`` fails (``"isPseudo"`` ... ``"tooManyPeaks"``), or None.
 
-    ``record`` is the parent's catalogue record (anything with ``get(name)``, or a mapping);
-    pseudo columns it lacks count as unset.
+    Parameters
+    ----------
+    footprint : `~lsst.meas.extensions.madness.afw.detection.Footprint`
+        The parent footprint, with its peaks.
+    record : `~lsst.meas.extensions.madness.afw.table.SourceRecord` or mapping
+        The parent's catalogue record (anything with ``get(name)``, or a mapping); pseudo columns it
+        lacks count as unset.
+    mExposure : `~lsst.meas.extensions.madness.afw.exposure.MultibandExposure`
+        The exposure (its mask, for ``maskLimits``).
+    limits : `SkipLimits`
+        The limits of the checks.
+
+    Returns
+    -------
+    reason : `str` or None
+        ``"isPseudo"``, ``"parentTooBig"``, ``"masked"`` or ``"tooManyPeaks"``, the first check failed
+        in the module docstring's order; None when the parent is to be deblended.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lsst.meas.extensions.madness.afw import (Box2I, Extent2I, Footprint, MultibandExposure, Point2I,
+    ...     SpanSet)
+    >>> mExp = MultibandExposure.fromArrays("r", np.zeros((1, 20, 20)), np.zeros((1, 20, 20), np.int32),
+    ...                                     np.ones((1, 20, 20)))
+    >>> foot = Footprint(SpanSet(Box2I(Point2I(2, 2), Extent2I(5, 5))))
+    >>> _ = foot.addPeak(4, 4, 1.0), foot.addPeak(5, 5, 1.0)
+    >>> skipReason(foot, {}, mExp, SkipLimits()), skipReason(foot, {"sky_source": True}, mExp, SkipLimits())
+    (None, 'isPseudo')
+    >>> skipReason(foot, {}, mExp, SkipLimits(maxFootprintArea=20)), skipReason(foot, {}, mExp,
+    ...                                                                          SkipLimits(maxNumberOfPeaks=1))
+    ('parentTooBig', 'tooManyPeaks')
     """
     for column in limits.pseudoColumns:
         try:

@@ -96,7 +96,37 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: tor
                    channels: torch.Tensor | None = None) -> torch.Tensor:
     """Decoded ``latents`` (N, D) through the observation model, in the networks' units (N, C, S', S'):
     exactly what :class:`~.mapCore.MapObjective` places on the canvas (``kernels`` and ``offsets`` per
-    galaxy, (N, ...))."""
+    galaxy, (N, ...)).
+
+    Parameters
+    ----------
+    decoder : `torch.nn.Module`
+        The models' decoder, latents (N, D) → stamps (N, C', S, S).
+    latents : `torch.Tensor`
+        (N, D) latents.
+    offsets : `torch.Tensor`, optional
+        Sub-pixel shifts (N, 2) = (dy, dx), pixels; None: none.
+    kernels : `torch.Tensor`, optional
+        Difference-kernel spectra (N, C, M, M // 2 + 1) for model-frame decoders; None: none.
+    ratio : `float`, optional
+        Exposure pixel side over the model frame's (with ``kernels`` only).
+    channels : `torch.Tensor`, optional
+        Indices of the decoder's bands to keep; None: all.
+
+    Returns
+    -------
+    stamps : `torch.Tensor`
+        (N, C, S', S') observed stamps, in the networks' units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))   # latents (N, 2) → (N, 1, 3, 3)
+    >>> tuple(observeLatents(decoder, torch.zeros(4, 2), offsets=torch.zeros(4, 2)).shape)
+    (4, 1, 3, 3)
+    """
     stamps = decoder(latents)
     if channels is not None:
         stamps = stamps.index_select(1, channels)
@@ -135,6 +165,21 @@ def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: tor
     -------
     stamps, jacobians : `torch.Tensor`
         (N, C, S', S') and (N, D, C, S', S').
+
+    Examples
+    --------
+    The Jacobian of a linear decoder is its weight matrix, exactly or by forward differences:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))   # latents (N, 2) → (N, 1, 3, 3)
+    >>> stamps, jacobians = stampJacobians(decoder, torch.zeros(3, 2))
+    >>> tuple(jacobians.shape), torch.allclose(jacobians[0].reshape(2, 9), decoder[0].weight.T)
+    ((3, 2, 1, 3, 3), True)
+    >>> _, approximate = stampJacobians(decoder, torch.zeros(3, 2), step=1e-3)
+    >>> torch.allclose(approximate, jacobians, atol=1e-3)
+    True
     """
     import torch.autograd.forward_ad as fwAD
 
@@ -175,6 +220,33 @@ def gaussNewtonHessian(jacobians: torch.Tensor, weight: torch.Tensor, rows: torc
     Block :math:`(k, l)` is :math:`\sum_p w_p J_{k,p} J_{l,p}^\top` over the pixels where the stamps of
     galaxies :math:`k` and :math:`l` overlap (zero where they do not), so memory stays that of the stamps
     whatever the canvas and K.
+
+    Parameters
+    ----------
+    jacobians : `torch.Tensor`
+        (B, K, D, C, S, S) each galaxy's stamp Jacobian (:func:`stampJacobians`).
+    weight : `torch.Tensor`
+        (B, C, H, W) inverse-variance weights in the networks' units.
+    rows, cols : `torch.Tensor`
+        Integer canvas corners (B, K) of the stamps.
+    present : `torch.Tensor`
+        (B, K) False for padding galaxies.
+
+    Returns
+    -------
+    hessian : `torch.Tensor`
+        (B, K·D, K·D) float64, symmetric; latent :math:`i` of galaxy :math:`k` is row :math:`k D + i`.
+
+    Examples
+    --------
+    Two 1×1 galaxies on different pixels do not share any: the Hessian is block diagonal.
+
+    >>> import torch
+    >>> jacobians = torch.ones(1, 2, 1, 1, 1, 1)                # (B, K, D, C, S, S)
+    >>> weight = torch.tensor([[[[2.0, 3.0]]]])                 # (B, C, H, W)
+    >>> gaussNewtonHessian(jacobians, weight, torch.tensor([[0, 0]]), torch.tensor([[0, 1]]),
+    ...                    torch.ones(1, 2, dtype=torch.bool))[0].tolist()
+    [[2.0, 0.0], [0.0, 3.0]]
     """
     b, k, d = jacobians.shape[:3]
     size = jacobians.shape[-1]
@@ -225,6 +297,21 @@ def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: t
     -------
     hessian : `torch.Tensor`
         (B, K, D, D), float64.
+
+    Examples
+    --------
+    A standard normal prior has minus the identity as the Hessian of its log-density:
+
+    >>> import torch
+    >>> class StandardNormal(torch.nn.Module):
+    ...     def forward(self, z):
+    ...         return -0.5 * (z**2).sum(-1)
+    >>> present = torch.tensor([[True, False]])
+    >>> hessian = priorHessian(StandardNormal(), torch.zeros(1, 2, 3), present)
+    >>> hessian[0, 0].tolist() == torch.eye(3).tolist(), bool((hessian[0, 1] == 0).all())
+    (True, True)
+    >>> torch.allclose(priorHessian(StandardNormal(), torch.zeros(1, 2, 3), present, step=1e-2), hessian)
+    True
     """
     b, k, d = latents.shape
     flat = latents.detach().reshape(b * k, d)
@@ -248,7 +335,29 @@ def priorHessian(flowLogProb: torch.nn.Module, latents: torch.Tensor, present: t
 
 def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
     """The inverse of each symmetrised Hessian (B, N, N) with eigenvalues below ``minCurvature`` raised to
-    it (module docstring, "Guard"); and how many were raised per blend (B,)."""
+    it (module docstring, "Guard"); and how many were raised per blend (B,).
+
+    Parameters
+    ----------
+    hessian : `torch.Tensor`
+        (B, N, N) Hessians of the MAP loss (N = K·D), symmetric up to rounding.
+    minCurvature : `float`, optional
+        Eigenvalue floor; a posterior variance of at most ``1 / minCurvature`` along any direction.
+
+    Returns
+    -------
+    covariance : `torch.Tensor`
+        (B, N, N), the guarded inverse, symmetric positive definite.
+    clipped : `torch.Tensor`
+        (B,) number of eigenvalues raised to ``minCurvature``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> covariance, clipped = posteriorCovariance(torch.tensor([[[4.0, 0.0], [0.0, -1.0]]]))
+    >>> covariance[0].tolist(), clipped.tolist()
+    ([[0.25, 0.0], [0.0, 100.0]], [1])
+    """
     symmetric = 0.5 * (hessian + hessian.transpose(-1, -2))
     values, vectors = torch.linalg.eigh(symmetric)
     clipped = (values < minCurvature).sum(dim=-1)
@@ -258,7 +367,35 @@ def posteriorCovariance(hessian: torch.Tensor, minCurvature: float = 1e-2) -> tu
 
 def ellipticityWithError(stamp: np.ndarray, directions: np.ndarray) -> tuple[float, float, float, float]:
     """``(e1, e2, σ(e1), σ(e2))`` of one band's model ``stamp`` (S, S) whose pixel errors are
-    linearised along ``directions`` (D, S, S) = :math:`J_k L_i` (module docstring)."""
+    linearised along ``directions`` (D, S, S) = :math:`J_k L_i` (module docstring).
+
+    Parameters
+    ----------
+    stamp : `numpy.ndarray`
+        (S, S) the child's model in one band (the benchmark's: r), PSF-convolved as observed.
+    directions : `numpy.ndarray`
+        (D, S, S) the model's changes along the columns of the Cholesky factor of the child's latent
+        covariance: one standard deviation each.
+
+    Returns
+    -------
+    e1, e2 : `float`
+        Adaptive-moment distortion (:func:`~..benchmark.morphology.ellipticity`); NaN where HSM fails.
+    e1Err, e2Err : `float`
+        Their linearised standard deviations; NaN where HSM fails at both steps along a direction.
+
+    Examples
+    --------
+    A Gaussian twice as wide as high, whose only uncertainty is its brightness (which leaves its shape
+    as it is):
+
+    >>> import numpy as np
+    >>> y, x = np.mgrid[:31, :31] - 15
+    >>> stamp = np.exp(-(x**2 / (2 * 3.0**2) + y**2 / (2 * 2.0**2)))
+    >>> e1, e2, e1Err, e2Err = ellipticityWithError(stamp, 0.01 * stamp[None])
+    >>> round(e1, 3), abs(e2) < 1e-6, e1Err < 1e-6, e2Err < 1e-6
+    (0.385, True, True, True)
+    """
     from ..benchmark.morphology import ellipticity
 
     e1, e2 = ellipticity(stamp)
@@ -306,6 +443,27 @@ def laplaceUncertainties(decoder: torch.nn.Module, flowLogProb: torch.nn.Module,
     Returns
     -------
     result : `LaplaceResult`
+        The joint covariance (B, K·D, K·D) of each blend's latents, the children's flux errors (B, K,
+        bands) in image units, their ellipticities and errors (B, K; NaN without ``shapeBand``), and
+        the number of eigenvalues clipped per blend.
+
+    Examples
+    --------
+    Two overlapping galaxies of a linear decoder under a standard normal prior:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> decoder = nn.Sequential(nn.Linear(2, 9), nn.Unflatten(1, (1, 3, 3)))   # latents (N, 2) → (N, 1, 3, 3)
+    >>> class StandardNormal(nn.Module):
+    ...     def forward(self, z):
+    ...         return -0.5 * (z**2).sum(-1)
+    >>> rows, cols = torch.tensor([[0, 1]]), torch.tensor([[0, 2]])
+    >>> present = torch.ones(1, 2, dtype=torch.bool)
+    >>> result = laplaceUncertainties(decoder, StandardNormal(), torch.zeros(1, 2, 2), torch.ones(1, 1, 4, 5),
+    ...                               rows, cols, present)
+    >>> tuple(result.covariance.shape), result.fluxErr.shape, bool(np.isnan(result.e1).all()), result.clipped.tolist()
+    ((1, 4, 4), (1, 2, 1), True, [0])
     """
     b, k, d = latents.shape
     c = weight.shape[1]

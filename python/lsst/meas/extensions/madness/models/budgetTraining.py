@@ -105,6 +105,23 @@ class BudgetConfig(BaseModel):
         return self
 
     def stage(self, name: str) -> BudgetStage:
+        """The settings of stage ``name``.
+
+        Parameters
+        ----------
+        name : `str`
+            ``"vae"``, ``"flow"`` or ``"deblender"``.
+
+        Returns
+        -------
+        stage : `BudgetStage`
+            Its time share, learning rate and gradient clip.
+
+        Examples
+        --------
+        >>> BudgetConfig(minutes=8).stage("flow").share
+        0.1
+        """
         return getattr(self, name)
 
 
@@ -112,12 +129,40 @@ def loadInitialWeights(directory: str | os.PathLike, modules: dict[str, nn.Modul
     """Copy the weights of an exported model directory into ``modules`` (``encoder``, ``decoder``,
     ``deblenderEncoder``, ``flow``) where names and shapes agree; returns what was loaded.
 
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        An exported model directory (:func:`~.export.exportModels`) of the same profile.
+    modules : `dict` [`str`, `torch.nn.Module`]
+        The networks to fill, by name: ``encoder``, ``decoder``, ``deblenderEncoder`` (encoders and
+        decoder) and ``flow`` (a zuko flow); changed in place.
+
+    Returns
+    -------
+    loaded : `list` [`str`]
+        The names of ``modules`` that were filled, in their order.
+
     Raises
     ------
     FileNotFoundError
         A network file is missing (named).
     ValueError
         A network's weights do not fit (names the file and the first mismatch).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import exportModels
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> trained = Decoder(config)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = exportModels(tmp, config, Encoder(config), trained, makeFlow(config), Encoder(config))
+    ...     fresh = {"decoder": Decoder(config), "flow": makeFlow(config)}
+    ...     loadInitialWeights(tmp, fresh)
+    ['decoder', 'flow']
+    >>> z = torch.randn(2, 16)
+    >>> torch.allclose(fresh["decoder"](z), trained(z))
+    True
     """
     from .export import MODEL_FILES
 
@@ -151,6 +196,28 @@ def adaptLegacyUnits(encoder: Encoder, deblender: Encoder, decoder: Decoder, nor
     convolution is multiplied by :math:`c_b/N` along its input channels, and the decoder's last
     layer by :math:`N/c_b` along its output channels (exact for a ReLU output, close for a
     softplus above a few units).
+
+    Parameters
+    ----------
+    encoder, deblender : `~.networks.Encoder`
+        The VAE and VAE-deblender encoders, changed in place.
+    decoder : `~.networks.Decoder`
+        The decoder, changed in place.
+    normalisation : `float`
+        :math:`N`, the electrons per unit the networks were trained on (their card's ``normalisation``).
+    electronsPerUnit : `torch.Tensor`
+        (bands,) :math:`c_b`, electrons per network unit of each band.
+
+    Examples
+    --------
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> encoder, deblender, decoder = Encoder(config), Encoder(config), Decoder(config)
+    >>> perUnit = torch.tensor([40.0, 35.0, 356.0, 430.0, 500.0, 540.0])
+    >>> x = torch.rand(2, 6, 45, 45)                                    # network units
+    >>> before = encoder(x * perUnit.view(1, -1, 1, 1) / 1e4)[0]       # the same pixels in electrons / 10⁴
+    >>> adaptLegacyUnits(encoder, deblender, decoder, 1e4, perUnit)
+    >>> torch.allclose(encoder(x)[0], before, rtol=1e-4, atol=1e-5)
+    True
     """
     factor = electronsPerUnit.to(torch.float32) / normalisation
     for encoderLike in (encoder, deblender):
@@ -176,10 +243,41 @@ def reviveDeadBands(encoder: Encoder, decoder: Decoder, batch: dict, bands: Sequ
     softplus above a few units): galaxies look alike from band to band, so training starts from a
     galaxy of the right brightness instead of from nothing. Returns the revived bands.
 
+    Parameters
+    ----------
+    encoder : `~.networks.Encoder`
+        The VAE encoder (read only).
+    decoder : `~.networks.Decoder`
+        The decoder, whose last layer is changed in place.
+    batch : `dict` [`str`, `torch.Tensor`]
+        Validation galaxies: ``observed`` (N, bands, S, S) the encoder's input and ``model``
+        (N, bands, S, S) the target, in network units.
+    bands : sequence of `str`
+        The band names in channel order, by wavelength.
+    minFluxRatio : `float`, optional
+        Decoded over target total flux below which a band is dead.
+
+    Returns
+    -------
+    revived : `list` [`str`]
+        The dead bands that were restarted (empty when none was dead).
+
     Raises
     ------
     ValueError
         If every band is dead (there is nothing to start from).
+
+    Examples
+    --------
+    A decoder whose u channel is stuck far below zero:
+
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> encoder, decoder = Encoder(config), Decoder(config)
+    >>> with torch.no_grad():
+    ...     _ = decoder.upsample[-2].bias.copy_(torch.tensor([-50.0, 1.0, 1.0, 1.0, 1.0, 1.0]))
+    >>> batch = {"observed": torch.rand(8, 6, 45, 45), "model": torch.rand(8, 6, 45, 45)}
+    >>> reviveDeadBands(encoder, decoder, batch, "ugrizy"), reviveDeadBands(encoder, decoder, batch, "ugrizy")
+    (['u'], [])
     """
     from .validation import silentBands
 
@@ -318,6 +416,48 @@ def frameValidation(encoder: Encoder, decoder: Decoder, simulator, count: int, s
     in that band, matched-filter :math:`S/N = \sqrt{\sum s^2/\sigma^2} \ge` ``minSnr`` on the
     observed noiseless stamp :math:`s` (a galaxy invisible in u has no meaningful u flux
     ratio). Dead bands draw under ``minFluxRatio`` of the true flux in total.
+
+    Parameters
+    ----------
+    encoder : `~.networks.Encoder`
+        The VAE encoder, on the simulator's device (put in eval mode).
+    decoder : `~.networks.Decoder`
+        The decoder (put in eval mode).
+    simulator : `~lsst.meas.extensions.madness.sim.trainingStamps.TrainingStampSimulator`
+        Of the validation galaxies.
+    count : `int`
+        Galaxies drawn.
+    seed : `int`
+        Seed of the draws (the same galaxies for the same seed).
+    batchSize : `int`, optional
+        Galaxies drawn and decoded at once.
+    minFluxRatio : `float`, optional
+        Decoded over true total flux below which a band is dead (:func:`~.validation.silentBands`).
+    minSnr : `float`, optional
+        Matched-filter S/N from which a galaxy counts in a band's flux errors.
+
+    Returns
+    -------
+    metrics : `dict` [`str`, object]
+        ``stamps``, ``seed``, ``minSnr``; ``perBand``: per band the mean and median cosine, the galaxies
+        ``detected``, and the mean and median absolute and mean signed relative flux error (NaN
+        without a detection); ``deadBands`` and ``lowCosineBands`` (mean cosine below 0.9).
+
+    Examples
+    --------
+    Untrained tiny networks on eight galaxies of a small simulated population:
+
+    >>> from lsst.meas.extensions.madness.models import ModelFrame
+    >>> from lsst.meas.extensions.madness.sim import generatePopulation
+    >>> from lsst.meas.extensions.madness.sim.trainingStamps import TrainingStampSimulator, trainingSplits
+    >>> arrays = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]
+    >>> simulator = TrainingStampSimulator(arrays, "ugrizy", stampSize=33)
+    >>> config = ModelConfig.fromProfile("tiny", stampSize=33, modelFrame=ModelFrame.forSurvey("ugrizy"))
+    >>> metrics = frameValidation(Encoder(config), Decoder(config), simulator, count=8, seed=0)
+    >>> metrics["stamps"], list(metrics["perBand"]), sorted(metrics["perBand"]["r"])
+    ... # doctest: +NORMALIZE_WHITESPACE
+    (8, ['u', 'g', 'r', 'i', 'z', 'y'], ['detected', 'meanAbsFluxError', 'meanCosine', 'meanFluxError',
+     'medianAbsFluxError', 'medianCosine'])
     """
     from .validation import ReconstructionMetrics, silentBands
 

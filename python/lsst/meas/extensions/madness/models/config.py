@@ -78,6 +78,20 @@ class ModelFrame(_Frozen):
         """The frame at a survey's pixel scale whose band scales are its sky noise per pixel in nJy
         (default survey: LSST 10-year, the paper's Table 1).
 
+        Parameters
+        ----------
+        bands : sequence of `str`
+            The bands, in channel order (a string is one band per character).
+        conditions : `~lsst.meas.extensions.madness.sim.survey.SurveyConditions`, optional
+            The survey; None: ``LSST_CONDITIONS``.
+        **fields
+            Other fields of the frame (``psfFwhm``, ...), or overrides of ``pixelScale`` and ``bandScales``.
+
+        Returns
+        -------
+        frame : `ModelFrame`
+            At the survey's pixel scale, with its sky noise per pixel (nJy) as band scales.
+
         Examples
         --------
         >>> frame = ModelFrame.forSurvey("gr")
@@ -135,7 +149,36 @@ class ModelConfig(_Frozen):
 
     @classmethod
     def fromProfile(cls, name: str, **overrides) -> ModelConfig:
-        """The named profile (``"paper"`` or ``"light"``), with optional field overrides."""
+        """The named profile (``"paper"``, ``"light"`` or ``"tiny"``), with optional field overrides.
+
+        Parameters
+        ----------
+        name : `str`
+            A key of :data:`PROFILES`: ``"paper"``, ``"light"`` (the shipped models') or ``"tiny"`` (a few
+            thousand parameters, for tests and smoke runs only).
+        **overrides
+            Fields of :class:`ModelConfig` to replace (``bands``, ``modelFrame``, ...), validated.
+
+        Returns
+        -------
+        config : `ModelConfig`
+            The profile's config (the shared frozen instance when there are no overrides).
+
+        Raises
+        ------
+        ValueError
+            If the profile is unknown, or the overrides are not valid (a pydantic ``ValidationError``).
+
+        Examples
+        --------
+        >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+        >>> config.profile, config.bands, config.decoder.channels, config.latentDim
+        ('tiny', ('g', 'r'), (8, 8, 8), 16)
+        >>> ModelConfig.fromProfile("huge")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown model profile 'huge'; choose one of ['light', 'paper', 'tiny']
+        """
         try:
             base = PROFILES[name]
         except KeyError:

@@ -10,6 +10,16 @@ __all__ = ["checkDeviceName", "resolveDevice"]
 def checkDeviceName(name: str | torch.device) -> torch.device:
     """The device ``name`` spells, without asking whether this machine has it.
 
+    Parameters
+    ----------
+    name : `str` or `torch.device`
+        A torch device name (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), or a device (returned as it is).
+
+    Returns
+    -------
+    device : `torch.device`
+        The device named.
+
     Raises
     ------
     ValueError
@@ -38,6 +48,16 @@ def checkDeviceName(name: str | torch.device) -> torch.device:
 
 def resolveDevice(name: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; otherwise the named device, checked to exist.
+
+    Parameters
+    ----------
+    name : `str` or `torch.device`, optional
+        ``"auto"``, or a torch device name or device (:func:`checkDeviceName`).
+
+    Returns
+    -------
+    device : `torch.device`
+        A device this machine has.
 
     Raises
     ------

@@ -67,7 +67,25 @@ class ModelCardError(ValueError):
 
 
 def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The file, read in 1 MiB blocks.
+
+    Returns
+    -------
+    digest : `str`
+        64 lower-case hexadecimal digits.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as stream:
+    ...     sha256(stream.name)
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -89,10 +107,27 @@ def exportModels(
 ) -> Path:
     """Write the four TorchScript files and the model card; return the card's path.
 
-    ``config`` is the :class:`~.config.ModelConfig`; ``flow`` the zuko flow (or a module whose
-    ``forward`` is ``log_prob``); ``conditions`` the survey conditions (e.g.
-    ``LSST_CONDITIONS.model_dump()``); ``training`` and ``validation`` free-form provenance
-    and metrics recorded as given.
+    Parameters
+    ----------
+    outDir : `str` or `os.PathLike`
+        The model directory (created if missing; its files are overwritten).
+    config : `~.config.ModelConfig`
+        The networks' config: bands, stamp size, latent dimension, normalisation, model frame.
+    encoder, decoder, deblenderEncoder : `torch.nn.Module`
+        The trained VAE encoder, decoder and VAE-deblender encoder; moved to the CPU and scripted.
+    flow : `torch.nn.Module`
+        The zuko flow (wrapped in :class:`~.flow.FlowLogProb`), or a module whose ``forward`` is
+        ``log_prob`` (e.g. :class:`~.latentScale.StandardisedFlowLogProb`); traced.
+    conditions : mapping, optional
+        The survey conditions of the training data (e.g. ``LSST_CONDITIONS.model_dump()``); needed by
+        models with a model frame to convert images to nJy.
+    training, validation : mapping, optional
+        Free-form provenance and metrics, recorded as given.
+
+    Returns
+    -------
+    card : `pathlib.Path`
+        ``outDir / "model_card.json"``.
 
     Examples
     --------
@@ -164,14 +199,17 @@ class MadnessModels:
 
     @property
     def bands(self) -> tuple[str, ...]:
+        """The card's bands, in channel order."""
         return tuple(self.card["bands"])
 
     @property
     def stampSize(self) -> int:
+        """Side of the networks' stamps, model-frame pixels."""
         return int(self.card["stampSize"])
 
     @property
     def normalisation(self) -> float:
+        """Electrons per network unit of models without a model frame."""
         return float(self.card["normalisation"])
 
     @property
@@ -187,6 +225,27 @@ class MadnessModels:
         band's scale in nJy over the nJy of one electron of the card's ``surveyConditions``
         (zero point and exposure time): exposures are taken to be calibrated as the training
         survey's coadds, until they carry their own calibration.
+
+        Returns
+        -------
+        scale : `numpy.ndarray`
+            (bands,) image units per network unit.
+
+        Raises
+        ------
+        ModelCardError
+            For a model frame without the card's ``surveyConditions``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
+        >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+        >>> loadModels(tmp.name).imageScale().tolist()
+        [10000.0, 10000.0]
+        >>> tmp.cleanup()
         """
         frame = self.modelFrame
         if frame is None:
@@ -216,10 +275,55 @@ class MadnessModels:
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Stamps of ``latent`` in network units (multiply by :meth:`imageScale` for image units); in the
-        model frame for models that have one."""
+        model frame for models that have one.
+
+        Parameters
+        ----------
+        latent : `torch.Tensor`
+            (N, D) latents, on the decoder's device.
+
+        Returns
+        -------
+        stamps : `torch.Tensor`
+            (N, bands, S, S).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
+        >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+        >>> tuple(loadModels(tmp.name).decode(torch.zeros(3, 16)).shape)
+        (3, 2, 45, 45)
+        >>> tmp.cleanup()
+        """
         return self.decoder(latent)
 
     def logPrior(self, latent: torch.Tensor) -> torch.Tensor:
+        """The flow's log-density of latents.
+
+        Parameters
+        ----------
+        latent : `torch.Tensor`
+            (N, D) latents.
+
+        Returns
+        -------
+        logPrior : `torch.Tensor`
+            (N,) :math:`\\log p(z)`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
+        >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+        >>> tuple(loadModels(tmp.name).logPrior(torch.zeros(3, 16)).shape)
+        (3,)
+        >>> tmp.cleanup()
+        """
         return self.flowLogProb(latent)
 
 
@@ -249,6 +353,23 @@ def loadModels(
 ) -> MadnessModels:
     """Load a model directory with ``torch.jit.load`` after checking its card.
 
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        A model directory (:func:`exportModels`).
+    bands : sequence of `str`, optional
+        The bands the data have, in order; checked against the card's. None: not checked.
+    stampSize : `int`, optional
+        The stamp size the caller will give; checked against the card's. None: not checked.
+    device : `str` or `torch.device`, optional
+        Where the networks are loaded (``map_location``).
+
+    Returns
+    -------
+    models : `MadnessModels`
+        The four networks in eval mode, the card and the directory. A warning names the bands the
+        card's validation calls weak (:func:`weakBands`).
+
     Raises
     ------
     FileNotFoundError
@@ -257,6 +378,22 @@ def loadModels(
         The card is not valid JSON or lacks a key; its bands or stamp size differ from
         ``bands`` / ``stampSize`` (both values are given); a file's SHA-256 differs from the
         card's (the file, both digests).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    >>> models = loadModels(tmp.name, bands="gr", stampSize=45)
+    >>> models.bands, models.stampSize, models.modelFrame
+    (('g', 'r'), 45, None)
+    >>> loadModels(tmp.name, bands="gri")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lsst.meas.extensions.madness.models.export.ModelCardError: ...: the models take bands ['g', 'r'], but ...
+    >>> tmp.cleanup()
     """
     directory = Path(directory)
     card = _readCard(directory)
@@ -301,7 +438,25 @@ WEAK_BAND_COSINE = 0.9
 
 def weakBands(card: Mapping[str, Any]) -> list[str]:
     """Bands whose model-frame validation (card ``validation.modelFrame.perBand``) has a mean cosine
-    below :data:`WEAK_BAND_COSINE`, or that it lists as dead; empty for cards without those metrics."""
+    below :data:`WEAK_BAND_COSINE`, or that it lists as dead; empty for cards without those metrics.
+
+    Parameters
+    ----------
+    card : mapping
+        A model card (``MadnessModels.card``, or the parsed ``model_card.json``).
+
+    Returns
+    -------
+    bands : `list` [`str`]
+        The weak bands, then the dead bands not already listed.
+
+    Examples
+    --------
+    >>> card = {"validation": {"modelFrame": {"perBand": {"u": {"meanCosine": 0.8}, "g": {"meanCosine": 0.97}},
+    ...                                       "deadBands": ["y"]}}}
+    >>> weakBands(card), weakBands({})
+    (['u', 'y'], [])
+    """
     frame = (card.get("validation") or {}).get("modelFrame") or {}
     perBand = frame.get("perBand") or {}
     weak = [band for band, m in perBand.items() if float(m.get("meanCosine", 1.0)) < WEAK_BAND_COSINE]
@@ -332,7 +487,28 @@ def _checkShapes(models: MadnessModels, cardPath: Path) -> None:
 
 
 def shippedModelsPath(name: str = "lsst") -> Path:
-    """Directory of the shipped model set ``name`` (see :data:`SHIPPED_MODELS`)."""
+    """Directory of the shipped model set ``name`` (see :data:`SHIPPED_MODELS`).
+
+    Parameters
+    ----------
+    name : `str`, optional
+        A key of :data:`SHIPPED_MODELS`.
+
+    Returns
+    -------
+    directory : `pathlib.Path`
+        Inside the installed package (``weights/<name>``).
+
+    Raises
+    ------
+    ValueError
+        If the package ships no model set of that name.
+
+    Examples
+    --------
+    >>> shippedModelsPath("lsst").name, (shippedModelsPath() / "model_card.json").is_file()
+    ('lsst', True)
+    """
     if name not in SHIPPED_MODELS:
         raise ValueError(f"no shipped models named {name!r}; the package ships {sorted(SHIPPED_MODELS)}")
     return _WEIGHTS / name
@@ -340,6 +516,23 @@ def shippedModelsPath(name: str = "lsst") -> Path:
 
 def loadShippedModels(name: str = "lsst", **kwargs) -> MadnessModels:
     """:func:`loadModels` on the trained weights that ship with the package (no download).
+
+    Parameters
+    ----------
+    name : `str`, optional
+        A key of :data:`SHIPPED_MODELS`.
+    **kwargs
+        ``bands``, ``stampSize`` and ``device``, as for :func:`loadModels`.
+
+    Returns
+    -------
+    models : `MadnessModels`
+        The shipped networks and their card.
+
+    Raises
+    ------
+    ValueError
+        If the package ships no model set of that name.
 
     Examples
     --------
@@ -354,6 +547,35 @@ def updateModelCard(directory: str | os.PathLike, **entries: Any) -> Path:
     """Replace top-level entries of a model card (e.g. ``validation``) without touching the networks.
 
     The card's checksums cover the network files only, so the card stays valid.
+
+    Parameters
+    ----------
+    directory : `str` or `os.PathLike`
+        A model directory.
+    **entries
+        Top-level card entries to set (``validation``, ``map``, ``logPriorQuantiles``, ...), JSON-serialisable.
+
+    Returns
+    -------
+    card : `pathlib.Path`
+        The rewritten ``model_card.json``.
+
+    Raises
+    ------
+    ValueError
+        For an entry that describes the networks themselves (``bands``, ``stampSize``, ``files``, ...).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    >>> _ = updateModelCard(tmp.name, map={"lr": 0.05})
+    >>> loadModels(tmp.name).mapLearningRate
+    0.05
+    >>> tmp.cleanup()
     """
     directory = Path(directory)
     card = _readCard(directory)

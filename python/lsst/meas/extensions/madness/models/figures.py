@@ -45,6 +45,30 @@ def colourComposite(stamps: np.ndarray, bands: tuple[str, ...], scale: float, so
     """(N, S, S, 3) arcsinh i/r/g composites of (N, bands, S, S) stamps, in [0, 1].
 
     ``scale`` sets the intensity where the stretch turns from linear to logarithmic.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        (N, bands, S, S) images; negative pixels count as 0.
+    bands : `tuple` [`str`]
+        The band names, which must include i, r and g.
+    scale : `float`
+        Intensity (mean of the three channels) where the stretch turns logarithmic, in the stamps' units.
+    softening : `float`, optional
+        The stretch is :math:`\\operatorname{asinh}(s I / {\\rm scale}) / \\operatorname{asinh}(10 s)`.
+
+    Returns
+    -------
+    rgb : `numpy.ndarray`
+        (N, S, S, 3) in [0, 1], red = i, green = r, blue = g; colours keep the bands' flux ratios.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stamps = np.zeros((1, 3, 2, 2)); stamps[0, :, 0, 0] = [1.0, 2.0, 4.0]   # g, r, i
+    >>> rgb = colourComposite(stamps, ("g", "r", "i"), scale=10.0)
+    >>> rgb.shape, (rgb[0, 0, 0] / rgb[0, 0, 0, 0]).round(3).tolist(), rgb[0, 1, 1].tolist()
+    ((1, 2, 2, 3), [1.0, 0.5, 0.25], [0.0, 0.0, 0.0])
     """
     channels = [bands.index(b) for b in ("i", "r", "g")]
     rgb = np.moveaxis(stamps[:, channels], 1, -1).clip(min=0)
@@ -126,7 +150,42 @@ def _reconstructionRows(models: MadnessModels, batch: dict, which: str, inputLab
 def drawModelFigures(modelsDir: str | os.PathLike, runDir: str | os.PathLike, isolatedDir: str | os.PathLike,
                      blendedDir: str | os.PathLike, outDir: str | os.PathLike, prefix: str = "models_",
                      seed: int = 0, examples: int = 8) -> list[Path]:
-    """Write the five figures (see the module docstring) to ``outDir``; return their paths."""
+    """Write the five figures (see the module docstring) to ``outDir``; return their paths.
+
+    Parameters
+    ----------
+    modelsDir : `str` or `os.PathLike`
+        The exported model directory (:func:`~.export.loadModels`); its bands must include i, r and g.
+    runDir : `str` or `os.PathLike`
+        The ``madness-train`` run: its stages' ``metrics.json`` and ``flow/best.pt`` (flow samples).
+    isolatedDir, blendedDir : `str` or `os.PathLike`
+        Folders of validation shards (:class:`~lsst.meas.extensions.madness.sim.shards.SimulationShards`)
+        of IsolatedSims and BlendedSims.
+    outDir : `str` or `os.PathLike`
+        Where the PNG files go (created if missing).
+    prefix : `str`, optional
+        Prefix of the file names.
+    seed : `int`, optional
+        Seed of the galaxies shown and of the latent samples.
+    examples : `int`, optional
+        Galaxies per figure.
+
+    Returns
+    -------
+    paths : `list` [`pathlib.Path`]
+        The five PNG files, in the module docstring's order of training, reconstructions, deblender
+        examples, flow samples and latent pairs.
+
+    Examples
+    --------
+    A trained run and simulated shards are needed (minutes to make), so this is shown rather than run:
+
+    .. code-block:: python
+
+        paths = drawModelFigures("runs/cpu2/models", "runs/cpu2", "shards/isolated-validation",
+                                 "shards/blended-validation", "doc/_static")
+        [p.name for p in paths]   # ['models_training.png', 'models_reconstructions.png', ...]
+    """
     import matplotlib
 
     matplotlib.use("Agg")

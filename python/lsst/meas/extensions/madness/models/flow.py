@@ -34,7 +34,27 @@ __all__ = ["makeFlow", "FlowLogProb"]
 
 
 def makeFlow(config: ModelConfig) -> zuko.flows.Flow:
-    """An untrained flow with the configured transforms, hidden units and order rolls."""
+    """An untrained flow with the configured transforms, hidden units and order rolls.
+
+    Parameters
+    ----------
+    config : `~.config.ModelConfig`
+        Its ``latentDim`` and ``flow`` (transforms, hidden units, roll) fix the flow.
+
+    Returns
+    -------
+    flow : `zuko.flows.Flow`
+        An unconditional masked autoregressive flow over ``latentDim`` variables with a standard normal base;
+        ``flow().log_prob(z)`` is :math:`\\log p(z)` for latents (N, latentDim).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> flow = makeFlow(ModelConfig.fromProfile("tiny"))
+    >>> tuple(flow().log_prob(torch.zeros(3, 16)).shape), len(flow.transform.transforms)
+    ((3,), 2)
+    """
     d, f = config.latentDim, config.flow
     transforms = [
         zuko.flows.MaskedAutoregressiveTransform(
@@ -52,11 +72,38 @@ def makeFlow(config: ModelConfig) -> zuko.flows.Flow:
 
 
 class FlowLogProb(nn.Module):
-    """``z → log p(z)``, the one function of the flow the deblender needs (traceable)."""
+    """``z → log p(z)``, the one function of the flow the deblender needs (traceable).
+
+    Parameters
+    ----------
+    flow : `zuko.flows.Flow`
+        The latent prior (:func:`makeFlow`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> flow = makeFlow(ModelConfig.fromProfile("tiny"))
+    >>> z = torch.randn(4, 16)
+    >>> torch.equal(FlowLogProb(flow)(z), flow().log_prob(z))
+    True
+    """
 
     def __init__(self, flow: zuko.flows.Flow):
         super().__init__()
         self.flow = flow
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The log-density of latents.
+
+        Parameters
+        ----------
+        z : `torch.Tensor`
+            (N, D) latents.
+
+        Returns
+        -------
+        logProb : `torch.Tensor`
+            (N,) :math:`\\log p(z)`.
+        """
         return self.flow().log_prob(z)

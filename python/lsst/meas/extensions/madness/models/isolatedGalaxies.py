@@ -50,6 +50,31 @@ def builtInPopulation(split: str, bands, size: int = BUILT_IN_POPULATION[0],
     The default is the population the shipped weights were trained on (its train and validation
     splits are those of ``madness-train population --population-size 200000 --population-seed 1``).
     Needs astropy; about 5 s on one core.
+
+    Parameters
+    ----------
+    split : `str`
+        ``"train"``, ``"validation"`` or ``"test"``.
+    bands : sequence of `str`
+        The bands of the arrays' magnitudes, in channel order.
+    size : `int`, optional
+        Galaxies in the population before the split and the S/N cut.
+    seed : `int`, optional
+        Seed of the population.
+
+    Returns
+    -------
+    arrays : `dict` [`str`, `numpy.ndarray`]
+        The simulator's arrays of the split's galaxies (:func:`~..sim.trainingStamps.populationArrays`).
+
+    Examples
+    --------
+    The shipped weights' population takes seconds to generate, so this is shown rather than run:
+
+    .. code-block:: python
+
+        arrays = builtInPopulation("validation", "ugrizy")
+        arrays["magnitudes"].shape   # (N, 6): the validation galaxies, r-band S/N >= 10
     """
     from ..sim.galaxies import loadGalaxies
     from ..sim.splits import selectSplit
@@ -63,11 +88,45 @@ def modelFrameSimulator(models, population: Mapping[str, np.ndarray], *, device:
     """The :class:`~..sim.trainingStamps.TrainingStampSimulator` of ``models`` (a loaded
     :class:`~.export.MadnessModels`): its card's model frame, stamp size and survey conditions.
 
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        A loaded model-frame model directory (its card's ``modelFrame`` and ``surveyConditions``).
+    population : mapping of `str` to `numpy.ndarray`
+        The simulator's arrays of one split (:func:`builtInPopulation`,
+        :func:`~..sim.trainingStamps.loadPopulationArrays`), in the models' bands.
+    device : `str` or `torch.device`, optional
+        Where the simulator draws.
+    source : `str`, optional
+        Name of the population in error messages.
+
+    Returns
+    -------
+    simulator : `~..sim.trainingStamps.TrainingStampSimulator`
+        Draws galaxies of ``population`` as the models saw them in training.
+
     Raises
     ------
     ValueError
         The card has no model frame (models that draw galaxies as observed), or ``population``'s
         bands differ from the models' (``source`` names it in the message).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim import generatePopulation
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
+    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> simulator = modelFrameSimulator(models, population)
+    >>> simulator.bands, simulator.stampSize
+    (('u', 'g', 'r', 'i', 'z', 'y'), 45)
     """
     from ..sim.survey import SurveyConditions
     from ..sim.trainingStamps import TrainingStampSimulator
@@ -89,14 +148,71 @@ def isolatedBatches(simulator, n: int, seed: int, batchSize: int = 256) -> Itera
     """``n`` isolated galaxies of ``simulator`` in batches of at most ``batchSize``
     (:meth:`~..sim.trainingStamps.TrainingStampSimulator.isolated`: ``observed``, ``observedNoiseless``,
     ``variance``, ``model``), from one generator seeded with ``seed`` on the simulator's device: the
-    same seed gives the same galaxies, orientations, PSFs and noise."""
+    same seed gives the same galaxies, orientations, PSFs and noise.
+
+    Parameters
+    ----------
+    simulator : `~..sim.trainingStamps.TrainingStampSimulator`
+        The simulator (:func:`modelFrameSimulator`).
+    n : `int`
+        Galaxies in all.
+    seed : `int`
+        Seed of the generator.
+    batchSize : `int`, optional
+        Most galaxies per batch.
+
+    Yields
+    ------
+    batch : `dict` [`str`, `torch.Tensor`]
+        ``observed``, ``observedNoiseless``, ``variance`` and ``model``, each (B, bands, S, S).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim import generatePopulation
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
+    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> simulator = modelFrameSimulator(models, population)
+    >>> batches = list(isolatedBatches(simulator, 5, seed=0, batchSize=2))
+    >>> [len(batch["observed"]) for batch in batches], sorted(batches[0])
+    ([2, 2, 1], ['model', 'observed', 'observedNoiseless', 'variance'])
+    >>> torch.equal(next(isolatedBatches(simulator, 5, seed=0, batchSize=2))["observed"], batches[0]["observed"])
+    True
+    """
     generator = torch.Generator(device=simulator.device).manual_seed(int(seed))
     for start in range(0, n, batchSize):
         yield simulator.isolated(min(batchSize, n - start), generator)
 
 
 def stampSnr(batch: Mapping[str, torch.Tensor], band: int) -> np.ndarray:
-    """The S/N (module docstring) in channel ``band`` of each galaxy of a batch of :func:`isolatedBatches`."""
+    """The S/N (module docstring) in channel ``band`` of each galaxy of a batch of :func:`isolatedBatches`.
+
+    Parameters
+    ----------
+    batch : mapping of `str` to `torch.Tensor`
+        With ``observedNoiseless`` and ``variance``, (N, bands, S, S).
+    band : `int`
+        The channel.
+
+    Returns
+    -------
+    snr : `numpy.ndarray`
+        (N,) float64 :math:`\\nu`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> batch = {"observedNoiseless": torch.ones(1, 2, 4, 4), "variance": torch.full((1, 2, 4, 4), 0.25)}
+    >>> stampSnr(batch, 1).tolist()                     # sqrt(16 × 1 / 0.25)
+    [8.0]
+    """
     signal = batch["observedNoiseless"][:, band].double()
     variance = batch["variance"][:, band].double().clamp(min=1e-12)
     return (signal**2 / variance).sum(dim=(-2, -1)).sqrt().cpu().numpy()

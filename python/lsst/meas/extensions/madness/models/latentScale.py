@@ -42,13 +42,53 @@ __all__ = ["latentStatistics", "StandardisedFlowLogProb", "standardiseLatents"]
 
 @torch.no_grad()
 def latentStatistics(encoder: Encoder, stamps: torch.Tensor, batchSize: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation (each ``(d,)``) of the posterior means of ``stamps`` (N, bands, S, S)."""
+    """Mean and standard deviation (each ``(d,)``) of the posterior means of ``stamps`` (N, bands, S, S).
+
+    Parameters
+    ----------
+    encoder : `~.networks.Encoder`
+        The VAE encoder.
+    stamps : `torch.Tensor`
+        (N, bands, S, S) held-out galaxies in the networks' units, N at least 2.
+    batchSize : `int`, optional
+        Stamps encoded at once.
+
+    Returns
+    -------
+    mean, std : `torch.Tensor`
+        (D,) each: :math:`m` and :math:`s` of the module docstring (``std`` at least :math:`10^{-6}`).
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> mean, std = latentStatistics(Encoder(ModelConfig.fromProfile("tiny")), torch.rand(5, 6, 45, 45), batchSize=2)
+    >>> tuple(mean.shape), tuple(std.shape), bool((std > 0).all())
+    ((16,), (16,), True)
+    """
     means = torch.cat([encoder(stamps[i:i + batchSize])[0] for i in range(0, len(stamps), batchSize)])
     return means.mean(0), means.std(0).clamp(min=1e-6)
 
 
 class StandardisedFlowLogProb(nn.Module):
-    r""":math:`z' \mapsto \log p(m + s \odot z') + \sum_i \log s_i` of a zuko flow (traceable)."""
+    r""":math:`z' \mapsto \log p(m + s \odot z') + \sum_i \log s_i` of a zuko flow (traceable).
+
+    Parameters
+    ----------
+    flow : `zuko.flows.Flow`
+        The prior in the original coordinates :math:`z`.
+    mean, std : `torch.Tensor`
+        (D,) :math:`m` and :math:`s` (:func:`latentStatistics`).
+
+    Examples
+    --------
+    With :math:`m = 0` and :math:`s = 1` the density is the flow's:
+
+    >>> from lsst.meas.extensions.madness.models import ModelConfig, makeFlow
+    >>> flow = makeFlow(ModelConfig.fromProfile("tiny"))
+    >>> z = torch.randn(3, 16)
+    >>> torch.allclose(StandardisedFlowLogProb(flow, torch.zeros(16), torch.ones(16))(z), flow().log_prob(z))
+    True
+    """
 
     if TYPE_CHECKING:  # buffers; not class annotations at run time, which torch.jit would read
         mean: torch.Tensor
@@ -61,6 +101,18 @@ class StandardisedFlowLogProb(nn.Module):
         self.register_buffer("std", std.detach().clone())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The log-density of standardised latents.
+
+        Parameters
+        ----------
+        z : `torch.Tensor`
+            (N, D) latents :math:`z'` in the standardised coordinates.
+
+        Returns
+        -------
+        logProb : `torch.Tensor`
+            (N,) :math:`\\log p'(z')`.
+        """
         return self.flow().log_prob(self.mean + self.std * z) + torch.log(self.std).sum()
 
 
@@ -81,8 +133,24 @@ def _foldIntoEncoder(encoder: Encoder, mean: torch.Tensor, std: torch.Tensor) ->
 @torch.no_grad()
 def standardiseLatents(encoder: Encoder, deblender: Encoder, decoder: Decoder, flow, mean: torch.Tensor,
                        std: torch.Tensor) -> StandardisedFlowLogProb:
-    """Fold :math:`z = m + s z'` into ``encoder``, ``deblender`` and ``decoder`` (in place); return
+    r"""Fold :math:`z = m + s z'` into ``encoder``, ``deblender`` and ``decoder`` (in place); return
     the flow's log-density in the new coordinates.
+
+    Parameters
+    ----------
+    encoder, deblender : `~.networks.Encoder`
+        The VAE encoder and the VAE-deblender encoder, changed in place.
+    decoder : `~.networks.Decoder`
+        The decoder, changed in place.
+    flow : `zuko.flows.Flow`
+        The latent prior in the old coordinates (not changed).
+    mean, std : `torch.Tensor`
+        (D,) :math:`m` and :math:`s` (:func:`latentStatistics`).
+
+    Returns
+    -------
+    prior : `StandardisedFlowLogProb`
+        :math:`\log p'(z')`, to export in place of the flow.
 
     Examples
     --------

@@ -31,6 +31,22 @@ def reconstructionLoss(target: torch.Tensor, prediction: torch.Tensor, skyNoise:
                        normalisation: float = 1e4) -> torch.Tensor:
     r"""Per-sample :math:`\sum (y - \hat y)^2 / (\sigma_b^2 + y/10^4)` (``skyNoise`` is :math:`\sigma_b` per band).
 
+    Parameters
+    ----------
+    target : `torch.Tensor`
+        (N, bands, S, S) noiseless stamps :math:`y`, normalised.
+    prediction : `torch.Tensor`
+        (N, bands, S, S) decoded stamps :math:`\hat y`.
+    skyNoise : `torch.Tensor`
+        (bands,) sky noise per pixel :math:`\sigma_b`, normalised.
+    normalisation : `float`, optional
+        Electrons per normalised unit: the Poisson variance of :math:`y` is :math:`y / {\rm normalisation}`.
+
+    Returns
+    -------
+    loss : `torch.Tensor`
+        (N,) the weighted squared residuals summed over pixels and bands.
+
     Examples
     --------
     >>> y = torch.zeros(1, 2, 3, 3)
@@ -46,6 +62,18 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
 
     Uses a uniform ``window`` and the usual constants :math:`C_1 = (0.01)^2`,
     :math:`C_2 = (0.03)^2` for a unit dynamic range.
+
+    Parameters
+    ----------
+    x, y : `torch.Tensor`
+        (N, bands, H, W) images, H and W at least ``window``.
+    window : `int`, optional
+        Side of the uniform averaging window, pixels.
+
+    Returns
+    -------
+    similarity : `torch.Tensor`
+        (N,) the SSIM index averaged over windows and bands; 1 for identical images.
 
     Examples
     --------
@@ -79,7 +107,39 @@ def betaVaeLoss(
     normalisation: float = 1e4,
 ) -> torch.Tensor:
     r"""Batch mean of :math:`(\mathcal{L}_{\rm rec} + \beta\,\mathrm{KL})(1 - \alpha\,\mathrm{SSIM})`,
-    :math:`\alpha` = ``ssimWeight``."""
+    :math:`\alpha` = ``ssimWeight``.
+
+    Parameters
+    ----------
+    target : `torch.Tensor`
+        (N, bands, S, S) noiseless stamps, normalised.
+    prediction : `torch.Tensor`
+        (N, bands, S, S) decoded stamps.
+    mean, scaleTril : `torch.Tensor`
+        (N, D) and (N, D, D): the encoder's posterior (:class:`~.networks.Encoder`).
+    skyNoise : `torch.Tensor`
+        (bands,) sky noise per pixel, normalised.
+    beta : `float`, optional
+        Weight :math:`\beta` of the KL term.
+    ssimWeight : `float`, optional
+        :math:`\alpha` in [0, 1] (:func:`~.training.configs.ssimWeight` during the warm-up); 0: no SSIM factor.
+    normalisation : `float`, optional
+        Electrons per normalised unit (:func:`reconstructionLoss`).
+
+    Returns
+    -------
+    loss : `torch.Tensor`
+        Scalar, the batch mean.
+
+    Examples
+    --------
+    A perfect reconstruction with the prior as posterior costs nothing:
+
+    >>> import torch
+    >>> y = torch.rand(2, 1, 9, 9)
+    >>> float(betaVaeLoss(y, y, torch.zeros(2, 3), torch.eye(3).expand(2, 3, 3), torch.ones(1), ssimWeight=0.5))
+    0.0
+    """
     loss = reconstructionLoss(target, prediction, skyNoise, normalisation) + beta * klToStandardNormal(mean, scaleTril)
     if ssimWeight > 0:
         loss = loss * (1.0 - ssimWeight * ssim(target, prediction))
@@ -87,5 +147,24 @@ def betaVaeLoss(
 
 
 def latentDistance(latent: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    r"""Batch mean of :math:`\lVert z - z_{\rm ref} \rVert^2`: the VAE-deblender's loss (Sec. 3.4)."""
+    r"""Batch mean of :math:`\lVert z - z_{\rm ref} \rVert^2`: the VAE-deblender's loss (Sec. 3.4).
+
+    Parameters
+    ----------
+    latent : `torch.Tensor`
+        (N, D) the VAE-deblender encoder's means for blended stamps.
+    reference : `torch.Tensor`
+        (N, D) the VAE encoder's means for the isolated galaxies.
+
+    Returns
+    -------
+    loss : `torch.Tensor`
+        Scalar, the mean squared Euclidean distance.
+
+    Examples
+    --------
+    >>> import torch
+    >>> float(latentDistance(torch.tensor([[3.0, 4.0], [0.0, 0.0]]), torch.zeros(2, 2)))
+    12.5
+    """
     return ((latent - reference) ** 2).sum(-1).mean()

@@ -47,6 +47,19 @@ def chooseLearningRate(scores: dict[str, dict], tie: float = SCORE_TIE) -> float
     """The candidate of ``scores`` (by step size as a string: ``score`` and ``seconds`` each) with the
     fewest seconds among those whose score is within ``tie`` of the best.
 
+    Parameters
+    ----------
+    scores : `dict` [`str`, `dict`]
+        Per candidate step size (as a string), its record with at least ``score`` (lower is better) and
+        ``seconds``.
+    tie : `float`, optional
+        Relative margin of the best score within which candidates tie.
+
+    Returns
+    -------
+    lr : `float`
+        The chosen step size.
+
     Examples
     --------
     >>> chooseLearningRate({"0.02": {"score": 0.3164, "seconds": 29}, "0.05": {"score": 0.3156, "seconds": 36},
@@ -90,6 +103,16 @@ def tuneMapLearningRate(directory: str | os.PathLike, candidates: Sequence[float
     ------
     ValueError
         No candidate, a candidate ≤ 0, or ``nScenes`` < 1.
+
+    Examples
+    --------
+    Each candidate deblends the validation scenes (about 10 s for one scene and one candidate with the
+    tiny profile on a CPU), so this is shown rather than run; ``directory`` holds exported models:
+
+    .. code-block:: python
+
+        record = tuneMapLearningRate(directory, candidates=(0.02, 0.05), nScenes=40, device="cpu")
+        record["lr"], sorted(record["scores"])   # e.g. (0.05, ['0.02', '0.05']); the card's map.lr is set
     """
     from ..benchmark.mapSettings import populationBlends, scoreSetting
     from .export import updateModelCard

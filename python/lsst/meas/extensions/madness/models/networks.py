@@ -50,7 +50,21 @@ def _convOutput(size: int, kernel: int, stride: int = 2) -> int:
 
 
 class Encoder(nn.Module):
-    """Stamp → (posterior mean, lower-triangular scale) of the latent Gaussian."""
+    """Stamp → (posterior mean, lower-triangular scale) of the latent Gaussian.
+
+    Parameters
+    ----------
+    config : `~.config.ModelConfig`
+        Bands, stamp size, latent dimension and ``encoder`` sizes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> mean, scaleTril = Encoder(ModelConfig.fromProfile("tiny"))(torch.zeros(2, 6, 45, 45))
+    >>> tuple(mean.shape), tuple(scaleTril.shape), bool((torch.diagonal(scaleTril, dim1=1, dim2=2) > 0).all())
+    ((2, 16), (2, 16, 16), True)
+    """
 
     if TYPE_CHECKING:  # not class annotations at run time: TorchScript reads those, as unresolvable strings
         # Buffers (register_buffer): the row, column and diagonal flag of each entry of the scale's triangle.
@@ -82,6 +96,20 @@ class Encoder(nn.Module):
         self.register_buffer("diagonal", (rows == cols), persistent=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior of the latents of stamps.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+            (N, bands, S, S) stamps in the networks' units.
+
+        Returns
+        -------
+        mean : `torch.Tensor`
+            (N, D) posterior means.
+        scaleTril : `torch.Tensor`
+            (N, D, D) lower-triangular scale :math:`L` (positive diagonal): covariance :math:`L L^\\top`.
+        """
         out = self.head(self.features(x))
         d = self.latentDim
         mean = out[:, :d]
@@ -94,7 +122,21 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent → non-negative stamp (bands × stampSize × stampSize)."""
+    """Latent → non-negative stamp (bands × stampSize × stampSize).
+
+    Parameters
+    ----------
+    config : `~.config.ModelConfig`
+        Bands, stamp size, latent dimension and ``decoder`` sizes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> stamps = Decoder(ModelConfig.fromProfile("tiny"))(torch.zeros(3, 16))
+    >>> tuple(stamps.shape), bool((stamps >= 0).all())
+    ((3, 6, 45, 45), True)
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -123,13 +165,48 @@ class Decoder(nn.Module):
         self.cropStop = self.cropStart + config.stampSize
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The stamps of latents.
+
+        Parameters
+        ----------
+        z : `torch.Tensor`
+            (N, D) latents.
+
+        Returns
+        -------
+        stamps : `torch.Tensor`
+            (N, bands, S, S) non-negative stamps in the networks' units.
+        """
         seed = self.dense(z).view(-1, self.seedChannels, self.seedSize, self.seedSize)
         image = self.upsample(seed)
         return image[:, :, self.cropStart : self.cropStop, self.cropStart : self.cropStop]
 
 
 def sampleLatent(mean: torch.Tensor, scaleTril: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""A reparameterised sample :math:`z = \mu + L \epsilon`, :math:`\epsilon \sim \mathcal{N}(0, I)`."""
+    r"""A reparameterised sample :math:`z = \mu + L \epsilon`, :math:`\epsilon \sim \mathcal{N}(0, I)`.
+
+    Parameters
+    ----------
+    mean : `torch.Tensor`
+        (N, D) posterior means :math:`\mu`.
+    scaleTril : `torch.Tensor`
+        (N, D, D) lower-triangular scales :math:`L`.
+    generator : `torch.Generator`, optional
+        Source of :math:`\epsilon`; None: torch's global one.
+
+    Returns
+    -------
+    z : `torch.Tensor`
+        (N, D) samples, differentiable with respect to ``mean`` and ``scaleTril``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> z = sampleLatent(torch.zeros(10000, 2), 2 * torch.eye(2).expand(10000, 2, 2),
+    ...                  generator=torch.Generator().manual_seed(0))
+    >>> [round(s, 1) for s in z.std(0).tolist()]
+    [2.0, 2.0]
+    """
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
     return mean + (scaleTril @ noise.unsqueeze(-1)).squeeze(-1)
 
@@ -138,6 +215,18 @@ def klToStandardNormal(mean: torch.Tensor, scaleTril: torch.Tensor) -> torch.Ten
     r"""Per-sample :math:`\mathrm{KL}\big(\mathcal{N}(\mu, LL^\top) \,\|\, \mathcal{N}(0, I)\big)`.
 
     .. math:: \tfrac12\Big(\operatorname{tr}(LL^\top) + \mu^\top\mu - d - 2\sum_i \log L_{ii}\Big)
+
+    Parameters
+    ----------
+    mean : `torch.Tensor`
+        (N, D) posterior means :math:`\mu`.
+    scaleTril : `torch.Tensor`
+        (N, D, D) lower-triangular scales :math:`L` with a positive diagonal.
+
+    Returns
+    -------
+    kl : `torch.Tensor`
+        (N,) the divergence of each sample's posterior from the standard normal, nats.
 
     Examples
     --------

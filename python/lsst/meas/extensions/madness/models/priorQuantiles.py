@@ -46,10 +46,30 @@ MIN_GALAXIES = 100
 def quantileTable(logPrior: np.ndarray, source: str) -> dict:
     """The card entry of a sample of log-priors: :data:`LEVELS`, their values, the sample size and its source.
 
+    Parameters
+    ----------
+    logPrior : `numpy.ndarray`
+        The log-priors of held-out isolated galaxies (non-finite values are dropped).
+    source : `str`
+        What the galaxies were, stored with the table.
+
+    Returns
+    -------
+    table : `dict`
+        ``levels`` (:data:`LEVELS`), ``values`` (the log-prior at each level), ``galaxies`` (the finite
+        sample's size) and ``source``.
+
     Raises
     ------
     ValueError
         If the sample holds fewer than 100 finite values (too few to place a 1 % tail).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = quantileTable(np.linspace(-30.0, -10.0, 101), source="example")
+    >>> table["galaxies"], table["values"][0], table["values"][LEVELS.index(0.5)], table["values"][-1]
+    (101, -30.0, -20.0, -10.0)
     """
     values = np.asarray(logPrior, float)
     values = values[np.isfinite(values)]
@@ -63,6 +83,25 @@ def priorQuantile(logPrior: np.ndarray, table: dict) -> np.ndarray:
     """The quantile of each log-prior in ``table`` (:func:`quantileTable`), interpolated linearly.
 
     Below the sample's minimum gives 0, above its maximum 1; NaN stays NaN.
+
+    Parameters
+    ----------
+    logPrior : `numpy.ndarray`
+        Log-priors of any shape (the children's ``madness_logPrior``).
+    table : `dict`
+        The card's ``logPriorQuantiles`` (:func:`quantileTable`).
+
+    Returns
+    -------
+    quantile : `numpy.ndarray`
+        The same shape, in [0, 1] (NaN where ``logPrior`` is not finite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = quantileTable(np.linspace(-30.0, -10.0, 101), source="example")
+    >>> priorQuantile(np.array([-40.0, -20.0, np.nan]), table).tolist()
+    [0.0, 0.5, nan]
     """
     values = np.asarray(table["values"], float)
     levels = np.asarray(table["levels"], float)
@@ -92,6 +131,21 @@ def logPriorQuantiles(encoder: Callable[[torch.Tensor], tuple[torch.Tensor, ...]
     -------
     table : `dict`
         :func:`quantileTable` of the log-priors.
+
+    Raises
+    ------
+    ValueError
+        If the stamps hold fewer than 100 galaxies of finite log-prior.
+
+    Examples
+    --------
+    >>> from lsst.meas.extensions.madness.models import Encoder, ModelConfig, makeFlow
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> flow = makeFlow(config)
+    >>> batches = [torch.rand(60, 6, 45, 45), torch.rand(60, 6, 45, 45)]
+    >>> table = logPriorQuantiles(Encoder(config), lambda z: flow().log_prob(z), batches, source="random stamps")
+    >>> table["galaxies"], len(table["values"]) == len(LEVELS), table["source"]
+    (120, True, 'random stamps')
     """
     values = [logPrior(encoder(batch)[0]).double().cpu().numpy() for batch in stamps]
     return quantileTable(np.concatenate(values), source)

@@ -24,7 +24,25 @@ DATA_RECORD = "data.json"
 
 
 def describeData(data: Any) -> dict[str, Any]:
-    """Provenance of a training or validation data set: shards, a simulator stream, or other."""
+    """Provenance of a training or validation data set: shards, a simulator stream, or other.
+
+    Parameters
+    ----------
+    data : object
+        The data set: None, a ``ConcatDataset`` of shard folders, a shard data set (``description`` and
+        ``paths``), a ``SimulationStream``, or anything else (its type and length are recorded).
+
+    Returns
+    -------
+    record : `dict` [`str`, object]
+        JSON-serialisable: ``source`` and what it says of that kind (folders, split, seed, bands,
+        conditions, number of galaxies).
+
+    Examples
+    --------
+    >>> describeData([1, 2, 3])
+    {'source': 'list', 'items': 3}
+    """
     if data is None:
         return {"source": "none"}
     parts = getattr(data, "datasets", None)  # torch ConcatDataset of several shard folders
@@ -51,7 +69,28 @@ def describeData(data: Any) -> dict[str, Any]:
 
 
 def writeDataRecord(stageDir: str | os.PathLike, train: Any, validation: Any) -> Path:
-    """Write ``stageDir/data.json`` describing a stage's training and validation data."""
+    """Write ``stageDir/data.json`` describing a stage's training and validation data.
+
+    Parameters
+    ----------
+    stageDir : `str` or `os.PathLike`
+        The stage's checkpoint directory (created if missing).
+    train, validation : object
+        The stage's data sets (:func:`describeData`).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as stage:
+    ...     path = writeDataRecord(stage, [1, 2], None)
+    ...     path.name, readDataRecord(stage)
+    ('data.json', {'train': {'source': 'list', 'items': 2}, 'validation': {'source': 'none'}})
+    """
     path = Path(stageDir) / DATA_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"train": describeData(train), "validation": describeData(validation)}, indent=2)
@@ -60,6 +99,24 @@ def writeDataRecord(stageDir: str | os.PathLike, train: Any, validation: Any) ->
 
 
 def readDataRecord(stageDir: str | os.PathLike) -> dict[str, Any] | None:
-    """The stage's ``data.json``, or None when the run did not write one."""
+    """The stage's ``data.json``, or None when the run did not write one.
+
+    Parameters
+    ----------
+    stageDir : `str` or `os.PathLike`
+        The stage's checkpoint directory.
+
+    Returns
+    -------
+    record : `dict` [`str`, object] or None
+        ``{"train": ..., "validation": ...}`` as :func:`writeDataRecord` wrote it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as stage:
+    ...     readDataRecord(stage) is None
+    True
+    """
     path = Path(stageDir) / DATA_RECORD
     return json.loads(path.read_text()) if path.is_file() else None

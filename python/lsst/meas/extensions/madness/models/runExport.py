@@ -25,7 +25,44 @@ __all__ = ["stageRecord", "exportRun"]
 
 
 def stageRecord(runDir: str | os.PathLike, stage: str) -> dict[str, Any]:
-    """What the card says of one stage: data, training config, epochs, best loss, device, time."""
+    """What the card says of one stage: data, training config, epochs, best loss, device, time.
+
+    Parameters
+    ----------
+    runDir : `str` or `os.PathLike`
+        The ``madness-train`` run (``--out``).
+    stage : `str`
+        ``"vae"``, ``"flow"`` or ``"deblender"``.
+
+    Returns
+    -------
+    record : `dict` [`str`, object]
+        ``data`` (its ``data.json``, or None), ``stageConfig``, ``epochsRun``, ``bestEpoch``,
+        ``bestValidationLoss``, ``initialValidationLoss``, ``seconds`` and ``device``; the VAE adds
+        ``beta``, ``ssimWarmupEpochs``, ``flip`` and ``skyVariance``, the deblender ``deblenderLatent``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the stage's ``metrics.json`` is missing.
+
+    Examples
+    --------
+    One epoch of the flow stage, on the latents of an untrained encoder:
+
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import Encoder, ModelConfig
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig, trainFlow
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> stamps = [{"blended": np.ones((2, 45, 45), np.float32)} for _ in range(8)]
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = trainFlow(Encoder(config), config, fast, stamps, stamps[:4], run, progress=False,
+    ...                   skyVariance=[1.0, 1.0])
+    ...     record = stageRecord(run, "flow")
+    >>> record["epochsRun"], record["bestEpoch"], record["device"], record["data"]
+    (1, 1, 'cpu', None)
+    """
     directory = Path(runDir) / stage
     metricsPath = directory / "metrics.json"
     if not metricsPath.is_file():
@@ -54,12 +91,47 @@ def stageRecord(runDir: str | os.PathLike, stage: str) -> dict[str, Any]:
 def exportRun(runDir: str | os.PathLike, outDir: str | os.PathLike, recipe: Sequence[str] | None = None) -> Path:
     """Export the best weights of all three stages of ``runDir`` to ``outDir``; return the card path.
 
+    Parameters
+    ----------
+    runDir : `str` or `os.PathLike`
+        The ``madness-train`` run, with ``vae``, ``flow`` and ``deblender`` trained.
+    outDir : `str` or `os.PathLike`
+        The model directory to write (:func:`~.export.exportModels`).
+    recipe : sequence of `str`, optional
+        The commands that made the run, recorded in the card.
+
+    Returns
+    -------
+    card : `pathlib.Path`
+        ``outDir / "model_card.json"``; its ``training`` entry holds each stage's :func:`stageRecord`,
+        the recipe and the machine.
+
     Raises
     ------
     FileNotFoundError
         A stage's ``best.pt`` or ``metrics.json`` is missing (named, with the command that makes it).
     ValueError
         The stages disagree on the model configuration.
+
+    Examples
+    --------
+    The three stages for one epoch each on random stamps, then their export:
+
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import ModelConfig, loadModels
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig, trainDeblender, trainFlow, trainVae
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> stamps = [{"blended": np.ones((2, 45, 45), np.float32), "isolated": np.ones((2, 45, 45), np.float32)}
+    ...           for _ in range(8)]
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     for train in (trainVae, trainFlow, trainDeblender):
+    ...         arguments = (config, fast) if train is trainVae else (None, config, fast)
+    ...         _ = train(*arguments, stamps, stamps[:4], run, progress=False, skyVariance=[1.0, 1.0])
+    ...     card = exportRun(run, run + "/models", recipe=["madness-train all --out RUN"])
+    ...     models = loadModels(card.parent)
+    >>> models.bands, sorted(models.card["training"]["stages"]), models.card["training"]["recipe"]
+    (('g', 'r'), ['deblender', 'flow', 'vae'], ['madness-train all --out RUN'])
     """
     runDir = Path(runDir)
     loaded = {}

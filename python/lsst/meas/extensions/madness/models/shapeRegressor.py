@@ -137,7 +137,25 @@ class ShapeRegressor(torch.nn.Module):
         self.net = torch.nn.Sequential(*layers)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """Distortions (N, 2) of latents (N, latentDim)."""
+        """Distortions (N, 2) of latents (N, latentDim).
+
+        Parameters
+        ----------
+        latent : `torch.Tensor`
+            (N, latentDim) latents as the encoder gives them.
+
+        Returns
+        -------
+        shapes : `torch.Tensor`
+            (N, 2) :math:`(e_1, e_2)`, each in (-1, 1).
+
+        Examples
+        --------
+        >>> import torch
+        >>> shapes = ShapeRegressor(16).eval()(torch.randn(4, 16))
+        >>> tuple(shapes.shape), bool((shapes.abs() < 1).all())
+        ((4, 2), True)
+        """
         return self.net((latent - self.mean) / self.std)
 
 
@@ -215,6 +233,17 @@ def trainShapeRegressor(trainLatents, trainShapes, valLatents, valShapes,
     ------
     ValueError
         Shapes that do not match, non-finite values, or fewer than 2 galaxies in a set.
+
+    Examples
+    --------
+    Three epochs on 50 synthetic galaxies (see the module docstring for one that learns):
+
+    >>> import torch
+    >>> z = torch.randn(60, 16, generator=torch.Generator().manual_seed(0))
+    >>> e = 0.5 * torch.tanh(z[:, :2])
+    >>> result = trainShapeRegressor(z[:50], e[:50], z[50:], e[50:], ShapeTrainingConfig(maxEpochs=3))
+    >>> result.epochs, len(result.history), len(result.validationRmse)
+    (3, 3, 2)
     """
     xTrain, yTrain, xVal, yVal = (_asTensor(a) for a in (trainLatents, trainShapes, valLatents, valShapes))
     for name, x, y in (("training", xTrain, yTrain), ("validation", xVal, yVal)):
@@ -266,7 +295,26 @@ def trainShapeRegressor(trainLatents, trainShapes, valLatents, valShapes,
 
 @torch.no_grad()
 def predictShapes(regressor: torch.nn.Module, latents) -> np.ndarray:
-    """The regressor's distortions (N, 2) of latents (N, D), in evaluation mode (no dropout), as numpy."""
+    """The regressor's distortions (N, 2) of latents (N, D), in evaluation mode (no dropout), as numpy.
+
+    Parameters
+    ----------
+    regressor : `torch.nn.Module`
+        A :class:`ShapeRegressor` or its TorchScript (:func:`loadShapeRegressor`); put in evaluation mode.
+    latents : array_like
+        (N, D) latents, a tensor or an array.
+
+    Returns
+    -------
+    shapes : `numpy.ndarray`
+        (N, 2) float64 :math:`(e_1, e_2)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> predictShapes(ShapeRegressor(16), np.zeros((3, 16))).shape
+    (3, 2)
+    """
     regressor.eval()
     parameter = next(iter(regressor.buffers()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
@@ -276,7 +324,33 @@ def predictShapes(regressor: torch.nn.Module, latents) -> np.ndarray:
 
 def modelFrameShapes(stamps: np.ndarray) -> np.ndarray:
     """Adaptive-moments distortions (N, 2) of single-band stamps (N, S, S) with
-    :func:`~..benchmark.morphology.ellipticity`; NaN where the moments fail."""
+    :func:`~..benchmark.morphology.ellipticity`; NaN where the moments fail.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        (N, S, S) images of one band.
+
+    Returns
+    -------
+    shapes : `numpy.ndarray`
+        (N, 2) float64 :math:`(e_1, e_2)`.
+
+    Raises
+    ------
+    ValueError
+        If ``stamps`` is not 3-d.
+
+    Examples
+    --------
+    A Gaussian 1.5 times as wide as high, and the same turned by 90°:
+
+    >>> import numpy as np
+    >>> y, x = np.mgrid[:31, :31] - 15
+    >>> stamp = np.exp(-(x**2 / (2 * 3.0**2) + y**2 / (2 * 2.0**2)))
+    >>> modelFrameShapes(np.stack([stamp, stamp.T]))[:, 0].round(3).tolist()
+    [0.385, -0.385]
+    """
     from ..benchmark.morphology import ellipticity
 
     stamps = np.asarray(stamps, dtype=np.float64)
@@ -317,6 +391,28 @@ def shapeTrainingSample(models, population: Mapping[str, np.ndarray], n: int, se
         (:func:`~.isolatedGalaxies.stampSnr`); with ``decoded``, ``decodedShapes`` (M, 2), NaN where
         the moments of the decoded image fail; ``failed``, the galaxies dropped (M = n - failed);
         ``seconds``.
+
+    Raises
+    ------
+    ValueError
+        If the models have no r band or no model frame, or the population's bands are not theirs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
+    ...     loadModels, makeFlow)
+    >>> from lsst.meas.extensions.madness.sim import generatePopulation
+    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
+    >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
+    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> sample = shapeTrainingSample(models, population, 4, seed=0)
+    >>> sample["latents"].shape, sample["shapes"].shape, sample["failed"]
+    ((4, 16), (4, 2), 0)
     """
     from .isolatedGalaxies import isolatedBatches, modelFrameSimulator, stampSnr
 
@@ -354,6 +450,32 @@ def exportShapeRegressor(model: torch.nn.Module, directory: str | os.PathLike, r
     describe it in the card's ``shapeRegressor`` entry: ``record`` plus the file's path, SHA-256 and size.
 
     The other networks and the card's other entries are left as they are. Returns the file's path.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        The trained :class:`ShapeRegressor` (copied, scripted on the CPU in evaluation mode).
+    directory : `str` or `os.PathLike`
+        An exported model directory.
+    record : mapping, optional
+        What to say of it in the card (architecture, data, training, metrics).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``directory / "shape_regressor.pt"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     path = exportShapeRegressor(ShapeRegressor(16), tmp, {"note": "untrained"})
+    ...     path.name, loadModels(tmp).card[CARD_KEY]["note"]
+    ('shape_regressor.pt', 'untrained')
     """
     from .export import updateModelCard
 
@@ -378,6 +500,31 @@ def loadShapeRegressor(models, device: str | torch.device = "cpu") -> torch.jit.
     ModelCardError
         Its SHA-256 differs from the card's, it is not TorchScript, or it does not take the card's
         latents to (N, 2) shapes.
+
+    Parameters
+    ----------
+    models : `str`, `os.PathLike` or `~.export.MadnessModels`
+        The model directory, or its loaded models.
+    device : `str` or `torch.device`, optional
+        Where the regressor is loaded.
+
+    Returns
+    -------
+    regressor : `torch.jit.ScriptModule` or None
+        In evaluation mode: latents (N, D) → shapes (N, 2); None without a ``shapeRegressor`` card entry.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
+    >>> config = ModelConfig.fromProfile("tiny")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     before = loadShapeRegressor(tmp)
+    ...     _ = exportShapeRegressor(ShapeRegressor(16), tmp)
+    ...     regressor = loadShapeRegressor(tmp)
+    >>> before is None, tuple(regressor(torch.zeros(3, 16)).shape)
+    (True, (3, 2))
     """
     from .export import CARD_NAME, ModelCardError, _readCard, sha256
 
@@ -423,6 +570,48 @@ def buildShapeRegressor(modelDir: str | os.PathLike, galaxies: int = 40_000, see
     population of the shipped weights, generated here). The network is seeded with ``seed``.
 
     Returns the card entry (also written, with the file, when ``write``).
+
+    Parameters
+    ----------
+    modelDir : `str` or `os.PathLike`
+        A model-frame model directory.
+    galaxies : `int`, optional
+        Galaxies simulated in all (at least 200).
+    seed : `int`, optional
+        Seed of the training galaxies (the validation galaxies take ``seed + 1``) and of the network.
+    population : `str` or `os.PathLike`, optional
+        A population file of ``madness-train population``; None: :func:`~.isolatedGalaxies.builtInPopulation`.
+    device : `str` or `torch.device`, optional
+        Where the galaxies are drawn and encoded (the regressor trains on the CPU).
+    config : `ShapeTrainingConfig`, optional
+        The training settings; None: the defaults, seeded with ``seed``.
+    write : `bool`, optional
+        Export the regressor and its card entry into ``modelDir``.
+    command : `str`, optional
+        The command line, recorded in the entry.
+    progress : callable, optional
+        Called with one line per step.
+
+    Returns
+    -------
+    record : `dict`
+        The card's ``shapeRegressor`` entry: architecture, input and target, population, galaxies, seeds,
+        training, validation RMSE of the regressor and of adaptive moments on the decoded images, date.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 200 galaxies, models without a model frame, or a population file that does not exist.
+
+    Examples
+    --------
+    Tens of thousands of galaxies are simulated and a network trained (minutes), so this is shown rather
+    than run:
+
+    .. code-block:: python
+
+        record = buildShapeRegressor("runs/gpu/models", galaxies=40_000, seed=11, device="cuda")
+        record["validationRmse"], record["decodedImageRmse"]
     """
     from .export import _readCard, loadModels
     from .isolatedGalaxies import builtInPopulation

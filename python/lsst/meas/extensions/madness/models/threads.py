@@ -43,7 +43,18 @@ AUTO_MAX_THREADS = 2
 
 
 def idleCores() -> int:
-    """The cores this process may run on, less the rounded one-minute load average (at least 0)."""
+    """The cores this process may run on, less the rounded one-minute load average (at least 0).
+
+    Returns
+    -------
+    cores : `int`
+        The idle cores, from 0 to the cores of this process's CPU affinity.
+
+    Examples
+    --------
+    >>> 0 <= idleCores() <= (os.cpu_count() or 1)
+    True
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return max(0, cores - round(load))
@@ -52,11 +63,31 @@ def idleCores() -> int:
 def chooseThreads(requested: int | str = "auto") -> int:
     """The CPU thread count for ``requested``: a positive count, or ``"auto"`` (module docstring).
 
+    Parameters
+    ----------
+    requested : `int` or `str`, optional
+        A positive count (or its string, as a command line gives it), or ``"auto"``.
+
+    Returns
+    -------
+    threads : `int`
+        ``requested`` itself; for ``"auto"``, ``OMP_NUM_THREADS`` when set, else the idle cores between
+        1 and :data:`AUTO_MAX_THREADS`.
+
     Raises
     ------
     ValueError
         If ``requested`` is neither ``"auto"`` nor a positive integer (nor is ``OMP_NUM_THREADS``,
         when ``auto`` reads it).
+
+    Examples
+    --------
+    >>> chooseThreads("2")
+    2
+    >>> chooseThreads(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: threads must be 'auto' or a positive integer, not 0
     """
     if requested == "auto":
         environment = os.environ.get("OMP_NUM_THREADS")
@@ -83,6 +114,26 @@ def useThreads(count: int) -> Iterator[None]:
     The process's previous settings come back on exit, so a library call leaves its caller's
     threads as they were. JAX reads its thread count once, when it starts (``XLA_FLAGS``); a
     process that already ran JAX keeps its count.
+
+    Parameters
+    ----------
+    count : `int`
+        The threads within the block (:func:`chooseThreads`).
+
+    Yields
+    ------
+    None
+        Nothing: the block runs with the threads set.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with useThreads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
     """
     import torch
 

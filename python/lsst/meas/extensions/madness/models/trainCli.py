@@ -382,7 +382,30 @@ def _run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``madness-train``; returns the exit status (2 with a one-line message on errors)."""
+    """Run ``madness-train``; returns the exit status (2 with a one-line message on errors).
+
+    Parameters
+    ----------
+    argv : `list` [`str`], optional
+        The command-line arguments after the program name (``madness-train --help`` lists them);
+        None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : `int`
+        0 on success; 2 after a one-line message on standard error for a ``ValueError``, ``OSError`` or
+        ``FloatingPointError``; 130 when interrupted.
+
+    Examples
+    --------
+    The flow stage needs a trained VAE in ``--out``; without one the command says so (on standard error)
+    and returns 2:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     main(["flow", "--out", run, "--quiet"])
+    2
+    """
     args = _parser().parse_args(argv)
     if not args.quiet:
         logging.basicConfig(level=logging.INFO, format="madness-train: %(message)s")

@@ -65,7 +65,24 @@ __all__ = [
 
 
 def cosineSimilarity(model: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each image pair, flattened over all but the first axis."""
+    """Cosine similarity of each image pair, flattened over all but the first axis.
+
+    Parameters
+    ----------
+    model, truth : `numpy.ndarray`
+        (N, ...) images of the same shape.
+
+    Returns
+    -------
+    cosine : `numpy.ndarray`
+        (N,) float64 in [-1, 1]; 0 where either image is all zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cosineSimilarity(np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 1.0], [2.0, 2.0]])).round(6).tolist()
+    [0.0, 1.0]
+    """
     a = model.reshape(len(model), -1).astype(np.float64)
     b = truth.reshape(len(truth), -1).astype(np.float64)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -74,7 +91,24 @@ def cosineSimilarity(model: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def relativeFluxError(model: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(Σ model − Σ truth) / Σ truth of each image pair."""
+    """(Σ model − Σ truth) / Σ truth of each image pair.
+
+    Parameters
+    ----------
+    model, truth : `numpy.ndarray`
+        (N, ...) images of the same shape.
+
+    Returns
+    -------
+    error : `numpy.ndarray`
+        (N,) float64 relative flux errors (infinite or NaN where the truth's flux is 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relativeFluxError(np.array([[1.0, 2.0]]), np.array([[2.0, 2.0]])).tolist()
+    [-0.25]
+    """
     modelFlux = model.reshape(len(model), -1).astype(np.float64).sum(axis=1)
     truthFlux = truth.reshape(len(truth), -1).astype(np.float64).sum(axis=1)
     return (modelFlux - truthFlux) / truthFlux
@@ -94,6 +128,28 @@ class ReconstructionMetrics:
 
     @classmethod
     def fromArrays(cls, model: np.ndarray, truth: np.ndarray, band: str) -> ReconstructionMetrics:
+        """The metrics of decoded stamps against the truth in one band.
+
+        Parameters
+        ----------
+        model, truth : `numpy.ndarray`
+            (N, S, S) decoded and noiseless stamps of one band.
+        band : `str`
+            The band's name, recorded.
+
+        Returns
+        -------
+        metrics : `ReconstructionMetrics`
+            N, mean and median cosine similarity, mean and median absolute and mean signed relative
+            flux error.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> metrics = ReconstructionMetrics.fromArrays(1.1 * np.ones((2, 3, 3)), np.ones((2, 3, 3)), "r")
+        >>> metrics.stamps, round(metrics.meanCosine, 6), round(metrics.meanFluxError, 6)
+        (2, 1.0, 0.1)
+        """
         cosine, flux = cosineSimilarity(model, truth), relativeFluxError(model, truth)
         return cls(len(model), band, float(cosine.mean()), float(np.median(cosine)), float(np.abs(flux).mean()),
                    float(np.median(np.abs(flux))), float(flux.mean()))
@@ -112,12 +168,51 @@ class ValidationMetrics:
     blendedData: dict
 
     def toDict(self) -> dict[str, Any]:
+        """The metrics as nested dicts (JSON-serialisable), as a model card's ``validation`` stores them.
+
+        Returns
+        -------
+        metrics : `dict` [`str`, object]
+            ``vae`` and ``deblender`` (dicts of :class:`ReconstructionMetrics`), ``flowNll``,
+            ``standardNormalNll``, ``flowStamps``, ``isolatedData`` and ``blendedData``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> vae = ReconstructionMetrics.fromArrays(np.ones((2, 3, 3)), np.ones((2, 3, 3)), "r")
+        >>> metrics = ValidationMetrics(vae, 20.0, 22.7, 2, vae, {}, {})
+        >>> metrics.toDict()["vae"]["meanCosine"], metrics.toDict()["flowNll"]
+        (1.0, 20.0)
+        """
         return asdict(self)
 
 
 def stackItems(data, indices: Sequence[int] | np.ndarray,
                keys: Sequence[str] = ("blended", "isolated")) -> dict[str, np.ndarray]:
-    """Stacked float32 arrays of ``keys`` for items ``indices`` of a map-style data set."""
+    """Stacked float32 arrays of ``keys`` for items ``indices`` of a map-style data set.
+
+    Parameters
+    ----------
+    data : map-style data set
+        Indexable by integer, each item a dict of arrays (e.g. a
+        :class:`~lsst.meas.extensions.madness.sim.shards.SimulationShards`, or a list of dicts).
+    indices : sequence of `int` or `numpy.ndarray`
+        The items to stack, in order.
+    keys : sequence of `str`, optional
+        The entries of each item to stack.
+
+    Returns
+    -------
+    arrays : `dict` [`str`, `numpy.ndarray`]
+        Per key, float32 (len(indices), ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = [{"blended": np.ones((2, 3, 3)), "isolated": np.zeros((2, 3, 3))} for _ in range(5)]
+    >>> {key: value.shape for key, value in stackItems(data, [0, 3]).items()}
+    {'blended': (2, 2, 3, 3), 'isolated': (2, 2, 3, 3)}
+    """
     items = [data[int(i)] for i in indices]
     return {key: np.stack([item[key] for item in items]).astype(np.float32) for key in keys}
 
@@ -133,6 +228,35 @@ def predictStamps(models: MadnessModels, stamps: np.ndarray, which: str = "encod
     """Decoded posterior means (electrons) of stamps (N, bands, S, S) in electrons.
 
     ``which`` is ``"encoder"`` (the VAE) or ``"deblenderEncoder"`` (single-pass deblending).
+
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        The loaded networks (models without a model frame: electrons over ``normalisation``).
+    stamps : `numpy.ndarray`
+        (N, bands, S, S) noisy stamps, electrons.
+    which : `str`, optional
+        The encoder: ``"encoder"`` or ``"deblenderEncoder"``.
+
+    Returns
+    -------
+    decoded : `numpy.ndarray`
+        (N, bands, S, S) float32, electrons.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config)).parent)
+    >>> rng = np.random.default_rng(0)
+    >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
+    ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
+    >>> predictStamps(models, stackItems(data, range(4))["blended"], "deblenderEncoder").shape
+    (4, 2, 45, 45)
     """
     encoder = getattr(models, which)
     x = torch.as_tensor(stamps, dtype=torch.float32) / models.normalisation
@@ -147,13 +271,69 @@ def deadBands(models: MadnessModels, stamps: np.ndarray, truth: np.ndarray, minF
 
     A band whose output channel died in training (its ReLU stuck at zero) has no model at all;
     metrics of one other band do not show it.
+
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        The loaded networks.
+    stamps : `numpy.ndarray`
+        (N, bands, S, S) noisy input stamps, electrons.
+    truth : `numpy.ndarray`
+        (N, bands, S, S) their noiseless stamps.
+    minFluxRatio : `float`, optional
+        Decoded over true total flux below which a band is dead.
+    which : `str`, optional
+        ``"encoder"`` or ``"deblenderEncoder"``.
+
+    Returns
+    -------
+    bands : `list` [`str`]
+        The dead bands, in the models' order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config)).parent)
+    >>> rng = np.random.default_rng(0)
+    >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
+    ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
+    >>> arrays = stackItems(data, range(4))
+    >>> set(deadBands(models, arrays["blended"], arrays["isolated"])) <= {"g", "r"}
+    True
     """
     return silentBands(predictStamps(models, stamps, which), truth, models.bands, minFluxRatio)
 
 
 def silentBands(decoded: np.ndarray, truth: np.ndarray, bands: Sequence[str], minFluxRatio: float = 0.1) -> list[str]:
     """Bands whose decoded flux, summed over all stamps ``(N, bands, S, S)``, is below
-    ``minFluxRatio`` times the truth's (the test behind :func:`deadBands`)."""
+    ``minFluxRatio`` times the truth's (the test behind :func:`deadBands`).
+
+    Parameters
+    ----------
+    decoded, truth : `numpy.ndarray`
+        (N, bands, S, S) decoded and noiseless stamps.
+    bands : sequence of `str`
+        The band names, in channel order.
+    minFluxRatio : `float`, optional
+        Decoded over true total flux below which a band is silent; bands without true flux never are.
+
+    Returns
+    -------
+    bands : `list` [`str`]
+        The silent bands, in channel order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> decoded = np.stack([np.zeros((3, 3)), np.ones((3, 3))])[None]        # (1, 2, 3, 3): g is empty
+    >>> silentBands(decoded, np.ones((1, 2, 3, 3)), "gr")
+    ['g']
+    """
     got = np.asarray(decoded, dtype=np.float64).sum(axis=(0, 2, 3))
     want = np.asarray(truth, dtype=np.float64).sum(axis=(0, 2, 3))
     return [band for band, g, w in zip(bands, got, want) if w > 0 and g < minFluxRatio * w]
@@ -165,6 +345,44 @@ def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, b
 
     Items have ``blended`` (the network input: the noisy stamp, isolated or blended) and
     ``isolated`` (the noiseless target).
+
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        The loaded networks.
+    data : map-style data set
+        Items with ``blended`` and ``isolated`` (bands, S, S) arrays in electrons; at least ``count``.
+    count : `int`
+        The first ``count`` items are measured.
+    which : `str`
+        ``"encoder"`` (VAE reconstruction) or ``"deblenderEncoder"`` (single-pass deblending).
+    band : `str`, optional
+        The band measured.
+    batchSize : `int`, optional
+        Stamps decoded at once.
+    progress : `bool`, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    metrics : `ReconstructionMetrics`
+        Of the ``band`` plane of the decoded and noiseless stamps.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config)).parent)
+    >>> rng = np.random.default_rng(0)
+    >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
+    ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
+    >>> metrics = reconstructionMetrics(models, data, count=4, which="encoder", band="r")
+    >>> metrics.stamps, metrics.band, -1 <= metrics.meanCosine <= 1
+    (4, 'r', True)
     """
     from tqdm.auto import tqdm
 
@@ -208,10 +426,49 @@ def evaluateModels(models: MadnessModels, isolated, blended, count: int = 5000, 
     ``isolated`` and ``blended`` are map-style data sets of per-galaxy dicts (e.g.
     :class:`~lsst.meas.extensions.madness.sim.shards.SimulationShards` of the validation split).
 
+    Parameters
+    ----------
+    models : `~.export.MadnessModels`
+        The loaded networks.
+    isolated : map-style data set
+        IsolatedSims items: ``blended`` the noisy isolated stamp, ``isolated`` the noiseless one (electrons).
+    blended : map-style data set
+        BlendedSims items: ``blended`` the blended stamp centred on a galaxy, ``isolated`` that galaxy alone.
+    count : `int`, optional
+        Galaxies of each data set measured (the first ones).
+    band : `str`, optional
+        The band of the reconstruction metrics.
+    seed : `int`, optional
+        Seed of the latent samples of the flow's NLL.
+    progress : `bool`, optional
+        Show progress bars.
+
+    Returns
+    -------
+    metrics : `ValidationMetrics`
+        The VAE's and the VAE-deblender's reconstruction metrics, the flow's NLL and the standard normal's,
+        and the data sets' descriptions.
+
     Raises
     ------
     ValueError
         If a data set holds fewer than ``count`` galaxies, or its bands differ from the models'.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
+    ...     makeFlow)
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
+    ...                                      Encoder(config)).parent)
+    >>> rng = np.random.default_rng(0)
+    >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
+    ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
+    >>> metrics = evaluateModels(models, data, data, count=4)
+    >>> metrics.vae.stamps, metrics.deblender.stamps, metrics.flowStamps, math.isfinite(metrics.flowNll)
+    (4, 4, 4, True)
     """
     for name, data in (("isolated", isolated), ("blended", blended)):
         if len(data) < count:
@@ -226,7 +483,28 @@ def evaluateModels(models: MadnessModels, isolated, blended, count: int = 5000, 
 
 
 def metricsMarkdown(metrics: dict[str, Any], command: str | None = None) -> str:
-    """A Markdown table of a :meth:`ValidationMetrics.toDict` dict (as stored in a model card)."""
+    """A Markdown table of a :meth:`ValidationMetrics.toDict` dict (as stored in a model card).
+
+    Parameters
+    ----------
+    metrics : `dict` [`str`, object]
+        :meth:`ValidationMetrics.toDict` (a model card's ``validation``).
+    command : `str`, optional
+        The command that measured them, shown in a bash block above the table.
+
+    Returns
+    -------
+    table : `str`
+        Markdown, ending in a newline.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> vae = ReconstructionMetrics.fromArrays(np.ones((2, 3, 3)), np.ones((2, 3, 3)), "r")
+    >>> table = metricsMarkdown(ValidationMetrics(vae, 20.0, 22.7, 2, vae, {}, {}).toDict())
+    >>> table.splitlines()[:2]
+    ['| quantity | data | value |', '|---|---|---|']
+    """
     vae, deb = metrics["vae"], metrics["deblender"]
     band = vae["band"]
     lines = []

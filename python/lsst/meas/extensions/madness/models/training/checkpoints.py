@@ -121,16 +121,43 @@ def loadCheckpointModels(
 
     Parameters
     ----------
-    path
+    path : `str` or `os.PathLike`
         A ``best.pt`` or ``checkpoint.pt`` written by :func:`trainVae`, :func:`trainFlow` or
         :func:`trainDeblender`.
-    device
+    device : `str` or `torch.device`, optional
         Where to put the networks.
 
     Returns
     -------
-    modelConfig, stage, models
-        ``models`` holds ``encoder`` and ``decoder`` (VAE), ``flow``, or ``encoder`` (deblender).
+    modelConfig : `~..config.ModelConfig`
+        The networks' config, as trained.
+    stage : `str`
+        ``"vae"``, ``"flow"`` or ``"deblender"``.
+    models : `dict` [`str`, `torch.nn.Module`]
+        ``encoder`` and ``decoder`` (VAE), ``flow``, or ``encoder`` (deblender).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import Encoder, ModelConfig
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> rng = np.random.default_rng(0)
+    >>> stamps = [{"blended": rng.normal(0, 10, (2, 45, 45)).astype(np.float32),   # noisy, electrons
+    ...            "isolated": np.zeros((2, 45, 45), np.float32)} for _ in range(8)]
+    >>> from lsst.meas.extensions.madness.models.training import stagePath, trainFlow
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     _ = trainFlow(Encoder(config), config, fast, stamps, stamps[:4], run, progress=False,
+    ...                   skyVariance=[100.0, 100.0])
+    ...     modelConfig, stage, models = loadCheckpointModels(stagePath(run, "flow"))
+    >>> modelConfig == config, stage, sorted(models)
+    (True, 'flow', ['flow'])
     """
     path = Path(path)
     if not path.is_file():
@@ -150,10 +177,33 @@ def loadCheckpointModels(
 def requireVaeCheckpoint(outDir: str | os.PathLike, stage: str, path: str | os.PathLike | None = None) -> Path:
     """The VAE checkpoint ``stage`` needs (default ``outDir/vae/best.pt``).
 
+    Parameters
+    ----------
+    outDir : `str` or `os.PathLike`
+        The training run.
+    stage : `str`
+        The stage that needs it (``"flow"`` or ``"deblender"``), named in the message.
+    path : `str` or `os.PathLike`, optional
+        A VAE checkpoint elsewhere; None: ``outDir/vae/best.pt``.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The checkpoint, which exists.
+
     Raises
     ------
     FileNotFoundError
         If it is missing, naming the file and the command that makes it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     requireVaeCheckpoint(run, "flow")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: .../vae/best.pt not found: the flow stage needs the trained VAE encoder; make it first ...
     """
     path = stagePath(outDir, "vae") if path is None else Path(path)
     if not path.is_file():

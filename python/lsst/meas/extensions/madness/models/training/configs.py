@@ -104,13 +104,58 @@ class TrainingConfig(_Frozen):
         return value
 
     def stage(self, name: str) -> StageConfig:
-        """The :class:`StageConfig` of stage ``name`` (``"vae"``, ``"flow"`` or ``"deblender"``)."""
+        """The :class:`StageConfig` of stage ``name`` (``"vae"``, ``"flow"`` or ``"deblender"``).
+
+        Parameters
+        ----------
+        name : `str`
+            A stage of :data:`STAGES`.
+
+        Returns
+        -------
+        stage : `StageConfig`
+            The stage's optimiser, schedule and stopping.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not a stage.
+
+        Examples
+        --------
+        >>> TrainingConfig().stage("flow").lr
+        0.0001
+        """
         if name not in STAGES:
             raise ValueError(f"unknown training stage {name!r}; stages: {', '.join(STAGES)}")
         return getattr(self, name)
 
     def withStageOverrides(self, stages: Sequence[str] = STAGES, **fields: Any) -> TrainingConfig:
-        """A copy with the given :class:`StageConfig` fields replaced in ``stages`` (validated)."""
+        """A copy with the given :class:`StageConfig` fields replaced in ``stages`` (validated).
+
+        Parameters
+        ----------
+        stages : sequence of `str`, optional
+            The stages to change (default: all three).
+        **fields
+            :class:`StageConfig` fields and their new values.
+
+        Returns
+        -------
+        config : `TrainingConfig`
+            A new, validated config; this one is unchanged.
+
+        Raises
+        ------
+        ValueError
+            For an unknown stage, or a field or value :class:`StageConfig` refuses.
+
+        Examples
+        --------
+        >>> config = TrainingConfig().withStageOverrides(["vae", "flow"], epochs=3)
+        >>> config.vae.epochs, config.flow.epochs, config.deblender.epochs
+        (3, 3, 200)
+        """
         data = self.model_dump()
         for name in stages:
             self.stage(name)
@@ -157,10 +202,12 @@ class TrainResult:
 
     @property
     def checkpointPath(self) -> Path:
+        """``directory / "checkpoint.pt"``: the last finished epoch, for ``resume``."""
         return self.directory / _CHECKPOINT
 
     @property
     def bestPath(self) -> Path:
+        """``directory / "best.pt"``: the weights of the best epoch."""
         return self.directory / _BEST
 
 
@@ -169,6 +216,20 @@ def learningRateFactor(stage: StageConfig, epoch: int, restartEpoch: int = 0) ->
 
     ``f`` is ``lrDecayFactor``, ``n`` is ``lrDecayEvery`` and :math:`e_0` the epoch where the
     schedule restarts (the end of the VAE's SSIM warm-up; 0 otherwise).
+
+    Parameters
+    ----------
+    stage : `StageConfig`
+        Its ``lrDecayFactor`` and ``lrDecayEvery``.
+    epoch : `int`
+        0-based epoch.
+    restartEpoch : `int`, optional
+        :math:`e_0`; epochs before it count from 0.
+
+    Returns
+    -------
+    factor : `float`
+        Multiplier of the stage's ``lr``, at most 1.
 
     Examples
     --------
@@ -185,6 +246,18 @@ def learningRateFactor(stage: StageConfig, epoch: int, restartEpoch: int = 0) ->
 def ssimWeight(epoch: int, warmupEpochs: int) -> float:
     r"""SSIM weight :math:`\alpha_e = \max(0, 1 - e/E_{\rm warm})` of 0-based epoch ``e``.
 
+    Parameters
+    ----------
+    epoch : `int`
+        0-based epoch :math:`e`.
+    warmupEpochs : `int`
+        :math:`E_{\rm warm}`; 0 or less: no warm-up.
+
+    Returns
+    -------
+    weight : `float`
+        :math:`\alpha_e` in [0, 1].
+
     Examples
     --------
     >>> [round(ssimWeight(e, 50), 2) for e in (0, 1, 49, 50, 60)]
@@ -198,7 +271,32 @@ def ssimWeight(epoch: int, warmupEpochs: int) -> float:
 
 
 def stagePath(outDir: str | os.PathLike, stage: str, which: Literal["best", "checkpoint"] = "best") -> Path:
-    """``outDir/<stage>/best.pt`` or ``.../checkpoint.pt``."""
+    """``outDir/<stage>/best.pt`` or ``.../checkpoint.pt``.
+
+    Parameters
+    ----------
+    outDir : `str` or `os.PathLike`
+        The training run (``madness-train --out``).
+    stage : `str`
+        A stage of :data:`STAGES`.
+    which : {"best", "checkpoint"}, optional
+        The best epoch's weights, or the last finished epoch's.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The file (which need not exist).
+
+    Raises
+    ------
+    ValueError
+        If ``stage`` is not a stage.
+
+    Examples
+    --------
+    >>> stagePath("runs/a", "flow").as_posix(), stagePath("runs/a", "vae", "checkpoint").as_posix()
+    ('runs/a/flow/best.pt', 'runs/a/vae/checkpoint.pt')
+    """
     if stage not in STAGES:
         raise ValueError(f"unknown training stage {stage!r}; stages: {', '.join(STAGES)}")
     return Path(outDir) / stage / (_BEST if which == "best" else _CHECKPOINT)

@@ -280,6 +280,24 @@ def trainVae(
         Data lacking a key, with the wrong shape or bands; a checkpoint of another model.
     FloatingPointError
         A non-finite loss (learning rate too high).
+
+    Examples
+    --------
+    One epoch of tiny networks on eight random stamps (two bands):
+
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import ModelConfig
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> rng = np.random.default_rng(0)
+    >>> stamps = [{"blended": rng.normal(0, 10, (2, 45, 45)).astype(np.float32),   # noisy, electrons
+    ...            "isolated": np.zeros((2, 45, 45), np.float32)} for _ in range(8)]
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     result = trainVae(config, fast, stamps, stamps[:4], run, progress=False, skyVariance=[100.0, 100.0])
+    ...     files = sorted(path.name for path in result.directory.iterdir())
+    >>> result.stage, len(result.history), sorted(result.models), files
+    ('vae', 1, ['decoder', 'encoder'], ['best.pt', 'checkpoint.pt', 'loss.png', 'metrics.csv', 'metrics.json'])
     """
     device, generator = _setup(trainingConfig)
     validation, sky = _inputs("vae", _VAE_KEYS, modelConfig, trainingConfig, trainData, validationData, skyVariance)
@@ -325,6 +343,24 @@ def trainFlow(
     ------
     FileNotFoundError
         No VAE checkpoint: names the file and the command that makes it.
+
+    Examples
+    --------
+    One epoch on the latents of an untrained encoder:
+
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import Encoder, ModelConfig
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> rng = np.random.default_rng(0)
+    >>> stamps = [{"blended": rng.normal(0, 10, (2, 45, 45)).astype(np.float32),   # noisy, electrons
+    ...            "isolated": np.zeros((2, 45, 45), np.float32)} for _ in range(8)]
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     result = trainFlow(Encoder(config), config, fast, stamps, stamps[:4], run, progress=False,
+    ...                        skyVariance=[100.0, 100.0])
+    >>> result.stage, sorted(result.models), tuple(result.models["flow"]().log_prob(torch.zeros(3, 16)).shape)
+    ('flow', ['flow'], (3,))
     """
     device, generator = _setup(trainingConfig)
     frozen = _frozenEncoder(encoder, modelConfig, Path(outDir), "flow", device)
@@ -372,6 +408,24 @@ def trainDeblender(
     ------
     FileNotFoundError
         No VAE checkpoint: names the file and the command that makes it.
+
+    Examples
+    --------
+    One epoch from an untrained encoder:
+
+    >>> import tempfile, numpy as np
+    >>> from lsst.meas.extensions.madness.models import Encoder, ModelConfig
+    >>> from lsst.meas.extensions.madness.models.training import TrainingConfig
+    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
+    >>> fast = TrainingConfig(validationStamps=4, device="cpu").withStageOverrides(epochs=1, batchSize=4)
+    >>> rng = np.random.default_rng(0)
+    >>> stamps = [{"blended": rng.normal(0, 10, (2, 45, 45)).astype(np.float32),   # noisy, electrons
+    ...            "isolated": np.zeros((2, 45, 45), np.float32)} for _ in range(8)]
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     result = trainDeblender(Encoder(config), config, fast, stamps, stamps[:4], run, progress=False,
+    ...                             skyVariance=[100.0, 100.0])
+    >>> result.stage, sorted(result.models), result.bestEpoch, bool(np.isfinite(result.bestLoss))
+    ('deblender', ['encoder'], 1, True)
     """
     device, generator = _setup(trainingConfig)
     frozen = _frozenEncoder(encoder, modelConfig, Path(outDir), "deblender", device)
