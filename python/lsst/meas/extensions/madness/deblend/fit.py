@@ -4,7 +4,7 @@
 padding, and fills batches of at most ``maxGalaxies`` = B × max K galaxies. For each batch the
 VAE-deblender encoder gives the starting latents (the posterior means of the peaks' cutouts), the
 MAP core (:func:`~.mapCore.fitLatents`) fits them with :class:`~.mapCore.MapObjective` (:func:`mapObjective`)
-on ``device``, and the decoder draws each child's stamp. Results come back in the input order,
+on ``models.device``, and the decoder draws each child's stamp. Results come back in the input order,
 one :class:`BlendFit` per blend: no blend is dropped. A fit that went non-finite is
 returned as it is (:attr:`BlendFit.finite` is False), for the caller's fallback.
 
@@ -38,7 +38,6 @@ from typing import cast
 import numpy as np
 import torch
 
-from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
 from .levenbergMarquardt import fitLatentsLM
@@ -149,13 +148,13 @@ def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.
     return decoded * scale.view(1, -1, 1, 1)
 
 
-def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObjective:
+def mapObjective(models: MadnessModels) -> MapObjective:
     """The MAP objective of ``models`` as :func:`fitBlends` runs it: in eager mode around the TorchScript
     networks. Scripted as a whole, its gradient with difference kernels was another after its first
     call (TorchScript's symbolic autodiff; by up to 98 % on HSC pixels, 2 % on the model frame's,
     torch 2.13), while the gradient of eager autograd does not change; the networks, which hold
-    the cost, are TorchScript either way."""
-    return MapObjective(models.decoder, models.flowLogProb).to(device)
+    the cost, are TorchScript either way. It runs on ``models.device``, where the networks are."""
+    return MapObjective(models.decoder, models.flowLogProb)
 
 
 def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] | None = None) -> list[list[int]]:
@@ -172,10 +171,13 @@ def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] 
 
 
 def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
-              maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False,
+              maxGalaxies: int = 64, progress: bool = False,
               subpixel: bool = True, secondsPerBlend: float | None = None,
               uncertainties: bool = False) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
+
+    The fits run on ``models.device``: load the models with ``device=`` (:func:`~..models.export.loadModels`)
+    or move them with :meth:`~..models.export.MadnessModels.to`; the fits come back as CPU numpy arrays.
 
     ``secondsPerBlend`` is a time budget: a batch of n blends stops optimising after n times it,
     and its blends that had not met the stopping rule are returned with ``timedOut``.
@@ -197,13 +199,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             raise ValueError(f"blend {index} has {blend.data.shape[0]} bands and {blend.cutouts.shape[-1]}-pixel "
                              f"stamps; the models take {len(models.bands)} bands and, on its "
                              f"{blend.pixelScale or 'unknown'} arcsec pixels, {size}-pixel stamps")
-    device = resolveDevice(device)
+    device = models.device
     bandScale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device)
     observationKernels(models, [blend.psfImages for blend in blends], "cpu", check=True)  # fail before any fit
-    # Loaded modules move in place: load the models with device= to avoid the copy.
-    models.decoder.to(device)
-    models.deblenderEncoder.to(device)
-    objective = mapObjective(models, device)
+    objective = mapObjective(models)
     results: list[BlendFit | None] = [None] * len(blends)
     bar = tqdm(total=len(blends), unit="blend", desc="MAP fits", disable=not progress)
     for indices in _batches(blends, maxGalaxies, ratios):
