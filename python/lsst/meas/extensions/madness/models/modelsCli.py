@@ -175,6 +175,7 @@ def _priorQuantiles(args) -> int:
     from ..sim.survey import SurveyConditions
     from ..sim.trainingStamps import TrainingStampSimulator, loadPopulationArrays
     from .config import ModelFrame
+    from .device import resolveDevice
     from .export import loadModels, updateModelCard
     from .priorQuantiles import logPriorQuantiles
 
@@ -182,8 +183,8 @@ def _priorQuantiles(args) -> int:
         raise ValueError(f"--stamps {args.stamps}: at least 100 galaxies are needed for a quantile table")
     if not args.population.is_file():
         raise ValueError(f"{args.population}: no such population file (write one with `madness-train population`)")
-    models = loadModels(args.models, device=args.device)
-    device = models.device
+    device = resolveDevice(args.device)
+    models = loadModels(args.models, device=device)
     if models.modelFrame is None:
         raise ValueError(f"{args.models}: the card has no model frame; the table needs models trained in one "
                          "(budget training)")
