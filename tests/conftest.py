@@ -8,11 +8,46 @@ import pytest
 import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
+from lsst.meas.extensions.madness.models.device import resolveDevice
 
 TINY = ModelConfig.fromProfile("tiny")
 
 # An output that breaks the deblender's invariants is a bug: in the tests it raises (deblend/invariants.py).
 os.environ.setdefault("MADNESS_STRICT_INVARIANTS", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="torch device the networks and tensors of the tests run on: cpu (default), cuda, cuda:1, "
+                          "mps, auto")
+
+
+def pytest_configure(config):
+    """A ``--device`` this machine lacks stops the session: a GPU run must not pass by testing nothing."""
+    name = config.getoption("--device")
+    try:
+        resolveDevice(name)
+    except ValueError as error:
+        raise pytest.UsageError(f"--device {name!r}: {error}") from None
+
+
+def pytest_report_header(config) -> list[str]:
+    return [f"torch device (--device): {resolveDevice(config.getoption('--device'))}"]
+
+
+@pytest.fixture(scope="session")
+def device(request) -> str:
+    """The torch device of ``--device`` (a string: ``"cpu"``, ``"cuda"``; ``auto`` resolved): where the tests
+    load models and put tensors."""
+    return str(resolveDevice(request.config.getoption("--device")))
+
+
+@pytest.fixture(scope="session")
+def tolerance(device) -> dict:
+    """``rtol``/``atol`` of ``torch.testing.assert_close`` for two computations of the same float32 numbers:
+    torch's defaults on the CPU; looser on an accelerator, whose kernels round differently with the batch
+    size and between eager and TorchScript (TF32 convolutions, fused graphs)."""
+    return {} if device == "cpu" else {"rtol": 1e-3, "atol": 1e-5}
 
 
 @pytest.fixture(scope="session")

@@ -156,11 +156,11 @@ def test_other_bad_blend_files_are_refused(tmp_path):
         readBlendNpz(tmp_path / "off.npz")
 
 
-def test_end_to_end_with_tiny_madness_models(tmp_path, tinyFrameModelDirectory, capsys):
+def test_end_to_end_with_tiny_madness_models(tmp_path, tinyFrameModelDirectory, capsys, device):
     npz = _writeBlend(tmp_path / "tiny_blend.npz")
     doc, results, static = tmp_path / "doc" / "real.md", tmp_path / "doc" / "real.json", tmp_path / "static"
     status = main(["real", "--npz", str(npz), "--out", str(tmp_path / "work"), "--methods", "madness",
-                   "--model-dir", str(tinyFrameModelDirectory), "--device", "cpu", "--doc", str(doc),
+                   "--model-dir", str(tinyFrameModelDirectory), "--device", device, "--doc", str(doc),
                    "--results", str(results), "--static", str(static)])
     assert status == 0
     printed = capsys.readouterr().out

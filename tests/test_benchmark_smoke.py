@@ -12,9 +12,9 @@ from lsst.meas.extensions.madness.benchmark.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
 
-def test_quick_benchmark_run_resume_and_report(tmp_path):
+def test_quick_benchmark_run_resume_and_report(tmp_path, device):
     run = tmp_path / "run"
-    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu"]) == 0
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", device]) == 0
     lines = (run / "fields-truth.jsonl").read_text().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
@@ -36,10 +36,10 @@ def test_quick_benchmark_run_resume_and_report(tmp_path):
     assert sorted(p.name for p in static.iterdir()) == ["bench_truth_flux.png", "bench_truth_morphology.png"]
 
 
-def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory):
+def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory, device):
     """A model-frame model set beside the shipped one, on the same field, with its verdict rows."""
     run = tmp_path / "run"
-    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness",
+    assert main(["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", device, "--methods", "madness",
                  "fidelity", "--compare-models", f"frame={tinyFrameModelDirectory}"]) == 0
     record = json.loads((run / "fields-truth.jsonl").read_text().splitlines()[0])
     assert set(record["seconds"]) == {"madness", "fidelity", "madness:frame", "fidelity:frame"}
@@ -54,11 +54,11 @@ def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory):
         main(["run", "--out", str(tmp_path / "bad"), "--quick", "--compare-models", "frame"])
 
 
-def test_model_set_joins_a_finished_run(tmp_path, tinyFrameModelDirectory):
+def test_model_set_joins_a_finished_run(tmp_path, tinyFrameModelDirectory, device):
     """Retrained weights join a run: only their methods run, on the fields already done, and the report
     shows them beside the methods that ran first."""
     run = tmp_path / "run"
-    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu"]
+    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", device]
     assert main(base + ["--methods", "none", "madness"]) == 0
     first = (run / "fields-truth.jsonl").read_text()
     assert main(base + ["--resume", "--compare-models", f"frame={tinyFrameModelDirectory}"]) == 0
@@ -78,23 +78,23 @@ def test_model_set_joins_a_finished_run(tmp_path, tinyFrameModelDirectory):
     assert "| MADNESS [frame] − MADNESS |" in doc.read_text()
 
 
-def test_profile_splits_a_madness_run_into_stages(tmp_path):
+def test_profile_splits_a_madness_run_into_stages(tmp_path, device):
     from lsst.meas.extensions.madness.benchmark.profile import profileMadness
 
-    result = profileMadness(populationSize=3000, device="cpu")
+    result = profileMadness(populationSize=3000, device=device)
     seconds = result["seconds"]
     assert result["galaxies"] >= 12 and result["total"] > 0
     assert seconds["MAP: whole optimisation"] <= seconds["all of fitBlends (encoder, MAP, decoding)"] <= result["total"]
     assert seconds["MAP: backward pass"] > 0 and seconds["blends (canvases, weights, cutouts)"] > 0
 
 
-def test_throughput_sweeps_batch_sizes_and_fields(tmp_path):
+def test_throughput_sweeps_batch_sizes_and_fields(tmp_path, device):
     from lsst.meas.extensions.madness.benchmark.throughput import writeThroughput
     from lsst.meas.extensions.madness.deblend.mapCore import MapConfig
 
     doc, static, results = tmp_path / "throughput.md", tmp_path / "static", tmp_path / "throughput.json"
     result = writeThroughput(doc, static, results, nFields=2, batchSizes=(4, 64), populationSize=3000,
-                             device="cpu", mapConfig=MapConfig(maxIter=3, minIter=1), progress=False)
+                             device=device, mapConfig=MapConfig(maxIter=3, minIter=1), progress=False)
     assert [r["maxGalaxies"] for r in result["batch"]] == [4, 64]
     assert [r["fields"] for r in result["fields"]] == [1, 2]
     # Every sweep fits the blends it says: all of them in the batch sweep, the first fields' in the other.
@@ -102,12 +102,12 @@ def test_throughput_sweeps_batch_sizes_and_fields(tmp_path):
     assert result["fields"][-1]["galaxies"] == result["galaxies"] > result["fields"][0]["galaxies"] > 0
     assert all(r["galaxiesPerSecond"] > 0 and r["meanIterations"] == 3 for r in result["batch"] + result["fields"])
     assert json.loads(results.read_text())["galaxies"] == result["galaxies"]
-    assert "| 64 |" in doc.read_text() and (static / "bench_throughput_cpu.png").exists()
+    assert "| 64 |" in doc.read_text() and (static / f"bench_throughput_{device.split(':')[0]}.png").exists()
     with pytest.raises(ValueError, match="fieldCounts"):
-        writeThroughput(doc, nFields=2, fieldCounts=(3,), populationSize=3000, device="cpu")
+        writeThroughput(doc, nFields=2, fieldCounts=(3,), populationSize=3000, device=device)
 
 
-def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDirectory):
+def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDirectory, device):
     """--psf-scale and --pixel-scale: the same sky on HSC-like pixels with sharper PSFs; the run records
     them and a resume with other ones is refused."""
     from lsst.meas.extensions.madness.benchmark.run import benchmarkFields
@@ -119,7 +119,7 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
         assert hsc.renderer.conditions.band(band).psfFwhm == pytest.approx(
             0.7 * nominal.renderer.conditions.band(band).psfFwhm)
     run = tmp_path / "run"
-    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", "cpu", "--methods", "madness", "vae",
+    base = ["run", "--out", str(run), "--quick", "--peaks", "truth", "--device", device, "--methods", "madness", "vae",
             "fidelity", "--model-dir", str(tinyFrameModelDirectory), "--pixel-scale", "0.168"]
     assert main(base + ["--psf-scale", "0.7"]) == 0
     settings = json.loads((run / "run.json").read_text())["settings"]
@@ -149,12 +149,12 @@ def test_fields_observed_with_other_psfs_and_pixels(tmp_path, tinyFrameModelDire
     assert main(["observations", str(run), "--doc", str(doc), "--results", str(results)]) == 2  # no nominal run
 
 
-def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameModelDirectory):
+def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameModelDirectory, device):
     from lsst.meas.extensions.madness.benchmark.flags import flagRates, writeFlagRates
 
     with pytest.raises(ValueError):
         flagRates(0)
-    rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device="cpu",
+    rates = flagRates(1, populationSize=3000, modelDir=str(tinyFrameModelDirectory), device=device,
                       progress=lambda line: None)
     assert rates["nChildren"] >= 5 and rates["nParents"] >= 1
     flagged = list(rates["flagged"])

@@ -276,7 +276,7 @@ def test_a_binary_file_is_a_config_load_error(tmp_path, suffix: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-def test_run_task_takes_a_yaml_config(tmp_path, tinyModelDirectory, capsys) -> None:
+def test_run_task_takes_a_yaml_config(tmp_path, tinyModelDirectory, capsys, device) -> None:
     from lsst.meas.extensions.madness.runTask import main
     from lsst.meas.extensions.madness.testing import makeMockMultibandExposure
 
@@ -285,7 +285,7 @@ def test_run_task_takes_a_yaml_config(tmp_path, tinyModelDirectory, capsys) -> N
     mock.mExposure.writeFits(tmp_path / "exposure.fits")
     mock.catalog.writeFits(tmp_path / "parents.fits", bbox=mock.mExposure.getBBox())
     common = ["--exposure", str(tmp_path / "exposure.fits"), "--catalog", str(tmp_path / "parents.fits"),
-              "--device", "cpu", "--no-progress"]
+              "--device", device, "--no-progress"]
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.yaml"
     evil.write_text(f"maxIter: !!python/object/apply:os.system [\"touch {marker}\"]\n")

@@ -22,22 +22,22 @@ TINY = ModelConfig.fromProfile("tiny")
 
 
 @pytest.fixture(scope="module")
-def models(tinyModelDirectory):
-    return loadModels(tinyModelDirectory)
+def models(tinyModelDirectory, device):
+    return loadModels(tinyModelDirectory, device=device)
 
 
 def _blends(models, nBlends=3, k=2, size=70, seed=1, noise=0.01):
     """Noisy data decoded from known latents, with a weight that makes the likelihood matter."""
-    generator = torch.Generator().manual_seed(seed)
-    truth = 0.7 * torch.randn(nBlends, k, TINY.latentDim, generator=generator)
-    rows = torch.randint(0, size - 45, (nBlends, k), generator=generator)
-    cols = torch.randint(0, size - 45, (nBlends, k), generator=generator)
-    present = torch.ones(nBlends, k, dtype=torch.bool)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same numbers on every device
+    truth = (0.7 * torch.randn(nBlends, k, TINY.latentDim, generator=generator)).to(models.device)
+    rows = torch.randint(0, size - 45, (nBlends, k), generator=generator).to(models.device)
+    cols = torch.randint(0, size - 45, (nBlends, k), generator=generator).to(models.device)
+    present = torch.ones(nBlends, k, dtype=torch.bool, device=models.device)
     with torch.no_grad():
         stamps = models.decode(truth.reshape(-1, TINY.latentDim)).view(nBlends, k, 6, 45, 45)
         data = placeStamps(stamps, rows, cols, present, size, size)
     scale = float(data.abs().max())
-    data = data / scale + noise * torch.randn(data.shape, generator=generator)
+    data = data / scale + noise * torch.randn(data.shape, generator=generator).to(models.device)
     weight = torch.full_like(data, 1 / noise**2)
     return truth, data, weight, rows, cols, present, scale
 
@@ -53,10 +53,10 @@ class _Scaled(torch.nn.Module):
         return self.decoder(z) / self.scale
 
 
-def test_lm_reaches_adams_optimum_in_fewer_steps(models):
+def test_lm_reaches_adams_optimum_in_fewer_steps(models, tolerance):
     truth, data, weight, rows, cols, present, scale = _blends(models)
     objective = MapObjective(_Scaled(models.decoder, scale), models.flowLogProb)
-    start = truth + 0.3 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(3))
+    start = truth + 0.3 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(3)).to(models.device)
     adam = fitLatents(objective, start, data, weight, rows, cols, present,
                       MapConfig(lr=0.02, maxIter=2000, minIter=300, tolerance=1e-4))
     lm = fitLatentsLM(objective, start, data, weight, rows, cols, present, MapConfig(optimizer="lm", maxIter=100))
@@ -66,7 +66,7 @@ def test_lm_reaches_adams_optimum_in_fewer_steps(models):
     assert torch.all(lm.iterations < adam.iterations // 5), (lm.iterations, adam.iterations)
     # Its loss never rises, and the returned numbers are those of the returned latents.
     assert torch.all(lm.history[1:] <= lm.history[:-1])
-    torch.testing.assert_close(objective(lm.latents, data, weight, rows, cols, present)[0], lm.loss)
+    torch.testing.assert_close(objective(lm.latents, data, weight, rows, cols, present)[0], lm.loss, **tolerance)
 
 
 def test_padding_and_bookkeeping(models):
@@ -102,13 +102,13 @@ def test_a_blend_at_its_optimum_stops_at_once(models):
     assert bool(result.converged[0]) and int(result.iterations[0]) == 1
 
 
-def test_finite_difference_jacobians_and_prior_hessians_match_the_exact_ones(models):
-    latents = 0.5 * torch.randn(4, TINY.latentDim, generator=torch.Generator().manual_seed(5))
+def test_finite_difference_jacobians_and_prior_hessians_match_the_exact_ones(models, tolerance):
+    latents = 0.5 * torch.randn(4, TINY.latentDim, generator=torch.Generator().manual_seed(5)).to(models.device)
     stamps, exact = stampJacobians(models.decoder, latents)
     again, approximate = stampJacobians(models.decoder, latents, step=1e-3, chunk=7)
-    torch.testing.assert_close(again, stamps)
+    torch.testing.assert_close(again, stamps, **tolerance)
     assert float((approximate - exact).norm() / exact.norm()) < 0.05
-    present = torch.ones(2, 2, dtype=torch.bool)
+    present = torch.ones(2, 2, dtype=torch.bool, device=models.device)
     present[1, 1] = False
     grid = latents.view(2, 2, -1)
     hessian = priorHessian(models.flowLogProb, grid, present)
@@ -117,10 +117,10 @@ def test_finite_difference_jacobians_and_prior_hessians_match_the_exact_ones(mod
     assert float(differenced[1, 1].abs().max()) == 0.0
 
 
-def test_task_with_lm_deblends_every_peak(tinyModelDirectory):
+def test_task_with_lm_deblends_every_peak(tinyModelDirectory, device):
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, hlrRange=(0.3, 0.6))
     parents = mock.catalog
-    task = quickMadnessTask(tinyModelDirectory, parents.schema.copy(), optimizer="lm")
+    task = quickMadnessTask(tinyModelDirectory, parents.schema.copy(), optimizer="lm", device=device)
     catalog = task.run(mock.mExposure, parents).deblendedCatalog
     children = catalog[len(parents):]
     assert len(children) == sum(len(p.getFootprint().getPeaks()) for p in parents)

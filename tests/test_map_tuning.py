@@ -25,12 +25,12 @@ def test_config_lr_beats_card_beats_default():
         MadnessDeblendConfig(lr=0.0)
 
 
-def test_tune_map_stores_the_best_candidate_and_the_task_uses_it(tmp_path, tinyFrameModelDirectory):
+def test_tune_map_stores_the_best_candidate_and_the_task_uses_it(tmp_path, tinyFrameModelDirectory, device):
     directory = tmp_path / "models"
     shutil.copytree(tinyFrameModelDirectory, directory)
     assert loadModels(directory).mapLearningRate is None
     lines = []
-    record = tuneMapLearningRate(directory, (0.001, 0.3), nScenes=2, device="cpu", progress=lines.append)
+    record = tuneMapLearningRate(directory, (0.001, 0.3), nScenes=2, device=device, progress=lines.append)
     scores = {float(lr): s["score"] for lr, s in record["scores"].items()}
     ties = [lr for lr, score in scores.items() if score <= min(scores.values()) * 1.01]
     seconds = {float(lr): s["seconds"] for lr, s in record["scores"].items()}
@@ -46,10 +46,10 @@ def test_tune_map_stores_the_best_candidate_and_the_task_uses_it(tmp_path, tinyF
     assert task.config.mapConfig(task.models.mapLearningRate).lr == record["lr"]
 
 
-def test_tune_map_command_and_its_errors(tmp_path, tinyFrameModelDirectory, capsys):
+def test_tune_map_command_and_its_errors(tmp_path, tinyFrameModelDirectory, capsys, device):
     directory = tmp_path / "models"
     shutil.copytree(tinyFrameModelDirectory, directory)
-    assert modelsMain(["tune-map", str(directory), "--lrs", "0.05", "--scenes", "1", "--device", "cpu",
+    assert modelsMain(["tune-map", str(directory), "--lrs", "0.05", "--scenes", "1", "--device", device,
                        "--dry-run"]) == 0
     assert "chosen MAP learning rate 0.05 (not stored" in capsys.readouterr().out
     assert loadModels(directory).mapLearningRate is None

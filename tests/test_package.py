@@ -82,10 +82,10 @@ def test_docs_build_without_warnings(tmp_path):
     assert (tmp_path / "file-formats.html").exists() and (tmp_path / "api.html").exists()
 
 
-def test_demo_runs(tmp_path):
+def test_demo_runs(tmp_path, device):
     from lsst.meas.extensions.madness.demo import main
 
-    assert main(["--output", str(tmp_path), "--device", "cpu"]) == 0
+    assert main(["--output", str(tmp_path), "--device", device]) == 0
     for name in ("inputs/demo_exposure.fits", "inputs/demo_parents.fits", "inputs/demo_truth.fits",
                  "deblendedCatalog.fits", "modelData.fits", "config.py", "metadata.json"):
         assert (tmp_path / name).is_file(), name

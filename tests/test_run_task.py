@@ -40,11 +40,11 @@ def inputs(tmp_path_factory, tinyModelDirectory):
     return directory, mock
 
 
-def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys):
+def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys, device):
     directory, _mock = inputs
     output = directory / "out"
     status = main(["--exposure", str(directory / "exposure.fits"), "--catalog", str(directory / "parents.fits"),
-                   "--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu",
+                   "--output", str(output), "--config", str(directory / "config.py"), "--device", device,
                    "--plot", "1", "--no-progress"])
     assert status == 0
     printed = capsys.readouterr().out
@@ -55,7 +55,7 @@ def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys)
     config = (output / "config.py").read_text()
     assert "config.maxIter = 5" in config and "fallback" in config
     metadata = json.loads((output / "metadata.json").read_text())
-    assert metadata["counts"]["nChildren"] == 3 and metadata["resolvedDevice"] == "cpu"
+    assert metadata["counts"]["nChildren"] == 3 and metadata["resolvedDevice"] == device
     assert len(metadata["models"]["cardSha256"]) == 64 and metadata["versions"]["torch"] == torch.__version__
     assert metadata["flags"]["parents"]["deblend_failed"] == 0
     (plot,) = metadata["outputs"]["plots"]
@@ -76,7 +76,7 @@ def test_run_task_writes_the_catalogue_config_metadata_and_plots(inputs, capsys)
 
     reloaded = MadnessDeblendConfig()
     reloaded.load(str(output / "config.py"))
-    assert reloaded.maxIter == 5 and reloaded.device == "cpu"
+    assert reloaded.maxIter == 5 and reloaded.device == device
 
 
 def test_bad_input_exits_2_with_the_file_named(inputs, tmp_path, capsys):
@@ -113,7 +113,7 @@ def test_failed_parents_exit_1(inputs, tmp_path, monkeypatch, capsys):
     assert list(catalog["deblend_failed"]) == [True, True] and list(catalog["deblend_error"]) == ["RuntimeError"] * 2
 
 
-def test_several_exposures_resume_and_interrupted_runs_look_incomplete(inputs, tmp_path, monkeypatch, capsys):
+def test_several_exposures_resume_and_interrupted_runs_look_incomplete(inputs, tmp_path, monkeypatch, capsys, device):
     import shutil
 
     from lsst.meas.extensions.madness import runTask as runTaskModule
@@ -125,7 +125,7 @@ def test_several_exposures_resume_and_interrupted_runs_look_incomplete(inputs, t
         exposures.append(str(tmp_path / f"{name}.fits"))
         catalogs.append(str(directory / "parents.fits"))
     output = tmp_path / "out"
-    common = ["--output", str(output), "--config", str(directory / "config.py"), "--device", "cpu", "--no-progress"]
+    common = ["--output", str(output), "--config", str(directory / "config.py"), "--device", device, "--no-progress"]
     # patchB is interrupted while its catalogue is written: no file of it may look complete.
     original = runTaskModule.SourceCatalog.writeFits
 
@@ -208,11 +208,11 @@ def _stripCalibration(path: Path, out: Path) -> Path:
     return out
 
 
-def test_an_exposure_without_calibration_exits_2_unless_magzero_gives_it(inputs, tmp_path, capsys):
+def test_an_exposure_without_calibration_exits_2_unless_magzero_gives_it(inputs, tmp_path, capsys, device):
     directory, mock = inputs
     bare = _stripCalibration(directory / "exposure.fits", tmp_path / "bare.fits")
     common = ["--catalog", str(directory / "parents.fits"), "--config", str(directory / "config.py"),
-              "--device", "cpu", "--no-progress"]
+              "--device", device, "--no-progress"]
     assert main(["--exposure", str(bare), "--output", str(tmp_path / "refused"), *common]) == 2
     error = capsys.readouterr().err
     assert f"{bare}[PRIMARY]: no photometric calibration" in error and "BUNIT" in error and "MAGZERO" in error
@@ -232,7 +232,7 @@ def test_an_exposure_without_calibration_exits_2_unless_magzero_gives_it(inputs,
     assert "disagrees with it" in capsys.readouterr().err
 
 
-def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path):
+def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path, device):
     """The same field in nJy (BUNIT) and in counts of zero point 27 (MAGZERO), deblended with the shipped
     models: same children, fluxes in nJy, heavy footprints in each file's own units."""
     from lsst.meas.extensions.madness.afw import PhotoCalib
@@ -253,7 +253,7 @@ def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path):
     catalogs = {}
     for name in ("counts", "nJy"):
         assert main(["--exposure", str(tmp_path / f"{name}.fits"), "--catalog", str(tmp_path / "parents.fits"),
-                     "--output", str(tmp_path / name), "--config", str(tmp_path / "config.py"), "--device", "cpu",
+                     "--output", str(tmp_path / name), "--config", str(tmp_path / "config.py"), "--device", device,
                      "--no-progress"]) == 0
         catalogs[name] = SourceCatalog.readFits(tmp_path / name / "deblendedCatalog.fits")
     fromCounts, fromNJy = catalogs["counts"], catalogs["nJy"]
@@ -272,7 +272,7 @@ def test_nanojansky_and_counts_with_magzero_give_the_same_children(tmp_path):
                                    atol=1e-4 * np.abs(pixels).max())
 
 
-def test_children_and_parents_get_sky_coordinates_of_the_wcs(tmp_path, tinyModelDirectory):
+def test_children_and_parents_get_sky_coordinates_of_the_wcs(tmp_path, tinyModelDirectory, device):
     """A simulated field (written with a WCS): every child's coord_ra/coord_dec is its peak's position through
     the file's WCS as astropy reads it, every parent's its footprint's centroid."""
     from astropy.io import fits
@@ -287,7 +287,7 @@ def test_children_and_parents_get_sky_coordinates_of_the_wcs(tmp_path, tinyModel
     (tmp_path / "config.py").write_text(
         f"config.modelDir = {str(tinyModelDirectory)!r}\nconfig.maxIter = 3\nconfig.minIter = 1\n")
     assert main(["--exposure", str(files.exposure), "--catalog", str(files.parents), "--output", str(tmp_path / "o"),
-                 "--config", str(tmp_path / "config.py"), "--device", "cpu", "--no-progress"]) == 0
+                 "--config", str(tmp_path / "config.py"), "--device", device, "--no-progress"]) == 0
     catalog = SourceCatalog.readFits(tmp_path / "o" / "deblendedCatalog.fits")
     with fits.open(files.exposure) as hdus:
         header = hdus["IMAGE"].header

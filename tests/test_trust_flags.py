@@ -72,14 +72,14 @@ def _flagsByPeak(result, nParents):
     return flags, catalog[nParents:]["madness_logPriorQuantile"]
 
 
-def test_flags_fire_on_what_the_models_cannot_draw_and_nowhere_else():
+def test_flags_fire_on_what_the_models_cannot_draw_and_nowhere_else(device):
     """The shipped models (with the card's quantile table) on a simulated field, then on the same field with a
     point source in a ring injected on an isolated galaxy: that galaxy's parent and child become badFit, and
     every other child keeps the flags it had."""
     results = {}
     for ring in (False, True):
         mExposure, parents, target = _field(ring)
-        config = MadnessDeblendConfig(device="cpu")
+        config = MadnessDeblendConfig(device=device)
         config.fallback.retarget(EqualShareDeblendTask)
         task = MadnessDeblendTask(parents.schema.copy(), config=config)
         results[ring] = _flagsByPeak(task.run(mExposure, parents), len(parents))

@@ -69,15 +69,19 @@ def _exactCovariance(decoder: LinearDecoder, rows, cols, weight, tau: float) -> 
     return torch.linalg.inv(a.T @ (w[:, None] * a) + torch.eye(2 * D, dtype=torch.float64) / tau**2)
 
 
-def test_linear_gaussian_posterior_is_exact():
+def _on(device, *tensors):
+    return [t.to(device) for t in tensors]
+
+
+def test_linear_gaussian_posterior_is_exact(device):
     """A linear decoder and a Gaussian prior: the Laplace covariance is the exact posterior covariance, and
     the flux σ the exact σ of the linear flux."""
     decoder, prior = LinearDecoder(), GaussianLogProb(tau=2.0)
     rows, cols, present, weight = _twoGalaxies(separation=3)
     latents = torch.randn(1, 2, D)
-    result = laplaceUncertainties(decoder, prior, latents, weight, rows, cols, present)
-    exact = _exactCovariance(decoder, rows, cols, weight, tau=2.0)
-    np.testing.assert_allclose(result.covariance[0].numpy(), exact.numpy(), rtol=1e-4, atol=1e-9)
+    result = laplaceUncertainties(decoder.to(device), prior, *_on(device, latents, weight, rows, cols, present))
+    exact = _exactCovariance(decoder.cpu(), rows, cols, weight, tau=2.0)  # on the CPU, in float64
+    np.testing.assert_allclose(result.covariance[0].cpu().numpy(), exact.numpy(), rtol=1e-4, atol=1e-9)
     gradient = decoder.matrix.view(D, C, S * S).sum(dim=-1).double()  # d flux_c / d z_k (D, C)
     for k in range(2):
         block = exact[k * D:(k + 1) * D, k * D:(k + 1) * D]
@@ -86,7 +90,7 @@ def test_linear_gaussian_posterior_is_exact():
     assert int(result.clipped[0]) == 0
 
 
-def test_sigma_matches_the_scatter_of_map_fluxes_over_noise_realisations():
+def test_sigma_matches_the_scatter_of_map_fluxes_over_noise_realisations(device):
     """A nonlinear decoder (softplus of the linear one) fitted by the MAP core on 200 noise realisations of
     one blend: the Laplace σ of each galaxy's flux, at the MAP of each realisation, matches the scatter of
     the MAP fluxes (within 15 %; the σ's own scatter and 200 realisations' sampling error are ~5 %)."""
@@ -96,20 +100,20 @@ def test_sigma_matches_the_scatter_of_map_fluxes_over_noise_realisations():
         def forward(self, z):
             return nn.functional.softplus(3.0 * super().forward(z)) / 3.0
 
-    decoder, prior = SoftplusDecoder(seed=1), GaussianLogProb(tau=3.0)
-    rows, cols, present, weight = _twoGalaxies(separation=4, noise=0.05)
-    truth = torch.tensor([[[2.0, 0.3, -0.2, 0.1], [1.5, -0.3, 0.2, 0.0]]])
+    decoder, prior = SoftplusDecoder(seed=1).to(device), GaussianLogProb(tau=3.0)
+    rows, cols, present, weight = _on(device, *_twoGalaxies(separation=4, noise=0.05))
+    truth = torch.tensor([[[2.0, 0.3, -0.2, 0.1], [1.5, -0.3, 0.2, 0.0]]], device=device)
     objective = MapObjective(decoder, prior)
     n = 200
     with torch.no_grad():
         from lsst.meas.extensions.madness.deblend.mapCore import placeStamps
 
         clean = placeStamps(decoder(truth.view(2, D)).view(1, 2, C, S, S), rows, cols, present, *weight.shape[2:])
-    data = clean + 0.05 * torch.randn(n, *clean.shape[1:])
+    data = clean + 0.05 * torch.randn(n, *clean.shape[1:]).to(device)  # the CPU's numbers on every device
     expand = lambda t: t.expand(n, *t.shape[1:])  # noqa: E731
     result = fitLatents(objective, expand(truth).clone(), data, expand(weight), expand(rows), expand(cols),
                         expand(present), MapConfig(lr=0.02, maxIter=600, minIter=300, tolerance=0.0))
-    fluxes = decoder(result.latents.reshape(2 * n, D)).sum(dim=(-2, -1)).view(n, 2, C).detach().numpy()
+    fluxes = decoder(result.latents.reshape(2 * n, D)).sum(dim=(-2, -1)).view(n, 2, C).detach().cpu().numpy()
     laplace = laplaceUncertainties(decoder, prior, result.latents.detach(), expand(weight), expand(rows),
                                    expand(cols), expand(present))
     scatter = fluxes.std(axis=0, ddof=1)  # (2, C)
@@ -117,14 +121,14 @@ def test_sigma_matches_the_scatter_of_map_fluxes_over_noise_realisations():
     np.testing.assert_allclose(predicted, scatter, rtol=0.15)
 
 
-def test_overlapping_galaxies_have_anticorrelated_fluxes():
+def test_overlapping_galaxies_have_anticorrelated_fluxes(device):
     decoder, prior = LinearDecoder(), GaussianLogProb(tau=10.0)
     gradient = decoder.matrix.view(D, C, S * S).sum(dim=-1).double()[:, 0]  # band 0
     correlations = []
     for separation in (1, 12):
         rows, cols, present, weight = _twoGalaxies(separation, width=30)
-        covariance = laplaceUncertainties(decoder, prior, torch.zeros(1, 2, D), weight, rows, cols,
-                                          present).covariance[0]
+        covariance = laplaceUncertainties(decoder.to(device), prior, *_on(device, torch.zeros(1, 2, D), weight, rows,
+                                                                          cols, present)).covariance[0].cpu()
         cross = gradient @ covariance[:D, D:] @ gradient
         variances = [gradient @ covariance[k * D:(k + 1) * D, k * D:(k + 1) * D] @ gradient for k in range(2)]
         correlations.append(float(cross / torch.sqrt(variances[0] * variances[1])))
@@ -132,10 +136,10 @@ def test_overlapping_galaxies_have_anticorrelated_fluxes():
     assert abs(correlations[1]) < 0.05, correlations  # 12 pixels apart, stamps of 9: independent
 
 
-def test_guard_raises_non_positive_eigenvalues():
-    hessian = torch.tensor([[[2.0, 0.0], [0.0, -1.0]]], dtype=torch.float64)
+def test_guard_raises_non_positive_eigenvalues(device):
+    hessian = torch.tensor([[[2.0, 0.0], [0.0, -1.0]]], dtype=torch.float64, device=device)
     covariance, clipped = posteriorCovariance(hessian, minCurvature=0.5)
-    np.testing.assert_allclose(covariance[0].numpy(), np.diag([0.5, 2.0]))
+    np.testing.assert_allclose(covariance[0].cpu().numpy(), np.diag([0.5, 2.0]))
     assert int(clipped[0]) == 1
 
 
@@ -143,10 +147,11 @@ _POSITIONS = np.array([[25, 25], [33, 28], [85, 85], [80, 28]], float)
 
 
 @pytest.mark.parametrize("forceFallback", [False, True])
-def test_task_columns(tinyModelDirectory, forceFallback):
+def test_task_columns(tinyModelDirectory, forceFallback, device):
     """MADNESS children get finite, positive flux errors and finite shapes; fallback children NaN."""
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
-    task = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), forceFallback=forceFallback)
+    task = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), forceFallback=forceFallback,
+                            device=device)
     catalog = task.run(mock.mExposure, mock.catalog).deblendedCatalog
     children = catalog[len(mock.catalog):]
     assert len(children) == 4
@@ -167,12 +172,12 @@ def test_task_columns(tinyModelDirectory, forceFallback):
         assert (np.abs(shapes[measured]) <= 1).all()
 
 
-def test_floors_add_in_quadrature(tinyModelDirectory):
+def test_floors_add_in_quadrature(tinyModelDirectory, device):
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
     plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.0, fluxErrScale=1.0,
-                             shapeErrFloor=0.0, shapeErrScale=1.0).run(mock.mExposure, mock.catalog)
+                             shapeErrFloor=0.0, shapeErrScale=1.0, device=device).run(mock.mExposure, mock.catalog)
     floored = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.1, fluxErrScale=2.0,
-                               shapeErrFloor=0.05, shapeErrScale=1.5).run(mock.mExposure, mock.catalog)
+                               shapeErrFloor=0.05, shapeErrScale=1.5, device=device).run(mock.mExposure, mock.catalog)
     n = len(mock.catalog)
     for a, b in zip(plain.deblendedCatalog[n:], floored.deblendedCatalog[n:]):
         flux = a.get("madness_flux_r")
@@ -182,11 +187,11 @@ def test_floors_add_in_quadrature(tinyModelDirectory):
             assert b.get("madness_e1Err") == pytest.approx(math.hypot(1.5 * a.get("madness_e1Err"), 0.05), rel=1e-4)
 
 
-def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
+def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory, device):
     from lsst.meas.extensions.madness.benchmark.pulls import calibrateFloors, pullsReport, pullTable, writePulls
 
     report = pullsReport(1, calibrationFields=1, populationSize=3000, modelDir=str(tinyFrameModelDirectory),
-                         device="cpu", progress=lambda line: None)
+                         device=device, progress=lambda line: None)
     assert report["nChildren"] >= 3 and sum(row["flux"]["n"] for row in report["before"]) == report["nChildren"]
     assert report["uncertaintyMsPerParent"] > 0 and {"afterFloors", "afterFloorsAndScales", "floors"} <= set(report)
     text = writePulls(report, "madness-bench pulls --fields 1", tmp_path / "pulls.md")
@@ -208,7 +213,7 @@ def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory):
     assert terms["fluxErrScale"] == pytest.approx(2.0, abs=0.3) and terms["fluxErrFloor"] < 0.03
 
 
-def test_failed_uncertainties_leave_the_fit(tinyModelDirectory, monkeypatch):
+def test_failed_uncertainties_leave_the_fit(tinyModelDirectory, monkeypatch, device):
     """Uncertainties that raise give NaN columns; the parents keep their MADNESS children."""
     import lsst.meas.extensions.madness.deblend.uncertainty as uncertainty
 
@@ -217,7 +222,7 @@ def test_failed_uncertainties_leave_the_fit(tinyModelDirectory, monkeypatch):
 
     monkeypatch.setattr(uncertainty, "laplaceUncertainties", broken)
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
-    task = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy())
+    task = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), device=device)
     children = task.run(mock.mExposure, mock.catalog).deblendedCatalog[len(mock.catalog):]
     assert not any(child.get("deblend_fallback") for child in children)
     assert all(np.isnan(child.get("madness_fluxErr_r")) for child in children)

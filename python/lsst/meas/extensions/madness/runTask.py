@@ -367,11 +367,10 @@ def _array(metadata, key: str) -> list:
 
 
 def _resolvedDevice(task) -> str:
+    """Where the task's networks ran: their own device (``task.models.device``), not resolved again."""
     if not hasattr(task.config, "device"):
         return "cpu (JAX)"
-    from .models.device import resolveDevice
-
-    return str(resolveDevice(task.config.device))
+    return str(task.models.device)
 
 
 def _demo(directory: Path, seed: int) -> tuple[Path, Path, Path]:

@@ -149,7 +149,8 @@ class FieldMethods:
 
         from ..deblend.fit import blendPixelRatio, encodeCutouts, observationKernels, observedStamps
 
-        models, device = task.models, _device(task.models)
+        models = task.models
+        device = models.device
         ratio = blendPixelRatio(models, pixelScale)
         scale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device).view(1, -1, 1, 1)
         with torch.no_grad():
@@ -232,10 +233,6 @@ def variantSpec(spec: str | None) -> tuple[str | None, dict[str, str]]:
     directory, _, query = spec.partition("?")
     overrides = dict(item.split("=", 1) for item in query.split("&") if item)
     return directory or None, overrides
-
-
-def _device(models):
-    return next(models.decoder.parameters()).device
 
 
 def _add(canvas: np.ndarray, image: np.ndarray, y0: int, x0: int) -> None:

@@ -43,10 +43,8 @@ def measureKernelCost(device: str | torch.device = "auto", galaxyCounts=(16, 64)
     from ..deblend.fit import blendPixelRatio, blendStampSize, mapObjective, observationKernels
     from ..models import Decoder, Encoder, ModelConfig, exportModels, loadModels, makeFlow
     from ..models.config import ModelFrame
-    from ..models.device import resolveDevice
     from ..sim.survey import LSST_CONDITIONS
 
-    device = resolveDevice(device)
     base = ModelConfig.fromProfile(profile)
     config = ModelConfig.model_validate({**base.model_dump(),
                                          "modelFrame": ModelFrame.forSurvey(base.bands).model_dump()})
@@ -55,7 +53,8 @@ def measureKernelCost(device: str | torch.device = "auto", galaxyCounts=(16, 64)
         exportModels(directory, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
                      conditions=LSST_CONDITIONS.model_dump(mode="json"))
         models = loadModels(directory, device=device)
-    objective = mapObjective(models, device)
+    device = models.device
+    objective = mapObjective(models)
     y, x = np.mgrid[-(psfSize // 2):psfSize // 2 + 1, -(psfSize // 2):psfSize // 2 + 1]
     assert config.modelFrame is not None  # set above
     modelScale = config.modelFrame.pixelScale

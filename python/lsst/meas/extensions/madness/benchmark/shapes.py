@@ -187,8 +187,8 @@ def fieldShapes(modelDir: str | None, regressor, nFields: int = 30, first: int =
     truth = np.concatenate(parts["truth"]) if parts["truth"] else np.zeros((0, 2))
     snr = np.concatenate(parts["snr"]) if parts["snr"] else np.zeros(0)
     with torch.no_grad():
-        decoded = modelFrameShapes(models.decode(torch.as_tensor(allLatents, device=next(
-            models.decoder.parameters()).device))[:, r].cpu().numpy()) if len(allLatents) else np.zeros((0, 2))
+        decoded = modelFrameShapes(models.decode(torch.as_tensor(allLatents, device=models.device))[:, r]
+                                   .cpu().numpy()) if len(allLatents) else np.zeros((0, 2))
     keep = np.isfinite(truth).all(axis=1)
     regressed = predictShapes(regressor, allLatents) if len(allLatents) else np.zeros((0, 2))
     return {"truth": truth[keep], "regressor": regressed[keep],
@@ -211,17 +211,15 @@ def shapesReport(modelDir: str | None = None, isolated: int = 5000, fields: int 
     ValueError
         The model directory does not load or has no shape regressor, or there is nothing to measure.
     """
-    from ..models.device import resolveDevice
     from ..models.export import loadModels, shippedModelsPath
     from ..models.shapeRegressor import CARD_KEY, loadShapeRegressor
 
     if isolated < 0 or fields < 0 or isolated + fields == 0:
         raise ValueError(f"--isolated {isolated} and --fields {fields}: give a positive number of one of them")
     directory = Path(modelDir) if modelDir is not None else shippedModelsPath()
-    torchDevice = resolveDevice(device)
     try:
-        models = loadModels(directory, device=torchDevice)
-        regressor = loadShapeRegressor(models, device=torchDevice)
+        models = loadModels(directory, device=device)
+        regressor = loadShapeRegressor(models, device=models.device)
     except FileNotFoundError as error:
         raise ValueError(str(error)) from None
     if regressor is None:
@@ -232,11 +230,11 @@ def shapesReport(modelDir: str | None = None, isolated: int = 5000, fields: int 
     samples = {}
     if isolated:
         progress(f"isolated: {isolated} held-out galaxies")
-        samples["isolated"] = isolatedShapes(models, regressor, isolated, seed, device=str(torchDevice))
+        samples["isolated"] = isolatedShapes(models, regressor, isolated, seed, device=str(models.device))
         report["samples"]["isolated"] = {"galaxies": isolated, "seed": seed, **_summary(samples["isolated"])}
     if fields:
         samples["fields"] = fieldShapes(None if modelDir is None else str(directory), regressor, fields, first,
-                                        device=str(torchDevice), progress=progress)
+                                        device=str(models.device), progress=progress)
         report["samples"]["fields"] = {"fields": fields, "first": first, **_summary(samples["fields"])}
     for name, sample in samples.items():
         report["samples"][name]["snrBins"] = binnedShapes(sample, "snr", SNR_BINS)

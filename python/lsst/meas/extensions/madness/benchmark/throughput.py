@@ -36,8 +36,12 @@ import resource
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["fieldBlends", "measureThroughput", "writeThroughput"]
 
@@ -59,15 +63,16 @@ def fieldBlends(nFields: int, stampSize: int, seed: int = 0, populationSize: int
     return blends
 
 
-def _timeFit(models, blends: Sequence, maxGalaxies: int, device, config) -> dict:
+def _timeFit(models, blends: Sequence, maxGalaxies: int, config) -> dict:
     import torch
 
     from ..deblend.fit import fitBlends
 
+    device = models.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    fits = fitBlends(models, blends, config, maxGalaxies=maxGalaxies, device=device)
+    fits = fitBlends(models, blends, config, maxGalaxies=maxGalaxies)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -82,17 +87,19 @@ def _timeFit(models, blends: Sequence, maxGalaxies: int, device, config) -> dict
 
 
 def measureThroughput(nFields: int = 8, batchSizes: Sequence[int] = (8, 16, 32, 64, 128),
-                      fieldCounts: Sequence[int] | None = None, fieldBatchSize: int = 64, device: str = "auto",
+                      fieldCounts: Sequence[int] | None = None, fieldBatchSize: int = 64,
+                      device: str | torch.device | None = None,
                       seed: int = 0, populationSize: int = 120_000, models=None, mapConfig=None,
                       progress: bool = True) -> dict:
     """Run both sweeps of the module docstring; ``models`` defaults to the shipped ones.
 
     ``fieldCounts`` defaults to 1, 2, 4, … up to ``nFields``; ``mapConfig`` to MadnessDeblendTask's.
+    The fits run on the models' device: the shipped models load on ``device`` (None: ``"auto"``); given
+    ``models`` stay where they are, or move to ``device`` if one is given (``MadnessModels.to``).
     """
     from tqdm.auto import tqdm
 
     from ..deblend import MadnessDeblendConfig
-    from ..models.device import resolveDevice
 
     if nFields < 1:
         raise ValueError(f"nFields must be at least 1, got {nFields}")
@@ -100,22 +107,24 @@ def measureThroughput(nFields: int = 8, batchSizes: Sequence[int] = (8, 16, 32, 
         fieldCounts = sorted({min(2**k, nFields) for k in range(int(np.log2(nFields)) + 2)})
     if max(fieldCounts) > nFields or min(fieldCounts) < 1:
         raise ValueError(f"fieldCounts {list(fieldCounts)} must lie within 1 .. nFields={nFields}")
-    torchDevice = resolveDevice(device)
     if models is None:
         from ..models.export import loadShippedModels
 
-        models = loadShippedModels(device=torchDevice)
+        models = loadShippedModels(device="auto" if device is None else device)
+    elif device is not None:
+        models.to(device)
+    torchDevice = models.device
     config = mapConfig if mapConfig is not None else MadnessDeblendConfig().mapConfig(models.mapLearningRate)
     byField = fieldBlends(nFields, models.stampSize, seed=seed, populationSize=populationSize)
     everything = [blend for blends in byField for blend in blends]
-    _timeFit(models, byField[0][:1], 1, torchDevice, config)  # warm-up: TorchScript compiles here
+    _timeFit(models, byField[0][:1], 1, config)  # warm-up: TorchScript compiles here
     runs = [("batch", everything, size) for size in batchSizes]
     runs += [("fields", [b for blends in byField[:n] for b in blends], fieldBatchSize) for n in fieldCounts]
     result = {"device": str(torchDevice), "deviceName": _deviceName(torchDevice), "nFields": nFields,
               "galaxies": sum(b.nPeaks for b in everything), "blends": len(everything), "batch": [], "fields": []}
     for (sweep, blends, size), n in zip(tqdm(runs, desc="throughput", unit="fit", disable=not progress),
                                         [None] * len(batchSizes) + list(fieldCounts)):
-        row = _timeFit(models, blends, size, torchDevice, config)
+        row = _timeFit(models, blends, size, config)
         if n is not None:
             row["fields"] = int(n)
         result[sweep].append(row)

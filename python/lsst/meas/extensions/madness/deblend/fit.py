@@ -4,7 +4,7 @@
 padding, and fills batches of at most ``maxGalaxies`` = B × max K galaxies. For each batch the
 VAE-deblender encoder gives the starting latents (the posterior means of the peaks' cutouts), the
 MAP core (:func:`~.mapCore.fitLatents`) fits them with :class:`~.mapCore.MapObjective` (:func:`mapObjective`)
-on ``device``, and the decoder draws each child's stamp. Results come back in the input order,
+on ``models.device``, and the decoder draws each child's stamp. Results come back in the input order,
 one :class:`BlendFit` per blend: no blend is dropped. A fit that went non-finite is
 returned as it is (:attr:`BlendFit.finite` is False), for the caller's fallback.
 
@@ -38,7 +38,6 @@ from typing import cast
 import numpy as np
 import torch
 
-from ..models.device import resolveDevice
 from ..models.export import MadnessModels
 from .blends import Blend, stackBlends
 from .levenbergMarquardt import fitLatentsLM
@@ -318,7 +317,7 @@ def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.
     return decoded * scale.view(1, -1, 1, 1)
 
 
-def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObjective:
+def mapObjective(models: MadnessModels) -> MapObjective:
     """The MAP objective of ``models`` as :func:`fitBlends` runs it: in eager mode around the TorchScript
     networks. Scripted as a whole, its gradient with difference kernels was another after its first
     call (TorchScript's symbolic autodiff; by up to 98 % on HSC pixels, 2 % on the model frame's,
@@ -329,8 +328,6 @@ def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObject
     ----------
     models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
         The loaded networks: their decoder and flow log-density.
-    device : `str` or `torch.device`
-        Where the objective's modules are moved (in place: the models' decoder and flow move too).
 
     Returns
     -------
@@ -347,7 +344,7 @@ def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObject
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
     ...     models = loadModels(card.parent)
-    >>> objective = mapObjective(models, "cpu")
+    >>> objective = mapObjective(models)
     >>> latents, data = torch.zeros(1, 1, 16), torch.zeros(1, 2, 45, 45)
     >>> rows = cols = torch.zeros(1, 1, dtype=torch.long)
     >>> with torch.no_grad():
@@ -356,7 +353,7 @@ def mapObjective(models: MadnessModels, device: str | torch.device) -> MapObject
     >>> tuple(loss.shape), tuple(logPrior.shape)
     ((1,), (1, 1))
     """
-    return MapObjective(models.decoder, models.flowLogProb).to(device)
+    return MapObjective(models.decoder, models.flowLogProb)
 
 
 def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] | None = None) -> list[list[int]]:
@@ -373,7 +370,7 @@ def _batches(blends: Sequence[Blend], maxGalaxies: int, ratios: Sequence[float] 
 
 
 def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig = MapConfig(),
-              maxGalaxies: int = 64, device: str | torch.device = "auto", progress: bool = False,
+              maxGalaxies: int = 64, progress: bool = False,
               subpixel: bool = True, secondsPerBlend: float | None = None,
               uncertainties: bool = False) -> list[BlendFit]:
     """MAP fits of ``blends`` (see the module docstring); one :class:`BlendFit` per blend, in order.
@@ -387,8 +384,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     ----------
     models : `~lsst.meas.extensions.madness.models.export.MadnessModels`
         The loaded networks (:func:`~..models.export.loadModels`, :func:`~..models.export.loadShippedModels`).
-        Their decoder and VAE-deblender encoder are moved to ``device`` in place; load them with
-        ``device=`` to avoid the copy.
+        The fits run on ``models.device``: load the models with ``device=`` or move them with
+        :meth:`~..models.export.MadnessModels.to`; the fits come back as CPU numpy arrays.
     blends : sequence of `~.blends.Blend`
         The blends (:func:`~.blends.makeBlend`), in the deblender's pixel units, with the models' bands
         in their order and stamps of :func:`blendStampSize` pixels; model-frame models also need
@@ -398,9 +395,6 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     maxGalaxies : `int`, optional
         Most galaxies in one batch, counted as blends × the batch's largest K (a blend with more
         peaks is fitted alone).
-    device : `str` or `torch.device`, optional
-        Where the fit runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
-        (:func:`~..models.device.resolveDevice`).
     progress : `bool`, optional
         Show a progress bar over blends (tqdm).
     subpixel : `bool`, optional
@@ -425,8 +419,8 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     Raises
     ------
     ValueError
-        If a blend's bands or stamp size differ from the models', if a blend lacks PSFs the models
-        need, or if ``device`` is not available.
+        If a blend's bands or stamp size differ from the models', or if a blend lacks PSFs the models
+        need.
 
     Examples
     --------
@@ -448,7 +442,7 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     >>> parent = Footprint(SpanSet(Box2I(Point2I(20, 20), Extent2I(20, 20))))
     >>> _ = parent.addPeak(25, 28, 10.0), parent.addPeak(33, 30, 10.0)
     >>> blend = makeBlend(mExp, parent, stampSize=blendStampSize(models, None))
-    >>> [fit] = fitBlends(models, [blend], MapConfig(maxIter=5, minIter=2), device="cpu")
+    >>> [fit] = fitBlends(models, [blend], MapConfig(maxIter=5, minIter=2))
     >>> fit.latents.shape, fit.stamps.shape, fit.finite, 1 <= fit.iterations <= 5
     ((2, 16), (2, 2, 45, 45), True, True)
     """
@@ -461,13 +455,10 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
             raise ValueError(f"blend {index} has {blend.data.shape[0]} bands and {blend.cutouts.shape[-1]}-pixel "
                              f"stamps; the models take {len(models.bands)} bands and, on its "
                              f"{blend.pixelScale or 'unknown'} arcsec pixels, {size}-pixel stamps")
-    device = resolveDevice(device)
+    device = models.device
     bandScale = torch.as_tensor(models.imageScale(), dtype=torch.float32, device=device)
     observationKernels(models, [blend.psfImages for blend in blends], "cpu", check=True)  # fail before any fit
-    # Loaded modules move in place: load the models with device= to avoid the copy.
-    models.decoder.to(device)
-    models.deblenderEncoder.to(device)
-    objective = mapObjective(models, device)
+    objective = mapObjective(models)
     results: list[BlendFit | None] = [None] * len(blends)
     bar = tqdm(total=len(blends), unit="blend", desc="MAP fits", disable=not progress)
     for indices in _batches(blends, maxGalaxies, ratios):

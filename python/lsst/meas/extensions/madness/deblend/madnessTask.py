@@ -272,10 +272,9 @@ class MadnessDeblendTask(DeblendBaseTask):
     def models(self):
         """The TorchScript networks (loaded on first use, on the configured device)."""
         if getattr(self, "_models", None) is None:
-            from ..models.device import resolveDevice
             from ..models.export import loadModels, loadShippedModels
 
-            device = resolveDevice(self.config.device)
+            device = self.config.device  # resolved once, by the loader: models.device from here on
             self._models = (loadShippedModels(device=device) if self.config.modelDir is None
                             else loadModels(self.config.modelDir, device=device))
         return self._models
@@ -394,7 +393,7 @@ class MadnessDeblendTask(DeblendBaseTask):
         maxGalaxies = maxGalaxies or self.config.maxGalaxiesPerBatch
         kwargs: dict[str, Any] = dict(
             config=self.config.mapConfig(self.models.mapLearningRate), maxGalaxies=maxGalaxies,
-            device=self.config.device, progress=self.progress, subpixel=self.config.subpixelShift,
+            progress=self.progress, subpixel=self.config.subpixelShift,
             secondsPerBlend=self.config.maxSecondsPerParent, uncertainties=self.config.computeUncertainties)
         try:
             fits = fitBlends(self.models, blends, **kwargs)

@@ -137,6 +137,14 @@ def observeLatents(decoder: torch.nn.Module, latents: torch.Tensor, offsets: tor
     return stamps
 
 
+def _fullPrecision():
+    """cuDNN without TF32 convolutions (its default on Ampere and later GPUs), which round to about
+    1e-3: as large as a finite-difference step. Nothing changes on a CPU."""
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                       allow_tf32=False)
+
+
 def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: torch.Tensor | None = None,
                    kernels: torch.Tensor | None = None, ratio: float = 1.0,
                    channels: torch.Tensor | None = None, step: float | None = None,
@@ -185,13 +193,13 @@ def stampJacobians(decoder: torch.nn.Module, latents: torch.Tensor, offsets: tor
 
     n, d = latents.shape
     latents = latents.detach()
-    with torch.no_grad():
+    with torch.no_grad(), _fullPrecision():
         stamps = observeLatents(decoder, latents, offsets, kernels, ratio, channels)
     if step is not None:
         eye = torch.eye(d, dtype=latents.dtype, device=latents.device)
         shifted = (latents.unsqueeze(1) + step * eye).reshape(n * d, d)
         parts = []
-        with torch.no_grad():
+        with torch.no_grad(), _fullPrecision():
             for begin in range(0, n * d, chunk):
                 rows = torch.arange(begin, min(begin + chunk, n * d), device=latents.device)
                 galaxy = torch.div(rows, d, rounding_mode="floor")

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .device import resolveDevice
+
 __all__ = [
     "MODEL_FILES",
     "SHIPPED_MODELS",
@@ -60,6 +62,7 @@ CARD_FORMAT = 1
 #: Trained model directories that ship inside the package, by name.
 SHIPPED_MODELS: dict[str, str] = {"lsst": "LSST 10-year depth, ugrizy, 45×45 stamps, light profile"}
 _WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+_CPU = torch.device("cpu")
 
 
 class ModelCardError(ValueError):
@@ -196,6 +199,31 @@ class MadnessModels:
     flowLogProb: torch.jit.ScriptModule
     card: dict
     directory: Path
+    #: Where the networks run, and so every tensor that meets them: set by :func:`loadModels`,
+    #: changed only by :meth:`to`. The one owner of the torch device (:func:`~..deblend.fit.fitBlends`
+    #: and the deblending task run on it).
+    device: torch.device = _CPU
+
+    def to(self, device: str | torch.device) -> MadnessModels:
+        """Move every network to ``device`` (``"auto"``, ``"cpu"``, ``"cuda:1"``, a :class:`torch.device`;
+        see :func:`~.device.resolveDevice`), in place, and set :attr:`device`; returns ``self``.
+
+        Raises
+        ------
+        ValueError
+            If torch does not know the device or this machine lacks it.
+
+        Examples
+        --------
+        >>> models = loadShippedModels()
+        >>> models.to("cpu") is models, models.device
+        (True, device(type='cpu'))
+        """
+        resolved = resolveDevice(device)
+        for name in MODEL_FILES:
+            getattr(self, name).to(resolved)
+        object.__setattr__(self, "device", resolved)  # frozen: no field changes but by this method
+        return self
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -374,6 +402,8 @@ def loadModels(
     ------
     FileNotFoundError
         No model card, or a file it lists is missing (named).
+    ValueError
+        ``device`` is not a torch device name, or this machine lacks it (:func:`~.device.resolveDevice`).
     ModelCardError
         The card is not valid JSON or lacks a key; its bands or stamp size differ from
         ``bands`` / ``stampSize`` (both values are given); a file's SHA-256 differs from the
@@ -395,6 +425,7 @@ def loadModels(
     lsst.meas.extensions.madness.models.export.ModelCardError: ...: the models take bands ['g', 'r'], but ...
     >>> tmp.cleanup()
     """
+    device = resolveDevice(device)  # once: the models own it from here on (MadnessModels.device)
     directory = Path(directory)
     card = _readCard(directory)
     cardPath = directory / CARD_NAME
@@ -423,7 +454,7 @@ def loadModels(
                 modules[name] = torch.jit.load(str(path), map_location=device).eval()
         except RuntimeError as error:
             raise ModelCardError(f"{path}: not a loadable TorchScript file ({error})") from None
-    models = MadnessModels(card=card, directory=directory, **modules)
+    models = MadnessModels(card=card, directory=directory, device=device, **modules)
     _checkShapes(models, cardPath)
     weak = weakBands(card)
     if weak:
@@ -470,7 +501,7 @@ def _checkShapes(models: MadnessModels, cardPath: Path) -> None:
     (or files exported with another band set) would otherwise fail only when deblending.
     """
     nBands, size, latentDim = len(models.bands), models.stampSize, int(models.card["latentDim"])
-    device = next(iter(models.decoder.parameters())).device
+    device = models.device
     try:
         with torch.no_grad():
             stamps = models.decoder(torch.zeros(1, latentDim, device=device))

@@ -190,7 +190,6 @@ def _tuneMap(args) -> int:
 
 def _priorQuantiles(args) -> int:
     from ..sim.trainingStamps import loadPopulationArrays
-    from .device import resolveDevice
     from .export import loadModels, updateModelCard
     from .isolatedGalaxies import isolatedBatches, modelFrameSimulator
     from .priorQuantiles import logPriorQuantiles
@@ -199,9 +198,8 @@ def _priorQuantiles(args) -> int:
         raise ValueError(f"--stamps {args.stamps}: at least 100 galaxies are needed for a quantile table")
     if not args.population.is_file():
         raise ValueError(f"{args.population}: no such population file (write one with `madness-train population`)")
-    device = resolveDevice(args.device)
-    models = loadModels(args.models, device=device)
-    simulator = modelFrameSimulator(models, loadPopulationArrays(args.population, "validation"), device=device,
+    models = loadModels(args.models, device=args.device)
+    simulator = modelFrameSimulator(models, loadPopulationArrays(args.population, "validation"), device=models.device,
                                     source=str(args.population))
     batches = (batch["observed"] for batch in isolatedBatches(simulator, args.stamps, args.seed, 256))
     table = logPriorQuantiles(models.encoder, models.logPrior, batches,
@@ -215,7 +213,6 @@ def _priorQuantiles(args) -> int:
 
 
 def _shapeRegressor(args) -> int:
-    from .device import resolveDevice
     from .shapeRegressor import buildShapeRegressor
 
     if args.galaxies < 200:
@@ -223,7 +220,7 @@ def _shapeRegressor(args) -> int:
     if not args.model_dir.is_dir():
         raise ValueError(f"--model-dir {args.model_dir}: no such model directory")
     buildShapeRegressor(args.model_dir, args.galaxies, args.seed, population=args.population,
-                        device=resolveDevice(args.device), write=not args.dry_run,
+                        device=args.device, write=not args.dry_run,
                         command="madness-models " + " ".join(shlex.quote(str(a)) for a in args.argv))
     return 0
 
