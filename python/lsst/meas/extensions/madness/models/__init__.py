@@ -8,6 +8,7 @@ from .config import *  # noqa: F403
 from .device import *  # noqa: F403
 from .export import *  # noqa: F403
 from .losses import *  # noqa: F403
+from .modelCard import *  # noqa: F403
 from .networks import *  # noqa: F403
 from .validation import *  # noqa: F403
 

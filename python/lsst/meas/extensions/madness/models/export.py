@@ -18,11 +18,14 @@ The flow is traced, not scripted: zuko's flows build their transforms in Python 
 time, which ``torch.jit.script`` cannot compile, while a trace records the operations of
 ``log_prob`` for the fixed latent dimension. Loading needs only ``torch``: no training code
 and no zuko.
+
+Reading, digesting and editing the card itself (:func:`~.modelCard.updateModelCard`,
+:func:`~.modelCard.weakBands`, :class:`~.modelCard.ModelCardError`) is :mod:`.modelCard`'s; those
+names import from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -36,19 +39,26 @@ import torch
 
 from .device import resolveDevice
 
+# The card's own helpers live in .modelCard; imported here too, where they always were.
+from .modelCard import (
+    CARD_FORMAT,
+    CARD_NAME,
+    WEAK_BAND_COSINE,
+    ModelCardError,
+    _readCard,
+    sha256,
+    weakBands,
+)
+from .modelCard import updateModelCard as updateModelCard
+
 __all__ = [
     "MODEL_FILES",
     "SHIPPED_MODELS",
-    "ModelCardError",
     "MadnessModels",
     "exportModels",
     "loadModels",
     "loadShippedModels",
     "shippedModelsPath",
-    "updateModelCard",
-    "sha256",
-    "weakBands",
-    "WEAK_BAND_COSINE",
 ]
 
 MODEL_FILES: dict[str, str] = {
@@ -57,43 +67,10 @@ MODEL_FILES: dict[str, str] = {
     "deblenderEncoder": "deblender_encoder.pt",
     "flowLogProb": "flow_log_prob.pt",
 }
-CARD_NAME = "model_card.json"
-CARD_FORMAT = 1
 #: Trained model directories that ship inside the package, by name.
 SHIPPED_MODELS: dict[str, str] = {"lsst": "LSST 10-year depth, ugrizy, 45×45 stamps, light profile"}
 _WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 _CPU = torch.device("cpu")
-
-
-class ModelCardError(ValueError):
-    """A model directory whose card or files do not match what is asked for; says which."""
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file.
-
-    Parameters
-    ----------
-    path : `str` or `os.PathLike`
-        The file, read in 1 MiB blocks.
-
-    Returns
-    -------
-    digest : `str`
-        64 lower-case hexadecimal digits.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> with tempfile.NamedTemporaryFile() as stream:
-    ...     sha256(stream.name)
-    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def exportModels(
@@ -207,6 +184,16 @@ class MadnessModels:
     def to(self, device: str | torch.device) -> MadnessModels:
         """Move every network to ``device`` (``"auto"``, ``"cpu"``, ``"cuda:1"``, a :class:`torch.device`;
         see :func:`~.device.resolveDevice`), in place, and set :attr:`device`; returns ``self``.
+
+        Parameters
+        ----------
+        device : `str` or `torch.device`
+            Where the networks go: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch device.
+
+        Returns
+        -------
+        models : `MadnessModels`
+            ``self``, its networks and :attr:`device` on ``device``.
 
         Raises
         ------
@@ -355,23 +342,6 @@ class MadnessModels:
         return self.flowLogProb(latent)
 
 
-def _readCard(directory: Path) -> dict:
-    path = directory / CARD_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model card; model directories are written by "
-                                "`madness-models export RUN --to DIR` (or exportModels)")
-    try:
-        card = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ModelCardError(f"{path}: not valid JSON ({error})") from None
-    for key in ("format", "bands", "stampSize", "latentDim", "normalisation", "files"):
-        if key not in card:
-            raise ModelCardError(f"{path}: model card lacks {key!r}")
-    if card["format"] != CARD_FORMAT:
-        raise ModelCardError(f"{path}: model card format {card['format']} is not the supported {CARD_FORMAT}")
-    return card
-
-
 def loadModels(
     directory: str | os.PathLike,
     *,
@@ -396,7 +366,7 @@ def loadModels(
     -------
     models : `MadnessModels`
         The four networks in eval mode, the card and the directory. A warning names the bands the
-        card's validation calls weak (:func:`weakBands`).
+        card's validation calls weak (:func:`~.modelCard.weakBands`).
 
     Raises
     ------
@@ -422,7 +392,7 @@ def loadModels(
     >>> loadModels(tmp.name, bands="gri")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    lsst.meas.extensions.madness.models.export.ModelCardError: ...: the models take bands ['g', 'r'], but ...
+    lsst.meas.extensions.madness.models.modelCard.ModelCardError: ...: the models take bands ['g', 'r'], but ...
     >>> tmp.cleanup()
     """
     device = resolveDevice(device)  # once: the models own it from here on (MadnessModels.device)
@@ -461,37 +431,6 @@ def loadModels(
         warnings.warn(f"{cardPath}: the decoder reproduces bands {', '.join(weak)} poorly (held-out mean cosine "
                       f"below {WEAK_BAND_COSINE}); their children are unreliable", stacklevel=2)
     return models
-
-
-#: Held-out mean cosine similarity below which a band is called weak.
-WEAK_BAND_COSINE = 0.9
-
-
-def weakBands(card: Mapping[str, Any]) -> list[str]:
-    """Bands whose model-frame validation (card ``validation.modelFrame.perBand``) has a mean cosine
-    below :data:`WEAK_BAND_COSINE`, or that it lists as dead; empty for cards without those metrics.
-
-    Parameters
-    ----------
-    card : mapping
-        A model card (``MadnessModels.card``, or the parsed ``model_card.json``).
-
-    Returns
-    -------
-    bands : `list` [`str`]
-        The weak bands, then the dead bands not already listed.
-
-    Examples
-    --------
-    >>> card = {"validation": {"modelFrame": {"perBand": {"u": {"meanCosine": 0.8}, "g": {"meanCosine": 0.97}},
-    ...                                       "deadBands": ["y"]}}}
-    >>> weakBands(card), weakBands({})
-    (['u', 'y'], [])
-    """
-    frame = (card.get("validation") or {}).get("modelFrame") or {}
-    perBand = frame.get("perBand") or {}
-    weak = [band for band, m in perBand.items() if float(m.get("meanCosine", 1.0)) < WEAK_BAND_COSINE]
-    return weak + [band for band in frame.get("deadBands", []) if band not in weak]
 
 
 def _checkShapes(models: MadnessModels, cardPath: Path) -> None:
@@ -572,48 +511,3 @@ def loadShippedModels(name: str = "lsst", **kwargs) -> MadnessModels:
     (('u', 'g', 'r', 'i', 'z', 'y'), 16)
     """
     return loadModels(shippedModelsPath(name), **kwargs)
-
-
-def updateModelCard(directory: str | os.PathLike, **entries: Any) -> Path:
-    """Replace top-level entries of a model card (e.g. ``validation``) without touching the networks.
-
-    The card's checksums cover the network files only, so the card stays valid.
-
-    Parameters
-    ----------
-    directory : `str` or `os.PathLike`
-        A model directory.
-    **entries
-        Top-level card entries to set (``validation``, ``map``, ``logPriorQuantiles``, ...), JSON-serialisable.
-
-    Returns
-    -------
-    card : `pathlib.Path`
-        The rewritten ``model_card.json``.
-
-    Raises
-    ------
-    ValueError
-        For an entry that describes the networks themselves (``bands``, ``stampSize``, ``files``, ...).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, makeFlow
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))
-    >>> tmp = tempfile.TemporaryDirectory()
-    >>> card = exportModels(tmp.name, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
-    >>> _ = updateModelCard(tmp.name, map={"lr": 0.05})
-    >>> loadModels(tmp.name).mapLearningRate
-    0.05
-    >>> tmp.cleanup()
-    """
-    directory = Path(directory)
-    card = _readCard(directory)
-    unknown = {"format", "bands", "stampSize", "latentDim", "normalisation", "files", "modelConfig"} & set(entries)
-    if unknown:
-        raise ValueError(f"{sorted(unknown)} describe the networks themselves; re-export instead of editing them")
-    card.update(entries)
-    path = directory / CARD_NAME
-    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    return path
