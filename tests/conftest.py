@@ -9,6 +9,7 @@ import torch
 
 from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
 from lsst.meas.extensions.madness.models.device import resolveDevice
+from lsst.meas.extensions.madness.testing import makeTinyModels
 
 TINY = ModelConfig.fromProfile("tiny")
 
@@ -53,9 +54,8 @@ def tolerance(device) -> dict:
 @pytest.fixture(scope="session")
 def tinyModelDirectory(tmp_path_factory):
     """Exported untrained tiny models (fixed seed): a model directory that loads in milliseconds."""
-    torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tiny-models")
-    exportModels(directory, TINY, Encoder(TINY), Decoder(TINY), makeFlow(TINY), Encoder(TINY))
+    makeTinyModels(TINY.bands, seed=0, directory=directory)
     return directory
 
 

@@ -103,16 +103,8 @@ def blendPixelRatio(models: MadnessModels, pixelScale: float | None) -> float:
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
-    ...                         conditions=LSST_CONDITIONS.model_dump())
-    ...     models = loadModels(card.parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", modelFrame=True, seed=0)     # untrained, in the LSST model frame
     >>> blendPixelRatio(models, 0.168), blendPixelRatio(models, None)   # HSC pixels; unknown
     (0.84, 1.0)
     """
@@ -137,16 +129,8 @@ def blendStampSize(models: MadnessModels, pixelScale: float | None) -> int:
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
-    ...                         conditions=LSST_CONDITIONS.model_dump())
-    ...     models = loadModels(card.parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", modelFrame=True, seed=0)     # untrained, in the LSST model frame
     >>> blendStampSize(models, 0.2), blendStampSize(models, 0.168)
     (45, 55)
     """
@@ -187,16 +171,8 @@ def observationKernels(models: MadnessModels, psfImages: Sequence[Sequence[np.nd
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"), modelFrame=ModelFrame.forSurvey("gr"))
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config),
-    ...                         conditions=LSST_CONDITIONS.model_dump())
-    ...     models = loadModels(card.parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", modelFrame=True, seed=0)     # untrained, in the LSST model frame
     >>> import numpy as np
     >>> y, x = np.mgrid[-10:11, -10:11]
     >>> psf = np.exp(-(x**2 + y**2) / 8.0); psf /= psf.sum()           # a 0.94″ Gaussian on 0.2″ pixels
@@ -248,14 +224,9 @@ def encodeCutouts(models: MadnessModels, encoder: torch.nn.Module, cutouts: torc
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
-    ...     models = loadModels(card.parent)
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", seed=0)                         # untrained networks of a few kB
     >>> tuple(encodeCutouts(models, models.deblenderEncoder, torch.zeros(3, 2, 45, 45)).shape)
     (3, 16)
     >>> tuple(encodeCutouts(models, models.deblenderEncoder, torch.zeros(3, 2, 55, 55), ratio=0.84).shape)
@@ -296,14 +267,9 @@ def observedStamps(models: MadnessModels, latents: torch.Tensor, offsets: torch.
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
-    ...     models = loadModels(card.parent)
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", seed=0)                         # untrained networks of a few kB
     >>> stamps = observedStamps(models, torch.zeros(2, 16), torch.tensor([[0.3, -0.2], [0.0, 0.0]]), None)
     >>> tuple(stamps.shape), bool((stamps >= -1e-3).all())
     ((2, 2, 45, 45), True)
@@ -336,14 +302,9 @@ def mapObjective(models: MadnessModels) -> MapObjective:
 
     Examples
     --------
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
-    ...     models = loadModels(card.parent)
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", seed=0)                         # untrained networks of a few kB
     >>> objective = mapObjective(models)
     >>> latents, data = torch.zeros(1, 1, 16), torch.zeros(1, 2, 45, 45)
     >>> rows = cols = torch.zeros(1, 1, dtype=torch.long)
@@ -426,14 +387,9 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
     --------
     Untrained tiny networks on a blend of two peaks, five steps:
 
-    >>> import tempfile, torch
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks of a few kB
-    >>> _ = torch.manual_seed(0)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     card = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
-    ...     models = loadModels(card.parent)
+    >>> import torch
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr", seed=0)                         # untrained networks of a few kB
     >>> import numpy as np
     >>> from lsst.meas.extensions.madness.afw import Box2I, Extent2I, Footprint, MultibandExposure, Point2I, SpanSet
     >>> from lsst.meas.extensions.madness.deblend import MapConfig, makeBlend

@@ -113,17 +113,11 @@ def modelFrameSimulator(models, population: Mapping[str, np.ndarray], *, device:
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
     >>> from lsst.meas.extensions.madness.sim import generatePopulation
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
     >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
     >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
-    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> models = makeTinyModels("ugrizy", modelFrame=True)                                    # untrained
     >>> simulator = modelFrameSimulator(models, population)
     >>> simulator.bands, simulator.stampSize
     (('u', 'g', 'r', 'i', 'z', 'y'), 45)
@@ -168,17 +162,11 @@ def isolatedBatches(simulator, n: int, seed: int, batchSize: int = 256) -> Itera
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
     >>> from lsst.meas.extensions.madness.sim import generatePopulation
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
     >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
     >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
-    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> models = makeTinyModels("ugrizy", modelFrame=True)                                    # untrained
     >>> simulator = modelFrameSimulator(models, population)
     >>> batches = list(isolatedBatches(simulator, 5, seed=0, batchSize=2))
     >>> [len(batch["observed"]) for batch in batches], sorted(batches[0])

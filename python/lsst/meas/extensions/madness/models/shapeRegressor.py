@@ -353,11 +353,10 @@ def exportShapeRegressor(model: torch.nn.Module, directory: str | os.PathLike, r
     Examples
     --------
     >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny")
+    >>> from lsst.meas.extensions.madness.models import loadModels
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     _ = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     _ = makeTinyModels(directory=tmp)                           # an untrained model directory
     ...     path = exportShapeRegressor(ShapeRegressor(16), tmp, {"note": "untrained"})
     ...     path.name, loadModels(tmp).card[CARD_KEY]["note"]
     ('shape_regressor.pt', 'untrained')
@@ -401,10 +400,9 @@ def loadShapeRegressor(models, device: str | torch.device = "cpu") -> torch.jit.
     Examples
     --------
     >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import Decoder, Encoder, ModelConfig, exportModels, makeFlow
-    >>> config = ModelConfig.fromProfile("tiny")
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     _ = exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config), Encoder(config))
+    ...     _ = makeTinyModels(directory=tmp)                           # an untrained model directory
     ...     before = loadShapeRegressor(tmp)
     ...     _ = exportShapeRegressor(ShapeRegressor(16), tmp)
     ...     regressor = loadShapeRegressor(tmp)

@@ -113,17 +113,11 @@ def shapeTrainingSample(models, population: Mapping[str, np.ndarray], n: int, se
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, ModelFrame, exportModels,
-    ...     loadModels, makeFlow)
     >>> from lsst.meas.extensions.madness.sim import generatePopulation
-    >>> from lsst.meas.extensions.madness.sim.survey import LSST_CONDITIONS
     >>> from lsst.meas.extensions.madness.sim.trainingStamps import trainingSplits
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
     >>> population = trainingSplits(generatePopulation(40, seed=7), "ugrizy")["validation"]   # a few galaxies
-    >>> config = ModelConfig.fromProfile("tiny", modelFrame=ModelFrame.forSurvey("ugrizy"))   # untrained
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config), conditions=LSST_CONDITIONS.model_dump()).parent)
+    >>> models = makeTinyModels("ugrizy", modelFrame=True)                                    # untrained
     >>> sample = shapeTrainingSample(models, population, 4, seed=0)
     >>> sample["latents"].shape, sample["shapes"].shape, sample["failed"]
     ((4, 16), (4, 2), 0)

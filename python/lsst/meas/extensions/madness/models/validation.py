@@ -245,13 +245,8 @@ def predictStamps(models: MadnessModels, stamps: np.ndarray, which: str = "encod
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config)).parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr")                                 # untrained networks
     >>> rng = np.random.default_rng(0)
     >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
     ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
@@ -292,13 +287,8 @@ def deadBands(models: MadnessModels, stamps: np.ndarray, truth: np.ndarray, minF
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config)).parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr")                                 # untrained networks
     >>> rng = np.random.default_rng(0)
     >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
     ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
@@ -370,13 +360,8 @@ def reconstructionMetrics(models: MadnessModels, data, count: int, which: str, b
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config)).parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr")                                 # untrained networks
     >>> rng = np.random.default_rng(0)
     >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
     ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
@@ -456,13 +441,8 @@ def evaluateModels(models: MadnessModels, isolated, blended, count: int = 5000, 
 
     Examples
     --------
-    >>> import tempfile
-    >>> from lsst.meas.extensions.madness.models import (Decoder, Encoder, ModelConfig, exportModels, loadModels,
-    ...     makeFlow)
-    >>> config = ModelConfig.fromProfile("tiny", bands=("g", "r"))     # untrained networks
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     models = loadModels(exportModels(tmp, config, Encoder(config), Decoder(config), makeFlow(config),
-    ...                                      Encoder(config)).parent)
+    >>> from lsst.meas.extensions.madness.testing import makeTinyModels
+    >>> models = makeTinyModels("gr")                                 # untrained networks
     >>> rng = np.random.default_rng(0)
     >>> data = [{"blended": rng.random((2, 45, 45), np.float32), "isolated": rng.random((2, 45, 45), np.float32)}
     ...         for _ in range(4)]                               # four galaxies, bands g and r, in electrons
