@@ -95,6 +95,9 @@ class FieldMethods:
                              f"{'/'.join(MODEL_METHODS)}:LABEL for a model variant LABEL given with its directory")
         self.methods = tuple(methods)
         self.tasks: dict[str, DeblendBaseTask] = {}
+        #: Per method, the peaks its deblender added on the last field (residual peaks) and how many of
+        #: them lie within MATCH_RADIUS of a galaxy detection missed.
+        self.residualPeaks: dict[str, dict[str, int]] = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
         for label, spec in [(None, modelDir), *variants.items()]:
@@ -126,13 +129,21 @@ class FieldMethods:
         assert task is not None, f"no task for {method}"
         result = task.run(mExposure, parents)
         catalog = result.deblendedCatalog
+        # Peaks the deblender added (residual peaks) are matched to the galaxies detection missed.
+        detected = {int(q.getId()) for q in _allPeaks(parents)}
+        added = {int(p.getId()): p for p in _allPeaks(catalog[:len(parents)]) if int(p.getId()) not in detected}
+        extra, _ = _matchPeakRecords(list(added.values()), scene.positions if scene is not None else None,
+                                     set(matches.values()))
+        self.residualPeaks[method] = {"added": len(added), "recovered": len(extra),
+                                      "spurious": len(added) - len(extra)}
+        everything = {**matches, **extra}
         for parent in catalog[:len(parents)]:
             model = result.modelData.blends.get(parent.getId())
             if model is None:
                 continue
             box = result.modelData.boxes[parent.getId()]
             for k, peak in enumerate(parent.getFootprint().getPeaks()):
-                galaxy = matches.get(int(peak.getId()))
+                galaxy = everything.get(int(peak.getId()))
                 if galaxy is None:
                     continue
                 rows, cols = model.children.slices(k)
@@ -245,23 +256,41 @@ def _add(canvas: np.ndarray, image: np.ndarray, y0: int, x0: int) -> None:
         canvas[:, ya:yb, xa:xb] += image[:, ya - y0:yb - y0, xa - x0:xb - x0]
 
 
-def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int, int], int]:
-    """Peak id → galaxy row: the nearest galaxy within ``radius``, each galaxy once; and the spurious count."""
-    peaks = [p for record in parents for p in record.getFootprint().getPeaks()]
-    if len({p.getId() for p in peaks}) != len(peaks):
-        raise ValueError("peak ids are not unique across the parents; cannot match peaks to galaxies")
+def _allPeaks(parents) -> list:
+    """Every peak of ``parents``' footprints."""
+    return [p for record in parents for p in record.getFootprint().getPeaks()]
+
+
+def _matchPeakRecords(peaks: list, positions: np.ndarray | None, taken: set[int],
+                      radius: float | None = None) -> tuple[dict[int, int], int]:
+    """Peak id → galaxy row for ``peaks``: the nearest galaxy within ``radius`` (default
+    :data:`~..sim.inputs.MATCH_RADIUS`) not in ``taken``, each galaxy once; and the unmatched count."""
+    from ..sim.inputs import MATCH_RADIUS
+
+    if positions is None or not peaks:
+        return {}, len(peaks)
+    radius = MATCH_RADIUS if radius is None else radius
     candidates = []
     for peak in peaks:
         distance = np.hypot(positions[:, 0] - peak.getFx(), positions[:, 1] - peak.getFy())
         for row in np.flatnonzero(distance <= radius):
-            candidates.append((distance[row], int(peak.getId()), int(row)))
+            if int(row) not in taken:
+                candidates.append((float(distance[row]), int(peak.getId()), int(row)))
     matches: dict[int, int] = {}
-    taken: set[int] = set()
+    used = set(taken)
     for _, peak, galaxy in sorted(candidates):
-        if peak not in matches and galaxy not in taken:
+        if peak not in matches and galaxy not in used:
             matches[peak] = galaxy
-            taken.add(galaxy)
+            used.add(galaxy)
     return matches, len(peaks) - len(matches)
+
+
+def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int, int], int]:
+    """Peak id → galaxy row: the nearest galaxy within ``radius``, each galaxy once; and the spurious count."""
+    peaks = _allPeaks(parents)
+    if len({p.getId() for p in peaks}) != len(peaks):
+        raise ValueError("peak ids are not unique across the parents; cannot match peaks to galaxies")
+    return _matchPeakRecords(peaks, positions, set(), radius)
 
 
 def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -> dict:
@@ -300,11 +329,14 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     matchedGalaxies = set(matches.values())
     for i in range(n):
         rows[i]["matched"] = i in matchedGalaxies
-    timings = {}
+    timings: dict[str, float] = {}
+    residualPeaks: dict[str, dict[str, int]] = {}
     for method in methods.methods:
         start = time.perf_counter()
         predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches, scene)
         timings[method] = time.perf_counter() - start
+        if method in methods.residualPeaks:
+            residualPeaks[method] = methods.residualPeaks.pop(method)
         total = None if predictions is None else predictions.sum(axis=0)
         Fd = Fb if predictions is None else np.stack(
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
@@ -322,7 +354,8 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
             rows[i][method] = result
     return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),
             "nPeaks": sum(len(p.getFootprint().getPeaks()) for p in parents), "nMissed": n - len(matchedGalaxies),
-            "nSpurious": spurious, "seconds": timings, "bands": bands, "galaxies": rows}
+            "nSpurious": spurious, "seconds": timings, "bands": bands, "galaxies": rows,
+            **({"residualPeaks": residualPeaks} if residualPeaks else {})}
 
 
 def _stamps(image: np.ndarray, truth, size: int) -> np.ndarray:

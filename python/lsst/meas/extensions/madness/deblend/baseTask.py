@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -198,6 +198,35 @@ class DeblendBaseTask(Task):
         """
         raise NotImplementedError
 
+    def refineBlends(self, pending: list[tuple[SourceRecord, Blend]], models: list[BlendModel | Exception],
+                     rebuild: Callable[[Footprint], Blend],
+                     nextPeakId: int) -> tuple[list[tuple[SourceRecord, Blend]], list[BlendModel | Exception]]:
+        """A second look at the fitted blends (a hook; this base deblender takes none).
+
+        Parameters
+        ----------
+        pending : `list` [(`SourceRecord`, `~.blends.Blend`)]
+            Each modelled parent (of the output catalogue) and its blend.
+        models : `list` [`~.blendModel.BlendModel` or `Exception`]
+            Their models, from :meth:`modelBlends`.
+        rebuild : callable
+            Cuts the blend of a footprint as :meth:`run` cut them.
+        nextPeakId : `int`
+            An id no peak of the catalogue has (for new peaks; later ones count up from it).
+
+        Returns
+        -------
+        pending, models : `list`
+            The same lists, or new ones where a parent's footprint gained peaks (its children follow
+            them: one per peak of the final footprint).
+
+        Examples
+        --------
+        >>> DeblendBaseTask.refineBlends(None, [], [], None, 1)
+        ([], [])
+        """
+        return pending, models
+
     @timeMethod
     def run(self, mExposure: MultibandExposure, mergedSources: SourceCatalog) -> Struct:
         """Deblend every parent of ``mergedSources`` on ``mExposure``.
@@ -265,6 +294,13 @@ class DeblendBaseTask(Task):
             if not self.config.catchFailures:
                 raise
             models = [error] * len(pending)
+        if pending:
+            def rebuild(footprint: Footprint) -> Blend:
+                return makeBlend(mExposure, footprint, stampSize, self.config.badMask, self.config.fitFootprintOnly,
+                                 scales=calibration.toDeblender, parentPixels=parentPixels)
+
+            nextPeakId = 1 + max((int(p.getId()) for r in catalog for p in r.getFootprint().getPeaks()), default=0)
+            pending, models = self.refineBlends(pending, models, rebuild, nextPeakId)
         modelData = ModelData(self.bands, toDeblender=calibration.toDeblender)
         for (parent, blend), model in zip(pending, models):
             if not isinstance(model, Exception) and not model.finite:

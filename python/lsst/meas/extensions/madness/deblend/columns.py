@@ -36,6 +36,8 @@ column                                              on    meaning
                                                           galaxies (the model card's table; NaN without one)
 ``madness_lowPrior``                                C     ``madness_logPriorQuantile`` below ``lowPriorQuantile``
 ``madness_badFit``                                  P, C  ``deblend_chi2`` above ``badFitChi2``
+``madness_nResidualPeaks``                          P     peaks added from the fit's residual (``residualPeakRounds``)
+``deblend_residualPeak``                            C     the child's peak came from the residual, not detection
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
 ``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's
                                                           calibration); NaN in a band the exposure lacks
@@ -89,6 +91,7 @@ _PARENT = [
     ("madness_logLikelihood", "D", "Log-likelihood of the blend's model (MADNESS)", ""),
     ("madness_converged", "Flag", "The MAP fit met its stopping rule (MADNESS)", ""),
     ("madness_badFit", "Flag", "Reduced chi^2 over the (child) footprint above badFitChi2 (MADNESS)", ""),
+    ("madness_nResidualPeaks", "I", "Peaks added to the footprint from the fit's residual (MADNESS)", ""),
 ]
 _SKIP_DOCS = {
     "isPseudo": "Pseudo source (e.g. sky object) not deblended",
@@ -116,6 +119,7 @@ _CHILD = [
     ("madness_e2", "F", "e2 distortion of the child's r-band model, adaptive moments (MADNESS)", ""),
     ("madness_e1Err", "F", "Laplace uncertainty of madness_e1, with shapeErrFloor (MADNESS)", ""),
     ("madness_e2Err", "F", "Laplace uncertainty of madness_e2, with shapeErrFloor (MADNESS)", ""),
+    ("deblend_residualPeak", "Flag", "The child's peak was found in the residual of its parent's fit (MADNESS)", ""),
 ]
 
 

@@ -63,11 +63,12 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from ..afw.detection import Footprint
 from ..afw.exposure import MultibandExposure
 from ..afw.table import SourceRecord
 from ..framework import ConfigurableField, ConfigurableInstance, Field
@@ -163,6 +164,16 @@ class MadnessDeblendConfig(DeblendBaseConfig):
     shapeErrFloor: float = Field(
         0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
                        "(doc/madness-deblend.md).")
+    residualPeakRounds: int = Field(
+        0, ge=0, doc="Rounds of the search for unrecognised blends (deblend/residualPeaks.py): after a MADNESS fit, "
+                     "significant positive peaks of the PSF-matched residual inside the footprint become new "
+                     "sources (deblend_residualPeak), started by the VAE-deblender encoder, and the parent is "
+                     "refitted. 0: no search.")
+    residualPeakThreshold: float = Field(
+        5.0, gt=0, doc="Least matched-filter significance (sigma, all bands together) of a residual peak.")
+    residualPeakMinSeparation: float = Field(
+        4.0, ge=0, doc="Least distance, pixels, of a residual peak from the parent's peaks and from other new ones.")
+    residualPeaksPerRound: int = Field(1, ge=1, doc="Most residual peaks added to one parent per round.")
     fallback: ConfigurableInstance = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -339,9 +350,84 @@ class MadnessDeblendTask(DeblendBaseTask):
                 results[i] = model
         return results  # type: ignore[return-value]  # every slot is filled above
 
+    def refineBlends(self, pending: list[tuple[SourceRecord, Blend]], models: list[BlendModel | Exception],
+                     rebuild: Callable[[Footprint], Blend],
+                     nextPeakId: int) -> tuple[list[tuple[SourceRecord, Blend]], list[BlendModel | Exception]]:
+        """Unrecognised blends: residual peaks become sources and their parents are refitted
+        (``residualPeakRounds`` rounds; :mod:`.residualPeaks`). A parent keeps its first fit when the
+        refit fails, is not finite or runs out of time. See :meth:`.DeblendBaseTask.refineBlends`.
+
+        Parameters
+        ----------
+        pending, models, rebuild, nextPeakId
+            As :meth:`.DeblendBaseTask.refineBlends`.
+
+        Returns
+        -------
+        pending, models : `list`
+            With the refitted parents' new blends and models.
+
+        Examples
+        --------
+        With no rounds configured nothing changes:
+
+        >>> from lsst.meas.extensions.madness.afw.table import SourceTable
+        >>> MadnessDeblendTask(SourceTable.makeMinimalSchema()).refineBlends([], [], None, 1)
+        ([], [])
+        """
+        from .residualPeaks import findResidualPeaks, residualSignificance
+
+        config = self.config
+        self._residualPeakIds: set[int] = set()
+        pending, models = list(pending), list(models)
+        for _ in range(config.residualPeakRounds):
+            trials = []
+            for j, ((parent, blend), model) in enumerate(zip(pending, models)):
+                if (not isinstance(model, BlendModel) or model.method != self.method or model.fallbackReason
+                        or not model.finite or blend.psfImages is None):
+                    continue
+                canvas = np.zeros_like(blend.data)
+                for k in range(len(model.children)):
+                    rows, cols = model.children.slices(k)
+                    canvas[:, rows, cols] += model.children.images[k]
+                significance = residualSignificance(blend.data - canvas, blend.weight, blend.psfImages)
+                footprint = parent.getFootprint()
+                box = blend.canvasBox
+                existing = [(p.getFy() - box.getMinY(), p.getFx() - box.getMinX()) for p in footprint.getPeaks()]
+                found = findResidualPeaks(significance, footprint.getSpans().asArray(box).astype(bool), existing,
+                                          config.residualPeakThreshold, config.residualPeakMinSeparation,
+                                          config.residualPeaksPerRound)
+                if not found or len(existing) + len(found) > config.maxMadnessPeaks:
+                    continue
+                grown = Footprint(footprint.getSpans())
+                for peak in footprint.getPeaks():
+                    grown.addPeak(peak.getFx(), peak.getFy(), peak.getPeakValue(), id=peak.getId())
+                newIds = []
+                for row, col, value in found:
+                    grown.addPeak(float(box.getMinX() + col), float(box.getMinY() + row), value, id=nextPeakId)
+                    newIds.append(nextPeakId)
+                    nextPeakId += 1
+                try:
+                    trials.append((j, grown, rebuild(grown), newIds))
+                except Exception as error:  # noqa: BLE001 - the parent keeps its first fit
+                    self.log.warning("parent %d: no blend with its residual peaks (%s)", parent.getId(), error)
+            if not trials:
+                break
+            for (j, grown, blend, newIds), fit in zip(trials, self._fit([t[2] for t in trials])):
+                if isinstance(fit, Exception) or not fit.finite or fit.timedOut:
+                    continue
+                pending[j][0].setFootprint(grown)
+                pending[j], models[j] = (pending[j][0], blend), fit
+                self._residualPeakIds.update(newIds)
+        return pending, models
+
     def _addChildren(self, catalog, parent: SourceRecord, blend: Blend, model: BlendModel, calibration) -> None:
         first = len(catalog)
         super()._addChildren(catalog, parent, blend, model, calibration)
+        added: set[int] = getattr(self, "_residualPeakIds", set())
+        parent.set("madness_nResidualPeaks", sum(int(p.getId()) in added for p in parent.getFootprint().getPeaks()))
+        for index in range(first, len(catalog)):
+            catalog[index].set("deblend_residualPeak", int(catalog[index].get("deblend_peakId")) in added)
         # How far to trust each child (module docstring): the prior's verdict and the fit's.
         table = self.models.logPriorQuantiles
         limit = self.config.badFitChi2
