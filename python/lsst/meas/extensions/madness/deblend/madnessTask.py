@@ -386,11 +386,8 @@ class MadnessDeblendTask(DeblendBaseTask):
                 if (not isinstance(model, BlendModel) or model.method != self.method or model.fallbackReason
                         or not model.finite or blend.psfImages is None):
                     continue
-                canvas = np.zeros_like(blend.data)
-                for k in range(len(model.children)):
-                    rows, cols = model.children.slices(k)
-                    canvas[:, rows, cols] += model.children.images[k]
-                significance = residualSignificance(blend.data - canvas, blend.weight, blend.psfImages)
+                residual = blend.data - model.children.total(blend.data.shape)
+                significance = residualSignificance(residual, blend.weight, blend.psfImages)
                 footprint = parent.getFootprint()
                 box = blend.canvasBox
                 existing = [(p.getFy() - box.getMinY(), p.getFx() - box.getMinX()) for p in footprint.getPeaks()]
