@@ -172,45 +172,80 @@ def test_task_columns(tinyModelDirectory, forceFallback, device):
         assert (np.abs(shapes[measured]) <= 1).all()
 
 
-def test_floors_add_in_quadrature(tinyModelDirectory, device):
+def test_task_applies_its_error_model(tinyModelDirectory, device):
+    """The columns are the Laplace σ with the config's error model applied, term by term."""
+    from lsst.meas.extensions.madness.deblend.errorModel import ErrorModel
+
     mock = makeMockMultibandExposure(shape=(110, 110), nGalaxies=4, seed=5, positions=_POSITIONS, hlrRange=(0.3, 0.6))
-    plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.0, fluxErrScale=1.0,
-                             shapeErrFloor=0.0, shapeErrScale=1.0, device=device).run(mock.mExposure, mock.catalog)
-    floored = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), fluxErrFloor=0.1, fluxErrScale=2.0,
-                               shapeErrFloor=0.05, shapeErrScale=1.5, device=device).run(mock.mExposure, mock.catalog)
+    plain = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), device=device,
+                             **ErrorModel().configOverrides()).run(mock.mExposure, mock.catalog)
+    model = ErrorModel(fluxScale=2.0, fluxFloor=0.1, fluxBlendedness=0.5, shapeScale=1.5, shapeFloor=0.05,
+                       shapeBlendedness=0.2, shapeNoise=0.8, chi2Inflation=True)
+    modelled = quickMadnessTask(tinyModelDirectory, mock.catalog.schema.copy(), device=device,
+                                **model.configOverrides()).run(mock.mExposure, mock.catalog)
     n = len(mock.catalog)
-    for a, b in zip(plain.deblendedCatalog[n:], floored.deblendedCatalog[n:]):
-        flux = a.get("madness_flux_r")
-        assert b.get("madness_fluxErr_r") == pytest.approx(math.hypot(2 * a.get("madness_fluxErr_r"), 0.1 * abs(flux)),
-                                                          rel=1e-4)
-        if np.isfinite(a.get("madness_e1Err")):
-            assert b.get("madness_e1Err") == pytest.approx(math.hypot(1.5 * a.get("madness_e1Err"), 0.05), rel=1e-4)
+    for a, b in zip(plain.deblendedCatalog[n:], modelled.deblendedCatalog[n:]):
+        flux, laplace = a.get("madness_flux_r"), a.get("madness_fluxErr_r")
+        inflation = math.sqrt(max(1.0, a.get("deblend_chi2")))
+        share = min(max(a.get("deblend_blendedness"), 0.0), 1.0)
+        assert b.get("madness_fluxErr_r") == pytest.approx(
+            inflation * math.sqrt((2 * laplace) ** 2 + (0.1 * flux) ** 2 + (0.5 * share * flux) ** 2), rel=1e-4)
+        if np.isfinite(a.get("madness_e1Err")) and laplace > 0:
+            expected = inflation * math.sqrt((1.5 * a.get("madness_e1Err")) ** 2 + 0.05**2 + (0.2 * share) ** 2
+                                             + (0.8 * laplace / abs(flux)) ** 2)
+            assert b.get("madness_e1Err") == pytest.approx(expected, rel=1e-4)
 
 
-def test_pulls_report_and_floor_calibration(tmp_path, tinyFrameModelDirectory, device):
-    from lsst.meas.extensions.madness.benchmark.pulls import calibrateFloors, pullsReport, pullTable, writePulls
+def test_pulls_report_and_error_model_calibration(tmp_path, tinyFrameModelDirectory, device):
+    from lsst.meas.extensions.madness.benchmark.pulls import calibrateErrorModel, pullsReport, pullTable, writePulls
+    from lsst.meas.extensions.madness.deblend.errorModel import ErrorModel
 
     report = pullsReport(1, calibrationFields=1, populationSize=3000, modelDir=str(tinyFrameModelDirectory),
                          device=device, progress=lambda line: None)
-    assert report["nChildren"] >= 3 and sum(row["flux"]["n"] for row in report["before"]) == report["nChildren"]
-    assert report["uncertaintyMsPerParent"] > 0 and {"afterFloors", "afterFloorsAndScales", "floors"} <= set(report)
+    laplace = report["tables"]["laplace"]
+    assert report["nChildren"] >= 3 and sum(row["flux"]["n"] for row in laplace) == report["nChildren"]
+    assert report["uncertaintyMsPerParent"] > 0
+    assert {"default", "scaleAndFloor", "calibrated", "calibratedTrusted"} <= set(report["tables"])
     text = writePulls(report, "madness-bench pulls --fields 1", tmp_path / "pulls.md")
-    assert "| 0–10 |" in text and (tmp_path / "pulls.json").is_file()
-    # Pulls of 3 from σ too small by 3: the flux floor that makes them 1 is found.
+    assert "| 0–10 |" in text and "`errChi2Inflation` = True" in text and (tmp_path / "pulls.json").is_file()
+
     rng = np.random.default_rng(0)
-    truth = rng.uniform(100, 1000, 400)
-    rows = [{"snr": 50.0, "flux": t * (1 + 0.1 * rng.normal()), "fluxTrue": t, "fluxErr": 1e-6 * t,
-             "e1": 0.0, "e1True": 0.0, "e1Err": 1.0} for t in truth]
-    fluxFloor = calibrateFloors(rows)["fluxErrFloor"]
-    assert fluxFloor == pytest.approx(0.1, rel=0.2)
-    assert pullTable(rows, fluxFloor)[2]["flux"]["std"] == pytest.approx(1.0, rel=0.2)
-    # σ too small by 2 everywhere (noise-like, not proportional to flux), no model error: the scale finds
-    # it, the floor stays ~0.
-    for index, row in enumerate(rows):  # a faint bin and a bright one: no fractional floor fits both
-        row["snr"], row["fluxTrue"] = (5.0, 100.0) if index % 2 else (200.0, 10000.0)
-        row["fluxErr"], row["flux"] = 5.0, row["fluxTrue"] + 10.0 * rng.normal()
-    terms = calibrateFloors(rows, scales=True)
-    assert terms["fluxErrScale"] == pytest.approx(2.0, abs=0.3) and terms["fluxErrFloor"] < 0.03
+
+    def rows(n: int, fluxErr, snr=50.0, **extra) -> list[dict]:
+        truth = rng.uniform(100, 1000, n)
+        out = []
+        for t in truth:
+            row = {"snr": snr, "fluxTrue": t, "fluxErr": fluxErr(t), "e1": 0.0, "e1True": 0.0, "e1Err": 1.0,
+                   "chi2": 1.0, "blendedness": 0.0}
+            row.update(extra)
+            out.append(row)
+        return out
+
+    # Errors of 10 % where the Laplace σ says 1e-6: the fractional floor that makes the pulls 1 is found.
+    sample = rows(600, lambda t: 1e-6 * t)
+    for row in sample:
+        row["flux"] = row["fluxTrue"] * (1 + 0.1 * rng.normal())
+    model = calibrateErrorModel(sample, ("floor",), chi2Inflation=False)
+    assert model.fluxFloor == pytest.approx(0.1, rel=0.15)
+    assert pullTable(sample, model)[2]["flux"]["std"] == pytest.approx(1.0, rel=0.15)
+    # Noise twice the Laplace σ at every flux: the scale finds it, the floor stays ~0.
+    sample = rows(300, lambda t: 5.0, snr=5.0) + rows(300, lambda t: 5.0, snr=200.0)
+    for row in sample:
+        row["flux"] = row["fluxTrue"] + 10.0 * rng.normal()
+    model = calibrateErrorModel(sample, ("scale", "floor"), chi2Inflation=False)
+    assert model.fluxScale == pytest.approx(2.0, abs=0.3) and model.fluxFloor < 0.01
+    # An error that grows with the blendedness, none without: the blendedness term carries it, and a
+    # scale and floor alone cannot calibrate both blended and isolated children.
+    sample = rows(300, lambda t: 1.0, blendedness=0.0) + rows(300, lambda t: 1.0, blendedness=0.5)
+    for row in sample:
+        row["flux"] = row["fluxTrue"] * (1 + 0.2 * row["blendedness"] * rng.normal()) + rng.normal()
+    full = calibrateErrorModel(sample, ("scale", "floor", "blendedness"), chi2Inflation=False)
+    assert full.fluxBlendedness == pytest.approx(0.2, rel=0.2)
+    blended = [row for row in sample if row["blendedness"] > 0]
+    isolated = [row for row in sample if row["blendedness"] == 0]
+    for part in (blended, isolated):
+        assert pullTable(part, full)[2]["flux"]["std"] == pytest.approx(1.0, rel=0.2)
+    assert pullTable(isolated, ErrorModel(fluxFloor=0.1))[2]["flux"]["std"] < 0.8
 
 
 def test_failed_uncertainties_leave_the_fit(tinyModelDirectory, monkeypatch, device):

@@ -11,7 +11,7 @@
     madness-bench observations runs/nominal runs/psf07 [...]   # runs made with --psf-scale/--pixel-scale
     madness-bench threads --work runs/threads [--threads 1 2] [--loads 0 1 2] [--repeats 2]
     madness-bench flags [--fields 40] [--peaks truth|detected] [--doc doc/_generated/flag-rates.md]
-    madness-bench pulls [--fields 20] [--calibration-fields 20] [--doc doc/_generated/pulls.md]
+    madness-bench pulls [--fields 20] [--calibration-fields 100] [--doc doc/_generated/pulls.md]
     madness-bench shapes [--model-dir DIR] [--isolated 5000] [--fields 30] [--doc doc/_generated/shapes.md]
 
 ``run`` evaluates TestFields (test split of the training population: galaxies disjoint from
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     pulls.add_argument("--fields", type=int, default=20, help="test fields reported (default 20)")
     pulls.add_argument("--first", type=int, default=1000, help="index of the first reported field (default 1000)")
     pulls.add_argument("--calibration-fields", type=int, default=0,
-                       help="other fields on which to choose the model-error floors (default 0: no floors)")
+                       help="other fields on which to choose the error model's coefficients (default 0: none)")
     pulls.add_argument("--calibration-first", type=int, default=3000,
                        help="index of the first calibration field (default 3000)")
     pulls.add_argument("--model-dir", default=None, metavar="DIR", help="MADNESS models (default: the shipped weights)")

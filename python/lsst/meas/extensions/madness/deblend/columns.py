@@ -41,11 +41,11 @@ column                                              on    meaning
 ``madness_converged``                               P, C  the MAP fit met its stopping rule
 ``madness_flux_<band>``                             C     the child's flux in each band, nJy (the exposure's
                                                           calibration); NaN in a band the exposure lacks
-``madness_fluxErr_<band>``                          C     its Laplace σ, nJy (:mod:`.uncertainty`; with the
-                                                          ``fluxErrFloor`` in quadrature); NaN for fallback children
+``madness_fluxErr_<band>``                          C     its error, nJy: the Laplace σ (:mod:`.uncertainty`) with
+                                                          the :mod:`.errorModel` terms; NaN for fallback children
 ``madness_e1``, ``madness_e2``                      C     the r-band model's adaptive-moment distortion (the
                                                           benchmark's ellipticity); NaN for fallback children
-``madness_e1Err``, ``madness_e2Err``                C     their Laplace σ (with ``shapeErrFloor`` in quadrature)
+``madness_e1Err``, ``madness_e2Err``                C     their errors: Laplace σ with the :mod:`.errorModel` terms
 ``coord_ra``, ``coord_dec``                         P, C  with a WCS, the sky position (rad): a child's peak, a
                                                           parent's footprint centroid (if the input has none)
 ==================================================  ====  ========================================================
@@ -117,8 +117,8 @@ _CHILD = [
                                  "models (MADNESS)", ""),
     ("madness_e1", "F", "e1 distortion of the child's r-band model, adaptive moments (MADNESS)", ""),
     ("madness_e2", "F", "e2 distortion of the child's r-band model, adaptive moments (MADNESS)", ""),
-    ("madness_e1Err", "F", "Laplace uncertainty of madness_e1, with shapeErrFloor (MADNESS)", ""),
-    ("madness_e2Err", "F", "Laplace uncertainty of madness_e2, with shapeErrFloor (MADNESS)", ""),
+    ("madness_e1Err", "F", "Uncertainty of madness_e1: Laplace, with the error model's terms (MADNESS)", ""),
+    ("madness_e2Err", "F", "Uncertainty of madness_e2: Laplace, with the error model's terms (MADNESS)", ""),
     ("deblend_residualPeak", "Flag", "The child's peak was found in the residual of its parent's fit (MADNESS)", ""),
 ]
 
@@ -150,8 +150,8 @@ class DeblendColumns:
         rows = list(_COORDS) + list(_PARENT) + [(flag, "Flag", _SKIP_DOCS[reason], "")
                                                 for reason, flag in SKIP_FLAGS.items()]
         rows += list(_CHILD) + [(self.fluxColumn(b), "F", f"Model flux in band {b}", "nJy") for b in self.bands]
-        rows += [(self.fluxErrColumn(b), "F", f"Laplace uncertainty of the model flux in band {b}, with "
-                                              f"fluxErrFloor (MADNESS)", "nJy") for b in self.bands]
+        rows += [(self.fluxErrColumn(b), "F", f"Uncertainty of the model flux in band {b}: Laplace, with the "
+                                              f"error model's terms (MADNESS)", "nJy") for b in self.bands]
         for name, kind, doc, units in rows:
             if name not in schema:
                 schema.addField(name, type=kind, doc=doc, units=units)

@@ -449,14 +449,14 @@ def fitBlends(models: MadnessModels, blends: Sequence[Blend], config: MapConfig 
         elapsed = 1e3 * (time.perf_counter() - start)
         laplace, spent = None, float("nan")
         if uncertainties:
-            from .uncertainty import laplaceUncertainties
+            from .uncertainty import SHAPE_BAND, laplaceUncertainties
 
             begin = time.perf_counter()
             try:
                 laplace = laplaceUncertainties(
                     models.decoder, models.flowLogProb, result.latents, fitted[1], tensors["rows"], tensors["cols"],
                     tensors["present"], offsets, fitted[2], ratio, channels, models.imageScale(), len(models.bands),
-                    models.bands.index("r") if "r" in models.bands else None)
+                    models.bands.index(SHAPE_BAND) if SHAPE_BAND in models.bands else None)
             except Exception as error:  # noqa: BLE001 - the fit stands without its uncertainties (NaN)
                 import logging
 

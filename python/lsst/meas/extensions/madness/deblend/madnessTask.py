@@ -40,7 +40,7 @@ table, or for the fallback's children), ``madness_lowPrior`` is set below ``lowP
 With ``computeUncertainties`` every MADNESS child also gets Laplace uncertainties
 (:mod:`.uncertainty`): ``madness_fluxErr_<band>`` (nJy), its r-band shape ``madness_e1``/``madness_e2``
 (adaptive moments, the benchmark's) and their ``madness_e1Err``/``madness_e2Err``, each Laplace σ
-times ``fluxErrScale``/``shapeErrScale`` with ``fluxErrFloor`` × ``abs(flux)`` / ``shapeErrFloor`` in quadrature
+with the terms of :mod:`.errorModel` added (``fluxErr*``, ``shapeErr*``, ``errChi2Inflation``)
 (chosen for the shipped weights by ``madness-bench pulls``); NaN for the fallback's children.
 
 Faults stay inside the parents they touch: a batch that raises is fitted again parent by
@@ -76,9 +76,11 @@ from ..models.priorQuantiles import priorQuantile
 from .baseTask import DeblendBaseConfig, DeblendBaseTask, parentChi2
 from .blendModel import BlendModel
 from .blends import Blend
+from .errorModel import ErrorModel
 from .footprints import ChildModels
 from .mapCore import DEFAULT_MAP_LR, MapConfig
 from .scarletTask import ScarletDeblendTask
+from .uncertainty import SHAPE_BAND
 
 __all__ = ["MadnessDeblendConfig", "MadnessDeblendTask"]
 
@@ -150,20 +152,32 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         True, doc="After the MAP fit, compute each MADNESS child's Laplace uncertainties (deblend/uncertainty.py: "
                   "the latents' posterior covariance from the Gauss-Newton Hessian plus the flow's, propagated "
                   "linearly): madness_fluxErr_<band>, madness_e1/e2 and madness_e1Err/e2Err. False: these are NaN.")
+    # The error model (deblend/errorModel.py): the defaults were chosen for the shipped weights on simulated
+    # fields by madness-bench pulls (doc/madness-deblend.md); scales 1, the other terms 0 and no chi^2
+    # inflation give the Laplace sigma alone.
     fluxErrScale: float = Field(
-        2.6, gt=0, doc="Factor on the Laplace flux error before fluxErrFloor is added: sigma^2 = (fluxErrScale * "
-                       "sigma_Laplace)^2 + (fluxErrFloor * |flux|)^2. The default and fluxErrFloor's were chosen "
-                       "for the shipped weights on simulated fields (madness-bench pulls, doc/madness-deblend.md); "
-                       "1 and 0 give the Laplace error alone.")
+        1.77, gt=0, doc="a_F: factor on the Laplace flux error, sigma_F^2 = max(1, chi2) [a_F^2 sigma_Laplace^2 "
+                       "+ (f_F flux)^2 + (c_F blendedness flux)^2] (deblend/errorModel.py; max(1, chi2) only with "
+                       "errChi2Inflation).")
     fluxErrFloor: float = Field(
-        0.04, ge=0, doc="Fractional model error of the children's fluxes added in quadrature to the (scaled) "
-                       "Laplace flux error (see fluxErrScale).")
+        0.034, ge=0, doc="f_F: fractional model error of the children's fluxes, in quadrature.")
+    fluxErrBlendedness: float = Field(
+        0.51, ge=0, doc="c_F: fractional flux error per unit deblend_blendedness (light shared with neighbours), "
+                        "in quadrature.")
     shapeErrScale: float = Field(
-        2.0, gt=0, doc="Factor on the Laplace errors of e1 and e2 before shapeErrFloor is added (chosen like "
-                       "fluxErrScale).")
+        1.15, gt=0, doc="a_e: factor on the Laplace errors of e1 and e2, sigma_e^2 = max(1, chi2) [a_e^2 "
+                       "sigma_Laplace^2 + f_e^2 + (c_e blendedness)^2 + (k_e / snr)^2] (snr: the child's r-band "
+                       "flux over its Laplace error).")
     shapeErrFloor: float = Field(
-        0.0057, ge=0, doc="Model error of e1 and e2 added in quadrature to their (scaled) Laplace errors "
-                       "(doc/madness-deblend.md).")
+        0.0068, ge=0, doc="f_e: model error of e1 and e2, in quadrature.")
+    shapeErrBlendedness: float = Field(
+        0.16, ge=0, doc="c_e: e1, e2 error per unit deblend_blendedness, in quadrature.")
+    shapeErrNoise: float = Field(
+        0.65, ge=0, doc="k_e: e1, e2 error at r-band S/N 1, falling as 1/S/N (the shape noise of faint galaxies that "
+                        "the Laplace error underestimates), in quadrature.")
+    errChi2Inflation: bool = Field(
+        True, doc="Multiply the flux and shape errors by sqrt(max(1, deblend_chi2)), the Birge ratio: a child "
+                  "drawn from a misfit is as uncertain as the misfit is large.")
     residualPeakRounds: int = Field(
         0, ge=0, doc="Rounds of the search for unrecognised blends (deblend/residualPeaks.py): after a MADNESS fit, "
                      "significant positive peaks of the PSF-matched residual inside the footprint become new "
@@ -441,25 +455,28 @@ class MadnessDeblendTask(DeblendBaseTask):
         """``madness_fluxErr_<band>`` (nJy, as ``madness_flux_<band>``) and the r-band shape columns of the
         children ``catalog[first:]``, scaled and with the model-error floors in quadrature; NaN for
         fallback children."""
-        config = self.config
+        errorModel = ErrorModel.fromConfig(self.config)
         k = len(catalog) - first
         nan = np.full((k, len(self.bands)), np.nan)
         fluxErr = nan if model.fluxErr is None else np.asarray(model.fluxErr, dtype=float)
         if blend.scale is not None:
             fluxErr = fluxErr / blend.scale[None, :]
         shapes = np.full((k, 4), np.nan) if model.shapes is None else np.asarray(model.shapes, dtype=float)
+        shapeBand = self.bands.index(SHAPE_BAND) if SHAPE_BAND in self.bands else None
         for offset in range(k):
             child = catalog[first + offset]
-            errors = np.abs(calibration.instFluxToNanojansky(fluxErr[offset]))
-            for band, error in zip(self.bands, errors):
-                flux = child.get(self.columns.fluxColumn(band))
-                child.set(self.columns.fluxErrColumn(band),
-                          float(np.hypot(config.fluxErrScale * error, config.fluxErrFloor * abs(flux))))
+            chi2, blendedness = child.get("deblend_chi2"), child.get("deblend_blendedness")
+            laplace = np.abs(calibration.instFluxToNanojansky(fluxErr[offset]))
+            fluxes = np.array([child.get(self.columns.fluxColumn(band)) for band in self.bands], dtype=float)
+            for band, error in zip(self.bands, errorModel.fluxErr(laplace, fluxes, chi2, blendedness)):
+                child.set(self.columns.fluxErrColumn(band), float(error))
             e1, e2, e1Err, e2Err = shapes[offset]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                snr = np.nan if shapeBand is None else abs(fluxes[shapeBand]) / laplace[shapeBand]
             child.set("madness_e1", float(e1))
             child.set("madness_e2", float(e2))
-            child.set("madness_e1Err", float(np.hypot(config.shapeErrScale * e1Err, config.shapeErrFloor)))
-            child.set("madness_e2Err", float(np.hypot(config.shapeErrScale * e2Err, config.shapeErrFloor)))
+            child.set("madness_e1Err", float(errorModel.shapeErr(e1Err, chi2, blendedness, snr)))
+            child.set("madness_e2Err", float(errorModel.shapeErr(e2Err, chi2, blendedness, snr)))
 
     def _fit(self, blends: Sequence[Blend], maxGalaxies: int | None = None) -> list[BlendModel | Exception]:
         """MAP fits of ``blends``; if a batch raises, each of its blends is retried alone.

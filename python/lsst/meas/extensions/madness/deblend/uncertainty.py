@@ -71,8 +71,11 @@ import torch
 from .mapCore import shiftStamps
 from .observation import convolveStamps
 
-__all__ = ["LaplaceResult", "observeLatents", "stampJacobians", "gaussNewtonHessian", "priorHessian",
+__all__ = ["SHAPE_BAND", "LaplaceResult", "observeLatents", "stampJacobians", "gaussNewtonHessian", "priorHessian",
            "posteriorCovariance", "laplaceUncertainties", "ellipticityWithError"]
+
+#: The band of the children's shapes (``madness_e1``, ``madness_e2``): the benchmark's.
+SHAPE_BAND = "r"
 
 #: Central-difference steps (in units of the posterior's standard deviations) of the ellipticity's error.
 ELLIPTICITY_STEPS = (0.5, 0.1)
