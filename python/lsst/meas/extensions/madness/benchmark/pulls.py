@@ -325,5 +325,7 @@ def pullsMarkdown(report: dict, command: str) -> str:
 
 
 def writePulls(report: dict, command: str, document: Path) -> str:
-    """Write the Markdown report and its JSON beside it; the Markdown."""
-    return writeMarkdownAndJson(document, pullsMarkdown(report, command), report)
+    """Write the Markdown report and its JSON beside it (without the per-child rows: a data set, not a
+    report); the Markdown."""
+    summary = {key: value for key, value in report.items() if key not in ("rows", "calibrationRows")}
+    return writeMarkdownAndJson(document, pullsMarkdown(report, command), summary)
