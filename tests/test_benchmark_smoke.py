@@ -195,3 +195,21 @@ def test_template_fit_recovers_the_amplitudes_of_overlapping_galaxies():
     amplitudes = np.array(amplitudes)
     assert np.all(np.abs(amplitudes.mean(axis=0) - 1) < 4 * amplitudes.std(axis=0) / np.sqrt(300))
     assert np.all(amplitudes.std(axis=0) > 0)
+
+
+def test_missed_galaxies_say_where_they_are_and_whether_a_residual_peak_found_them(tmp_path, device):
+    """With detected peaks, every missed galaxy records ``inFootprint`` and, under each deblender, ``recovered``:
+    as many as the field's count of recovered residual peaks, none without the search."""
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--fields", "3", "--peaks", "detected", "--device", device, "--methods",
+                 "madness", "--compare-config", "resid=residualPeakRounds=1,residualPeakThreshold=3"]) == 0
+    records = [json.loads(line) for line in (run / "fields-detected.jsonl").read_text().splitlines()]
+    missed = [(record, g) for record in records for g in record["galaxies"] if not g["matched"]]
+    assert sum(record["nMissed"] for record in records) == len(missed) > 0
+    assert all(isinstance(g["inFootprint"], bool) for _, g in missed)
+    assert all("inFootprint" not in g for record in records for g in record["galaxies"] if g["matched"])
+    for record in records:
+        found = [g["madness:resid"]["recovered"] for g in record["galaxies"] if not g["matched"]]
+        assert sum(found) == record["residualPeaks"]["madness:resid"]["recovered"]
+        assert "recoveredGalaxies" not in record["residualPeaks"]["madness:resid"]
+        assert not any(g["madness"].get("recovered") for g in record["galaxies"])  # no search: none recovered

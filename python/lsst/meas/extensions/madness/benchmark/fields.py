@@ -26,6 +26,9 @@ the floor that noise sets on a deblender that knows every shape exactly: what is
 
 A galaxy with no child (a missed detection) is predicted as zero by every method but ``none``;
 detected peaks with no galaxy within :data:`~..sim.inputs.MATCH_RADIUS` pixels are counted as spurious.
+A missed galaxy's record says whether it lies inside a parent's footprint (``inFootprint``: an
+unrecognised blend, which a residual-peak search can find; outside, detection never saw it) and,
+under each deblender, whether a residual peak it added was matched to it (``recovered``).
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ class FieldMethods:
         extra, _ = _matchPeakRecords(list(added.values()), scene.positions if scene is not None else None,
                                      set(matches.values()))
         self.residualPeaks[method] = {"added": len(added), "recovered": len(extra),
-                                      "spurious": len(added) - len(extra)}
+                                      "spurious": len(added) - len(extra),
+                                      "recoveredGalaxies": sorted(extra.values())}
         everything = {**matches, **extra}
         for parent in catalog[:len(parents)]:
             model = result.modelData.blends.get(parent.getId())
@@ -295,6 +299,7 @@ def _matchPeaks(parents, positions: np.ndarray, radius: float) -> tuple[dict[int
 
 def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -> dict:
     """Metrics of every galaxy of ``scene`` for every method, and the methods' timings (module docstring)."""
+    from ..afw.geom import Point2I
     from ..detect import detectParents
     from ..sim.inputs import MATCH_RADIUS, fieldExposure
 
@@ -329,14 +334,19 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
     matchedGalaxies = set(matches.values())
     for i in range(n):
         rows[i]["matched"] = i in matchedGalaxies
+        if i not in matchedGalaxies:  # an unrecognised blend, or a galaxy detection did not see at all
+            point = Point2I(int(round(x[i])), int(round(y[i])))
+            rows[i]["inFootprint"] = any(parent.getFootprint().contains(point) for parent in parents)
     timings: dict[str, float] = {}
     residualPeaks: dict[str, dict[str, int]] = {}
     for method in methods.methods:
         start = time.perf_counter()
         predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches, scene)
         timings[method] = time.perf_counter() - start
+        recovered: set[int] = set()
         if method in methods.residualPeaks:
             residualPeaks[method] = methods.residualPeaks.pop(method)
+            recovered = set(residualPeaks[method].pop("recoveredGalaxies"))
         total = None if predictions is None else predictions.sum(axis=0)
         Fd = Fb if predictions is None else np.stack(
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
@@ -351,6 +361,8 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
                 result["ssim"] = morphology.ssim(stamp, scene.isolated[i]).tolist()
                 e = morphology.ellipticity(stamp[r])
                 result["e1"], result["e2"] = float(e[0] - eTrue[i, 0]), float(e[1] - eTrue[i, 1])
+            if i not in matchedGalaxies and method in residualPeaks:
+                result["recovered"] = i in recovered
             rows[i][method] = result
     return {"index": int(scene.meta["index"]), "nGalaxies": n, "nParents": len(parents),
             "nPeaks": sum(len(p.getFootprint().getPeaks()) for p in parents), "nMissed": n - len(matchedGalaxies),
