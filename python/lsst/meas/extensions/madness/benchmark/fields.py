@@ -101,6 +101,8 @@ class FieldMethods:
         #: Per method, the peaks its deblender added on the last field (residual peaks) and how many of
         #: them lie within MATCH_RADIUS of a galaxy detection missed.
         self.residualPeaks: dict[str, dict[str, int]] = {}
+        #: Per method, the rows of the missed galaxies those peaks were matched to.
+        self.recoveredGalaxies: dict[str, set[int]] = {}
         from ..deblend import MadnessDeblendConfig, MadnessDeblendTask
 
         for label, spec in [(None, modelDir), *variants.items()]:
@@ -138,8 +140,8 @@ class FieldMethods:
         extra, _ = _matchPeakRecords(list(added.values()), scene.positions if scene is not None else None,
                                      set(matches.values()))
         self.residualPeaks[method] = {"added": len(added), "recovered": len(extra),
-                                      "spurious": len(added) - len(extra),
-                                      "recoveredGalaxies": sorted(extra.values())}
+                                      "spurious": len(added) - len(extra)}
+        self.recoveredGalaxies[method] = set(extra.values())
         everything = {**matches, **extra}
         for parent in catalog[:len(parents)]:
             model = result.modelData.blends.get(parent.getId())
@@ -343,10 +345,9 @@ def evaluateField(scene, dataset, methods: FieldMethods, peaks: str = "truth") -
         start = time.perf_counter()
         predictions = None if method == "none" else methods.predict(method, mExposure, parents, n, matches, scene)
         timings[method] = time.perf_counter() - start
-        recovered: set[int] = set()
+        recovered = methods.recoveredGalaxies.pop(method, set())
         if method in methods.residualPeaks:
             residualPeaks[method] = methods.residualPeaks.pop(method)
-            recovered = set(residualPeaks[method].pop("recoveredGalaxies"))
         total = None if predictions is None else predictions.sum(axis=0)
         Fd = Fb if predictions is None else np.stack(
             [photometry(scene.image - (total - predictions[i]))[:, i] for i in range(n)])
