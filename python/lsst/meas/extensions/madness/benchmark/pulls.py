@@ -139,10 +139,8 @@ def _columns(rows: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _errors(c: dict[str, np.ndarray], errorModel: ErrorModel) -> dict[str, np.ndarray]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = np.abs(c["flux"]) / c["fluxErr"]
     return {"flux": errorModel.fluxErr(c["fluxErr"], c["flux"], c["chi2"], c["blendedness"]),
-            "e1": errorModel.shapeErr(c["e1Err"], c["chi2"], c["blendedness"], snr)}
+            "e1": errorModel.shapeErr(c["e1Err"], c["chi2"], c["blendedness"], ErrorModel.snr(c["flux"], c["fluxErr"]))}
 
 
 def _pulls(rows: list[dict] | dict[str, np.ndarray], errorModel: ErrorModel) -> dict[str, np.ndarray]:

@@ -146,6 +146,30 @@ class ErrorModel:
         """
         return {field: getattr(self, name) for name, field in CONFIG_FIELDS.items()}
 
+    @staticmethod
+    def snr(flux: npt.ArrayLike, laplace: npt.ArrayLike) -> np.ndarray:
+        r""":math:`\nu = |F| / \sigma_{F,L}`, the S/N by the Laplace σ that ``shapeErr``'s noise term takes.
+
+        Parameters
+        ----------
+        flux : `numpy.ndarray`
+            The child's flux in the shapes' band.
+        laplace : `numpy.ndarray`
+            Its Laplace σ (same units); 0 gives an infinite S/N, NaN a NaN one.
+
+        Returns
+        -------
+        snr : `numpy.ndarray`
+            :math:`\nu`.
+
+        Examples
+        --------
+        >>> ErrorModel.snr(-50.0, 5.0).item()
+        10.0
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(np.asarray(flux, dtype=float)) / np.asarray(laplace, dtype=float)
+
     def _inflated(self, variance: np.ndarray, chi2: npt.ArrayLike) -> np.ndarray:
         sigma = np.sqrt(variance)
         return sigma * _inflation(chi2) if self.chi2Inflation else sigma

@@ -471,8 +471,7 @@ class MadnessDeblendTask(DeblendBaseTask):
             for band, error in zip(self.bands, errorModel.fluxErr(laplace, fluxes, chi2, blendedness)):
                 child.set(self.columns.fluxErrColumn(band), float(error))
             e1, e2, e1Err, e2Err = shapes[offset]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                snr = np.nan if shapeBand is None else abs(fluxes[shapeBand]) / laplace[shapeBand]
+            snr = np.nan if shapeBand is None else errorModel.snr(fluxes[shapeBand], laplace[shapeBand])
             child.set("madness_e1", float(e1))
             child.set("madness_e2", float(e2))
             child.set("madness_e1Err", float(errorModel.shapeErr(e1Err, chi2, blendedness, snr)))
