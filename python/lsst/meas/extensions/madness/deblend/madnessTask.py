@@ -182,12 +182,29 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         0, ge=0, doc="Rounds of the search for unrecognised blends (deblend/residualPeaks.py): after a MADNESS fit, "
                      "significant positive peaks of the PSF-matched residual inside the footprint become new "
                      "sources (deblend_residualPeak), started by the VAE-deblender encoder, and the parent is "
-                     "refitted. 0: no search.")
+                     "refitted; the new source is kept only if the refit passes the likelihood-ratio and prior "
+                     "tests. 0: no search.")
     residualPeakThreshold: float = Field(
-        5.0, gt=0, doc="Least matched-filter significance (sigma, all bands together) of a residual peak.")
+        3.5, gt=0, doc="Least matched-filter significance (sigma, all bands together) of a residual peak proposed as "
+                       "a source; the refit's tests then decide.")
     residualPeakMinSeparation: float = Field(
-        4.0, ge=0, doc="Least distance, pixels, of a residual peak from the parent's peaks and from other new ones.")
+        4.0, ge=0, doc="Least distance, pixels, of a residual peak from the parent's peaks, from other new ones and "
+                       "from rejected ones.")
     residualPeaksPerRound: int = Field(1, ge=1, doc="Most residual peaks added to one parent per round.")
+    residualPeakMisfitRatio: float = Field(
+        0.75, ge=0, doc="A residual peak must reach this multiple of the most negative significance within "
+                        "residualPeakMisfitRadius (a misfit leaves residuals of both signs, a missing source a "
+                        "positive one only). 0: no such test.")
+    residualPeakMisfitRadius: float = Field(
+        8.0, gt=0, doc="Radius, pixels, of the misfit test's neighbourhood.")
+    residualPeakFalseAlarm: float = Field(
+        1e-3, gt=0, lt=1, doc="Likelihood-ratio test of a new source: its refit must raise ln L by more than "
+                              "chi2_d(1 - this)/2, d being its latent dimension (what d free numbers gain on "
+                              "noise with this probability).")
+    residualPeakMinPriorQuantile: float = Field(
+        0.01, ge=0, lt=1, doc="A new source's log-prior must lie above this quantile of the training galaxies' "
+                              "(madness_logPriorQuantile); needs the model card's logPriorQuantiles, without which "
+                              "the test is skipped with a warning.")
     fallback: ConfigurableInstance = ConfigurableField(
         doc="Deblender for the parents MADNESS does not model (see the fallback rules).", target=ScarletDeblendTask)
 
@@ -368,8 +385,11 @@ class MadnessDeblendTask(DeblendBaseTask):
                      rebuild: Callable[[Footprint], Blend],
                      nextPeakId: int) -> tuple[list[tuple[SourceRecord, Blend]], list[BlendModel | Exception]]:
         """Unrecognised blends: residual peaks become sources and their parents are refitted
-        (``residualPeakRounds`` rounds; :mod:`.residualPeaks`). A parent keeps its first fit when the
-        refit fails, is not finite or runs out of time. See :meth:`.DeblendBaseTask.refineBlends`.
+        (``residualPeakRounds`` rounds; :mod:`.residualPeaks`). A parent keeps its previous fit when the
+        refit fails, is not finite, runs out of time, or fails the likelihood-ratio or prior test; its
+        refused candidates are not proposed again. The task's metadata counts the peaks proposed
+        (``nResidualPeaksProposed``) and kept (``nResidualPeaksKept``). See
+        :meth:`.DeblendBaseTask.refineBlends`.
 
         Parameters
         ----------
@@ -394,6 +414,11 @@ class MadnessDeblendTask(DeblendBaseTask):
         config = self.config
         self._residualPeakIds: set[int] = set()
         pending, models = list(pending), list(models)
+        table = self.models.logPriorQuantiles
+        if config.residualPeakRounds and table is None and config.residualPeakMinPriorQuantile > 0:
+            self.log.warning("the models' card has no logPriorQuantiles: residual peaks skip the prior test")
+        rejected: dict[int, list[tuple[float, float]]] = {}  # per parent, (x, y) of candidates refused
+        counts = {"proposed": 0, "kept": 0}
         for _ in range(config.residualPeakRounds):
             trials = []
             for j, ((parent, blend), model) in enumerate(zip(pending, models)):
@@ -403,34 +428,59 @@ class MadnessDeblendTask(DeblendBaseTask):
                 residual = blend.data - model.children.total(blend.data.shape)
                 significance = residualSignificance(residual, blend.weight, blend.psfImages)
                 footprint = parent.getFootprint()
-                box = blend.canvasBox
-                existing = [(p.getFy() - box.getMinY(), p.getFx() - box.getMinX()) for p in footprint.getPeaks()]
-                found = findResidualPeaks(significance, footprint.getSpans().asArray(box).astype(bool), existing,
-                                          config.residualPeakThreshold, config.residualPeakMinSeparation,
-                                          config.residualPeaksPerRound)
-                if not found or len(existing) + len(found) > config.maxMadnessPeaks:
+                x0, y0 = blend.canvasBox.getMinX(), blend.canvasBox.getMinY()
+                avoid = [(p.getFy() - y0, p.getFx() - x0) for p in footprint.getPeaks()]
+                avoid += [(y - y0, x - x0) for x, y in rejected.get(j, [])]
+                found = findResidualPeaks(significance, footprint.getSpans().asArray(blend.canvasBox).astype(bool),
+                                          avoid, config.residualPeakThreshold, config.residualPeakMinSeparation,
+                                          config.residualPeaksPerRound, config.residualPeakMisfitRatio,
+                                          config.residualPeakMisfitRadius)
+                if not found or len(footprint.getPeaks()) + len(found) > config.maxMadnessPeaks:
                     continue
                 grown = Footprint(footprint.getSpans())
                 for peak in footprint.getPeaks():
                     grown.addPeak(peak.getFx(), peak.getFy(), peak.getPeakValue(), id=peak.getId())
-                newIds = []
+                added = []
                 for row, col, value in found:
-                    grown.addPeak(float(box.getMinX() + col), float(box.getMinY() + row), value, id=nextPeakId)
-                    newIds.append(nextPeakId)
+                    grown.addPeak(float(x0 + col), float(y0 + row), value, id=nextPeakId)
+                    added.append((nextPeakId, float(x0 + col), float(y0 + row)))
                     nextPeakId += 1
                 try:
-                    trials.append((j, grown, rebuild(grown), newIds))
+                    trials.append((j, grown, rebuild(grown), added))
                 except Exception as error:  # noqa: BLE001 - the parent keeps its first fit
                     self.log.warning("parent %d: no blend with its residual peaks (%s)", parent.getId(), error)
             if not trials:
                 break
-            for (j, grown, blend, newIds), fit in zip(trials, self._fit([t[2] for t in trials])):
-                if isinstance(fit, Exception) or not fit.finite or fit.timedOut:
+            counts["proposed"] += sum(len(t[3]) for t in trials)
+            for (j, grown, blend, added), fit in zip(trials, self._fit([t[2] for t in trials])):
+                if not self._keepResidualPeaks(models[j], blend, fit, [i for i, _, _ in added], table):
+                    rejected.setdefault(j, []).extend((x, y) for _, x, y in added)
                     continue
                 pending[j][0].setFootprint(grown)
                 pending[j], models[j] = (pending[j][0], blend), fit
-                self._residualPeakIds.update(newIds)
+                self._residualPeakIds.update(i for i, _, _ in added)
+                counts["kept"] += len(added)
+        self.metadata["nResidualPeaksProposed"] = counts["proposed"]
+        self.metadata["nResidualPeaksKept"] = counts["kept"]
         return pending, models
+
+    def _keepResidualPeaks(self, before: BlendModel | Exception, blend: Blend, fit: BlendModel | Exception,
+                           newIds: list[int], table: dict | None) -> bool:
+        """Whether a refit with new residual peaks passes the tests of :mod:`.residualPeaks`: it
+        succeeded, raised ln L past the likelihood-ratio threshold, and no new source is a low-prior one."""
+        from .residualPeaks import likelihoodGainThreshold
+
+        config = self.config
+        if (isinstance(fit, Exception) or isinstance(before, Exception) or not fit.finite or fit.timedOut
+                or fit.latents is None):
+            return False
+        threshold = likelihoodGainThreshold(fit.latents.shape[1] * len(newIds), config.residualPeakFalseAlarm)
+        if not fit.logLikelihood - before.logLikelihood >= threshold:
+            return False
+        if table is None or fit.logPrior is None or config.residualPeakMinPriorQuantile <= 0:
+            return True
+        index = [blend.peakIds.index(i) for i in newIds]
+        return bool(np.all(priorQuantile(fit.logPrior[index], table) >= config.residualPeakMinPriorQuantile))
 
     def _addChildren(self, catalog, parent: SourceRecord, blend: Blend, model: BlendModel, calibration) -> None:
         first = len(catalog)

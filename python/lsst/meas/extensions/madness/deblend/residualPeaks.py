@@ -13,10 +13,28 @@ with :math:`P_b` band :math:`b`'s PSF image (unit sum), :math:`w_b` the inverse-
 the significance of a point source of flat spectrum fitted at :math:`p` to the residual. Local maxima of
 :math:`\nu` above a threshold, inside the parent footprint and at least ``minSeparation`` pixels
 from every peak the blend has, are the candidates, strongest first (:func:`findResidualPeaks`).
-The deblend task adds them as new sources, refits, and repeats (``residualPeakRounds``).
+
+A model that misfits a bright galaxy also leaves positive residual peaks, many times the pixel
+noise. A missing source leaves a positive bump only; a misfit leaves residuals of both signs. So a
+candidate must also stand out against the most negative significance within ``misfitRadius``
+pixels: :math:`\nu(p) \ge \kappa \, \max(0, -\min_{|q - p| \le R} \nu(q))`.
+
+The deblend task adds each candidate as a new source and refits the blend. It keeps the new source
+only if the refit passes two tests. The first is a likelihood-ratio test: the log-likelihood must
+rise by more than a new source's :math:`d` free latent numbers would gain on pure noise,
+
+.. math::
+
+    \Delta \ln L \ge \tfrac{1}{2} \chi^2_{d}(1 - \alpha),
+
+with :math:`\alpha` the false-alarm probability (:func:`likelihoodGainThreshold`). The second asks
+the prior: the new source's log-prior must not fall in the low tail of the training galaxies'
+(a source that takes a misfit's light is not drawn like a galaxy). Then the task repeats
+(``residualPeakRounds``); a rejected candidate is not proposed again.
 
 References
 ----------
+Wilks 1938, Ann. Math. Stat. 9, 60 (the likelihood-ratio test);
 Biswas et al. 2025, A&A, "MADNESS deblender", Sec. 5 (the final residual as a sign of unrecognised
 blends); Bosch et al. 2018, PASJ 70, S5 (detection by a PSF-matched filter in LSST's pipelines).
 
@@ -42,9 +60,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage, signal, stats
 
-__all__ = ["residualSignificance", "findResidualPeaks"]
+__all__ = ["residualSignificance", "findResidualPeaks", "likelihoodGainThreshold"]
 
 
 def residualSignificance(residual: np.ndarray, weight: np.ndarray, psfImages: Sequence[np.ndarray]) -> np.ndarray:
@@ -84,9 +102,9 @@ def residualSignificance(residual: np.ndarray, weight: np.ndarray, psfImages: Se
 
 
 def findResidualPeaks(significance: np.ndarray, inside: np.ndarray, existing: Sequence[tuple[float, float]],
-                      threshold: float = 5.0, minSeparation: float = 4.0,
-                      maxPeaks: int = 1) -> list[tuple[int, int, float]]:
-    """Local maxima of ``significance`` that are candidates for new sources, strongest first.
+                      threshold: float = 5.0, minSeparation: float = 4.0, maxPeaks: int = 1,
+                      misfitRatio: float = 0.0, misfitRadius: float = 8.0) -> list[tuple[int, int, float]]:
+    r"""Local maxima of ``significance`` that are candidates for new sources, strongest first.
 
     Parameters
     ----------
@@ -95,13 +113,18 @@ def findResidualPeaks(significance: np.ndarray, inside: np.ndarray, existing: Se
     inside : `numpy.ndarray`
         (H, W) bool: the parent footprint's pixels; peaks elsewhere are ignored.
     existing : sequence of (`float`, `float`)
-        (row, column) of the blend's peaks, in the same pixels.
+        (row, column) of the blend's peaks, and of places not to propose again, in the same pixels.
     threshold : `float`
         Least significance of a new peak.
     minSeparation : `float`
         Least distance, pixels, of a new peak from every existing and every other new peak.
     maxPeaks : `int`
         Most peaks returned.
+    misfitRatio : `float`
+        :math:`\kappa` (module docstring): a peak must reach this multiple of the most negative
+        significance inside the footprint within ``misfitRadius``; 0 turns the test off.
+    misfitRadius : `float`
+        :math:`R`, pixels.
 
     Returns
     -------
@@ -114,8 +137,20 @@ def findResidualPeaks(significance: np.ndarray, inside: np.ndarray, existing: Se
     >>> nu = np.zeros((10, 10)); nu[2, 2], nu[7, 7] = 9.0, 6.0
     >>> findResidualPeaks(nu, np.ones((10, 10), bool), [(2.0, 3.0)], maxPeaks=2)   # (2, 2) is on a peak
     [(7, 7, 6.0)]
+
+    Next to a residual of -10 (a misfit's hole), the peak of 6 is not a source:
+
+    >>> nu[7, 9] = -10.0
+    >>> findResidualPeaks(nu, np.ones((10, 10), bool), [(2.0, 3.0)], maxPeaks=2, misfitRatio=0.75)
+    []
     """
     local = (significance == ndimage.maximum_filter(significance, size=3)) & (significance > threshold) & inside
+    if misfitRatio > 0:
+        half = int(np.floor(misfitRadius))
+        yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+        hole = -ndimage.minimum_filter(np.where(inside, significance, 0.0), footprint=np.hypot(yy, xx) <= misfitRadius,
+                                       mode="constant", cval=0.0)
+        local &= significance >= misfitRatio * np.maximum(hole, 0.0)
     rows, cols = np.nonzero(local)
     order = np.argsort(-significance[rows, cols], kind="stable")
     taken: list[tuple[float, float]] = [(float(r), float(c)) for r, c in existing]
@@ -128,3 +163,34 @@ def findResidualPeaks(significance: np.ndarray, inside: np.ndarray, existing: Se
             if len(peaks) == maxPeaks:
                 break
     return peaks
+
+
+def likelihoodGainThreshold(nParameters: int, falseAlarm: float) -> float:
+    r"""The least log-likelihood gain :math:`\tfrac{1}{2}\chi^2_d(1 - \alpha)` that keeps new sources.
+
+    By Wilks' theorem, on pure noise twice the gain of :math:`d` extra free parameters follows a
+    :math:`\chi^2_d` distribution; a gain above this threshold happens by chance with probability
+    :math:`\alpha`.
+
+    Parameters
+    ----------
+    nParameters : `int`
+        :math:`d`: the new sources' free numbers (their latent dimensions together).
+    falseAlarm : `float`
+        :math:`\alpha`, in (0, 1).
+
+    Returns
+    -------
+    gain : `float`
+        In units of :math:`\ln L`.
+
+    Examples
+    --------
+    >>> round(likelihoodGainThreshold(16, 1e-3), 2)    # one galaxy of a 16-d latent space
+    19.63
+    >>> round(likelihoodGainThreshold(1, 0.3173), 2)   # one parameter, 1 sigma: half of 1
+    0.5
+    """
+    if nParameters < 1 or not 0 < falseAlarm < 1:
+        raise ValueError(f"need nParameters >= 1 and 0 < falseAlarm < 1, got {nParameters} and {falseAlarm}")
+    return 0.5 * float(stats.chi2.isf(falseAlarm, nParameters))
