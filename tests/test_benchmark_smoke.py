@@ -36,6 +36,18 @@ def test_quick_benchmark_run_resume_and_report(tmp_path, device):
     assert sorted(p.name for p in static.iterdir()) == ["bench_truth_flux.png", "bench_truth_morphology.png"]
 
 
+def test_fields_from_another_first_index(tmp_path):
+    """``--first-field`` evaluates other fields (for choosing settings); a resume must keep it."""
+    run = tmp_path / "run"
+    assert main(["run", "--out", str(run), "--fields", "1", "--first-field", "3", "--peaks", "truth",
+                 "--methods", "none", "--device", "cpu"]) == 0
+    records = [json.loads(line) for line in (run / "fields-truth.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == [3]
+    assert json.loads((run / "run.json").read_text())["settings"]["firstField"] == 3
+    assert main(["run", "--out", str(run), "--fields", "1", "--peaks", "truth", "--methods", "none",
+                 "--resume"]) == 2
+
+
 def test_model_variants_run_side_by_side(tmp_path, tinyFrameModelDirectory, device):
     """A model-frame model set beside the shipped one, on the same field, with its verdict rows."""
     run = tmp_path / "run"

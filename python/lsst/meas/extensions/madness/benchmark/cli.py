@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="evaluate fields (resumable)")
     run.add_argument("--out", type=Path, required=True, help="run directory")
     run.add_argument("--fields", type=int, default=200, help="fields per peak setting (default 200)")
+    run.add_argument("--first-field", type=int, default=0,
+                     help="index of the first field (default 0, the reported test fields; e.g. 3000 for fields "
+                          "on which to choose settings)")
     run.add_argument("--peaks", nargs="+", choices=PEAK_SETTINGS, default=list(PEAK_SETTINGS))
     run.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     run.add_argument("--seed", type=int, default=0, help="population and field seed (0: the training population)")
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                          populationSize=args.population, resume=args.resume, device=args.device,
                          modelDir=args.model_dir, variants=_variants(args.compare_models, args.compare_config),
                          compilationCacheDir=None if cache == "none" else cache, psfScale=args.psf_scale,
-                         pixelScale=args.pixel_scale)
+                         pixelScale=args.pixel_scale, firstField=args.first_field)
         except (FileExistsError, ValueError) as error:
             print(f"madness-bench: error: {error}", file=sys.stderr)
             return 2

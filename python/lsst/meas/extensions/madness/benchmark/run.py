@@ -33,7 +33,7 @@ __all__ = ["PEAK_SETTINGS", "benchmarkFields", "runBenchmark", "readRun"]
 PEAK_SETTINGS: tuple[str, ...] = ("truth", "detected")
 
 #: Settings a run made before they existed had, and their meaning: LSST's PSFs and pixels.
-_NOMINAL = {"psfScale": 1.0, "pixelScale": None}
+_NOMINAL = {"psfScale": 1.0, "pixelScale": None, "firstField": 0}
 
 
 def benchmarkFields(populationSize: int, seed: int, psfScale: float = 1.0, pixelScale: float | None = None):
@@ -67,8 +67,9 @@ def benchmarkFields(populationSize: int, seed: int, psfScale: float = 1.0, pixel
 
 def _settings(nFields: int, seed: int, peaks: Sequence[str], methods: Sequence[str], populationSize: int,
               modelDir: str | Path | None, variants: Mapping[str, str | Path], psfScale: float = 1.0,
-              pixelScale: float | None = None) -> dict:
-    return {"nFields": int(nFields), "seed": int(seed), "peaks": list(peaks), "methods": list(methods),
+              pixelScale: float | None = None, firstField: int = 0) -> dict:
+    return {"nFields": int(nFields), "firstField": int(firstField), "seed": int(seed), "peaks": list(peaks),
+            "methods": list(methods),
             "populationSize": int(populationSize), "dataset": "TestFields", "split": "test",
             "modelDir": None if modelDir is None else str(modelDir),
             "variants": {label: str(path) for label, path in variants.items()},
@@ -80,8 +81,10 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
                  resume: bool = False, device: str = "auto", progress: bool = True,
                  compilationCacheDir: str | Path | None = None, modelDir: str | Path | None = None,
                  variants: Mapping[str, str | Path] | None = None, psfScale: float = 1.0,
-                 pixelScale: float | None = None) -> Path:
-    """Evaluate fields ``0 .. nFields-1`` for each peak setting into ``directory`` (module docstring).
+                 pixelScale: float | None = None, firstField: int = 0) -> Path:
+    """Evaluate fields ``firstField .. firstField+nFields-1`` for each peak setting into ``directory``
+    (module docstring). Fields from another ``firstField`` (e.g. 3000) are independent of the
+    default test fields, for choosing settings without looking at the fields they are reported on.
 
     ``modelDir`` is the MADNESS model directory (default: the shipped weights). ``variants`` maps
     labels to more model directories: each adds ``vae:LABEL``, ``madness:LABEL`` and
@@ -116,7 +119,10 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
         variants = {**known, **added}
         methods = [m for m in stored["settings"]["methods"] if ":" not in m]
     methods = list(methods) + [f"{m}:{label}" for label in variants for m in methods if m in MODEL_METHODS]
-    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants, psfScale, pixelScale)
+    if firstField < 0:
+        raise ValueError(f"firstField must be >= 0, got {firstField}")
+    settings = _settings(nFields, seed, peaks, methods, populationSize, modelDir, variants, psfScale, pixelScale,
+                         firstField)
     from ..version import __version__
 
     run = {"settings": settings, "package": __version__, "additions": []}
@@ -146,7 +152,8 @@ def runBenchmark(directory: str | Path, nFields: int, *, peaks: Sequence[str] = 
                                      variants={label: variants[label]})
             _evaluate(directory / f"fields-{setting}+{label}.jsonl", missing, fields, only, setting, cacheDir,
                       f"fields ({setting} peaks, adding {label})", progress)
-        _evaluate(path, range(nFields), fields, everything, setting, cacheDir, f"fields ({setting} peaks)", progress)
+        _evaluate(path, range(firstField, firstField + nFields), fields, everything, setting, cacheDir,
+                  f"fields ({setting} peaks)", progress)
     return directory
 
 
