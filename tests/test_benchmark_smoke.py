@@ -214,7 +214,8 @@ def test_missed_galaxies_say_where_they_are_and_whether_a_residual_peak_found_th
     as many as the field's count of recovered residual peaks, none without the search."""
     run = tmp_path / "run"
     assert main(["run", "--out", str(run), "--fields", "3", "--peaks", "detected", "--device", device, "--methods",
-                 "madness", "--compare-config", "resid=residualPeakRounds=1,residualPeakThreshold=3"]) == 0
+                 "madness", "--compare-config", "resid=residualPeakRounds=1,residualPeakThreshold=3",
+                 "--compare-config", "off=residualPeakRounds=0"]) == 0
     records = [json.loads(line) for line in (run / "fields-detected.jsonl").read_text().splitlines()]
     missed = [(record, g) for record in records for g in record["galaxies"] if not g["matched"]]
     assert sum(record["nMissed"] for record in records) == len(missed) > 0
@@ -224,4 +225,4 @@ def test_missed_galaxies_say_where_they_are_and_whether_a_residual_peak_found_th
         found = [g["madness:resid"]["recovered"] for g in record["galaxies"] if not g["matched"]]
         assert sum(found) == record["residualPeaks"]["madness:resid"]["recovered"]
         assert "recoveredGalaxies" not in record["residualPeaks"]["madness:resid"]
-        assert not any(g["madness"].get("recovered") for g in record["galaxies"])  # no search: none recovered
+        assert not any(g["madness:off"].get("recovered") for g in record["galaxies"])  # no search: none recovered

@@ -75,7 +75,7 @@ def _flagsByPeak(result, nParents):
 def test_flags_fire_on_what_the_models_cannot_draw_and_nowhere_else(device):
     """The shipped models (with the card's quantile table) on a simulated field, then on the same field with a
     point source in a ring injected on an isolated galaxy: that galaxy's parent and child become badFit, and
-    every other child keeps the flags it had."""
+    every other child keeps the flags it had (children the residual search adds to the badFit parent aside)."""
     results = {}
     for ring in (False, True):
         mExposure, parents, target = _field(ring)
@@ -89,7 +89,11 @@ def test_flags_fire_on_what_the_models_cannot_draw_and_nowhere_else(device):
     assert len(clean) >= 10 and np.all((quantiles >= 0) & (quantiles <= 1))
     assert clean[key] == (False, False, False), "the chosen galaxy itself should be well fitted"
     assert injected[key][:2] == (True, True)
-    assert {k: v for k, v in injected.items() if k != key} == {k: v for k, v in clean.items() if k != key}
+    # The search for unrecognised blends may add children on the ring: they belong to the badFit parent.
+    extra = set(injected) - set(clean)
+    assert all(injected[k][0] for k in extra)
+    assert {k: v for k, v in injected.items() if k != key and k not in extra} == \
+        {k: v for k, v in clean.items() if k != key}
 
 
 def test_without_a_quantile_table_the_quantile_is_nan_and_nothing_is_low(tinyModelDirectory):
