@@ -174,8 +174,10 @@ def test_flag_rates_count_every_child_and_list_the_flagged(tmp_path, tinyFrameMo
     assert rates["childrenBadFit"] == sum(c["badFit"] for c in flagged)
     # The untrained tiny models have no quantile table: no child can be lowPrior.
     assert rates["childrenLowPrior"] == 0
+    assert 0 <= rates["childrenResidualPeakFlagged"] <= rates["childrenResidualPeak"] <= rates["nChildren"]
     text = writeFlagRates(rates, "madness-bench flags --fields 1", tmp_path / "flags.md")
     assert f"of {rates['nChildren']} |" in text and (tmp_path / "flags.json").is_file()
+    assert f"(`deblend_residualPeak`; with truth peaks, every one spurious): {rates['childrenResidualPeak']}" in text
 
 
 def test_template_fit_recovers_the_amplitudes_of_overlapping_galaxies():

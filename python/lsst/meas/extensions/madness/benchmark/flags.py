@@ -76,6 +76,7 @@ def flagRates(nFields: int, peaks: str = "truth", seed: int = 0, populationSize:
                              "quantile": float(record.get("madness_logPriorQuantile")),
                              "lowPrior": bool(record.get("madness_lowPrior")),
                              "badFit": bool(record.get("madness_badFit")),
+                             "residualPeak": bool(record.get("deblend_residualPeak")),
                              "rMag": float(31.4 - 2.5 * np.log10(flux)) if flux > 0 else float("nan"),
                              "parentPeaks": int(nPeaks[record.getParent()])})
         progress(f"field {index}: {len(deblended) - len(catalog)} children "
@@ -90,6 +91,8 @@ def flagRates(nFields: int, peaks: str = "truth", seed: int = 0, populationSize:
         "nParents": len(parents), "nChildren": len(children),
         "parentsBadFit": int(sum(parents)), "childrenBadFit": int(sum(c["badFit"] for c in children)),
         "childrenLowPrior": int(sum(c["lowPrior"] for c in children)),
+        "childrenResidualPeak": int(sum(c["residualPeak"] for c in children)),
+        "childrenResidualPeakFlagged": int(sum(c["residualPeak"] and (c["badFit"] or c["lowPrior"]) for c in children)),
         "chi2Percentiles": {str(p): float(v) for p, v in zip((50, 90, 99), np.nanpercentile(chi2, [50, 90, 99]))},
         "quantilePercentiles": {str(p): float(v) for p, v in zip((1, 5, 50), np.nanpercentile(quantile, [1, 5, 50]))},
         "flagged": [c for c in children if c["badFit"] or c["lowPrior"]],
@@ -115,6 +118,10 @@ def flagRatesMarkdown(rates: dict, command: str) -> str:
         f"| `madness_lowPrior`, children | {rates['childrenLowPrior']} of {n} | "
         f"{rates['childrenLowPrior'] / max(n, 1):.1%} |",
         "",
+        f"Children added from residual peaks (`deblend_residualPeak`; with {rates['peaks']} peaks"
+        + (", every one spurious" if rates["peaks"] == "truth" else "")
+        + f"): {rates.get('childrenResidualPeak', 0)}, of them flagged {rates.get('childrenResidualPeakFlagged', 0)}.",
+        "",
         "Children's reduced χ² (`deblend_chi2`), percentiles 50/90/99: "
         + " / ".join(f"{v:.2f}" for v in rates["chi2Percentiles"].values())
         + "; log-prior quantile, percentiles 1/5/50: "
@@ -126,7 +133,8 @@ def flagRatesMarkdown(rates: dict, command: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for c in rates["flagged"]:
-        flags = ", ".join(name for name, on in (("badFit", c["badFit"]), ("lowPrior", c["lowPrior"])) if on)
+        flags = ", ".join(name for name, on in (("badFit", c["badFit"]), ("lowPrior", c["lowPrior"]),
+                                                ("residualPeak", c.get("residualPeak", False))) if on)
         lines.append(f"| {c['field']} | {c['id']} | {c['rMag']:.1f} | {c['parentPeaks']} | {c['chi2']:.1f} | "
                      f"{c['quantile']:.4f} | {flags} |")
     return "\n".join(lines) + "\n"
