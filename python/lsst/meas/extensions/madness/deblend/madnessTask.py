@@ -403,7 +403,7 @@ class MadnessDeblendTask(DeblendBaseTask):
 
         Examples
         --------
-        With no rounds configured nothing changes:
+        With no parents nothing changes:
 
         >>> from lsst.meas.extensions.madness.afw.table import SourceTable
         >>> MadnessDeblendTask(SourceTable.makeMinimalSchema()).refineBlends([], [], None, 1)
