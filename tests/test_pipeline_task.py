@@ -185,13 +185,18 @@ def test_pipeline_accounts_for_every_parent_and_peak(deblendedRepo):
         deblended = butler.get(DEBLENDED_DATASET_TYPE, patch.dataId)
         isParent = deblended["parent"] == 0
         assert list(deblended["id"][isParent]) == list(parents["id"])
-        nPeaks = {record.getId(): len(record.getFootprint().getPeaks()) for record in parents}
-        assert (~isParent).sum() == sum(nPeaks.values()) == patch.nPeaks
+        detected = {record.getId(): len(record.getFootprint().getPeaks()) for record in parents}
+        assert sum(detected.values()) == patch.nPeaks
+        # Each detected peak has its child, and so has each peak the residual search added.
+        added = dict(zip(deblended["id"][isParent], deblended["madness_nResidualPeaks"][isParent]))
+        nPeaks = {i: n + int(added[i]) for i, n in detected.items()}
+        assert (~isParent).sum() == sum(nPeaks.values())
         childParents = deblended["parent"][~isParent]
         assert set(childParents) <= set(nPeaks)
         for parentId, count in nPeaks.items():
             assert np.sum(childParents == parentId) == count, parentId
         assert (deblended["deblend_nChild"][isParent] == [nPeaks[i] for i in parents["id"]]).all()
+        assert (~isParent).sum() - np.sum(deblended["deblend_residualPeak"][~isParent]) == patch.nPeaks
         assert not deblended["deblend_failed"].any()
         assert all(record.getFootprint().isHeavy() for record in deblended if record.getParent() != 0)
 

@@ -65,6 +65,24 @@ def test_a_merged_galaxy_is_found_in_the_residual(rounds):
     assert task.metadata["nInvariantViolations"] == 0
 
 
+def test_peaks_keep_their_extra_fields_and_new_ones_get_them_too(tmp_path):
+    """Detection's extra peak fields (truth_index) survive the search, a new peak gets -1, and the catalogue
+    writes and reads back."""
+    from lsst.meas.extensions.madness.afw.table import SourceCatalog
+
+    mock, parents = _mergedPair()
+    for peak in parents[0].getFootprint().getPeaks():
+        peak.extra["truth_index"] = 0
+    task = quickMadnessTask(shippedModelsPath(), parents.schema.copy(), maxIter=120, minIter=20,
+                            residualPeakRounds=1, computeUncertainties=False)
+    catalog = task.run(mock.mExposure, parents).deblendedCatalog
+    peaks = catalog[0].getFootprint().getPeaks()
+    assert sorted(p.extra["truth_index"] for p in peaks) == [-1, 0]
+    catalog.writeFits(tmp_path / "deblended.fits")
+    back = SourceCatalog.readFits(tmp_path / "deblended.fits")
+    assert sorted(p.extra["truth_index"] for p in back[0].getFootprint().getPeaks()) == [-1, 0]
+
+
 def test_a_misfit_leaves_no_candidate_but_a_lone_bump_does():
     """A positive bump beside a deeper hole (a misfit's residual) is refused, the same bump alone is not."""
     yy, xx = np.mgrid[:40, :40]

@@ -268,12 +268,15 @@ class _Tee(io.TextIOBase):
 def _childModels(catalog: SourceCatalog, mExposure: MultibandExposure, nSources: int) -> tuple[np.ndarray, list]:
     """The children's model images ``(source, band, y, x)`` on the exposure (0 outside their footprints,
     zeros for a source without a child) and their records, in the order of the peaks' ``truth_index``
-    (peak id − 1)."""
+    (peak id − 1). Children of peaks the deblender added (residual peaks, ids past the sources') belong to
+    no source: they are left out, and their light counts as lost by the sources they took it from."""
     bands, bbox = mExposure.bands, mExposure.getBBox()
     models = np.zeros((nSources, len(bands), bbox.getHeight(), bbox.getWidth()))
     records: list = [None] * nSources
     for child in catalog[catalog["parent"] > 0]:
         k = int(child.get("deblend_peakId")) - 1
+        if k >= nSources:  # a residual peak's child
+            continue
         records[k] = child
         footprint = child.getFootprint()
         if isinstance(footprint, MultibandFootprint):

@@ -256,6 +256,32 @@ class MadnessCoreError(RuntimeError):
     """A parent MADNESS could not model, and whose fallback rule is off."""
 
 
+def _missingValue(value: Any) -> Any:
+    """What a new peak holds in an extra peak field whose values elsewhere are like ``value``
+    (-1 for integers, as detection gives peaks without a truth row)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return -1
+    if isinstance(value, (float, np.floating)):
+        return float("nan")
+    return ""
+
+
+def _grownFootprint(footprint: Footprint, peaks: list[tuple[int, float, float, float]]) -> Footprint:
+    """``footprint``'s spans and peaks (with their extra fields), and new ``peaks`` (id, x, y, value),
+    whose extra fields are :func:`_missingValue`, so that every peak of the catalogue has the same fields."""
+    grown = Footprint(footprint.getSpans())
+    extras: dict[str, Any] = {}
+    for peak in footprint.getPeaks():
+        copy = grown.addPeak(peak.getFx(), peak.getFy(), peak.getPeakValue(), id=peak.getId())
+        copy.extra.update(peak.extra)
+        extras.update({name: value for name, value in peak.extra.items() if name not in extras})
+    for peakId, x, y, value in peaks:
+        grown.addPeak(x, y, value, id=peakId).extra.update({name: _missingValue(v) for name, v in extras.items()})
+    return grown
+
+
 class MadnessDeblendTask(DeblendBaseTask):
     """Deblend parents by MAP fits in the latent space of trained networks (module docstring).
 
@@ -437,14 +463,11 @@ class MadnessDeblendTask(DeblendBaseTask):
                                           config.residualPeakMisfitRadius)
                 if not found or len(footprint.getPeaks()) + len(found) > config.maxMadnessPeaks:
                     continue
-                grown = Footprint(footprint.getSpans())
-                for peak in footprint.getPeaks():
-                    grown.addPeak(peak.getFx(), peak.getFy(), peak.getPeakValue(), id=peak.getId())
                 added = []
-                for row, col, value in found:
-                    grown.addPeak(float(x0 + col), float(y0 + row), value, id=nextPeakId)
+                for row, col, _ in found:
                     added.append((nextPeakId, float(x0 + col), float(y0 + row)))
                     nextPeakId += 1
+                grown = _grownFootprint(footprint, [(i, x, y, v) for (i, x, y), (_, _, v) in zip(added, found)])
                 try:
                     trials.append((j, grown, rebuild(grown), added))
                 except Exception as error:  # noqa: BLE001 - the parent keeps its first fit
