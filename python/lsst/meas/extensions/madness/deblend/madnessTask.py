@@ -179,7 +179,7 @@ class MadnessDeblendConfig(DeblendBaseConfig):
         True, doc="Multiply the flux and shape errors by sqrt(max(1, deblend_chi2)), the Birge ratio: a child "
                   "drawn from a misfit is as uncertain as the misfit is large.")
     residualPeakRounds: int = Field(
-        3, ge=0, doc="Rounds of the search for unrecognised blends (deblend/residualPeaks.py): after a MADNESS fit, "
+        0, ge=0, doc="Rounds of the search for unrecognised blends (deblend/residualPeaks.py): after a MADNESS fit, "
                      "significant positive peaks of the PSF-matched residual inside the footprint become new "
                      "sources (deblend_residualPeak), started by the VAE-deblender encoder, and the parent is "
                      "refitted; the new source is kept only if the refit passes the likelihood-ratio and prior "
