@@ -463,11 +463,10 @@ class MadnessDeblendTask(DeblendBaseTask):
                                           config.residualPeakMisfitRadius)
                 if not found or len(footprint.getPeaks()) + len(found) > config.maxMadnessPeaks:
                     continue
-                added = []
-                for row, col, _ in found:
-                    added.append((nextPeakId, float(x0 + col), float(y0 + row)))
-                    nextPeakId += 1
-                grown = _grownFootprint(footprint, [(i, x, y, v) for (i, x, y), (_, _, v) in zip(added, found)])
+                added = [(nextPeakId + k, float(x0 + col), float(y0 + row), value)
+                         for k, (row, col, value) in enumerate(found)]
+                nextPeakId += len(added)
+                grown = _grownFootprint(footprint, added)
                 try:
                     trials.append((j, grown, rebuild(grown), added))
                 except Exception as error:  # noqa: BLE001 - the parent keeps its first fit
@@ -476,12 +475,12 @@ class MadnessDeblendTask(DeblendBaseTask):
                 break
             counts["proposed"] += sum(len(t[3]) for t in trials)
             for (j, grown, blend, added), fit in zip(trials, self._fit([t[2] for t in trials])):
-                if not self._keepResidualPeaks(models[j], blend, fit, [i for i, _, _ in added], table):
-                    rejected.setdefault(j, []).extend((x, y) for _, x, y in added)
+                if not self._keepResidualPeaks(models[j], blend, fit, [i for i, _, _, _ in added], table):
+                    rejected.setdefault(j, []).extend((x, y) for _, x, y, _ in added)
                     continue
                 pending[j][0].setFootprint(grown)
                 pending[j], models[j] = (pending[j][0], blend), fit
-                self._residualPeakIds.update(i for i, _, _ in added)
+                self._residualPeakIds.update(i for i, _, _, _ in added)
                 counts["kept"] += len(added)
         self.metadata["nResidualPeaksProposed"] = counts["proposed"]
         self.metadata["nResidualPeaksKept"] = counts["kept"]
